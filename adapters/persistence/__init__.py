@@ -1,0 +1,1 @@
+"""Persistence adapters: SQLAlchemy (SQLite, PostgreSQL) and an in-memory twin."""

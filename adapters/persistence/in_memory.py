@@ -1,0 +1,287 @@
+"""An in-memory unit of work and repositories, real enough to run the whole app on.
+
+Entities are copied in and out, so a use case that forgets to `update()` what it changed
+loses the change here just as it would on a database. A unit of work holds one lock for its
+whole life, so concurrent requests are serialised the way a database would serialise them."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Self, TypeVar
+
+from application.ports import (
+    DeviceFilter,
+    NameFilter,
+    OutboxMessage,
+    RunFilter,
+)
+from domain.devices import Device, StatusChange
+from domain.environments import Environment
+from domain.test_cases import TestCase
+from domain.test_runs import TestRun
+
+E = TypeVar("E", Device, TestCase, Environment, TestRun)
+
+
+@dataclass
+class InMemoryStore:
+    """What a database would hold; shared by every unit of work made from it."""
+
+    devices: dict[str, Device] = field(default_factory=dict)
+    history: dict[str, list[StatusChange]] = field(default_factory=dict)
+    test_cases: dict[str, TestCase] = field(default_factory=dict)
+    environments: dict[str, Environment] = field(default_factory=dict)
+    test_runs: dict[str, TestRun] = field(default_factory=dict)
+    outbox: list[OutboxMessage] = field(default_factory=list)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+class _StagedTable(Generic[E]):
+    def __init__(self, committed: dict[str, E]) -> None:
+        self.committed = committed
+        self.staged: dict[str, E | None] = {}
+
+    def get(self, key: str) -> E | None:
+        entity = self.staged[key] if key in self.staged else self.committed.get(key)
+        return copy.deepcopy(entity)
+
+    def put(self, entity: E) -> None:
+        self.staged[entity.id] = copy.deepcopy(entity)
+
+    def delete(self, key: str) -> None:
+        self.staged[key] = None
+
+    def all(self) -> Iterable[E]:
+        keys = set(self.committed) | set(self.staged)
+        for key in keys:
+            entity = self.get(key)
+            if entity is not None:
+                yield entity
+
+    def apply(self) -> None:
+        for key, entity in self.staged.items():
+            if entity is None:
+                self.committed.pop(key, None)
+            else:
+                self.committed[key] = entity
+        self.staged.clear()
+
+
+def _page(
+    items: Iterable[E],
+    key: Callable[[E], tuple],
+    limit: int,
+    after: tuple | None,
+    descending: bool = False,
+) -> list[E]:
+    ordered = sorted(items, key=key, reverse=descending)
+    if after is not None:
+        after = tuple(after)
+        ordered = [i for i in ordered if (key(i) < after if descending else key(i) > after)]
+    return ordered[:limit]
+
+
+def _name_key(item: TestCase | Environment | Device) -> tuple:
+    return (item.name, item.id)
+
+
+class InMemoryDeviceRepository:
+    def __init__(self, store: InMemoryStore) -> None:
+        self.table: _StagedTable[Device] = _StagedTable(store.devices)
+        self.store = store
+        self.new_history: list[tuple[str, StatusChange]] = []
+
+    def add(self, device: Device) -> None:
+        self.update(device)
+
+    def update(self, device: Device) -> None:
+        self.new_history.extend((device.id, change) for change in device.new_history)
+        device.new_history.clear()
+        device.version += 1
+        self.table.put(device)
+
+    def remove(self, device: Device) -> None:
+        self.table.delete(device.id)
+
+    def get(self, device_id: str) -> Device | None:
+        return self.table.get(device_id)
+
+    def get_by_name(self, name: str) -> Device | None:
+        return next((d for d in self.table.all() if d.name == name), None)
+
+    def get_many_for_update(self, device_ids: Sequence[str]) -> list[Device]:
+        found = [self.table.get(i) for i in sorted(set(device_ids))]
+        return [d for d in found if d is not None]
+
+    def list(self, where: DeviceFilter, limit: int, after: tuple | None) -> list[Device]:
+        def matches(d: Device) -> bool:
+            if where.status is not None and d.status is not where.status:
+                return False
+            if where.text:
+                text = where.text.lower()
+                fields = (d.name, d.serial, d.model, d.location, d.firmware_version)
+                if not any(text in f.lower() for f in fields):
+                    return False
+            if where.label is not None:
+                key, value = where.label
+                if key not in d.labels or (value is not None and d.labels[key] != value):
+                    return False
+            return True
+
+        return _page((d for d in self.table.all() if matches(d)), _name_key, limit, after)
+
+    def list_silent(self, seen_before: datetime, limit: int) -> list[Device]:
+        silent = [
+            d
+            for d in self.table.all()
+            if not d.marked_offline and d.last_seen_at is not None and d.last_seen_at < seen_before
+        ]
+        return sorted(silent, key=lambda d: d.id)[:limit]
+
+    def history(self, device_id: str, limit: int) -> list[StatusChange]:
+        committed = self.store.history.get(device_id, [])
+        staged = [c for i, c in self.new_history if i == device_id]
+        return list(reversed(committed + staged))[:limit]
+
+    def apply(self) -> None:
+        removed = [key for key, entity in self.table.staged.items() if entity is None]
+        self.table.apply()
+        for key in removed:
+            self.store.history.pop(key, None)
+        for device_id, change in self.new_history:
+            if device_id in self.store.devices:
+                self.store.history.setdefault(device_id, []).append(change)
+        self.new_history.clear()
+
+
+class _InMemoryNamedRepository(Generic[E]):
+    def __init__(self, committed: dict[str, E]) -> None:
+        self.table: _StagedTable[E] = _StagedTable(committed)
+
+    def add(self, entity: E) -> None:
+        self.table.put(entity)
+
+    def update(self, entity: E) -> None:
+        self.table.put(entity)
+
+    def remove(self, entity: E) -> None:
+        self.table.delete(entity.id)
+
+    def get(self, entity_id: str) -> E | None:
+        return self.table.get(entity_id)
+
+    def get_by_name(self, name: str) -> E | None:
+        return next((e for e in self.table.all() if e.name == name), None)
+
+    def _matches(self, entity: E, where: NameFilter) -> bool:
+        if where.text and where.text.lower() not in entity.name.lower():
+            return False
+        return not (where.tag and where.tag not in getattr(entity, "tags", ()))
+
+    def list(self, where: NameFilter, limit: int, after: tuple | None) -> list[E]:
+        return _page(
+            (e for e in self.table.all() if self._matches(e, where)), _name_key, limit, after
+        )
+
+
+class InMemoryTestRunRepository:
+    __test__ = False
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self.table: _StagedTable[TestRun] = _StagedTable(store.test_runs)
+
+    def add(self, run: TestRun) -> None:
+        self.table.put(run)
+
+    def update(self, run: TestRun) -> None:
+        run.version += 1
+        self.table.put(run)
+
+    def get(self, run_id: str, for_update: bool = False) -> TestRun | None:
+        return self.table.get(run_id)
+
+    def list(self, where: RunFilter, limit: int, after: tuple | None) -> list[TestRun]:
+        def matches(r: TestRun) -> bool:
+            checks: list[Any] = [
+                where.status is None or r.status is where.status,
+                where.verdict is None or r.verdict is where.verdict,
+                where.device_id is None or where.device_id in r.device_ids,
+                where.environment_id is None or r.environment.id == where.environment_id,
+                where.test_case_id is None or any(c.id == where.test_case_id for c in r.test_cases),
+                where.firmware is None
+                or any(d.firmware_version == where.firmware for d in r.devices),
+                where.created_from is None or r.created_at >= where.created_from,
+                where.created_to is None or r.created_at <= where.created_to,
+            ]
+            return all(checks)
+
+        return _page(
+            (r for r in self.table.all() if matches(r)),
+            lambda r: (r.created_at.isoformat(), r.id),
+            limit,
+            after,
+            descending=True,
+        )
+
+    def list_overdue(self, now: datetime, limit: int) -> list[str]:
+        overdue = [r for r in self.table.all() if r.is_overdue(now)]
+        return [r.id for r in sorted(overdue, key=lambda r: r.deadline)[:limit]]
+
+
+class InMemoryOutbox:
+    def __init__(self, store: InMemoryStore) -> None:
+        self.store = store
+        self.staged: list[OutboxMessage] = []
+
+    def add(self, message: OutboxMessage) -> None:
+        self.staged.append(message)
+
+    def apply(self) -> None:
+        self.store.outbox.extend(self.staged)
+        self.staged.clear()
+
+
+class InMemoryUnitOfWork:
+    def __init__(self, store: InMemoryStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> Self:
+        self.store.lock.acquire()
+        self.devices = InMemoryDeviceRepository(self.store)
+        self.test_cases: _InMemoryNamedRepository[TestCase] = _InMemoryNamedRepository(
+            self.store.test_cases
+        )
+        self.environments: _InMemoryNamedRepository[Environment] = _InMemoryNamedRepository(
+            self.store.environments
+        )
+        self.test_runs = InMemoryTestRunRepository(self.store)
+        self.outbox = InMemoryOutbox(self.store)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self.rollback()
+        finally:
+            self.store.lock.release()
+
+    def commit(self) -> None:
+        self.devices.apply()
+        self.test_cases.table.apply()
+        self.environments.table.apply()
+        self.test_runs.table.apply()
+        self.outbox.apply()
+
+    def rollback(self) -> None:
+        for table in (
+            self.devices.table,
+            self.test_cases.table,
+            self.environments.table,
+            self.test_runs.table,
+        ):
+            table.staged.clear()
+        self.devices.new_history.clear()
+        self.outbox.staged.clear()

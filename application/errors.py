@@ -1,0 +1,28 @@
+"""Errors the use cases raise on top of the domain's own."""
+
+from __future__ import annotations
+
+from domain.errors import DomainError
+
+
+class NotFound(DomainError):
+    code = "not_found"
+
+    def __init__(self, kind: str, identifier: str) -> None:
+        super().__init__(f"{kind} {identifier} not found")
+        self.kind = kind
+        self.identifier = identifier
+
+
+class AlreadyExists(DomainError):
+    code = "already_exists"
+
+    def __init__(self, kind: str, field: str, value: str) -> None:
+        super().__init__(f"a {kind} with {field} {value!r} already exists")
+        self.errors = {field: [f"{value!r} is already taken"]}
+
+
+class ConcurrentUpdate(DomainError):
+    """Someone else changed the same record in the meantime; the caller may retry."""
+
+    code = "concurrent_update"

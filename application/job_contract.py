@@ -1,0 +1,70 @@
+"""The job message a Test Runner receives (contract version 1).
+
+The runner's callback credential is not part of the stored message: it is added when the
+message is published, so no secret sits in the database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.test_runs import TestRun
+
+CONTRACT_VERSION = 1
+JOB_KIND = "test_run.job"
+CANCEL_KIND = "test_run.cancel"
+
+
+def job_payload(run: TestRun) -> dict[str, Any]:
+    return {
+        "contract_version": CONTRACT_VERSION,
+        "run_id": run.id,
+        "created_at": run.created_at.isoformat(),
+        "deadline": run.deadline.isoformat(),
+        "parameters": dict(run.parameters),
+        "test_cases": [
+            {
+                "id": case.id,
+                "version": case.version,
+                "name": case.name,
+                "description": case.description,
+                "duration_s": case.duration_s,
+                "timeout_s": case.timeout_s,
+                "parameters": dict(case.parameters),
+                "tags": list(case.tags),
+                "criteria": [
+                    {
+                        "metric": c.metric,
+                        "condition": c.condition.value,
+                        "threshold": c.threshold,
+                        "unit": c.unit,
+                    }
+                    for c in case.criteria
+                ],
+            }
+            for case in run.test_cases
+        ],
+        "environment": {
+            "id": run.environment.id,
+            "name": run.environment.name,
+            "variables": dict(run.environment.variables),
+        },
+        "devices": [
+            {
+                "id": d.id,
+                "name": d.name,
+                "model": d.model,
+                "serial": d.serial,
+                "firmware_version": d.firmware_version,
+                "labels": dict(d.labels),
+            }
+            for d in run.devices
+        ],
+    }
+
+
+def cancel_payload(run: TestRun) -> dict[str, Any]:
+    return {
+        "contract_version": CONTRACT_VERSION,
+        "run_id": run.id,
+        "reason": run.failure_reason,
+    }

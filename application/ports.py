@@ -1,0 +1,134 @@
+"""The ports the use cases need. Adapters implement them; an in-memory twin exists for each."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, Self
+
+from domain.devices import Device, DeviceStatus, StatusChange
+from domain.environments import Environment
+from domain.test_cases import TestCase
+from domain.test_runs import RunStatus, TestRun, Verdict
+
+# Keyset pagination: every list is ordered by a key, and `after` is the key of the last item
+# of the previous page. The keys are:
+#   devices, test cases, environments: (name, id) ascending
+#   test runs: (created_at ISO string, id) descending — newest first
+
+
+@dataclass(frozen=True)
+class DeviceFilter:
+    status: DeviceStatus | None = None
+    text: str | None = None  # substring of name, serial, model, location or firmware
+    label: tuple[str, str | None] | None = None  # key, and value (None: any value)
+
+
+@dataclass(frozen=True)
+class NameFilter:
+    text: str | None = None
+    tag: str | None = None  # test cases only
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    status: RunStatus | None = None
+    verdict: Verdict | None = None
+    device_id: str | None = None
+    environment_id: str | None = None
+    test_case_id: str | None = None
+    firmware: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A message to the runners, written in the same transaction as the change it announces."""
+
+    id: str
+    kind: str  # "test_run.job" | "test_run.cancel"
+    run_id: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+class DeviceRepository(Protocol):
+    def add(self, device: Device) -> None: ...
+    def update(self, device: Device) -> None: ...
+    def remove(self, device: Device) -> None: ...
+    def get(self, device_id: str) -> Device | None: ...
+    def get_by_name(self, name: str) -> Device | None: ...
+    def get_many_for_update(self, device_ids: Sequence[str]) -> list[Device]:
+        """Load the devices and lock them until the transaction ends (in id order)."""
+        ...
+
+    def list(self, where: DeviceFilter, limit: int, after: tuple | None) -> list[Device]: ...
+    def list_silent(self, seen_before: datetime, limit: int) -> list[Device]:
+        """Devices not marked offline whose last heartbeat is older than `seen_before`."""
+        ...
+
+    def history(self, device_id: str, limit: int) -> list[StatusChange]:
+        """Newest first."""
+        ...
+
+
+class TestCaseRepository(Protocol):
+    def add(self, test_case: TestCase) -> None: ...
+    def update(self, test_case: TestCase) -> None: ...
+    def remove(self, test_case: TestCase) -> None: ...
+    def get(self, test_case_id: str) -> TestCase | None: ...
+    def get_by_name(self, name: str) -> TestCase | None: ...
+    def list(self, where: NameFilter, limit: int, after: tuple | None) -> list[TestCase]: ...
+
+
+class EnvironmentRepository(Protocol):
+    def add(self, environment: Environment) -> None: ...
+    def update(self, environment: Environment) -> None: ...
+    def remove(self, environment: Environment) -> None: ...
+    def get(self, environment_id: str) -> Environment | None: ...
+    def get_by_name(self, name: str) -> Environment | None: ...
+    def list(self, where: NameFilter, limit: int, after: tuple | None) -> list[Environment]: ...
+
+
+class TestRunRepository(Protocol):
+    def add(self, run: TestRun) -> None: ...
+    def update(self, run: TestRun) -> None:
+        """Persist changes; raises ConcurrentUpdate if the run changed since it was loaded."""
+        ...
+
+    def get(self, run_id: str, for_update: bool = False) -> TestRun | None: ...
+    def list(self, where: RunFilter, limit: int, after: tuple | None) -> list[TestRun]: ...
+    def list_overdue(self, now: datetime, limit: int) -> list[str]:
+        """Ids of unfinished runs whose deadline is before `now`."""
+        ...
+
+
+class Outbox(Protocol):
+    def add(self, message: OutboxMessage) -> None: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction. Leaving the `with` block without `commit()` rolls back."""
+
+    devices: DeviceRepository
+    test_cases: TestCaseRepository
+    environments: EnvironmentRepository
+    test_runs: TestRunRepository
+    outbox: Outbox
+
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc_info: object) -> None: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+class IdGenerator(Protocol):
+    def new_id(self) -> str: ...

@@ -1,0 +1,209 @@
+"""Use cases for devices: register, edit, remove, list, status override and heartbeats."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from application.errors import AlreadyExists, NotFound
+from application.pagination import Page, paginate
+from application.ports import Clock, DeviceFilter, IdGenerator, UnitOfWork
+from domain.devices import Device, DeviceStatus, StatusChange
+from domain.errors import InvalidValue
+
+UowFactory = Callable[[], UnitOfWork]
+
+
+def device_key(device: Device) -> tuple:
+    return (device.name, device.id)
+
+
+def _load(uow: UnitOfWork, device_id: str) -> Device:
+    device = uow.devices.get(device_id)
+    if device is None:
+        raise NotFound("device", device_id)
+    return device
+
+
+def _load_locked(uow: UnitOfWork, device_id: str) -> Device:
+    found = uow.devices.get_many_for_update([device_id])
+    if not found:
+        raise NotFound("device", device_id)
+    return found[0]
+
+
+def _ensure_name_free(uow: UnitOfWork, name: str, own_id: str | None = None) -> None:
+    other = uow.devices.get_by_name(name.strip())
+    if other is not None and other.id != own_id:
+        raise AlreadyExists("device", "name", name.strip())
+
+
+@dataclass(frozen=True)
+class RegisterDeviceRequest:
+    name: str
+    model: str = ""
+    serial: str = ""
+    firmware_version: str = ""
+    location: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    offline: bool = False
+    actor: str = "system"
+
+
+class RegisterDevice:
+    def __init__(self, uow: UowFactory, clock: Clock, ids: IdGenerator) -> None:
+        self.uow, self.clock, self.ids = uow, clock, ids
+
+    def __call__(self, request: RegisterDeviceRequest) -> Device:
+        now = self.clock.now()
+        device = Device(
+            id=self.ids.new_id(),
+            name=request.name,
+            model=request.model,
+            serial=request.serial,
+            firmware_version=request.firmware_version,
+            location=request.location,
+            labels=request.labels,
+            created_at=now,
+            updated_at=now,
+        )
+        if request.offline:
+            device.go_offline(now, request.actor, "registered as offline")
+        with self.uow() as uow:
+            _ensure_name_free(uow, device.name)
+            uow.devices.add(device)
+            uow.commit()
+        return device
+
+
+class GetDevice:
+    def __init__(self, uow: UowFactory) -> None:
+        self.uow = uow
+
+    def __call__(self, device_id: str) -> Device:
+        with self.uow() as uow:
+            return _load(uow, device_id)
+
+
+class ListDevices:
+    def __init__(self, uow: UowFactory) -> None:
+        self.uow = uow
+
+    def __call__(
+        self, where: DeviceFilter, limit: int | None = None, cursor: str | None = None
+    ) -> Page[Device]:
+        with self.uow() as uow:
+            return paginate(
+                lambda n, after: uow.devices.list(where, n, after), device_key, limit, cursor
+            )
+
+
+class UpdateDevice:
+    def __init__(self, uow: UowFactory, clock: Clock) -> None:
+        self.uow, self.clock = uow, clock
+
+    def __call__(self, device_id: str, changes: dict[str, Any]) -> Device:
+        with self.uow() as uow:
+            device = _load(uow, device_id)
+            if "name" in changes and isinstance(changes["name"], str):
+                _ensure_name_free(uow, changes["name"], own_id=device.id)
+            device.update_details(self.clock.now(), **changes)
+            uow.devices.update(device)
+            uow.commit()
+            return device
+
+
+class DeleteDevice:
+    def __init__(self, uow: UowFactory) -> None:
+        self.uow = uow
+
+    def __call__(self, device_id: str) -> None:
+        with self.uow() as uow:
+            device = _load_locked(uow, device_id)
+            device.ensure_can_be_deleted()
+            uow.devices.remove(device)
+            uow.commit()
+
+
+@dataclass(frozen=True)
+class SetDeviceStatusRequest:
+    device_id: str
+    status: str
+    reason: str = ""
+    actor: str = "system"
+
+
+class SetDeviceStatus:
+    """Manual override: take a device out of service or bring it back. `in_test` is never
+    set by hand; only starting a run puts a device in test."""
+
+    def __init__(self, uow: UowFactory, clock: Clock) -> None:
+        self.uow, self.clock = uow, clock
+
+    def __call__(self, request: SetDeviceStatusRequest) -> Device:
+        if request.status == DeviceStatus.IN_TEST.value:
+            raise InvalidValue("status", "in_test is set only by starting a test run")
+        if request.status not in (DeviceStatus.AVAILABLE.value, DeviceStatus.OFFLINE.value):
+            raise InvalidValue("status", "must be available or offline")
+        reason = request.reason.strip() or "manual override"
+        with self.uow() as uow:
+            device = _load_locked(uow, request.device_id)
+            now = self.clock.now()
+            if request.status == DeviceStatus.OFFLINE.value:
+                device.go_offline(now, request.actor, reason)
+            else:
+                device.come_online(now, request.actor, reason)
+            uow.devices.update(device)
+            uow.commit()
+            return device
+
+
+class RecordHeartbeat:
+    def __init__(self, uow: UowFactory, clock: Clock) -> None:
+        self.uow, self.clock = uow, clock
+
+    def __call__(self, device_id: str, firmware_version: str | None = None) -> Device:
+        with self.uow() as uow:
+            device = _load_locked(uow, device_id)
+            device.heartbeat(self.clock.now(), firmware_version)
+            uow.devices.update(device)
+            uow.commit()
+            return device
+
+
+class GetDeviceHistory:
+    def __init__(self, uow: UowFactory) -> None:
+        self.uow = uow
+
+    def __call__(self, device_id: str, limit: int = 100) -> list[StatusChange]:
+        if not 1 <= limit <= 1000:
+            raise InvalidValue("limit", "must be between 1 and 1000")
+        with self.uow() as uow:
+            _load(uow, device_id)
+            return uow.devices.history(device_id, limit)
+
+
+class MarkSilentDevicesOffline:
+    """Devices that stopped sending heartbeats for longer than allowed go offline."""
+
+    def __init__(self, uow: UowFactory, clock: Clock, max_silence_s: float) -> None:
+        self.uow, self.clock, self.max_silence_s = uow, clock, max_silence_s
+
+    def __call__(self, batch: int = 500) -> list[str]:
+        now = self.clock.now()
+        cutoff = now - timedelta(seconds=self.max_silence_s)
+        with self.uow() as uow:
+            candidates = [d.id for d in uow.devices.list_silent(cutoff, batch)]
+            marked = []
+            for device in uow.devices.get_many_for_update(candidates):
+                # re-check under the lock: a heartbeat may have arrived meanwhile
+                if device.is_silent(now, self.max_silence_s) and not device.marked_offline:
+                    device.go_offline(
+                        now, "heartbeat monitor", f"no heartbeat for {self.max_silence_s:g} s"
+                    )
+                    uow.devices.update(device)
+                    marked.append(device.id)
+            uow.commit()
+        return marked

@@ -1,0 +1,240 @@
+"""Use cases of a test run's life: start, the runner's reports, cancel, expiry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from application.errors import NotFound
+from application.job_contract import CANCEL_KIND, JOB_KIND, cancel_payload, job_payload
+from application.pagination import Page, paginate
+from application.ports import Clock, IdGenerator, OutboxMessage, RunFilter, UnitOfWork
+from domain.booking import release_devices_of, reserve_devices
+from domain.errors import InvalidValue
+from domain.test_cases import with_parameters
+from domain.test_runs import DeviceSnapshot, ResultReport, TestRun
+
+UowFactory = Callable[[], UnitOfWork]
+
+RUNNER = "runner"
+
+
+def run_key(run: TestRun) -> tuple:
+    return (run.created_at.isoformat(), run.id)
+
+
+def _load_run(uow: UnitOfWork, run_id: str, for_update: bool = False) -> TestRun:
+    run = uow.test_runs.get(run_id, for_update=for_update)
+    if run is None:
+        raise NotFound("test run", run_id)
+    return run
+
+
+def _missing(kind: str, wanted: Sequence[str], found: set[str]) -> list[str]:
+    return [item for item in wanted if item not in found]
+
+
+@dataclass(frozen=True)
+class StartTestRunRequest:
+    __test__ = False
+
+    test_case_ids: list[str]
+    environment_id: str
+    device_ids: list[str]
+    parameters: dict[str, Any] = field(default_factory=dict)
+    started_by: str = "system"
+
+
+class StartTestRun:
+    """Validate, reserve every device or none, persist the run and queue its job — all in
+    one transaction, so a run never exists without its job nor a job without its run."""
+
+    def __init__(
+        self, uow: UowFactory, clock: Clock, ids: IdGenerator, queue_allowance_s: float = 600
+    ) -> None:
+        self.uow, self.clock, self.ids = uow, clock, ids
+        self.queue_allowance_s = queue_allowance_s
+
+    def __call__(self, request: StartTestRunRequest) -> TestRun:
+        if len(set(request.device_ids)) != len(request.device_ids):
+            raise InvalidValue("device_ids", "each device may appear only once")
+        if len(set(request.test_case_ids)) != len(request.test_case_ids):
+            raise InvalidValue("test_case_ids", "each test case may appear only once")
+        with self.uow() as uow:
+            cases = [uow.test_cases.get(i) for i in request.test_case_ids]
+            unknown = [i for i, c in zip(request.test_case_ids, cases, strict=True) if c is None]
+            if unknown:
+                raise InvalidValue("test_case_ids", f"unknown test case(s): {', '.join(unknown)}")
+            environment = uow.environments.get(request.environment_id)
+            if environment is None:
+                raise InvalidValue(
+                    "environment_id", f"unknown environment: {request.environment_id}"
+                )
+            devices = uow.devices.get_many_for_update(request.device_ids)
+            unknown = _missing("device", request.device_ids, {d.id for d in devices})
+            if unknown:
+                raise InvalidValue("device_ids", f"unknown device(s): {', '.join(unknown)}")
+            by_id = {d.id: d for d in devices}
+            devices = [by_id[i] for i in request.device_ids]
+            now = self.clock.now()
+            run = TestRun.create(
+                id=self.ids.new_id(),
+                test_cases=[with_parameters(c.snapshot(), request.parameters) for c in cases if c],
+                environment=environment.snapshot(),
+                devices=[
+                    DeviceSnapshot(
+                        d.id, d.name, d.model, d.serial, d.firmware_version, dict(d.labels)
+                    )
+                    for d in devices
+                ],
+                started_by=request.started_by,
+                at=now,
+                queue_allowance_s=self.queue_allowance_s,
+                parameters=request.parameters,
+            )
+            reserve_devices(run, devices, now, actor=request.started_by)
+            uow.test_runs.add(run)
+            for device in devices:
+                uow.devices.update(device)
+            uow.outbox.add(
+                OutboxMessage(self.ids.new_id(), JOB_KIND, run.id, job_payload(run), now)
+            )
+            uow.commit()
+        return run
+
+
+class GetTestRun:
+    def __init__(self, uow: UowFactory) -> None:
+        self.uow = uow
+
+    def __call__(self, run_id: str) -> TestRun:
+        with self.uow() as uow:
+            return _load_run(uow, run_id)
+
+
+class ListTestRuns:
+    def __init__(self, uow: UowFactory) -> None:
+        self.uow = uow
+
+    def __call__(
+        self, where: RunFilter, limit: int | None = None, cursor: str | None = None
+    ) -> Page[TestRun]:
+        if where.created_from and where.created_to and where.created_from > where.created_to:
+            raise InvalidValue("from", "must not be after 'to'")
+        with self.uow() as uow:
+            return paginate(
+                lambda n, after: uow.test_runs.list(where, n, after), run_key, limit, cursor
+            )
+
+
+@dataclass(frozen=True)
+class RunReportOutcome:
+    run: TestRun
+    changed: bool
+    released_device_ids: list[str] = field(default_factory=list)
+
+
+class _RunTransition:
+    """Load the run under lock, apply a transition; when the run ends, release its devices
+    in the same transaction. Shared by every report and command that can end a run."""
+
+    def __init__(self, uow: UowFactory, clock: Clock, ids: IdGenerator) -> None:
+        self.uow, self.clock, self.ids = uow, clock, ids
+
+    def _apply(
+        self, run_id: str, transition: Callable[[TestRun], bool], actor: str = RUNNER
+    ) -> RunReportOutcome:
+        with self.uow() as uow:
+            run = _load_run(uow, run_id, for_update=True)
+            changed = transition(run)
+            released: list[str] = []
+            if changed:
+                if run.status.finished:
+                    devices = uow.devices.get_many_for_update(run.device_ids)
+                    released = release_devices_of(run, devices, self.clock.now(), actor)
+                    for device in devices:
+                        uow.devices.update(device)
+                uow.test_runs.update(run)
+                self._after_change(uow, run)
+                uow.commit()
+            return RunReportOutcome(run, changed, released)
+
+    def _after_change(self, uow: UnitOfWork, run: TestRun) -> None:
+        """Hook for transitions that must tell the runners something."""
+
+
+class RecordRunStarted(_RunTransition):
+    def __call__(self, run_id: str) -> RunReportOutcome:
+        now = self.clock.now()
+        return self._apply(run_id, lambda run: run.start(now))
+
+
+@dataclass(frozen=True)
+class ProgressReport:
+    progress: float
+    message: str = ""
+    partial_results: list[ResultReport] = field(default_factory=list)
+
+
+class RecordRunProgress(_RunTransition):
+    def __init__(
+        self, uow: UowFactory, clock: Clock, ids: IdGenerator, lease_s: float = 300
+    ) -> None:
+        super().__init__(uow, clock, ids)
+        self.lease_s = lease_s
+
+    def __call__(self, run_id: str, report: ProgressReport) -> RunReportOutcome:
+        now = self.clock.now()
+        return self._apply(
+            run_id,
+            lambda run: run.record_progress(
+                now, report.progress, report.message, report.partial_results, self.lease_s
+            ),
+        )
+
+
+class RecordRunResult(_RunTransition):
+    """Final results: the run completes, its verdict is computed, its devices go free."""
+
+    def __call__(self, run_id: str, reports: list[ResultReport]) -> RunReportOutcome:
+        now = self.clock.now()
+        return self._apply(run_id, lambda run: run.complete(now, reports))
+
+
+class RecordRunFailure(_RunTransition):
+    """The runner could not execute the run (an error on its side)."""
+
+    def __call__(self, run_id: str, reason: str) -> RunReportOutcome:
+        now = self.clock.now()
+        return self._apply(run_id, lambda run: run.fail(now, reason))
+
+
+class CancelTestRun(_RunTransition):
+    def __call__(self, run_id: str, by: str, reason: str = "") -> RunReportOutcome:
+        now = self.clock.now()
+        return self._apply(run_id, lambda run: run.abort(now, by, reason), actor=by)
+
+    def _after_change(self, uow: UnitOfWork, run: TestRun) -> None:
+        uow.outbox.add(
+            OutboxMessage(
+                self.ids.new_id(), CANCEL_KIND, run.id, cancel_payload(run), self.clock.now()
+            )
+        )
+
+
+class ExpireOverdueRuns(_RunTransition):
+    """Runs past their deadline fail with reason "timeout" and free their devices. Each run
+    is handled in its own transaction and re-checked under lock, so a late report and the
+    reaper never both win."""
+
+    def __call__(self, batch: int = 200) -> list[str]:
+        with self.uow() as uow:
+            overdue = uow.test_runs.list_overdue(self.clock.now(), batch)
+        expired = []
+        for run_id in overdue:
+            now = self.clock.now()
+            outcome = self._apply(run_id, lambda run, now=now: run.expire(now), actor="reaper")
+            if outcome.changed:
+                expired.append(run_id)
+        return expired

@@ -1,0 +1,54 @@
+"""Errors raised when a domain rule would be broken."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base class of every rule violation; `code` is a stable machine-readable name."""
+
+    code = "domain_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidValue(DomainError):
+    """A value object or entity was given data that can never be valid."""
+
+    code = "invalid_value"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.errors = {field: [message]}
+
+
+class InvalidTransition(DomainError):
+    """A state machine was asked for a move it does not allow from its current state."""
+
+    code = "invalid_transition"
+
+
+class DeviceUnavailable(DomainError):
+    """One or more devices cannot be reserved because they are not available."""
+
+    code = "device_unavailable"
+
+    def __init__(self, unavailable: dict[str, str]) -> None:
+        # unavailable maps device id -> its current status (in_test / offline)
+        self.unavailable = dict(unavailable)
+        listed = ", ".join(f"{device_id} ({status})" for device_id, status in unavailable.items())
+        super().__init__(f"devices not available: {listed}")
+
+
+class RunAlreadyFinished(DomainError):
+    """A report or command arrived for a run that has already ended."""
+
+    code = "run_finished"
+
+
+class ConflictingReport(DomainError):
+    """A runner report contradicts one that was already accepted."""
+
+    code = "conflicting_report"

@@ -1,0 +1,344 @@
+"""Test runs: their lifecycle, the results runners report, and the verdict that follows."""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from domain.environments import EnvironmentSnapshot
+from domain.errors import ConflictingReport, InvalidTransition, InvalidValue, RunAlreadyFinished
+from domain.test_cases import Criterion, TestCaseSnapshot
+
+TIMEOUT_REASON = "timeout"
+
+
+class RunStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ABORTED = "aborted"
+
+    @property
+    def finished(self) -> bool:
+        return self in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.ABORTED)
+
+
+class Verdict(enum.StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True)
+class DeviceSnapshot:
+    """The device as it was when the run started (firmware matters for history)."""
+
+    id: str
+    name: str
+    model: str = ""
+    serial: str = ""
+    firmware_version: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A value a runner measured for one metric."""
+
+    metric: str
+    value: float
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class ResultReport:
+    """What a runner reports for one (test case, device) pair."""
+
+    test_case_id: str
+    device_id: str
+    observations: tuple[Observation, ...] = ()
+    message: str = ""
+    error: bool = False
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One criterion judged against what was measured; `value` is None when nothing was."""
+
+    metric: str
+    condition: str
+    threshold: float
+    unit: str
+    value: float | None
+    passed: bool | None
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    test_case_id: str
+    device_id: str
+    verdict: Verdict
+    measurements: tuple[Measurement, ...]
+    message: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+def judge(criterion: Criterion, observations: Iterable[Observation]) -> Measurement:
+    value: float | None = None
+    for observation in observations:
+        if observation.metric == criterion.metric:
+            value = observation.value  # the last report of a metric wins
+    passed = None if value is None else criterion.is_met_by(value)
+    return Measurement(
+        metric=criterion.metric,
+        condition=criterion.condition.value,
+        threshold=criterion.threshold,
+        unit=criterion.unit,
+        value=value,
+        passed=passed,
+    )
+
+
+def verdict_of(measurements: Iterable[Measurement], error: bool = False) -> Verdict:
+    """Any failed criterion fails; anything unmeasured (or a runner error) is inconclusive."""
+    outcomes = [m.passed for m in measurements]
+    if False in outcomes:
+        return Verdict.FAIL
+    if error or None in outcomes or not outcomes:
+        return Verdict.INCONCLUSIVE
+    return Verdict.PASS
+
+
+def overall_verdict(verdicts: Iterable[Verdict]) -> Verdict:
+    verdicts = list(verdicts)
+    if Verdict.FAIL in verdicts:
+        return Verdict.FAIL
+    if not verdicts or Verdict.INCONCLUSIVE in verdicts:
+        return Verdict.INCONCLUSIVE
+    return Verdict.PASS
+
+
+@dataclass(eq=False)
+class TestRun:
+    __test__ = False
+
+    id: str
+    test_cases: tuple[TestCaseSnapshot, ...]
+    environment: EnvironmentSnapshot
+    devices: tuple[DeviceSnapshot, ...]
+    started_by: str
+    created_at: datetime
+    deadline: datetime
+    parameters: dict[str, Any] = field(default_factory=dict)
+    status: RunStatus = RunStatus.QUEUED
+    verdict: Verdict | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    failure_reason: str = ""
+    progress: float = 0.0
+    progress_message: str = ""
+    last_report_at: datetime | None = None
+    results: dict[tuple[str, str], CaseResult] = field(default_factory=dict)
+    version: int = 0
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        id: str,
+        test_cases: Iterable[TestCaseSnapshot],
+        environment: EnvironmentSnapshot,
+        devices: Iterable[DeviceSnapshot],
+        started_by: str,
+        at: datetime,
+        queue_allowance_s: float,
+        parameters: dict[str, Any] | None = None,
+    ) -> TestRun:
+        cases = tuple(test_cases)
+        devs = tuple(devices)
+        if not cases:
+            raise InvalidValue("test_case_ids", "a run needs at least one test case")
+        if len({c.id for c in cases}) != len(cases):
+            raise InvalidValue("test_case_ids", "each test case may appear only once")
+        if not devs:
+            raise InvalidValue("device_ids", "a run needs at least one device")
+        if len({d.id for d in devs}) != len(devs):
+            raise InvalidValue("device_ids", "each device may appear only once")
+        timeout = sum(c.timeout_s for c in cases)
+        return cls(
+            id=id,
+            test_cases=cases,
+            environment=environment,
+            devices=devs,
+            started_by=started_by,
+            created_at=at,
+            deadline=at + timedelta(seconds=queue_allowance_s + timeout),
+            parameters=dict(parameters or {}),
+        )
+
+    # -- what the run is ---------------------------------------------------------------
+
+    @property
+    def device_ids(self) -> tuple[str, ...]:
+        return tuple(d.id for d in self.devices)
+
+    @property
+    def holds_devices(self) -> bool:
+        """A run holds its devices exactly while it has not finished."""
+        return not self.status.finished
+
+    @property
+    def timeout_s(self) -> int:
+        return sum(c.timeout_s for c in self.test_cases)
+
+    @property
+    def expected_pairs(self) -> list[tuple[str, str]]:
+        return [(c.id, d.id) for c in self.test_cases for d in self.devices]
+
+    def is_overdue(self, now: datetime) -> bool:
+        return not self.status.finished and now > self.deadline
+
+    # -- transitions ---------------------------------------------------------------------
+
+    def _refuse_if_finished(self, what: str) -> None:
+        if self.status.finished:
+            raise RunAlreadyFinished(
+                f"run {self.id} is already {self.status.value}; {what} refused"
+            )
+
+    def start(self, at: datetime) -> bool:
+        """The runner picked the job up. A repeat is accepted and changes nothing."""
+        self._refuse_if_finished("start report")
+        self.last_report_at = at
+        if self.status is RunStatus.RUNNING:
+            return False
+        self.status = RunStatus.RUNNING
+        self.started_at = at
+        self.deadline = max(self.deadline, at + timedelta(seconds=self.timeout_s))
+        return True
+
+    def record_progress(
+        self,
+        at: datetime,
+        progress: float,
+        message: str = "",
+        partial_results: Iterable[ResultReport] = (),
+        lease_s: float = 0,
+    ) -> bool:
+        """A heartbeat from the runner, with optional partial results; extends the lease."""
+        self._refuse_if_finished("progress report")
+        if not (isinstance(progress, int | float) and math.isfinite(progress)):
+            raise InvalidValue("progress", "must be a number between 0 and 1")
+        if not 0 <= progress <= 1:
+            raise InvalidValue("progress", "must be between 0 and 1")
+        changed = False
+        if self.status is RunStatus.QUEUED:
+            changed = self.start(at)
+        new_results = self._evaluate(partial_results)
+        if progress != self.progress or message != self.progress_message:
+            changed = True
+        for key, result in new_results.items():
+            if self.results.get(key) != result:
+                self.results[key] = result
+                changed = True
+        self.progress = float(progress)
+        self.progress_message = message
+        self.last_report_at = at
+        if lease_s > 0:
+            self.deadline = max(self.deadline, at + timedelta(seconds=lease_s))
+        return changed
+
+    def complete(self, at: datetime, reports: Iterable[ResultReport]) -> bool:
+        """Final results: computes the verdict. A repeat of the accepted report changes
+        nothing; a different report after completion is a conflict."""
+        if self.status in (RunStatus.FAILED, RunStatus.ABORTED):
+            self._refuse_if_finished("result report")
+        results = self._evaluate(reports, complete=True)
+        if self.status is RunStatus.COMPLETED:
+            if results == self.results:
+                return False
+            raise ConflictingReport(f"run {self.id} already completed with different results")
+        if self.status is RunStatus.QUEUED:
+            self.start(at)
+        self.results = results
+        self.verdict = overall_verdict(result.verdict for result in results.values())
+        self._finish(RunStatus.COMPLETED, at)
+        self.progress = 1.0
+        return True
+
+    def fail(self, at: datetime, reason: str) -> bool:
+        reason = (reason or "").strip() or "runner error"
+        if self.status is RunStatus.FAILED and self.failure_reason == reason:
+            return False
+        self._refuse_if_finished("failure report")
+        self.failure_reason = reason
+        self._finish(RunStatus.FAILED, at)
+        return True
+
+    def abort(self, at: datetime, by: str, reason: str = "") -> bool:
+        if self.status is RunStatus.ABORTED:
+            return False
+        if self.status.finished:
+            raise InvalidTransition(f"run {self.id} is already {self.status.value}")
+        self.failure_reason = (reason or "").strip() or f"cancelled by {by}"
+        self._finish(RunStatus.ABORTED, at)
+        return True
+
+    def expire(self, at: datetime) -> bool:
+        """Fail the run with reason "timeout" if its deadline passed; otherwise do nothing."""
+        if not self.is_overdue(at):
+            return False
+        return self.fail(at, TIMEOUT_REASON)
+
+    def _finish(self, status: RunStatus, at: datetime) -> None:
+        self.status = status
+        self.finished_at = at
+        self.last_report_at = at
+
+    def _evaluate(
+        self, reports: Iterable[ResultReport], complete: bool = False
+    ) -> dict[tuple[str, str], CaseResult]:
+        cases = {c.id: c for c in self.test_cases}
+        devices = set(self.device_ids)
+        results: dict[tuple[str, str], CaseResult] = {}
+        for report in reports:
+            case = cases.get(report.test_case_id)
+            if case is None:
+                raise InvalidValue("results", f"test case {report.test_case_id} is not in this run")
+            if report.device_id not in devices:
+                raise InvalidValue("results", f"device {report.device_id} is not in this run")
+            key = (report.test_case_id, report.device_id)
+            if key in results:
+                raise InvalidValue(
+                    "results",
+                    f"more than one result for test case {key[0]} on device {key[1]}",
+                )
+            measurements = tuple(judge(c, report.observations) for c in case.criteria)
+            results[key] = CaseResult(
+                test_case_id=report.test_case_id,
+                device_id=report.device_id,
+                verdict=verdict_of(measurements, report.error),
+                measurements=measurements,
+                message=report.message,
+                started_at=report.started_at,
+                finished_at=report.finished_at,
+            )
+        if complete:
+            missing = [pair for pair in self.expected_pairs if pair not in results]
+            for case_id, device_id in missing:
+                results[(case_id, device_id)] = CaseResult(
+                    test_case_id=case_id,
+                    device_id=device_id,
+                    verdict=Verdict.INCONCLUSIVE,
+                    measurements=tuple(judge(c, ()) for c in cases[case_id].criteria),
+                    message="no result reported",
+                )
+        return results
