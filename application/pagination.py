@@ -23,12 +23,13 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
-def encode_cursor(key: tuple) -> str:
-    raw = json.dumps(list(key), separators=(",", ":")).encode()
+def encode_cursor(kind: str, key: tuple) -> str:
+    # the list's kind travels in the cursor so a cursor of one list is refused by another
+    raw = json.dumps([kind, *key], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str | None, arity: int) -> tuple | None:
+def decode_cursor(cursor: str | None, kind: str, arity: int) -> tuple | None:
     if not cursor:
         return None
     try:
@@ -36,9 +37,14 @@ def decode_cursor(cursor: str | None, arity: int) -> tuple | None:
         key = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (binascii.Error, ValueError, UnicodeDecodeError):
         key = None
-    if not (isinstance(key, list) and len(key) == arity and all(isinstance(k, str) for k in key)):
+    if not (
+        isinstance(key, list)
+        and len(key) == arity + 1
+        and key[0] == kind
+        and all(isinstance(k, str) for k in key)
+    ):
         raise InvalidValue("cursor", "is not a cursor this API issued for this list")
-    return tuple(key)
+    return tuple(key[1:])
 
 
 def check_limit(limit: int | None) -> int:
@@ -50,6 +56,7 @@ def check_limit(limit: int | None) -> int:
 
 
 def paginate(
+    kind: str,
     fetch: Callable[[int, tuple | None], list[T]],
     key_of: Callable[[T], tuple],
     limit: int | None,
@@ -57,8 +64,8 @@ def paginate(
     arity: int = 2,
 ) -> Page[T]:
     limit = check_limit(limit)
-    rows = fetch(limit + 1, decode_cursor(cursor, arity))
+    rows = fetch(limit + 1, decode_cursor(cursor, kind, arity))
     if len(rows) > limit:
         rows = rows[:limit]
-        return Page(rows, encode_cursor(key_of(rows[-1])))
+        return Page(rows, encode_cursor(kind, key_of(rows[-1])))
     return Page(rows, None)

@@ -54,6 +54,12 @@ class Observation:
     value: float
     unit: str = ""
 
+    def __post_init__(self) -> None:
+        if isinstance(self.value, bool) or not isinstance(self.value, int | float):
+            raise InvalidValue("results", f"the value of {self.metric} must be a number")
+        if not math.isfinite(self.value):
+            raise InvalidValue("results", f"the value of {self.metric} must be a finite number")
+
 
 @dataclass(frozen=True)
 class ResultReport:

@@ -133,7 +133,11 @@ class ListTestCases:
     ) -> Page[TestCase]:
         with self.uow() as uow:
             return paginate(
-                lambda n, after: uow.test_cases.list(where, n, after), by_name_key, limit, cursor
+                "test_cases",
+                lambda n, after: uow.test_cases.list(where, n, after),
+                by_name_key,
+                limit,
+                cursor,
             )
 
 
@@ -226,5 +230,9 @@ class ListEnvironments:
     ) -> Page[Environment]:
         with self.uow() as uow:
             return paginate(
-                lambda n, after: uow.environments.list(where, n, after), by_name_key, limit, cursor
+                "environments",
+                lambda n, after: uow.environments.list(where, n, after),
+                by_name_key,
+                limit,
+                cursor,
             )

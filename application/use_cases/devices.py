@@ -96,7 +96,11 @@ class ListDevices:
     ) -> Page[Device]:
         with self.uow() as uow:
             return paginate(
-                lambda n, after: uow.devices.list(where, n, after), device_key, limit, cursor
+                "devices",
+                lambda n, after: uow.devices.list(where, n, after),
+                device_key,
+                limit,
+                cursor,
             )
 
 

@@ -31,7 +31,7 @@ def _load_run(uow: UnitOfWork, run_id: str, for_update: bool = False) -> TestRun
     return run
 
 
-def _missing(kind: str, wanted: Sequence[str], found: set[str]) -> list[str]:
+def _missing(wanted: Sequence[str], found: set[str]) -> list[str]:
     return [item for item in wanted if item not in found]
 
 
@@ -72,7 +72,7 @@ class StartTestRun:
                     "environment_id", f"unknown environment: {request.environment_id}"
                 )
             devices = uow.devices.get_many_for_update(request.device_ids)
-            unknown = _missing("device", request.device_ids, {d.id for d in devices})
+            unknown = _missing(request.device_ids, {d.id for d in devices})
             if unknown:
                 raise InvalidValue("device_ids", f"unknown device(s): {', '.join(unknown)}")
             by_id = {d.id: d for d in devices}
@@ -124,7 +124,11 @@ class ListTestRuns:
             raise InvalidValue("from", "must not be after 'to'")
         with self.uow() as uow:
             return paginate(
-                lambda n, after: uow.test_runs.list(where, n, after), run_key, limit, cursor
+                "test_runs",
+                lambda n, after: uow.test_runs.list(where, n, after),
+                run_key,
+                limit,
+                cursor,
             )
 
 
@@ -154,7 +158,8 @@ class _RunTransition:
                     devices = uow.devices.get_many_for_update(run.device_ids)
                     released = release_devices_of(run, devices, self.clock.now(), actor)
                     for device in devices:
-                        uow.devices.update(device)
+                        if device.id in released:
+                            uow.devices.update(device)
                 uow.test_runs.update(run)
                 self._after_change(uow, run)
                 uow.commit()

@@ -1,0 +1,1 @@
+"""Auth adapters (tokens, password hashing): arriving with the auth issue."""

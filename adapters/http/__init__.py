@@ -1,0 +1,1 @@
+"""HTTP adapter: the REST API under /api, built with flask-smorest."""

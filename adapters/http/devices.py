@@ -1,0 +1,208 @@
+"""/api/devices: the lab's devices, their status and its history."""
+
+from __future__ import annotations
+
+from dependency_injector.wiring import Provide, inject
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from adapters.http.pagination import PageQuerySchema, page_schema
+from adapters.http.security import current_actor
+from application.ports import DeviceFilter
+from application.use_cases.devices import (
+    DeleteDevice,
+    GetDevice,
+    GetDeviceHistory,
+    ListDevices,
+    RecordHeartbeat,
+    RegisterDevice,
+    RegisterDeviceRequest,
+    SetDeviceStatus,
+    SetDeviceStatusRequest,
+    UpdateDevice,
+)
+from domain.devices import DeviceStatus
+
+blp = Blueprint("devices", __name__, url_prefix="/api/devices", description="Lab devices")
+
+STATUSES = [s.value for s in DeviceStatus]
+_short = validate.Length(max=200)
+_labels = fields.Dict(
+    keys=fields.String(validate=validate.Length(min=1, max=100)),
+    values=fields.String(validate=validate.Length(max=500)),
+    validate=validate.Length(max=50),
+)
+
+
+class DeviceSchema(Schema):
+    id = fields.String(dump_only=True)
+    name = fields.String()
+    model = fields.String()
+    serial = fields.String()
+    firmware_version = fields.String()
+    location = fields.String()
+    labels = fields.Dict(keys=fields.String(), values=fields.String())
+    status = fields.Function(lambda d: d.status.value, metadata={"enum": STATUSES})
+    run_id = fields.String(
+        attribute="held_by",
+        allow_none=True,
+        metadata={"description": "the test run holding the device"},
+    )
+    offline_pending = fields.Function(
+        lambda d: d.marked_offline and d.held_by is not None,
+        metadata={"description": "marked offline while in test: offline once its run ends"},
+    )
+    last_seen_at = fields.DateTime(allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class DeviceCreateSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    model = fields.String(load_default="", validate=_short)
+    serial = fields.String(load_default="", validate=_short)
+    firmware_version = fields.String(load_default="", validate=_short)
+    location = fields.String(load_default="", validate=_short)
+    labels = _labels
+    status = fields.String(
+        load_default="available",
+        validate=validate.OneOf(["available", "offline"]),
+        metadata={"description": "initial status: available (default) or offline"},
+    )
+
+
+class DeviceUpdateSchema(Schema):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    model = fields.String(validate=_short)
+    serial = fields.String(validate=_short)
+    firmware_version = fields.String(validate=_short)
+    location = fields.String(validate=_short)
+    labels = _labels
+
+
+class DeviceQuerySchema(PageQuerySchema):
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    q = fields.String(
+        validate=validate.Length(max=200),
+        metadata={"description": "text in name, serial, model, location, firmware"},
+    )
+    label = fields.String(
+        validate=validate.Length(min=1, max=600),
+        metadata={"description": "`key` or `key:value`"},
+    )
+
+
+class StatusChangeRequestSchema(Schema):
+    status = fields.String(
+        required=True,
+        metadata={
+            "enum": ["available", "offline"],
+            "description": "in_test is never set by hand; starting a run sets it",
+        },
+    )
+    reason = fields.String(load_default="", validate=validate.Length(max=500))
+
+
+class HeartbeatSchema(Schema):
+    firmware_version = fields.String(load_default=None, validate=_short)
+
+
+class StatusChangeSchema(Schema):
+    at = fields.DateTime()
+    from_status = fields.Function(lambda c: c.from_status.value)
+    to_status = fields.Function(lambda c: c.to_status.value)
+    actor = fields.String()
+    reason = fields.String()
+    run_id = fields.String(allow_none=True)
+
+
+class HistoryQuerySchema(Schema):
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=1000))
+
+
+DevicePageSchema = page_schema(DeviceSchema, "DevicePageSchema")
+
+
+@blp.route("")
+class Devices(MethodView):
+    @blp.arguments(DeviceQuerySchema, location="query")
+    @blp.response(200, DevicePageSchema)
+    @inject
+    def get(self, args, list_devices: ListDevices = Provide["list_devices"]):
+        """List devices, filtered, one page at a time"""
+        label = None
+        if args.get("label"):
+            key, sep, value = args["label"].partition(":")
+            label = (key, value if sep else None)
+        where = DeviceFilter(
+            status=DeviceStatus(args["status"]) if args.get("status") else None,
+            text=args.get("q") or None,
+            label=label,
+        )
+        page = list_devices(where, args["limit"], args["cursor"])
+        return {"items": page.items, "next_cursor": page.next_cursor}
+
+    @blp.arguments(DeviceCreateSchema)
+    @blp.response(201, DeviceSchema)
+    @inject
+    def post(self, data, register_device: RegisterDevice = Provide["register_device"]):
+        """Register a device"""
+        status = data.pop("status")
+        return register_device(
+            RegisterDeviceRequest(**data, offline=status == "offline", actor=current_actor())
+        )
+
+
+@blp.route("/<device_id>")
+class DeviceById(MethodView):
+    @blp.response(200, DeviceSchema)
+    @inject
+    def get(self, device_id, get_device: GetDevice = Provide["get_device"]):
+        """Get one device"""
+        return get_device(device_id)
+
+    @blp.arguments(DeviceUpdateSchema)
+    @blp.response(200, DeviceSchema)
+    @inject
+    def patch(self, changes, device_id, update_device: UpdateDevice = Provide["update_device"]):
+        """Change a device's details (not its status)"""
+        return update_device(device_id, changes)
+
+    @blp.response(204)
+    @inject
+    def delete(self, device_id, delete_device: DeleteDevice = Provide["delete_device"]):
+        """Remove a device; refused (409) while it is in a test run"""
+        delete_device(device_id)
+
+
+@blp.route("/<device_id>/status")
+class DeviceStatusOverride(MethodView):
+    @blp.arguments(StatusChangeRequestSchema)
+    @blp.response(200, DeviceSchema)
+    @inject
+    def post(self, data, device_id, set_status: SetDeviceStatus = Provide["set_device_status"]):
+        """Take a device out of service (offline) or bring it back (available)"""
+        return set_status(
+            SetDeviceStatusRequest(device_id, data["status"], data["reason"], current_actor())
+        )
+
+
+@blp.route("/<device_id>/heartbeat")
+class DeviceHeartbeat(MethodView):
+    @blp.arguments(HeartbeatSchema)
+    @blp.response(200, DeviceSchema)
+    @inject
+    def post(self, data, device_id, heartbeat: RecordHeartbeat = Provide["record_heartbeat"]):
+        """Record that the device reported in (optionally with its firmware version)"""
+        return heartbeat(device_id, data["firmware_version"])
+
+
+@blp.route("/<device_id>/history")
+class DeviceHistory(MethodView):
+    @blp.arguments(HistoryQuerySchema, location="query")
+    @blp.response(200, StatusChangeSchema(many=True))
+    @inject
+    def get(self, args, device_id, history: GetDeviceHistory = Provide["get_device_history"]):
+        """The device's status changes, newest first"""
+        return history(device_id, args["limit"])

@@ -1,0 +1,101 @@
+"""/api/environments: the conditions runs execute under."""
+
+from __future__ import annotations
+
+from dependency_injector.wiring import Provide, inject
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from adapters.http.pagination import PageQuerySchema, page_schema
+from application.ports import NameFilter
+from application.use_cases.catalog import (
+    CreateEnvironment,
+    DeleteEnvironment,
+    EnvironmentInput,
+    GetEnvironment,
+    ListEnvironments,
+    UpdateEnvironment,
+)
+
+blp = Blueprint(
+    "environments", __name__, url_prefix="/api/environments", description="Test environments"
+)
+
+_variables = fields.Dict(
+    keys=fields.String(validate=validate.Length(min=1, max=100)),
+    values=fields.String(validate=validate.Length(max=1000)),
+    validate=validate.Length(max=100),
+)
+
+
+class EnvironmentSchema(Schema):
+    id = fields.String(dump_only=True)
+    name = fields.String()
+    description = fields.String()
+    variables = fields.Dict(keys=fields.String(), values=fields.String())
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class EnvironmentWriteSchema(Schema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    description = fields.String(load_default="", validate=validate.Length(max=5000))
+    variables = _variables
+
+
+class EnvironmentPatchSchema(Schema):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    description = fields.String(validate=validate.Length(max=5000))
+    variables = _variables
+
+
+class EnvironmentQuerySchema(PageQuerySchema):
+    q = fields.String(validate=validate.Length(max=200), metadata={"description": "text in name"})
+
+
+EnvironmentPageSchema = page_schema(EnvironmentSchema, "EnvironmentPageSchema")
+
+
+@blp.route("")
+class Environments(MethodView):
+    @blp.arguments(EnvironmentQuerySchema, location="query")
+    @blp.response(200, EnvironmentPageSchema)
+    @inject
+    def get(self, args, list_environments: ListEnvironments = Provide["list_environments"]):
+        """List environments"""
+        page = list_environments(
+            NameFilter(text=args.get("q") or None), args["limit"], args["cursor"]
+        )
+        return {"items": page.items, "next_cursor": page.next_cursor}
+
+    @blp.arguments(EnvironmentWriteSchema)
+    @blp.response(201, EnvironmentSchema)
+    @inject
+    def post(self, data, create: CreateEnvironment = Provide["create_environment"]):
+        """Create an environment"""
+        return create(EnvironmentInput(**data))
+
+
+@blp.route("/<environment_id>")
+class EnvironmentById(MethodView):
+    @blp.response(200, EnvironmentSchema)
+    @inject
+    def get(self, environment_id, get_env: GetEnvironment = Provide["get_environment"]):
+        """Get one environment"""
+        return get_env(environment_id)
+
+    @blp.arguments(EnvironmentPatchSchema)
+    @blp.response(200, EnvironmentSchema)
+    @inject
+    def patch(
+        self, changes, environment_id, update: UpdateEnvironment = Provide["update_environment"]
+    ):
+        """Edit an environment"""
+        return update(environment_id, changes)
+
+    @blp.response(204)
+    @inject
+    def delete(self, environment_id, delete: DeleteEnvironment = Provide["delete_environment"]):
+        """Delete an environment; runs that used it keep their snapshot"""
+        delete(environment_id)

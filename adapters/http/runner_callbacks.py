@@ -1,0 +1,148 @@
+"""/api/runner/test-runs/{id}/…: where a Test Runner reports start, progress and results."""
+
+from __future__ import annotations
+
+from dependency_injector.wiring import Provide, inject
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from adapters.http.test_runs import TestRunSchema
+from application.use_cases.test_runs import (
+    ProgressReport,
+    RecordRunFailure,
+    RecordRunProgress,
+    RecordRunResult,
+    RecordRunStarted,
+    RunReportOutcome,
+)
+from domain.test_runs import Observation, ResultReport
+
+blp = Blueprint(
+    "runner_callbacks",
+    __name__,
+    url_prefix="/api/runner/test-runs",
+    description="Callbacks for Test Runners (see docs/runner-contract.md)",
+)
+
+
+class ObservationSchema(Schema):
+    metric = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    value = fields.Float(required=True, allow_nan=False)
+    unit = fields.String(load_default="", validate=validate.Length(max=50))
+
+
+class ResultReportSchema(Schema):
+    test_case_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    device_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
+    measurements = fields.List(
+        fields.Nested(ObservationSchema), load_default=list, validate=validate.Length(max=500)
+    )
+    message = fields.String(load_default="", validate=validate.Length(max=5000))
+    error = fields.Boolean(
+        load_default=False,
+        metadata={"description": "true when the runner could not measure this pair"},
+    )
+    started_at = fields.AwareDateTime(load_default=None, allow_none=True)
+    finished_at = fields.AwareDateTime(load_default=None, allow_none=True)
+
+
+class StartedSchema(Schema):
+    runner = fields.String(load_default="", validate=validate.Length(max=200))
+
+
+class ProgressSchema(Schema):
+    progress = fields.Float(
+        required=True,
+        allow_nan=False,
+        validate=validate.Range(min=0, max=1),
+        metadata={"description": "fraction done, 0–1"},
+    )
+    message = fields.String(load_default="", validate=validate.Length(max=1000))
+    results = fields.List(
+        fields.Nested(ResultReportSchema), load_default=list, validate=validate.Length(max=2000)
+    )
+
+
+class ResultSchema(Schema):
+    results = fields.List(
+        fields.Nested(ResultReportSchema), required=True, validate=validate.Length(max=2000)
+    )
+
+
+class FailedSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class ReportOutcomeSchema(Schema):
+    changed = fields.Boolean(metadata={"description": "false when this repeated a report"})
+    released_device_ids = fields.List(fields.String())
+    run = fields.Nested(TestRunSchema)
+
+
+def _reports(raw: list[dict]) -> list[ResultReport]:
+    return [
+        ResultReport(
+            test_case_id=r["test_case_id"],
+            device_id=r["device_id"],
+            observations=tuple(Observation(**m) for m in r["measurements"]),
+            message=r["message"],
+            error=r["error"],
+            started_at=r["started_at"],
+            finished_at=r["finished_at"],
+        )
+        for r in raw
+    ]
+
+
+def _outcome(outcome: RunReportOutcome) -> dict:
+    return {
+        "changed": outcome.changed,
+        "released_device_ids": outcome.released_device_ids,
+        "run": outcome.run,
+    }
+
+
+@blp.route("/<run_id>/started")
+class RunStarted(MethodView):
+    @blp.arguments(StartedSchema)
+    @blp.response(200, ReportOutcomeSchema)
+    @blp.alt_response(409, description="the run has already finished or was cancelled")
+    @inject
+    def post(self, _data, run_id, record: RecordRunStarted = Provide["record_run_started"]):
+        """The runner picked up the job"""
+        return _outcome(record(run_id))
+
+
+@blp.route("/<run_id>/progress")
+class RunProgress(MethodView):
+    @blp.arguments(ProgressSchema)
+    @blp.response(200, ReportOutcomeSchema)
+    @blp.alt_response(409, description="the run has already finished or was cancelled")
+    @inject
+    def post(self, data, run_id, record: RecordRunProgress = Provide["record_run_progress"]):
+        """Heartbeat with progress and partial results; extends the run's lease"""
+        report = ProgressReport(data["progress"], data["message"], _reports(data["results"]))
+        return _outcome(record(run_id, report))
+
+
+@blp.route("/<run_id>/result")
+class RunResult(MethodView):
+    @blp.arguments(ResultSchema)
+    @blp.response(200, ReportOutcomeSchema)
+    @blp.alt_response(409, description="finished already, or conflicts with accepted results")
+    @inject
+    def post(self, data, run_id, record: RecordRunResult = Provide["record_run_result"]):
+        """Final results: completes the run, computes the verdict, frees the devices"""
+        return _outcome(record(run_id, _reports(data["results"])))
+
+
+@blp.route("/<run_id>/failed")
+class RunFailed(MethodView):
+    @blp.arguments(FailedSchema)
+    @blp.response(200, ReportOutcomeSchema)
+    @blp.alt_response(409, description="the run has already finished or was cancelled")
+    @inject
+    def post(self, data, run_id, record: RecordRunFailure = Provide["record_run_failure"]):
+        """The runner could not execute the run; it fails and frees its devices"""
+        return _outcome(record(run_id, data["reason"]))

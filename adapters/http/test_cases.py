@@ -1,0 +1,152 @@
+"""/api/test-cases: what to test and how success is judged."""
+
+from __future__ import annotations
+
+from dependency_injector.wiring import Provide, inject
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+
+from adapters.http.pagination import PageQuerySchema, page_schema
+from application.ports import NameFilter
+from application.use_cases.catalog import (
+    CreateTestCase,
+    CriterionInput,
+    DeleteTestCase,
+    GetTestCase,
+    ListTestCases,
+    TestCaseInput,
+    UpdateTestCase,
+)
+from domain.test_cases import MAX_TIMEOUT_S, Condition
+
+blp = Blueprint(
+    "test_cases", __name__, url_prefix="/api/test-cases", description="Test cases and criteria"
+)
+
+CONDITIONS = [c.value for c in Condition]
+_seconds = validate.Range(min=0, max=MAX_TIMEOUT_S)
+
+
+class CriterionSchema(Schema):
+    metric = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    condition = fields.String(required=True, validate=validate.OneOf(CONDITIONS))
+    threshold = fields.Float(required=True, allow_nan=False)
+    unit = fields.String(load_default="", validate=validate.Length(max=50))
+
+
+class CriterionOutSchema(CriterionSchema):
+    condition = fields.Function(lambda c: c.condition.value, metadata={"enum": CONDITIONS})
+
+
+_parameters = fields.Dict(
+    keys=fields.String(validate=validate.Length(min=1, max=100)),
+    values=fields.Raw(),
+    validate=validate.Length(max=100),
+)
+_tags = fields.List(
+    fields.String(validate=validate.Length(min=1, max=50)), validate=validate.Length(max=20)
+)
+
+
+class TestCaseSchema(Schema):
+    __test__ = False
+
+    id = fields.String(dump_only=True)
+    name = fields.String()
+    description = fields.String()
+    criteria = fields.List(fields.Nested(CriterionOutSchema))
+    duration_s = fields.Integer()
+    timeout_s = fields.Integer()
+    default_parameters = fields.Dict(keys=fields.String(), values=fields.Raw())
+    tags = fields.List(fields.String())
+    version = fields.Integer()
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class TestCaseWriteSchema(Schema):
+    __test__ = False
+
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    description = fields.String(load_default="", validate=validate.Length(max=5000))
+    criteria = fields.List(
+        fields.Nested(CriterionSchema), required=True, validate=validate.Length(min=1, max=50)
+    )
+    duration_s = fields.Integer(strict=True, load_default=60, validate=_seconds)
+    timeout_s = fields.Integer(strict=True, load_default=300, validate=_seconds)
+    default_parameters = _parameters
+    tags = _tags
+
+
+class TestCasePatchSchema(Schema):
+    __test__ = False
+
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    description = fields.String(validate=validate.Length(max=5000))
+    criteria = fields.List(fields.Nested(CriterionSchema), validate=validate.Length(min=1, max=50))
+    duration_s = fields.Integer(strict=True, validate=_seconds)
+    timeout_s = fields.Integer(strict=True, validate=_seconds)
+    default_parameters = _parameters
+    tags = _tags
+
+
+class TestCaseQuerySchema(PageQuerySchema):
+    __test__ = False
+
+    q = fields.String(validate=validate.Length(max=200), metadata={"description": "text in name"})
+    tag = fields.String(validate=validate.Length(max=50))
+
+
+TestCasePageSchema = page_schema(TestCaseSchema, "TestCasePageSchema")
+
+
+def _criteria(raw: list[dict]) -> list[CriterionInput]:
+    return [CriterionInput(**c) for c in raw]
+
+
+@blp.route("")
+class TestCases(MethodView):
+    @blp.arguments(TestCaseQuerySchema, location="query")
+    @blp.response(200, TestCasePageSchema)
+    @inject
+    def get(self, args, list_cases: ListTestCases = Provide["list_test_cases"]):
+        """List test cases"""
+        page = list_cases(
+            NameFilter(text=args.get("q") or None, tag=args.get("tag") or None),
+            args["limit"],
+            args["cursor"],
+        )
+        return {"items": page.items, "next_cursor": page.next_cursor}
+
+    @blp.arguments(TestCaseWriteSchema)
+    @blp.response(201, TestCaseSchema)
+    @inject
+    def post(self, data, create: CreateTestCase = Provide["create_test_case"]):
+        """Create a test case"""
+        data["criteria"] = _criteria(data["criteria"])
+        return create(TestCaseInput(**data))
+
+
+@blp.route("/<test_case_id>")
+class TestCaseById(MethodView):
+    @blp.response(200, TestCaseSchema)
+    @inject
+    def get(self, test_case_id, get_case: GetTestCase = Provide["get_test_case"]):
+        """Get one test case (its current version)"""
+        return get_case(test_case_id)
+
+    @blp.arguments(TestCasePatchSchema)
+    @blp.response(200, TestCaseSchema)
+    @inject
+    def patch(self, changes, test_case_id, update: UpdateTestCase = Provide["update_test_case"]):
+        """Edit a test case; a real change bumps its version. Past runs keep their snapshot."""
+        if "criteria" in changes:
+            changes["criteria"] = _criteria(changes["criteria"])
+        return update(test_case_id, changes)
+
+    @blp.response(204)
+    @inject
+    def delete(self, test_case_id, delete: DeleteTestCase = Provide["delete_test_case"]):
+        """Delete a test case; runs that used it stay readable"""
+        delete(test_case_id)

@@ -1,0 +1,1 @@
+"""Messaging adapters (kombu): arriving with the job-queue issue."""

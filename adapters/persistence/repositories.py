@@ -1,0 +1,858 @@
+"""SQL repositories: the ports of `application.ports` on SQLAlchemy Core.
+
+Rows are mapped to domain entities and back by hand; the domain never sees SQLAlchemy. Each
+read returns fresh entities (changing one changes nothing until `update()`), and nothing here
+commits: the unit of work owns the transaction.
+
+Concurrency: devices and runs carry a version that `update()` checks and bumps (optimistic
+locking), and `get_many_for_update` / `get(for_update=True)` take row locks on PostgreSQL.
+SQLite has no row locks; the engine opens every transaction with BEGIN IMMEDIATE instead, which
+serialises writers (see `engine.py`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from adapters.persistence import tables as t
+from application.errors import AlreadyExists, ConcurrentUpdate
+from application.ports import DeviceFilter, NameFilter, OutboxMessage, RunFilter
+from domain.devices import Device, DeviceStatus, StatusChange
+from domain.environments import Environment, EnvironmentSnapshot
+from domain.errors import InvalidValue
+from domain.test_cases import Condition, Criterion, TestCase, TestCaseSnapshot
+from domain.test_runs import (
+    CaseResult,
+    DeviceSnapshot,
+    Measurement,
+    RunStatus,
+    TestRun,
+    Verdict,
+)
+
+# PostgreSQL error codes of transient conflicts: the whole transaction may simply be retried.
+_RETRYABLE_PGCODES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+
+
+class _SqlRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.dialect = session.get_bind().dialect.name
+
+    def _execute(self, statement: sa.Executable, params: Any = None) -> sa.CursorResult[Any]:
+        try:
+            return self.session.execute(statement, params)  # type: ignore[return-value]
+        except OperationalError as error:
+            if _is_transient(error):
+                raise ConcurrentUpdate(
+                    "the database was busy with a conflicting change; retry"
+                ) from error
+            raise
+
+    @contextmanager
+    def _unique_name(self, kind: str, constraint: str, name: str) -> Iterator[None]:
+        """Turn a unique-name violation (a race the use case's own check could not see)
+        into the same error the use case raises."""
+        try:
+            yield
+        except IntegrityError as error:
+            if _violates(error, constraint):
+                raise AlreadyExists(kind, "name", name) from error
+            raise
+
+
+def _is_transient(error: OperationalError) -> bool:
+    code = getattr(error.orig, "pgcode", None)
+    if code is not None:
+        return code in _RETRYABLE_PGCODES
+    return "database is locked" in str(error.orig)
+
+
+def _violates(error: IntegrityError, constraint: str) -> bool:
+    diag = getattr(error.orig, "diag", None)
+    if diag is not None and getattr(diag, "constraint_name", None):
+        return diag.constraint_name == constraint
+    # SQLite names the columns, not the constraint: "UNIQUE constraint failed: devices.name"
+    table = constraint.removeprefix("uq_").removesuffix("_name")
+    return f"UNIQUE constraint failed: {table}.name" in str(error.orig)
+
+
+def _after_by_name(table: sa.Table, after: tuple | None) -> sa.ColumnElement[bool] | None:
+    """Keyset condition for lists ordered by (name, id) ascending."""
+    if after is None:
+        return None
+    name, item_id = after
+    return sa.or_(table.c.name > name, sa.and_(table.c.name == name, table.c.id > item_id))
+
+
+def _contains_text(column: sa.ColumnElement[str], text: str) -> sa.ColumnElement[bool]:
+    return sa.func.lower(column).contains(text.lower(), autoescape=True)
+
+
+# -- devices ---------------------------------------------------------------------------
+
+
+def _device_values(device: Device) -> dict[str, Any]:
+    return {
+        "name": device.name,
+        "model": device.model,
+        "serial": device.serial,
+        "firmware_version": device.firmware_version,
+        "location": device.location,
+        "held_by": device.held_by,
+        "marked_offline": device.marked_offline,
+        "status": device.status.value,
+        "last_seen_at": device.last_seen_at,
+        "created_at": device.created_at,
+        "updated_at": device.updated_at,
+    }
+
+
+class SqlDeviceRepository(_SqlRepository):
+    def __init__(self, session: Session) -> None:
+        super().__init__(session)
+        # labels as last read or written, so an update rewrites them only when they changed
+        self._known_labels: dict[str, dict[str, str]] = {}
+
+    def add(self, device: Device) -> None:
+        values = {"id": device.id, **_device_values(device), "version": device.version + 1}
+        with self._unique_name("device", "uq_devices_name", device.name):
+            self._execute(sa.insert(t.devices).values(values))
+        self._insert_labels(device.id, device.labels)
+        self._insert_history(device)
+        device.version += 1
+
+    def update(self, device: Device) -> None:
+        statement = (
+            sa.update(t.devices)
+            .where(t.devices.c.id == device.id, t.devices.c.version == device.version)
+            .values(**_device_values(device), version=device.version + 1)
+        )
+        with self._unique_name("device", "uq_devices_name", device.name):
+            result = self._execute(statement)
+        if result.rowcount != 1:
+            raise ConcurrentUpdate(f"device {device.name} was changed meanwhile; retry")
+        if self._known_labels.get(device.id) != device.labels:
+            self._execute(
+                sa.delete(t.device_labels).where(t.device_labels.c.device_id == device.id)
+            )
+            self._insert_labels(device.id, device.labels)
+        self._insert_history(device)
+        device.version += 1
+
+    def remove(self, device: Device) -> None:
+        # labels and status history go with it (ON DELETE CASCADE)
+        self._execute(sa.delete(t.devices).where(t.devices.c.id == device.id))
+        self._known_labels.pop(device.id, None)
+
+    def get(self, device_id: str) -> Device | None:
+        found = self._select(sa.select(t.devices).where(t.devices.c.id == device_id))
+        return found[0] if found else None
+
+    def get_by_name(self, name: str) -> Device | None:
+        found = self._select(sa.select(t.devices).where(t.devices.c.name == name))
+        return found[0] if found else None
+
+    def get_many_for_update(self, device_ids: Sequence[str]) -> list[Device]:
+        if not device_ids:
+            return []
+        # Locking in id order means two transactions never wait for each other in a cycle.
+        statement = (
+            sa.select(t.devices)
+            .where(t.devices.c.id.in_(sorted(set(device_ids))))
+            .order_by(t.devices.c.id)
+            .with_for_update()
+        )
+        return self._select(statement)
+
+    def list(self, where: DeviceFilter, limit: int, after: tuple | None) -> list[Device]:
+        statement = sa.select(t.devices)
+        if where.status is not None:
+            statement = statement.where(t.devices.c.status == DeviceStatus(where.status).value)
+        if where.text:
+            statement = statement.where(
+                sa.or_(
+                    *(
+                        _contains_text(column, where.text)
+                        for column in (
+                            t.devices.c.name,
+                            t.devices.c.serial,
+                            t.devices.c.model,
+                            t.devices.c.location,
+                            t.devices.c.firmware_version,
+                        )
+                    )
+                )
+            )
+        if where.label is not None:
+            key, value = where.label
+            label = sa.select(t.device_labels.c.device_id).where(
+                t.device_labels.c.device_id == t.devices.c.id, t.device_labels.c.key == key
+            )
+            if value is not None:
+                label = label.where(t.device_labels.c.value == value)
+            statement = statement.where(label.exists())
+        keyset = _after_by_name(t.devices, after)
+        if keyset is not None:
+            statement = statement.where(keyset)
+        statement = statement.order_by(t.devices.c.name, t.devices.c.id).limit(limit)
+        return self._select(statement)
+
+    def list_silent(self, seen_before: datetime, limit: int) -> list[Device]:
+        statement = (
+            sa.select(t.devices)
+            .where(
+                t.devices.c.marked_offline.is_(sa.false()),
+                t.devices.c.last_seen_at.is_not(None),
+                t.devices.c.last_seen_at < seen_before,
+            )
+            .order_by(t.devices.c.id)
+            .limit(limit)
+        )
+        return self._select(statement)
+
+    def history(self, device_id: str, limit: int) -> list[StatusChange]:
+        changes = t.device_status_changes
+        rows = self._execute(
+            sa.select(changes)
+            .where(changes.c.device_id == device_id)
+            .order_by(changes.c.id.desc())
+            .limit(limit)
+        )
+        return [
+            StatusChange(
+                at=row.at,
+                from_status=DeviceStatus(row.from_status),
+                to_status=DeviceStatus(row.to_status),
+                actor=row.actor,
+                reason=row.reason,
+                run_id=row.run_id,
+            )
+            for row in rows
+        ]
+
+    def _select(self, statement: sa.Select[Any]) -> list[Device]:
+        rows = self._execute(statement).all()
+        labels: dict[str, dict[str, str]] = {row.id: {} for row in rows}
+        if rows:
+            label_rows = self._execute(
+                sa.select(t.device_labels)
+                .where(t.device_labels.c.device_id.in_(list(labels)))
+                .order_by(t.device_labels.c.device_id, t.device_labels.c.key)
+            )
+            for label in label_rows:
+                labels[label.device_id][label.key] = label.value
+        devices = []
+        for row in rows:
+            devices.append(
+                Device(
+                    id=row.id,
+                    name=row.name,
+                    model=row.model,
+                    serial=row.serial,
+                    firmware_version=row.firmware_version,
+                    location=row.location,
+                    labels=labels[row.id],
+                    held_by=row.held_by,
+                    marked_offline=row.marked_offline,
+                    last_seen_at=row.last_seen_at,
+                    created_at=row.created_at,
+                    updated_at=row.updated_at,
+                    version=row.version,
+                )
+            )
+            self._known_labels[row.id] = dict(labels[row.id])
+        return devices
+
+    def _insert_labels(self, device_id: str, labels: dict[str, str]) -> None:
+        if labels:
+            self._execute(
+                sa.insert(t.device_labels),
+                [{"device_id": device_id, "key": k, "value": v} for k, v in labels.items()],
+            )
+        self._known_labels[device_id] = dict(labels)
+
+    def _insert_history(self, device: Device) -> None:
+        if device.new_history:
+            self._execute(
+                sa.insert(t.device_status_changes),
+                [
+                    {
+                        "device_id": device.id,
+                        "at": change.at,
+                        "from_status": change.from_status.value,
+                        "to_status": change.to_status.value,
+                        "actor": change.actor,
+                        "reason": change.reason,
+                        "run_id": change.run_id,
+                    }
+                    for change in device.new_history
+                ],
+            )
+        device.new_history.clear()
+
+
+# -- test cases and environments --------------------------------------------------------
+
+
+def _criterion_json(criterion: Criterion) -> dict[str, Any]:
+    return {
+        "metric": criterion.metric,
+        "condition": criterion.condition.value,
+        "threshold": criterion.threshold,
+        "unit": criterion.unit,
+    }
+
+
+def _criterion_from(data: dict[str, Any]) -> Criterion:
+    return Criterion(
+        metric=data["metric"],
+        condition=Condition(data["condition"]),
+        threshold=float(data["threshold"]),
+        unit=data.get("unit", ""),
+    )
+
+
+def _test_case_values(case: TestCase) -> dict[str, Any]:
+    return {
+        "name": case.name,
+        "description": case.description,
+        "criteria": [_criterion_json(c) for c in case.criteria],
+        "duration_s": case.duration_s,
+        "timeout_s": case.timeout_s,
+        "default_parameters": dict(case.default_parameters),
+        "tags": list(case.tags),
+        "version": case.version,
+        "created_at": case.created_at,
+        "updated_at": case.updated_at,
+    }
+
+
+class SqlTestCaseRepository(_SqlRepository):
+    __test__ = False
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(session)
+        # TestCase.version is the content version, bumped by real edits only; an update
+        # checks the stored one is still the one read, so two concurrent edits cannot both
+        # become "version n+1" with different contents.
+        self._read_versions: dict[str, int] = {}
+
+    def add(self, test_case: TestCase) -> None:
+        with self._unique_name("test case", "uq_test_cases_name", test_case.name):
+            self._execute(
+                sa.insert(t.test_cases).values(id=test_case.id, **_test_case_values(test_case))
+            )
+        self._read_versions[test_case.id] = test_case.version
+
+    def update(self, test_case: TestCase) -> None:
+        statement = (
+            sa.update(t.test_cases)
+            .where(t.test_cases.c.id == test_case.id)
+            .values(**_test_case_values(test_case))
+        )
+        read_version = self._read_versions.get(test_case.id)
+        if read_version is not None:
+            statement = statement.where(t.test_cases.c.version == read_version)
+        with self._unique_name("test case", "uq_test_cases_name", test_case.name):
+            result = self._execute(statement)
+        if result.rowcount != 1:
+            raise ConcurrentUpdate(f"test case {test_case.name} was changed meanwhile; retry")
+        self._read_versions[test_case.id] = test_case.version
+
+    def remove(self, test_case: TestCase) -> None:
+        self._execute(sa.delete(t.test_cases).where(t.test_cases.c.id == test_case.id))
+        self._read_versions.pop(test_case.id, None)
+
+    def get(self, test_case_id: str) -> TestCase | None:
+        found = self._select(sa.select(t.test_cases).where(t.test_cases.c.id == test_case_id))
+        return found[0] if found else None
+
+    def get_by_name(self, name: str) -> TestCase | None:
+        found = self._select(sa.select(t.test_cases).where(t.test_cases.c.name == name))
+        return found[0] if found else None
+
+    def list(self, where: NameFilter, limit: int, after: tuple | None) -> list[TestCase]:
+        statement = sa.select(t.test_cases)
+        if where.text:
+            statement = statement.where(_contains_text(t.test_cases.c.name, where.text))
+        if where.tag:
+            statement = statement.where(self._has_tag(where.tag))
+        keyset = _after_by_name(t.test_cases, after)
+        if keyset is not None:
+            statement = statement.where(keyset)
+        statement = statement.order_by(t.test_cases.c.name, t.test_cases.c.id).limit(limit)
+        return self._select(statement)
+
+    def _has_tag(self, tag: str) -> sa.ColumnElement[bool]:
+        if self.dialect == "postgresql":
+            # jsonb containment: tags @> '["tag"]'
+            return sa.type_coerce(t.test_cases.c.tags, postgresql.JSONB).contains([tag])
+        each = sa.func.json_each(t.test_cases.c.tags).table_valued("value").alias("tag")
+        return sa.select(each.c.value).where(each.c.value == tag).exists()
+
+    def _select(self, statement: sa.Select[Any]) -> list[TestCase]:
+        cases = []
+        for row in self._execute(statement):
+            cases.append(
+                TestCase(
+                    id=row.id,
+                    name=row.name,
+                    criteria=[_criterion_from(c) for c in row.criteria],
+                    description=row.description,
+                    duration_s=row.duration_s,
+                    timeout_s=row.timeout_s,
+                    default_parameters=dict(row.default_parameters),
+                    tags=list(row.tags),
+                    version=row.version,
+                    created_at=row.created_at,
+                    updated_at=row.updated_at,
+                )
+            )
+            self._read_versions[row.id] = row.version
+        return cases
+
+
+def _environment_values(environment: Environment) -> dict[str, Any]:
+    return {
+        "name": environment.name,
+        "description": environment.description,
+        "variables": dict(environment.variables),
+        "created_at": environment.created_at,
+        "updated_at": environment.updated_at,
+    }
+
+
+class SqlEnvironmentRepository(_SqlRepository):
+    def add(self, environment: Environment) -> None:
+        with self._unique_name("environment", "uq_environments_name", environment.name):
+            self._execute(
+                sa.insert(t.environments).values(
+                    id=environment.id, **_environment_values(environment)
+                )
+            )
+
+    def update(self, environment: Environment) -> None:
+        statement = (
+            sa.update(t.environments)
+            .where(t.environments.c.id == environment.id)
+            .values(**_environment_values(environment))
+        )
+        with self._unique_name("environment", "uq_environments_name", environment.name):
+            result = self._execute(statement)
+        if result.rowcount != 1:
+            raise ConcurrentUpdate(f"environment {environment.name} was deleted meanwhile")
+
+    def remove(self, environment: Environment) -> None:
+        self._execute(sa.delete(t.environments).where(t.environments.c.id == environment.id))
+
+    def get(self, environment_id: str) -> Environment | None:
+        found = self._select(sa.select(t.environments).where(t.environments.c.id == environment_id))
+        return found[0] if found else None
+
+    def get_by_name(self, name: str) -> Environment | None:
+        found = self._select(sa.select(t.environments).where(t.environments.c.name == name))
+        return found[0] if found else None
+
+    def list(self, where: NameFilter, limit: int, after: tuple | None) -> list[Environment]:
+        statement = sa.select(t.environments)
+        if where.text:
+            statement = statement.where(_contains_text(t.environments.c.name, where.text))
+        keyset = _after_by_name(t.environments, after)
+        if keyset is not None:
+            statement = statement.where(keyset)
+        statement = statement.order_by(t.environments.c.name, t.environments.c.id).limit(limit)
+        return self._select(statement)
+
+    def _select(self, statement: sa.Select[Any]) -> list[Environment]:
+        return [
+            Environment(
+                id=row.id,
+                name=row.name,
+                description=row.description,
+                variables=dict(row.variables),
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+            )
+            for row in self._execute(statement)
+        ]
+
+
+# -- test runs -------------------------------------------------------------------------
+
+
+def _number_json(value: float | None) -> float | str | None:
+    """JSON (and PostgreSQL's jsonb) has no NaN or infinity; a runner may still measure one."""
+    if value is None or math.isfinite(value):
+        return value
+    return repr(float(value))  # "nan", "inf", "-inf"
+
+
+def _number_from(value: float | str | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _case_snapshot_json(case: TestCaseSnapshot) -> dict[str, Any]:
+    return {
+        "id": case.id,
+        "version": case.version,
+        "name": case.name,
+        "description": case.description,
+        "criteria": [_criterion_json(c) for c in case.criteria],
+        "duration_s": case.duration_s,
+        "timeout_s": case.timeout_s,
+        "parameters": dict(case.parameters),
+        "tags": list(case.tags),
+    }
+
+
+def _case_snapshot_from(data: dict[str, Any]) -> TestCaseSnapshot:
+    return TestCaseSnapshot(
+        id=data["id"],
+        version=data["version"],
+        name=data["name"],
+        description=data["description"],
+        criteria=tuple(_criterion_from(c) for c in data["criteria"]),
+        duration_s=data["duration_s"],
+        timeout_s=data["timeout_s"],
+        parameters=dict(data["parameters"]),
+        tags=tuple(data["tags"]),
+    )
+
+
+def _device_snapshot_json(device: DeviceSnapshot) -> dict[str, Any]:
+    return {
+        "id": device.id,
+        "name": device.name,
+        "model": device.model,
+        "serial": device.serial,
+        "firmware_version": device.firmware_version,
+        "labels": dict(device.labels),
+    }
+
+
+def _device_snapshot_from(data: dict[str, Any]) -> DeviceSnapshot:
+    return DeviceSnapshot(
+        id=data["id"],
+        name=data["name"],
+        model=data["model"],
+        serial=data["serial"],
+        firmware_version=data["firmware_version"],
+        labels=dict(data["labels"]),
+    )
+
+
+def _environment_snapshot_json(environment: EnvironmentSnapshot) -> dict[str, Any]:
+    return {
+        "id": environment.id,
+        "name": environment.name,
+        "description": environment.description,
+        "variables": dict(environment.variables),
+    }
+
+
+def _measurement_json(measurement: Measurement) -> dict[str, Any]:
+    return {
+        "metric": measurement.metric,
+        "condition": measurement.condition,
+        "threshold": _number_json(measurement.threshold),
+        "unit": measurement.unit,
+        "value": _number_json(measurement.value),
+        "passed": measurement.passed,
+    }
+
+
+def _measurement_from(data: dict[str, Any]) -> Measurement:
+    return Measurement(
+        metric=data["metric"],
+        condition=data["condition"],
+        threshold=float(data["threshold"]),
+        unit=data["unit"],
+        value=_number_from(data["value"]),
+        passed=data["passed"],
+    )
+
+
+def _result_row(run_id: str, result: CaseResult) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "test_case_id": result.test_case_id,
+        "device_id": result.device_id,
+        "verdict": result.verdict.value,
+        "measurements": [_measurement_json(m) for m in result.measurements],
+        "message": result.message,
+        "started_at": result.started_at,
+        "finished_at": result.finished_at,
+    }
+
+
+def _run_values(run: TestRun) -> dict[str, Any]:
+    return {
+        "status": run.status.value,
+        "verdict": run.verdict.value if run.verdict is not None else None,
+        "environment_id": run.environment.id,
+        "environment": _environment_snapshot_json(run.environment),
+        "parameters": dict(run.parameters),
+        "started_by": run.started_by,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "deadline": run.deadline,
+        "failure_reason": run.failure_reason,
+        "progress": run.progress,
+        "progress_message": run.progress_message,
+        "last_report_at": run.last_report_at,
+    }
+
+
+def _cursor_time(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidValue("cursor", "is not a cursor this API issued for this list") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+class SqlTestRunRepository(_SqlRepository):
+    __test__ = False
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(session)
+        # results as last read or written, so an update writes only the ones that changed
+        self._known_results: dict[str, dict[tuple[str, str], CaseResult]] = {}
+
+    def add(self, run: TestRun) -> None:
+        self._execute(
+            sa.insert(t.test_runs).values(id=run.id, **_run_values(run), version=run.version)
+        )
+        self._execute(
+            sa.insert(t.test_run_cases),
+            [
+                {
+                    "run_id": run.id,
+                    "position": position,
+                    "test_case_id": case.id,
+                    "version": case.version,
+                    "snapshot": _case_snapshot_json(case),
+                }
+                for position, case in enumerate(run.test_cases)
+            ],
+        )
+        self._execute(
+            sa.insert(t.test_run_devices),
+            [
+                {
+                    "run_id": run.id,
+                    "position": position,
+                    "device_id": device.id,
+                    "firmware_version": device.firmware_version,
+                    "snapshot": _device_snapshot_json(device),
+                }
+                for position, device in enumerate(run.devices)
+            ],
+        )
+        self._known_results[run.id] = {}
+        self._write_results(run)
+
+    def update(self, run: TestRun) -> None:
+        statement = (
+            sa.update(t.test_runs)
+            .where(t.test_runs.c.id == run.id, t.test_runs.c.version == run.version)
+            .values(**_run_values(run), version=run.version + 1)
+        )
+        if self._execute(statement).rowcount != 1:
+            raise ConcurrentUpdate(f"test run {run.id} was changed meanwhile; retry")
+        self._write_results(run)
+        run.version += 1
+
+    def get(self, run_id: str, for_update: bool = False) -> TestRun | None:
+        statement = sa.select(t.test_runs).where(t.test_runs.c.id == run_id)
+        if for_update:
+            statement = statement.with_for_update()
+        found = self._select(statement)
+        return found[0] if found else None
+
+    def list(self, where: RunFilter, limit: int, after: tuple | None) -> list[TestRun]:
+        runs = t.test_runs
+        statement = sa.select(runs)
+        if where.status is not None:
+            statement = statement.where(runs.c.status == RunStatus(where.status).value)
+        if where.verdict is not None:
+            statement = statement.where(runs.c.verdict == Verdict(where.verdict).value)
+        if where.environment_id is not None:
+            statement = statement.where(runs.c.environment_id == where.environment_id)
+        if where.device_id is not None:
+            statement = statement.where(
+                sa.select(t.test_run_devices.c.run_id)
+                .where(
+                    t.test_run_devices.c.run_id == runs.c.id,
+                    t.test_run_devices.c.device_id == where.device_id,
+                )
+                .exists()
+            )
+        if where.firmware is not None:
+            statement = statement.where(
+                sa.select(t.test_run_devices.c.run_id)
+                .where(
+                    t.test_run_devices.c.run_id == runs.c.id,
+                    t.test_run_devices.c.firmware_version == where.firmware,
+                )
+                .exists()
+            )
+        if where.test_case_id is not None:
+            statement = statement.where(
+                sa.select(t.test_run_cases.c.run_id)
+                .where(
+                    t.test_run_cases.c.run_id == runs.c.id,
+                    t.test_run_cases.c.test_case_id == where.test_case_id,
+                )
+                .exists()
+            )
+        if where.created_from is not None:
+            statement = statement.where(runs.c.created_at >= where.created_from)
+        if where.created_to is not None:
+            statement = statement.where(runs.c.created_at <= where.created_to)
+        if after is not None:
+            # The key is (created_at as ISO text, id); compare the instant, not the text.
+            created_at, run_id = _cursor_time(after[0]), after[1]
+            statement = statement.where(
+                sa.or_(
+                    runs.c.created_at < created_at,
+                    sa.and_(runs.c.created_at == created_at, runs.c.id < run_id),
+                )
+            )
+        statement = statement.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
+        return self._select(statement)
+
+    def list_overdue(self, now: datetime, limit: int) -> list[str]:
+        unfinished = [s.value for s in RunStatus if not s.finished]
+        rows = self._execute(
+            sa.select(t.test_runs.c.id)
+            .where(t.test_runs.c.status.in_(unfinished), t.test_runs.c.deadline < now)
+            .order_by(t.test_runs.c.deadline, t.test_runs.c.id)
+            .limit(limit)
+        )
+        return [row.id for row in rows]
+
+    def _write_results(self, run: TestRun) -> None:
+        known = self._known_results.get(run.id)
+        if known is None:
+            # not read through this repository: rewrite them all
+            self._execute(
+                sa.delete(t.test_run_results).where(t.test_run_results.c.run_id == run.id)
+            )
+            known = {}
+        results = t.test_run_results
+        stale = [key for key, result in known.items() if run.results.get(key) != result]
+        for test_case_id, device_id in stale:
+            self._execute(
+                sa.delete(results).where(
+                    results.c.run_id == run.id,
+                    results.c.test_case_id == test_case_id,
+                    results.c.device_id == device_id,
+                )
+            )
+        fresh = [result for key, result in run.results.items() if known.get(key) != result]
+        if fresh:
+            self._execute(sa.insert(results), [_result_row(run.id, r) for r in fresh])
+        self._known_results[run.id] = dict(run.results)
+
+    def _select(self, statement: sa.Select[Any]) -> list[TestRun]:
+        rows = self._execute(statement).all()
+        if not rows:
+            return []
+        ids = [row.id for row in rows]
+        cases: dict[str, list[TestCaseSnapshot]] = {i: [] for i in ids}
+        for row in self._execute(
+            sa.select(t.test_run_cases.c.run_id, t.test_run_cases.c.snapshot)
+            .where(t.test_run_cases.c.run_id.in_(ids))
+            .order_by(t.test_run_cases.c.run_id, t.test_run_cases.c.position)
+        ):
+            cases[row.run_id].append(_case_snapshot_from(row.snapshot))
+        devices: dict[str, list[DeviceSnapshot]] = {i: [] for i in ids}
+        for row in self._execute(
+            sa.select(t.test_run_devices.c.run_id, t.test_run_devices.c.snapshot)
+            .where(t.test_run_devices.c.run_id.in_(ids))
+            .order_by(t.test_run_devices.c.run_id, t.test_run_devices.c.position)
+        ):
+            devices[row.run_id].append(_device_snapshot_from(row.snapshot))
+        results: dict[str, dict[tuple[str, str], CaseResult]] = {i: {} for i in ids}
+        for row in self._execute(
+            sa.select(t.test_run_results)
+            .where(t.test_run_results.c.run_id.in_(ids))
+            .order_by(
+                t.test_run_results.c.run_id,
+                t.test_run_results.c.test_case_id,
+                t.test_run_results.c.device_id,
+            )
+        ):
+            results[row.run_id][(row.test_case_id, row.device_id)] = CaseResult(
+                test_case_id=row.test_case_id,
+                device_id=row.device_id,
+                verdict=Verdict(row.verdict),
+                measurements=tuple(_measurement_from(m) for m in row.measurements),
+                message=row.message,
+                started_at=row.started_at,
+                finished_at=row.finished_at,
+            )
+        loaded = []
+        for row in rows:
+            environment = row.environment
+            loaded.append(
+                TestRun(
+                    id=row.id,
+                    test_cases=tuple(cases[row.id]),
+                    environment=EnvironmentSnapshot(
+                        id=environment["id"],
+                        name=environment["name"],
+                        description=environment["description"],
+                        variables=dict(environment["variables"]),
+                    ),
+                    devices=tuple(devices[row.id]),
+                    started_by=row.started_by,
+                    created_at=row.created_at,
+                    deadline=row.deadline,
+                    parameters=dict(row.parameters),
+                    status=RunStatus(row.status),
+                    verdict=Verdict(row.verdict) if row.verdict is not None else None,
+                    started_at=row.started_at,
+                    finished_at=row.finished_at,
+                    failure_reason=row.failure_reason,
+                    progress=row.progress,
+                    progress_message=row.progress_message,
+                    last_report_at=row.last_report_at,
+                    results=results[row.id],
+                    version=row.version,
+                )
+            )
+            self._known_results[row.id] = dict(results[row.id])
+        return loaded
+
+
+# -- outbox ----------------------------------------------------------------------------
+
+
+class SqlOutbox(_SqlRepository):
+    """Messages for the runners, stored in the transaction of the change they announce; a
+    relay publishes the unsent ones (sent_at IS NULL) afterwards."""
+
+    def add(self, message: OutboxMessage) -> None:
+        self._execute(
+            sa.insert(t.outbox).values(
+                id=message.id,
+                kind=message.kind,
+                run_id=message.run_id,
+                payload=message.payload,
+                created_at=message.created_at,
+                attempts=0,
+            )
+        )

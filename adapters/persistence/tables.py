@@ -1,0 +1,257 @@
+"""The relational schema, as SQLAlchemy Core tables.
+
+The repositories query through these tables, and the schema tests compare them with what the
+migrations build. They never create anything themselves: the schema comes only from the
+Alembic migrations in `migrations/`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python.
+
+    SQLite keeps no time zone, so values are converted to UTC on the way in and given the UTC
+    zone on the way out; PostgreSQL's `timestamptz` is normalised to UTC as well. A naive
+    datetime is refused: which zone it meant cannot be known here."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} cannot be stored; add tzinfo")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            # stored as text; all values in UTC keeps text order equal to time order
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def json_document() -> sa.types.TypeEngine[Any]:
+    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+def key_text(length: int) -> sa.types.TypeEngine[str]:
+    """Text that is sorted on (names and ids, the keys of keyset pagination).
+
+    On PostgreSQL the collation is "C": code-point order, the order Python sorts strings in
+    (and the order SQLite's default BINARY collation gives), whatever locale the database
+    was created with."""
+    return sa.String(length).with_variant(sa.String(length, collation="C"), "postgresql")
+
+
+ID_LENGTH = 64
+NAME_LENGTH = 200
+STATUS_LENGTH = 16
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+devices = sa.Table(
+    "devices",
+    metadata,
+    sa.Column("id", key_text(ID_LENGTH), primary_key=True),
+    sa.Column("name", key_text(NAME_LENGTH), nullable=False),
+    sa.Column("model", sa.Text(), nullable=False),
+    sa.Column("serial", sa.Text(), nullable=False),
+    sa.Column("firmware_version", sa.Text(), nullable=False),
+    sa.Column("location", sa.Text(), nullable=False),
+    sa.Column("held_by", sa.String(ID_LENGTH), nullable=True),
+    sa.Column("marked_offline", sa.Boolean(), nullable=False),
+    # derived from held_by and marked_offline (Device.status); stored so lists can filter on it
+    sa.Column("status", sa.String(STATUS_LENGTH), nullable=False),
+    sa.Column("last_seen_at", UtcDateTime(), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=True),
+    sa.Column("updated_at", UtcDateTime(), nullable=True),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.UniqueConstraint("name", name="uq_devices_name"),
+    sa.Index("ix_devices_status_name", "status", "name"),
+    sa.Index("ix_devices_last_seen_at", "last_seen_at"),
+)
+
+device_labels = sa.Table(
+    "device_labels",
+    metadata,
+    sa.Column(
+        "device_id",
+        key_text(ID_LENGTH),
+        sa.ForeignKey("devices.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("key", sa.Text(), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+    sa.Index("ix_device_labels_key_value", "key", "value"),
+)
+
+device_status_changes = sa.Table(
+    "device_status_changes",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column(
+        "device_id",
+        key_text(ID_LENGTH),
+        sa.ForeignKey("devices.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("from_status", sa.String(STATUS_LENGTH), nullable=False),
+    sa.Column("to_status", sa.String(STATUS_LENGTH), nullable=False),
+    sa.Column("actor", sa.Text(), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("run_id", sa.String(ID_LENGTH), nullable=True),
+    sa.Index("ix_device_status_changes_device_id_id", "device_id", "id"),
+)
+
+test_cases = sa.Table(
+    "test_cases",
+    metadata,
+    sa.Column("id", key_text(ID_LENGTH), primary_key=True),
+    sa.Column("name", key_text(NAME_LENGTH), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("criteria", json_document(), nullable=False),
+    sa.Column("duration_s", sa.Integer(), nullable=False),
+    sa.Column("timeout_s", sa.Integer(), nullable=False),
+    sa.Column("default_parameters", json_document(), nullable=False),
+    sa.Column("tags", json_document(), nullable=False),
+    # the content version (TestCase.version): bumped by real edits, copied into run snapshots
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=True),
+    sa.Column("updated_at", UtcDateTime(), nullable=True),
+    sa.UniqueConstraint("name", name="uq_test_cases_name"),
+)
+
+environments = sa.Table(
+    "environments",
+    metadata,
+    sa.Column("id", key_text(ID_LENGTH), primary_key=True),
+    sa.Column("name", key_text(NAME_LENGTH), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("variables", json_document(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=True),
+    sa.Column("updated_at", UtcDateTime(), nullable=True),
+    sa.UniqueConstraint("name", name="uq_environments_name"),
+)
+
+test_runs = sa.Table(
+    "test_runs",
+    metadata,
+    sa.Column("id", key_text(ID_LENGTH), primary_key=True),
+    sa.Column("status", sa.String(STATUS_LENGTH), nullable=False),
+    sa.Column("verdict", sa.String(STATUS_LENGTH), nullable=True),
+    # no foreign key: an environment may be deleted, the run keeps its snapshot
+    sa.Column("environment_id", sa.String(ID_LENGTH), nullable=False),
+    sa.Column("environment", json_document(), nullable=False),
+    sa.Column("parameters", json_document(), nullable=False),
+    sa.Column("started_by", sa.Text(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=True),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
+    sa.Column("deadline", UtcDateTime(), nullable=False),
+    sa.Column("failure_reason", sa.Text(), nullable=False),
+    sa.Column("progress", sa.Float(), nullable=False),
+    sa.Column("progress_message", sa.Text(), nullable=False),
+    sa.Column("last_report_at", UtcDateTime(), nullable=True),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Index("ix_test_runs_created_at_id", "created_at", "id"),
+    sa.Index("ix_test_runs_status_created_at", "status", "created_at"),
+    sa.Index("ix_test_runs_verdict_created_at", "verdict", "created_at"),
+    sa.Index("ix_test_runs_environment_id_created_at", "environment_id", "created_at"),
+    sa.Index("ix_test_runs_status_deadline", "status", "deadline"),
+)
+
+test_run_cases = sa.Table(
+    "test_run_cases",
+    metadata,
+    sa.Column(
+        "run_id",
+        key_text(ID_LENGTH),
+        sa.ForeignKey("test_runs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("position", sa.Integer(), primary_key=True, autoincrement=False),
+    # no foreign key: the case may be deleted, the run keeps its snapshot
+    sa.Column("test_case_id", sa.String(ID_LENGTH), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("snapshot", json_document(), nullable=False),
+    sa.Index("ix_test_run_cases_test_case_id_run_id", "test_case_id", "run_id"),
+)
+
+test_run_devices = sa.Table(
+    "test_run_devices",
+    metadata,
+    sa.Column(
+        "run_id",
+        key_text(ID_LENGTH),
+        sa.ForeignKey("test_runs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("position", sa.Integer(), primary_key=True, autoincrement=False),
+    # no foreign key: the device may be deleted, the run keeps its snapshot
+    sa.Column("device_id", sa.String(ID_LENGTH), nullable=False),
+    sa.Column("firmware_version", sa.Text(), nullable=False),
+    sa.Column("snapshot", json_document(), nullable=False),
+    sa.Index("ix_test_run_devices_device_id_run_id", "device_id", "run_id"),
+    sa.Index("ix_test_run_devices_firmware_version_run_id", "firmware_version", "run_id"),
+)
+
+test_run_results = sa.Table(
+    "test_run_results",
+    metadata,
+    sa.Column(
+        "run_id",
+        key_text(ID_LENGTH),
+        sa.ForeignKey("test_runs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("test_case_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("device_id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("verdict", sa.String(STATUS_LENGTH), nullable=False),
+    sa.Column("measurements", json_document(), nullable=False),
+    sa.Column("message", sa.Text(), nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=True),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(ID_LENGTH), nullable=False),
+    sa.Column("payload", json_document(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("sent_at", UtcDateTime(), nullable=True),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default=sa.text("0")),
+    sa.Index("ix_outbox_sent_at_created_at", "sent_at", "created_at"),
+)

@@ -1,0 +1,1 @@
+"""Composition roots: configuration, the container, the WSGI app and the CLI."""

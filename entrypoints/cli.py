@@ -1,0 +1,140 @@
+"""The `devicelab` command."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from entrypoints.settings import Settings, SettingsError
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as error:
+        raise click.UsageError(str(error)) from None
+
+
+def _upgrade(settings: Settings) -> None:
+    from adapters.persistence.schema import upgrade_schema
+
+    if settings.database_url.startswith("sqlite:///"):
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    upgrade_schema(settings.database_url)
+
+
+def _seed_if_empty(settings: Settings) -> dict[str, int] | None:
+    from entrypoints.demo_data import lab_is_empty, seed_demo
+    from entrypoints.wsgi import create_container
+
+    container = create_container(settings)
+    try:
+        if not lab_is_empty(
+            container.list_devices(), container.list_test_cases(), container.list_environments()
+        ):
+            return None
+        return seed_demo(
+            container.register_device(),
+            container.create_test_case(),
+            container.create_environment(),
+        )
+    finally:
+        container.engine().dispose()
+
+
+@click.group()
+def main() -> None:
+    """devicelab: test-lab orchestration for meters and dongles."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Migrate the database schema (DEVICELAB_DATABASE_URL) to REVISION."""
+    from adapters.persistence.schema import upgrade_schema
+
+    settings = _settings()
+    if revision == "head":
+        _upgrade(settings)
+    else:
+        upgrade_schema(settings.database_url, revision)
+    click.echo(f"database at revision {revision}: {_redact(settings.database_url)}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Show the schema revision of the database."""
+    from adapters.persistence.schema import current_revision, head_revision
+
+    settings = _settings()
+    current = current_revision(settings.database_url)
+    click.echo(f"current: {current or 'none (empty database)'}; latest: {head_revision()}")
+
+
+@main.command("seed-demo")
+def seed_demo_command() -> None:
+    """Fill an empty lab with demo devices, test cases and environments."""
+    settings = _settings()
+    _upgrade(settings)
+    created = _seed_if_empty(settings)
+    if created is None:
+        click.echo("the lab already has data; nothing seeded")
+    else:
+        click.echo("seeded " + ", ".join(f"{n} {kind}" for kind, n in created.items()))
+
+
+@main.command("serve")
+def serve() -> None:
+    """Serve the API with gunicorn (no migrations, no seeding)."""
+    _run_gunicorn(_settings())
+
+
+@main.command("up")
+def up() -> None:
+    """Migrate, seed demo data into an empty lab, and serve on DEVICELAB_HOST:DEVICELAB_PORT."""
+    settings = _settings()
+    _upgrade(settings)
+    created = _seed_if_empty(settings)
+    if created:
+        click.echo("demo data seeded: " + ", ".join(f"{n} {k}" for k, n in created.items()))
+    base = f"http://{settings.host}:{settings.port}"
+    click.echo(f"devicelab on {base}  —  API docs: {base}/api/docs  —  Ctrl-C stops it")
+    _run_gunicorn(settings)
+
+
+def _redact(url: str) -> str:
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+
+
+def _run_gunicorn(settings: Settings) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    from entrypoints.wsgi import create_app
+
+    class _Server(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{settings.host}:{settings.port}")
+            self.cfg.set("workers", settings.workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", settings.threads)
+            self.cfg.set("graceful_timeout", 10)
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("loglevel", settings.log_level.lower())
+
+        def load(self):
+            return create_app()
+
+    _Server().run()
+    sys.exit(0)

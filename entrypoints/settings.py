@@ -1,0 +1,65 @@
+"""The one place that reads configuration: environment variables prefixed DEVICELAB_."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum:g}, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: str = "var"
+    database_url: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 2
+    threads: int = 4
+    max_body_bytes: int = 1024 * 1024
+    queue_allowance_s: float = 600
+    progress_lease_s: float = 300
+    device_silence_s: float = 300
+    log_level: str = "INFO"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        data_dir = env.get("DEVICELAB_DATA_DIR") or "var"
+        database_url = env.get("DEVICELAB_DATABASE_URL") or (
+            f"sqlite:///{Path(data_dir).resolve() / 'devicelab.db'}"
+        )
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            host=env.get("DEVICELAB_HOST") or "127.0.0.1",
+            port=int(_number(env, "DEVICELAB_PORT", 8000, 1)),
+            workers=int(_number(env, "DEVICELAB_WORKERS", 2, 1)),
+            threads=int(_number(env, "DEVICELAB_THREADS", 4, 1)),
+            max_body_bytes=int(_number(env, "DEVICELAB_MAX_BODY_BYTES", 1024 * 1024, 1024)),
+            queue_allowance_s=_number(env, "DEVICELAB_QUEUE_ALLOWANCE_S", 600),
+            progress_lease_s=_number(env, "DEVICELAB_PROGRESS_LEASE_S", 300),
+            device_silence_s=_number(env, "DEVICELAB_DEVICE_SILENCE_S", 300, 1),
+            log_level=(env.get("DEVICELAB_LOG_LEVEL") or "INFO").upper(),
+        )
+
+    def as_config(self) -> dict:
+        return asdict(self)

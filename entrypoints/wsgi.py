@@ -1,0 +1,33 @@
+"""The WSGI application. gunicorn: `gunicorn 'entrypoints.wsgi:create_app()'`."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from adapters.http.api import install_api
+from adapters.http.security import install_authentication
+from entrypoints.container import Container
+from entrypoints.settings import Settings
+
+
+def create_container(settings: Settings | None = None) -> Container:
+    container = Container()
+    container.config.from_dict((settings or Settings.from_env()).as_config())
+    return container
+
+
+def create_app(container: Container | None = None) -> Flask:
+    container = container or create_container()
+    logging.basicConfig(
+        level=container.config.log_level(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    app = Flask("devicelab")
+    app.config["MAX_CONTENT_LENGTH"] = container.config.max_body_bytes()
+    app.json.sort_keys = False
+    app.extensions["devicelab.container"] = container
+    install_api(app)
+    install_authentication(app, container.authenticator())
+    return app

@@ -1,0 +1,123 @@
+"""Fixtures shared by every test directory: a real PostgreSQL server and databases on it.
+
+PostgreSQL comes from DEVICELAB_TEST_POSTGRES_URL (default: the local server, user postgres).
+Each test session creates its own uniquely named databases there and drops them at the end.
+When the server does not answer, PostgreSQL tests are skipped, except in CI (CI=true), where
+they fail: a CI run must not pass by silently testing less."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from adapters.persistence import tables
+from adapters.persistence.engine import make_engine
+from adapters.persistence.schema import upgrade_schema
+
+POSTGRES_URL_VARIABLE = "DEVICELAB_TEST_POSTGRES_URL"
+DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+
+# -- PostgreSQL server and databases -----------------------------------------------------
+
+
+class PostgresServer:
+    """An AUTOCOMMIT connection to the server's maintenance database, to create and drop the
+    test databases."""
+
+    def __init__(self, url: str) -> None:
+        self.url = make_url(url)
+        self.admin = sa.create_engine(
+            self.url,
+            poolclass=NullPool,
+            isolation_level="AUTOCOMMIT",
+            connect_args={"connect_timeout": 3},
+        )
+        self.created: list[str] = []
+
+    def check(self) -> None:
+        with self.admin.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+
+    def create_database(self, purpose: str) -> str:
+        name = f"devicelab_test_{purpose}_{uuid.uuid4().hex[:10]}"
+        with self.admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        return self.url.set(database=name).render_as_string(hide_password=False)
+
+    def drop_database(self, url: str) -> None:
+        name = make_url(url).database
+        with self.admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if name in self.created:
+            self.created.remove(name)
+
+    def close(self) -> None:
+        with self.admin.connect() as connection:
+            for name in self.created:
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.created.clear()
+        self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    url = os.environ.get(POSTGRES_URL_VARIABLE) or DEFAULT_POSTGRES_URL
+    server = PostgresServer(url)
+    try:
+        server.check()
+    except sa.exc.DBAPIError as error:
+        server.admin.dispose()
+        reason = (
+            f"PostgreSQL at {server.url.render_as_string(hide_password=True)} does not answer "
+            f"({type(error.orig).__name__}: {str(error.orig).strip()[:200]}); "
+            f"set {POSTGRES_URL_VARIABLE} to a server where this user may create databases"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and {reason}", pytrace=False)
+        pytest.skip(reason)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty database for this test session (dropped at the end)."""
+    return postgres_server.create_database("session")
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """A fresh, empty database for one test, for tests that migrate up and down."""
+    url = postgres_server.create_database("fresh")
+    yield url
+    postgres_server.drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres_url(postgres_url: str) -> str:
+    upgrade_schema(postgres_url)
+    return postgres_url
+
+
+def _empty_all_tables(url: str) -> None:
+    engine = make_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            names = ", ".join(table.name for table in tables.metadata.sorted_tables)
+            connection.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def empty_postgres_url(migrated_postgres_url: str) -> str:
+    """The session's migrated PostgreSQL database, emptied for this test."""
+    _empty_all_tables(migrated_postgres_url)
+    return migrated_postgres_url
