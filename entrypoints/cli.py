@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
 
-from entrypoints.settings import Settings, SettingsError
+from entrypoints.settings import Settings, SettingsError, demo_secret_key
 
 
 def _settings() -> Settings:
@@ -100,6 +101,16 @@ def serve() -> None:
 def up() -> None:
     """Migrate, seed demo data into an empty lab, and serve on DEVICELAB_HOST:DEVICELAB_PORT."""
     settings = _settings()
+    if not settings.secret_key:
+        secret, path = demo_secret_key(settings.data_dir)
+        os.environ["DEVICELAB_SECRET_KEY"] = secret  # inherited by the server's workers
+        settings = _settings()
+        click.secho(
+            f"DEMO MODE: no DEVICELAB_SECRET_KEY set, using a generated demo secret kept in "
+            f"{path}. Never run a shared or production instance like this.",
+            fg="yellow",
+            bold=True,
+        )
     _upgrade(settings)
     created = _seed_if_empty(settings)
     if created:
@@ -119,6 +130,10 @@ def _redact(url: str) -> str:
 
 
 def _run_gunicorn(settings: Settings) -> None:
+    try:
+        settings.require_secret_key()
+    except SettingsError as error:
+        raise click.UsageError(str(error)) from None
     from gunicorn.app.base import BaseApplication
 
     from entrypoints.wsgi import create_app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -38,6 +39,8 @@ class Settings:
     progress_lease_s: float = 300
     device_silence_s: float = 300
     log_level: str = "INFO"
+    # Signs session tokens and runner callback credentials. Required outside demo mode.
+    secret_key: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -59,7 +62,27 @@ class Settings:
             progress_lease_s=_number(env, "DEVICELAB_PROGRESS_LEASE_S", 300),
             device_silence_s=_number(env, "DEVICELAB_DEVICE_SILENCE_S", 300, 1),
             log_level=(env.get("DEVICELAB_LOG_LEVEL") or "INFO").upper(),
+            secret_key=env.get("DEVICELAB_SECRET_KEY") or "",
         )
+
+    def require_secret_key(self) -> str:
+        if len(self.secret_key) < 32:
+            raise SettingsError(
+                "DEVICELAB_SECRET_KEY must be set to a random string of at least 32 characters "
+                '(for example: python3 -c "import secrets; print(secrets.token_urlsafe(48))"); '
+                "only `devicelab up` (demo mode) generates one by itself"
+            )
+        return self.secret_key
 
     def as_config(self) -> dict:
         return asdict(self)
+
+
+def demo_secret_key(data_dir: str) -> tuple[str, Path]:
+    """Demo mode only: a random secret kept in the data directory, made on first use."""
+    path = Path(data_dir) / "demo-secret-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48))
+    return path.read_text().strip(), path

@@ -20,6 +20,7 @@ def create_container(settings: Settings | None = None) -> Container:
 
 def create_app(container: Container | None = None) -> Flask:
     container = container or create_container()
+    Settings(secret_key=container.config.secret_key()).require_secret_key()
     logging.basicConfig(
         level=container.config.log_level(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

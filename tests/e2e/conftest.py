@@ -21,7 +21,11 @@ def backend(request, tmp_path):
 
 @pytest.fixture
 def container(backend, tmp_path):
-    env = {"DEVICELAB_DATA_DIR": str(tmp_path), "DEVICELAB_MAX_BODY_BYTES": "65536"}
+    env = {
+        "DEVICELAB_DATA_DIR": str(tmp_path),
+        "DEVICELAB_MAX_BODY_BYTES": "65536",
+        "DEVICELAB_SECRET_KEY": "e2e-tests-secret-key-0123456789-abcdefghij",
+    }
     if backend:
         from adapters.persistence.schema import upgrade_schema
 
