@@ -26,3 +26,16 @@ class ConcurrentUpdate(DomainError):
     """Someone else changed the same record in the meantime; the caller may retry."""
 
     code = "concurrent_update"
+
+
+class InvalidRunCredential(DomainError):
+    """A runner callback came without a valid credential for any run (missing, tampered,
+    expired)."""
+
+    code = "invalid_run_credential"
+
+
+class WrongRunCredential(DomainError):
+    """A runner callback carried a valid credential, but for another run."""
+
+    code = "wrong_run_credential"

@@ -132,3 +132,21 @@ class Clock(Protocol):
 
 class IdGenerator(Protocol):
     def new_id(self) -> str: ...
+
+
+class RunCredentials(Protocol):
+    """Per-run credentials for runner callbacks, scoped to one run and expiring."""
+
+    def issue(self, run_id: str, expires_at: datetime) -> str: ...
+
+    def verify(self, token: str, now: datetime) -> str:
+        """The run id the token was issued for; raises InvalidRunCredential."""
+        ...
+
+
+class MessagePublisher(Protocol):
+    """Hands a message to the broker; returns only once the broker has confirmed it."""
+
+    def publish(self, kind: str, payload: dict[str, Any]) -> None:
+        """Raises PublishFailed when the broker did not take the message."""
+        ...
