@@ -1,0 +1,135 @@
+"""The in-memory twin of the auth store: users and sessions in dicts, real enough to run the
+auth service on.
+
+A unit of work holds the store's lock for its whole life and works on copies: commit puts the
+copies back, leaving without commit drops them, as a database transaction would."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Self
+
+from domain.users import Role, Session, User
+
+
+@dataclass
+class InMemoryAuthStore:
+    users: dict[str, User] = field(default_factory=dict)
+    sessions: dict[str, Session] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+class InMemoryUserRepository:
+    def __init__(self, users: dict[str, User]) -> None:
+        self._users = users
+
+    def add(self, user: User) -> None:
+        if user.id in self._users:
+            raise KeyError(f"user {user.id} exists already")
+        self._users[user.id] = copy.deepcopy(user)
+
+    def update(self, user: User) -> None:
+        self._users[user.id] = copy.deepcopy(user)
+
+    def get(self, user_id: str) -> User | None:
+        return copy.deepcopy(self._users.get(user_id))
+
+    def get_by_email(self, email: str) -> User | None:
+        found = next((u for u in self._users.values() if u.email == email), None)
+        return copy.deepcopy(found)
+
+    def list(self, limit: int, after: tuple | None) -> list[User]:
+        ordered = sorted(self._users.values(), key=lambda u: (u.email, u.id))
+        if after is not None:
+            ordered = [u for u in ordered if (u.email, u.id) > tuple(after)]
+        return copy.deepcopy(ordered[:limit])
+
+    def active_admin_ids(self, for_update: bool = False) -> set[str]:
+        return {u.id for u in self._users.values() if u.role is Role.ADMIN and not u.disabled}
+
+
+class InMemorySessionRepository:
+    def __init__(self, sessions: dict[str, Session]) -> None:
+        self._sessions = sessions
+
+    def add(self, session: Session) -> None:
+        if session.id in self._sessions:
+            raise KeyError(f"session {session.id} exists already")
+        self._sessions[session.id] = copy.deepcopy(session)
+
+    def update(self, session: Session) -> None:
+        if session.id in self._sessions:
+            self._sessions[session.id] = copy.deepcopy(session)
+
+    def get(self, session_id: str) -> Session | None:
+        return copy.deepcopy(self._sessions.get(session_id))
+
+    def get_by_token_hash(self, token_hash: str) -> Session | None:
+        found = next((s for s in self._sessions.values() if s.token_hash == token_hash), None)
+        return copy.deepcopy(found)
+
+    def list_active(
+        self, user_id: str, now: datetime, limit: int, after: tuple | None
+    ) -> list[Session]:
+        mine = [s for s in self._sessions.values() if s.user_id == user_id and s.is_active(now)]
+        ordered = sorted(mine, key=lambda s: (s.created_at.isoformat(), s.id), reverse=True)
+        if after is not None:
+            ordered = [s for s in ordered if (s.created_at.isoformat(), s.id) < tuple(after)]
+        return copy.deepcopy(ordered[:limit])
+
+    def remove(self, session_id: str) -> None:
+        self._sessions.pop(session_id, None)
+
+    def remove_all_of(self, user_id: str, keep: str | None = None) -> int:
+        doomed = [s.id for s in self._sessions.values() if s.user_id == user_id and s.id != keep]
+        for session_id in doomed:
+            del self._sessions[session_id]
+        return len(doomed)
+
+    def remove_expired(self, now: datetime) -> int:
+        doomed = [s.id for s in self._sessions.values() if not s.is_active(now)]
+        for session_id in doomed:
+            del self._sessions[session_id]
+        return len(doomed)
+
+
+class InMemoryAuthUnitOfWork:
+    def __init__(self, store: InMemoryAuthStore) -> None:
+        self.store = store
+        self._open = False
+
+    def __enter__(self) -> Self:
+        if self._open:
+            raise RuntimeError("this unit of work is already in use; make a new one")
+        self.store.lock.acquire()
+        self._open = True
+        self._begin()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._open:
+            self._open = False
+            self.store.lock.release()
+
+    def _begin(self) -> None:
+        self._users = copy.deepcopy(self.store.users)
+        self._sessions = copy.deepcopy(self.store.sessions)
+        self.users = InMemoryUserRepository(self._users)
+        self.sessions = InMemorySessionRepository(self._sessions)
+
+    def commit(self) -> None:
+        self._active()
+        self.store.users = self._users
+        self.store.sessions = self._sessions
+        self._begin()
+
+    def rollback(self) -> None:
+        self._active()
+        self._begin()
+
+    def _active(self) -> None:
+        if not self._open:
+            raise RuntimeError("the unit of work is not open; use it in a `with` block")

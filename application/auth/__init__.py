@@ -1,0 +1,1 @@
+"""Users, sessions and tokens: the use cases of the auth service and the ports they need."""

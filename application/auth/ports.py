@@ -1,0 +1,115 @@
+"""The ports the auth use cases need, and what a verified token tells about its holder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, Self
+
+from domain.users import Permission, Role, Session, User, role_allows
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the holder of a valid session token."""
+
+    user_id: str
+    email: str
+    name: str
+    role: Role
+    session_id: str
+    session_expires_at: datetime
+
+    def can(self, permission: Permission) -> bool:
+        return role_allows(self.role, permission)
+
+    @classmethod
+    def of(cls, user: User, session: Session) -> Principal:
+        return cls(user.id, user.email, user.name, user.role, session.id, session.expires_at)
+
+
+class UserRepository(Protocol):
+    def add(self, user: User) -> None: ...
+    def update(self, user: User) -> None: ...
+    def get(self, user_id: str) -> User | None: ...
+    def get_by_email(self, email: str) -> User | None:
+        """`email` is already normalized (see domain.users.normalize_email)."""
+        ...
+
+    def list(self, limit: int, after: tuple | None) -> list[User]:
+        """Ordered by (email, id)."""
+        ...
+
+    def active_admin_ids(self, for_update: bool = False) -> set[str]:
+        """Ids of enabled admins; `for_update` locks them until the transaction ends."""
+        ...
+
+
+class SessionRepository(Protocol):
+    def add(self, session: Session) -> None: ...
+    def update(self, session: Session) -> None: ...
+    def get(self, session_id: str) -> Session | None: ...
+    def get_by_token_hash(self, token_hash: str) -> Session | None: ...
+    def list_active(
+        self, user_id: str, now: datetime, limit: int, after: tuple | None
+    ) -> list[Session]:
+        """The user's sessions still alive at `now`, newest first: ordered by (created_at
+        ISO string, id) descending."""
+        ...
+
+    def remove(self, session_id: str) -> None: ...
+    def remove_all_of(self, user_id: str, keep: str | None = None) -> int:
+        """End every session of the user except `keep`; returns how many ended."""
+        ...
+
+    def remove_expired(self, now: datetime) -> int: ...
+
+
+class AuthUnitOfWork(Protocol):
+    """One transaction on the auth store. Leaving the `with` block without `commit()` rolls
+    back."""
+
+    users: UserRepository
+    sessions: SessionRepository
+
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *exc_info: object) -> None: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+
+
+class PasswordHasher(Protocol):
+    def hash(self, password: str) -> str: ...
+    def verify(self, password_hash: str, password: str) -> bool:
+        """Whether `password` matches; False (never an error) for a hash that is garbled."""
+        ...
+
+    def needs_rehash(self, password_hash: str) -> bool:
+        """The hash was made with weaker parameters than the current ones."""
+        ...
+
+    @property
+    def dummy_hash(self) -> str:
+        """A hash of no one's password: verifying against it costs what a real check costs,
+        so a login for an unknown email takes as long as one with a wrong password."""
+        ...
+
+
+class TokenSigner(Protocol):
+    def sign(self, secret: str) -> str:
+        """The token a client carries: the session secret with a signature."""
+        ...
+
+    def unsign(self, token: str) -> str | None:
+        """The secret in a token, or None for a token this service did not sign."""
+        ...
+
+
+class TokenVerifier(Protocol):
+    """How the backend learns who holds a token: in-process (the Authenticate use case on
+    the auth database) or remote (asking the auth service)."""
+
+    def verify(self, token: str) -> Principal:
+        """The token's holder; raises Unauthenticated for a token that is not (or no longer)
+        valid, AuthServiceUnavailable when that cannot be found out."""
+        ...

@@ -1,0 +1,223 @@
+"""Users, what their role allows, and the sessions they sign in with.
+
+A session is alive while it is used: every use pushes its idle deadline forward (sliding),
+but never past its absolute lifetime, which is fixed when it opens. Both rules live here, so
+every adapter that stores sessions expires them the same way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from domain.errors import InvalidTransition, InvalidValue
+
+PASSWORD_MIN_LENGTH = 8
+PASSWORD_MAX_LENGTH = 128
+EMAIL_MAX_LENGTH = 254
+NAME_MAX_LENGTH = 200
+
+# A session's idle deadline is pushed forward at most this often (or a tenth of the idle
+# timeout, if that is shorter): one write per session a minute instead of one per request.
+# The idle timeout may so end up to this much early.
+RENEWAL_GRANULARITY = timedelta(seconds=60)
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    ENGINEER = "engineer"
+    VIEWER = "viewer"
+
+
+class Permission(StrEnum):
+    READ = "read"  # see devices, test cases, environments, runs and results
+    MANAGE_USERS = "users:manage"  # create users, change their role, disable them
+    MANAGE_DEVICES = "devices:manage"  # register, edit and remove devices
+    OPERATE_DEVICES = "devices:operate"  # override a device's status, record heartbeats
+    EDIT_CATALOG = "catalog:edit"  # create, edit and delete test cases and environments
+    RUN_TESTS = "runs:operate"  # start and cancel test runs
+
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: frozenset(Permission),
+    Role.ENGINEER: frozenset(
+        {
+            Permission.READ,
+            Permission.OPERATE_DEVICES,
+            Permission.EDIT_CATALOG,
+            Permission.RUN_TESTS,
+        }
+    ),
+    Role.VIEWER: frozenset({Permission.READ}),
+}
+
+
+def role_allows(role: Role, permission: Permission) -> bool:
+    return permission in ROLE_PERMISSIONS[role]
+
+
+def roles_with(permission: Permission) -> list[Role]:
+    return [role for role in Role if role_allows(role, permission)]
+
+
+def parse_role(value: str) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        allowed = ", ".join(r.value for r in Role)
+        raise InvalidValue("role", f"must be one of {allowed}") from None
+
+
+def normalize_email(raw: str) -> str:
+    """The form an email is stored and looked up in: trimmed and lower-cased, so that
+    `Ada@Lab.example` and `ada@lab.example` are one account."""
+    email = raw.strip().lower()
+    local, at, domain = email.partition("@")
+    if not email:
+        raise InvalidValue("email", "must not be empty")
+    if len(email) > EMAIL_MAX_LENGTH:
+        raise InvalidValue("email", f"must be at most {EMAIL_MAX_LENGTH} characters")
+    if not at or not local or not domain or "@" in domain or any(c.isspace() for c in email):
+        raise InvalidValue("email", "is not an email address")
+    return email
+
+
+def check_password_policy(password: str, field: str = "password") -> None:
+    """8 to 128 characters, any characters, no composition rules (NIST SP 800-63B). The
+    whole password counts: nothing is truncated."""
+    if len(password) < PASSWORD_MIN_LENGTH:
+        raise InvalidValue(field, f"must be at least {PASSWORD_MIN_LENGTH} characters")
+    if len(password) > PASSWORD_MAX_LENGTH:
+        raise InvalidValue(field, f"must be at most {PASSWORD_MAX_LENGTH} characters")
+
+
+def _clean_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise InvalidValue("name", "must not be empty")
+    if len(name) > NAME_MAX_LENGTH:
+        raise InvalidValue("name", f"must be at most {NAME_MAX_LENGTH} characters")
+    return name
+
+
+@dataclass
+class User:
+    id: str
+    email: str
+    name: str
+    role: Role
+    password_hash: str
+    created_at: datetime
+    updated_at: datetime
+    disabled: bool = False
+
+    def __post_init__(self) -> None:
+        self.email = normalize_email(self.email)
+        self.name = _clean_name(self.name)
+        self.role = Role(self.role)
+
+    def can(self, permission: Permission) -> bool:
+        return not self.disabled and role_allows(self.role, permission)
+
+    def rename(self, name: str, now: datetime) -> None:
+        self.name = _clean_name(name)
+        self.updated_at = now
+
+    def change_role(self, role: Role, now: datetime) -> None:
+        self.role = role
+        self.updated_at = now
+
+    def disable(self, now: datetime) -> None:
+        self.disabled = True
+        self.updated_at = now
+
+    def enable(self, now: datetime) -> None:
+        self.disabled = False
+        self.updated_at = now
+
+    def replace_password_hash(self, password_hash: str, now: datetime) -> None:
+        self.password_hash = password_hash
+        self.updated_at = now
+
+    @property
+    def is_active_admin(self) -> bool:
+        return self.role is Role.ADMIN and not self.disabled
+
+
+def ensure_an_admin_remains(active_admin_ids_before: set[str], changed: User) -> None:
+    """Refuse a change that would leave the lab without an enabled admin: nobody could
+    manage users any more."""
+    others = active_admin_ids_before - {changed.id}
+    if not others and not changed.is_active_admin:
+        raise InvalidTransition("at least one enabled admin must remain")
+
+
+@dataclass(frozen=True)
+class SessionPolicy:
+    idle_timeout: timedelta = timedelta(hours=12)
+    lifetime: timedelta = timedelta(days=7)
+
+    def __post_init__(self) -> None:
+        if self.idle_timeout <= timedelta(0) or self.lifetime <= timedelta(0):
+            raise InvalidValue("session", "idle timeout and lifetime must be positive")
+
+    @classmethod
+    def from_seconds(cls, idle_s: float, lifetime_s: float) -> SessionPolicy:
+        return cls(timedelta(seconds=idle_s), timedelta(seconds=lifetime_s))
+
+
+@dataclass
+class Session:
+    """A signed-in user. `token_hash` is a digest of the secret in the user's token; the
+    secret itself is never stored."""
+
+    id: str
+    user_id: str
+    token_hash: str
+    created_at: datetime
+    last_used_at: datetime
+    idle_expires_at: datetime
+    absolute_expires_at: datetime
+    user_agent: str = ""
+
+    @classmethod
+    def open(
+        cls,
+        id: str,
+        user_id: str,
+        token_hash: str,
+        now: datetime,
+        policy: SessionPolicy,
+        user_agent: str = "",
+    ) -> Session:
+        absolute = now + policy.lifetime
+        return cls(
+            id=id,
+            user_id=user_id,
+            token_hash=token_hash,
+            created_at=now,
+            last_used_at=now,
+            idle_expires_at=min(now + policy.idle_timeout, absolute),
+            absolute_expires_at=absolute,
+            user_agent=user_agent[:300],
+        )
+
+    @property
+    def expires_at(self) -> datetime:
+        """When the session ends if it is not used again."""
+        return min(self.idle_expires_at, self.absolute_expires_at)
+
+    def is_active(self, now: datetime) -> bool:
+        return now < self.expires_at
+
+    def touch(self, now: datetime, policy: SessionPolicy) -> bool:
+        """Record a use: slides the idle deadline (capped by the absolute lifetime). Returns
+        whether anything changed that needs saving; uses shortly after the last recorded one
+        (see RENEWAL_GRANULARITY) change nothing."""
+        if not self.is_active(now):
+            raise InvalidTransition("the session has expired")
+        if now - self.last_used_at < min(RENEWAL_GRANULARITY, policy.idle_timeout / 10):
+            return False
+        self.last_used_at = now
+        self.idle_expires_at = min(now + policy.idle_timeout, self.absolute_expires_at)
+        return True
