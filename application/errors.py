@@ -39,3 +39,7 @@ class WrongRunCredential(DomainError):
     """A runner callback carried a valid credential, but for another run."""
 
     code = "wrong_run_credential"
+
+
+class PublishFailed(Exception):
+    """The broker did not take a message (unreachable, refused, no confirm in time)."""

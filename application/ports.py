@@ -108,6 +108,53 @@ class TestRunRepository(Protocol):
 class Outbox(Protocol):
     def add(self, message: OutboxMessage) -> None: ...
 
+    def claim(self, now: datetime, until: datetime, limit: int) -> list[OutboxMessage]:
+        """Unsent messages not claimed by another relay (or whose claim ran out before `now`),
+        oldest first; marks them claimed until `until`, so concurrent relays skip them."""
+        ...
+
+    def mark_sent(self, message_id: str, at: datetime) -> None: ...
+
+    def release_claim(self, message_id: str) -> None:
+        """Publishing failed: count the attempt and let the message be claimed again."""
+        ...
+
+    def purge_sent(self, before: datetime) -> int: ...
+
+
+@dataclass(frozen=True)
+class Change:
+    """A device or test run changed (kind "device" / "run"; `deleted` for removals)."""
+
+    id: int
+    kind: str
+    entity_id: str
+    at: datetime
+    deleted: bool = False
+
+
+class ChangeFeed(Protocol):
+    """An ordered log of changes, written in the transaction that made them."""
+
+    def since(self, after_id: int, limit: int) -> list[Change]: ...
+    def latest_id(self) -> int: ...
+    def purge(self, before: datetime) -> int: ...
+
+
+@dataclass(frozen=True)
+class LabStatistics:
+    devices_by_status: dict[str, int]
+    runs_by_status: dict[str, int]
+    verdicts_by_day: list[tuple[str, str, int]]  # (YYYY-MM-DD, verdict, count)
+    most_failing_test_cases: list[tuple[str, str, int, int]]  # (id, name, failures, runs)
+
+
+class StatisticsQueries(Protocol):
+    def lab_statistics(self, since: datetime, top: int) -> LabStatistics:
+        """Counts now, verdicts of runs finished since `since` per UTC day, and the test
+        cases with the most failed results since `since`."""
+        ...
+
 
 class UnitOfWork(Protocol):
     """One transaction. Leaving the `with` block without `commit()` rolls back."""
@@ -117,6 +164,8 @@ class UnitOfWork(Protocol):
     environments: EnvironmentRepository
     test_runs: TestRunRepository
     outbox: Outbox
+    changes: ChangeFeed
+    statistics: StatisticsQueries
 
     def __enter__(self) -> Self: ...
     def __exit__(self, *exc_info: object) -> None: ...

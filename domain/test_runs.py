@@ -152,6 +152,7 @@ class TestRun:
     progress: float = 0.0
     progress_message: str = ""
     last_report_at: datetime | None = None
+    runner: str = ""  # which runner executes the run (as it said when it started)
     results: dict[tuple[str, str], CaseResult] = field(default_factory=dict)
     version: int = 0
 
@@ -220,14 +221,28 @@ class TestRun:
                 f"run {self.id} is already {self.status.value}; {what} refused"
             )
 
-    def start(self, at: datetime) -> bool:
-        """The runner picked the job up. A repeat is accepted and changes nothing."""
+    def start(self, at: datetime, runner: str = "", takeover_after_s: float | None = None) -> bool:
+        """A runner picked the job up. A repeat by the same runner is accepted and changes
+        nothing. Another runner may only take the run over once the one executing it has been
+        silent for longer than `takeover_after_s` (a crashed runner's job was redelivered)."""
         self._refuse_if_finished("start report")
-        self.last_report_at = at
         if self.status is RunStatus.RUNNING:
+            if runner and self.runner and runner != self.runner:
+                last_heard = self.last_report_at or self.started_at or at
+                silent_s = (at - last_heard).total_seconds()
+                if takeover_after_s is None or silent_s <= takeover_after_s:
+                    raise InvalidTransition(
+                        f"run {self.id} is being executed by runner {self.runner}"
+                    )
+                self.runner = runner
+                self.last_report_at = at
+                return True
+            self.last_report_at = at
             return False
         self.status = RunStatus.RUNNING
         self.started_at = at
+        self.last_report_at = at
+        self.runner = runner
         self.deadline = max(self.deadline, at + timedelta(seconds=self.timeout_s))
         return True
 

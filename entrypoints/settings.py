@@ -41,6 +41,17 @@ class Settings:
     log_level: str = "INFO"
     # Signs session tokens and runner callback credentials. Required outside demo mode.
     secret_key: str = ""
+    # messaging
+    broker_url: str = ""
+    exchange: str = "devicelab"
+    job_queue: str = "devicelab.jobs"
+    dead_letter_queue: str = "devicelab.jobs.dead"
+    control_exchange: str = "devicelab.control"
+    callback_base_url: str = ""
+    credential_grace_s: float = 3600
+    relay_interval_s: float = 0.1
+    reaper_interval_s: float = 5
+    grafana_url_template: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -63,6 +74,21 @@ class Settings:
             device_silence_s=_number(env, "DEVICELAB_DEVICE_SILENCE_S", 300, 1),
             log_level=(env.get("DEVICELAB_LOG_LEVEL") or "INFO").upper(),
             secret_key=env.get("DEVICELAB_SECRET_KEY") or "",
+            broker_url=env.get("DEVICELAB_BROKER_URL")
+            or f"sqla+sqlite:///{Path(data_dir).resolve() / 'broker.db'}",
+            exchange=env.get("DEVICELAB_EXCHANGE") or "devicelab",
+            job_queue=env.get("DEVICELAB_JOB_QUEUE") or "devicelab.jobs",
+            dead_letter_queue=env.get("DEVICELAB_DEAD_LETTER_QUEUE") or "devicelab.jobs.dead",
+            control_exchange=env.get("DEVICELAB_CONTROL_EXCHANGE") or "devicelab.control",
+            callback_base_url=(
+                env.get("DEVICELAB_CALLBACK_BASE_URL")
+                or f"http://{env.get('DEVICELAB_HOST') or '127.0.0.1'}:"
+                f"{int(_number(env, 'DEVICELAB_PORT', 8000, 1))}"
+            ).rstrip("/"),
+            credential_grace_s=_number(env, "DEVICELAB_CREDENTIAL_GRACE_S", 3600),
+            relay_interval_s=_number(env, "DEVICELAB_RELAY_INTERVAL_S", 0.1, 0.01),
+            reaper_interval_s=_number(env, "DEVICELAB_REAPER_INTERVAL_S", 5, 0.1),
+            grafana_url_template=env.get("DEVICELAB_GRAFANA_URL_TEMPLATE") or "",
         )
 
     def require_secret_key(self) -> str:

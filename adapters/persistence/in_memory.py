@@ -10,19 +10,21 @@ import copy
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, Self, TypeVar
 
 from application.ports import (
+    Change,
     DeviceFilter,
+    LabStatistics,
     NameFilter,
     OutboxMessage,
     RunFilter,
 )
-from domain.devices import Device, StatusChange
+from domain.devices import Device, DeviceStatus, StatusChange
 from domain.environments import Environment
 from domain.test_cases import TestCase
-from domain.test_runs import TestRun
+from domain.test_runs import RunStatus, TestRun, Verdict
 
 E = TypeVar("E", Device, TestCase, Environment, TestRun)
 
@@ -37,6 +39,9 @@ class InMemoryStore:
     environments: dict[str, Environment] = field(default_factory=dict)
     test_runs: dict[str, TestRun] = field(default_factory=dict)
     outbox: list[OutboxMessage] = field(default_factory=list)
+    # per outbox message id: sent_at, claimed_until, attempts
+    outbox_state: dict[str, dict[str, Any]] = field(default_factory=dict)
+    changes: list[Change] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -90,9 +95,10 @@ def _name_key(item: TestCase | Environment | Device) -> tuple:
 
 
 class InMemoryDeviceRepository:
-    def __init__(self, store: InMemoryStore) -> None:
+    def __init__(self, store: InMemoryStore, changes: InMemoryChangeFeed) -> None:
         self.table: _StagedTable[Device] = _StagedTable(store.devices)
         self.store = store
+        self.changes = changes
         self.new_history: list[tuple[str, StatusChange]] = []
 
     def add(self, device: Device) -> None:
@@ -103,9 +109,11 @@ class InMemoryDeviceRepository:
         device.new_history.clear()
         device.version += 1
         self.table.put(device)
+        self.changes.record("device", device.id)
 
     def remove(self, device: Device) -> None:
         self.table.delete(device.id)
+        self.changes.record("device", device.id, deleted=True)
 
     def get(self, device_id: str) -> Device | None:
         return self.table.get(device_id)
@@ -191,15 +199,18 @@ class _InMemoryNamedRepository(Generic[E]):
 class InMemoryTestRunRepository:
     __test__ = False
 
-    def __init__(self, store: InMemoryStore) -> None:
+    def __init__(self, store: InMemoryStore, changes: InMemoryChangeFeed) -> None:
         self.table: _StagedTable[TestRun] = _StagedTable(store.test_runs)
+        self.changes = changes
 
     def add(self, run: TestRun) -> None:
         self.table.put(run)
+        self.changes.record("run", run.id)
 
     def update(self, run: TestRun) -> None:
         run.version += 1
         self.table.put(run)
+        self.changes.record("run", run.id)
 
     def get(self, run_id: str, for_update: bool = False) -> TestRun | None:
         return self.table.get(run_id)
@@ -236,13 +247,128 @@ class InMemoryOutbox:
     def __init__(self, store: InMemoryStore) -> None:
         self.store = store
         self.staged: list[OutboxMessage] = []
+        self.staged_state: dict[str, dict[str, Any]] = {}
+        self.purged: set[str] = set()
 
     def add(self, message: OutboxMessage) -> None:
         self.staged.append(message)
+        self.staged_state[message.id] = {"sent_at": None, "claimed_until": None, "attempts": 0}
+
+    def _state(self, message_id: str) -> dict[str, Any]:
+        if message_id not in self.staged_state:
+            committed = self.store.outbox_state.get(
+                message_id, {"sent_at": None, "claimed_until": None, "attempts": 0}
+            )
+            self.staged_state[message_id] = dict(committed)
+        return self.staged_state[message_id]
+
+    def claim(self, now: datetime, until: datetime, limit: int) -> list[OutboxMessage]:
+        claimed = []
+        for message in sorted(self.store.outbox, key=lambda m: (m.created_at, m.id)):
+            state = self._state(message.id)
+            claim = state["claimed_until"]
+            if state["sent_at"] is None and (claim is None or claim < now):
+                state["claimed_until"] = until
+                claimed.append(message)
+                if len(claimed) == limit:
+                    break
+        return claimed
+
+    def mark_sent(self, message_id: str, at: datetime) -> None:
+        state = self._state(message_id)
+        state.update(sent_at=at, claimed_until=None, attempts=state["attempts"] + 1)
+
+    def release_claim(self, message_id: str) -> None:
+        state = self._state(message_id)
+        state.update(claimed_until=None, attempts=state["attempts"] + 1)
+
+    def purge_sent(self, before: datetime) -> int:
+        doomed = {
+            m.id
+            for m in self.store.outbox
+            if (sent := self._state(m.id)["sent_at"]) is not None and sent < before
+        }
+        self.purged = doomed
+        return len(doomed)
 
     def apply(self) -> None:
         self.store.outbox.extend(self.staged)
+        self.store.outbox_state.update(self.staged_state)
+        doomed = self.purged
+        if doomed:
+            self.store.outbox[:] = [m for m in self.store.outbox if m.id not in doomed]
+            for message_id in doomed:
+                self.store.outbox_state.pop(message_id, None)
         self.staged.clear()
+        self.staged_state.clear()
+        self.purged = set()
+
+
+class InMemoryChangeFeed:
+    def __init__(self, store: InMemoryStore) -> None:
+        self.store = store
+        self.staged: list[tuple[str, str, bool]] = []
+        self.purge_before: datetime | None = None
+
+    def record(self, kind: str, entity_id: str, deleted: bool = False) -> None:
+        self.staged.append((kind, entity_id, deleted))
+
+    def since(self, after_id: int, limit: int) -> list[Change]:
+        return [c for c in self.store.changes if c.id > after_id][:limit]
+
+    def latest_id(self) -> int:
+        return self.store.changes[-1].id if self.store.changes else 0
+
+    def purge(self, before: datetime) -> int:
+        self.purge_before = before
+        return sum(1 for c in self.store.changes if c.at < before)
+
+    def apply(self, at: datetime) -> None:
+        if self.purge_before is not None:
+            self.store.changes[:] = [c for c in self.store.changes if c.at >= self.purge_before]
+        next_id = self.latest_id() + 1
+        for offset, (kind, entity_id, deleted) in enumerate(self.staged):
+            self.store.changes.append(Change(next_id + offset, kind, entity_id, at, deleted))
+        self.staged.clear()
+        self.purge_before = None
+
+
+class InMemoryStatistics:
+    def __init__(self, store: InMemoryStore) -> None:
+        self.store = store
+
+    def lab_statistics(self, since: datetime, top: int) -> LabStatistics:
+        devices = list(self.store.devices.values())
+        runs = list(self.store.test_runs.values())
+        per_day: dict[tuple[str, str], int] = {}
+        failures: dict[str, int] = {}
+        counted: dict[str, int] = {}
+        names: dict[str, str] = {}
+        for run in runs:
+            if run.finished_at is None or run.finished_at < since:
+                continue
+            if run.status is RunStatus.COMPLETED and run.verdict is not None:
+                key = (run.finished_at.astimezone(UTC).date().isoformat(), run.verdict.value)
+                per_day[key] = per_day.get(key, 0) + 1
+            for case in run.test_cases:
+                counted[case.id] = counted.get(case.id, 0) + 1
+                names[case.id] = case.name
+                if any(
+                    r.test_case_id == case.id and r.verdict is Verdict.FAIL
+                    for r in run.results.values()
+                ):
+                    failures[case.id] = failures.get(case.id, 0) + 1
+        ranked = sorted(failures.items(), key=lambda item: (-item[1], item[0]))[:top]
+        return LabStatistics(
+            devices_by_status={
+                s.value: sum(1 for d in devices if d.status is s) for s in DeviceStatus
+            },
+            runs_by_status={s.value: sum(1 for r in runs if r.status is s) for s in RunStatus},
+            verdicts_by_day=sorted((day, verdict, n) for (day, verdict), n in per_day.items()),
+            most_failing_test_cases=[
+                (case_id, names[case_id], n, counted[case_id]) for case_id, n in ranked
+            ],
+        )
 
 
 class InMemoryUnitOfWork:
@@ -251,14 +377,16 @@ class InMemoryUnitOfWork:
 
     def __enter__(self) -> Self:
         self.store.lock.acquire()
-        self.devices = InMemoryDeviceRepository(self.store)
+        self.changes = InMemoryChangeFeed(self.store)
+        self.statistics = InMemoryStatistics(self.store)
+        self.devices = InMemoryDeviceRepository(self.store, self.changes)
         self.test_cases: _InMemoryNamedRepository[TestCase] = _InMemoryNamedRepository(
             self.store.test_cases
         )
         self.environments: _InMemoryNamedRepository[Environment] = _InMemoryNamedRepository(
             self.store.environments
         )
-        self.test_runs = InMemoryTestRunRepository(self.store)
+        self.test_runs = InMemoryTestRunRepository(self.store, self.changes)
         self.outbox = InMemoryOutbox(self.store)
         return self
 
@@ -274,6 +402,7 @@ class InMemoryUnitOfWork:
         self.environments.table.apply()
         self.test_runs.table.apply()
         self.outbox.apply()
+        self.changes.apply(datetime.now(UTC))
 
     def rollback(self) -> None:
         for table in (
@@ -285,3 +414,7 @@ class InMemoryUnitOfWork:
             table.staged.clear()
         self.devices.new_history.clear()
         self.outbox.staged.clear()
+        self.outbox.staged_state.clear()
+        self.outbox.purged = set()
+        self.changes.staged.clear()
+        self.changes.purge_before = None

@@ -25,7 +25,14 @@ from sqlalchemy.orm import Session
 
 from adapters.persistence import tables as t
 from application.errors import AlreadyExists, ConcurrentUpdate
-from application.ports import DeviceFilter, NameFilter, OutboxMessage, RunFilter
+from application.ports import (
+    Change,
+    DeviceFilter,
+    LabStatistics,
+    NameFilter,
+    OutboxMessage,
+    RunFilter,
+)
 from domain.devices import Device, DeviceStatus, StatusChange
 from domain.environments import Environment, EnvironmentSnapshot
 from domain.errors import InvalidValue
@@ -129,6 +136,7 @@ class SqlDeviceRepository(_SqlRepository):
             self._execute(sa.insert(t.devices).values(values))
         self._insert_labels(device.id, device.labels)
         self._insert_history(device)
+        _log_change(self, "device", device.id)
         device.version += 1
 
     def update(self, device: Device) -> None:
@@ -147,12 +155,14 @@ class SqlDeviceRepository(_SqlRepository):
             )
             self._insert_labels(device.id, device.labels)
         self._insert_history(device)
+        _log_change(self, "device", device.id)
         device.version += 1
 
     def remove(self, device: Device) -> None:
         # labels and status history go with it (ON DELETE CASCADE)
         self._execute(sa.delete(t.devices).where(t.devices.c.id == device.id))
         self._known_labels.pop(device.id, None)
+        _log_change(self, "device", device.id, deleted=True)
 
     def get(self, device_id: str) -> Device | None:
         found = self._select(sa.select(t.devices).where(t.devices.c.id == device_id))
@@ -611,6 +621,7 @@ def _run_values(run: TestRun) -> dict[str, Any]:
         "progress": run.progress,
         "progress_message": run.progress_message,
         "last_report_at": run.last_report_at,
+        "runner": run.runner,
     }
 
 
@@ -662,6 +673,7 @@ class SqlTestRunRepository(_SqlRepository):
         )
         self._known_results[run.id] = {}
         self._write_results(run)
+        _log_change(self, "run", run.id)
 
     def update(self, run: TestRun) -> None:
         statement = (
@@ -672,6 +684,7 @@ class SqlTestRunRepository(_SqlRepository):
         if self._execute(statement).rowcount != 1:
             raise ConcurrentUpdate(f"test run {run.id} was changed meanwhile; retry")
         self._write_results(run)
+        _log_change(self, "run", run.id)
         run.version += 1
 
     def get(self, run_id: str, for_update: bool = False) -> TestRun | None:
@@ -830,6 +843,7 @@ class SqlTestRunRepository(_SqlRepository):
                     progress=row.progress,
                     progress_message=row.progress_message,
                     last_report_at=row.last_report_at,
+                    runner=row.runner,
                     results=results[row.id],
                     version=row.version,
                 )
@@ -855,4 +869,133 @@ class SqlOutbox(_SqlRepository):
                 created_at=message.created_at,
                 attempts=0,
             )
+        )
+
+    def claim(self, now: datetime, until: datetime, limit: int) -> list[OutboxMessage]:
+        box = t.outbox
+        statement = (
+            sa.select(box.c.id, box.c.kind, box.c.run_id, box.c.payload, box.c.created_at)
+            .where(
+                box.c.sent_at.is_(None),
+                sa.or_(box.c.claimed_until.is_(None), box.c.claimed_until < now),
+            )
+            .order_by(box.c.created_at, box.c.id)
+            .limit(limit)
+            # concurrent relays on PostgreSQL skip each other's rows instead of waiting
+            .with_for_update(skip_locked=True)
+        )
+        rows = self._execute(statement).all()
+        if rows:
+            self._execute(
+                sa.update(box).where(box.c.id.in_([r.id for r in rows])).values(claimed_until=until)
+            )
+        return [OutboxMessage(r.id, r.kind, r.run_id, r.payload, r.created_at) for r in rows]
+
+    def mark_sent(self, message_id: str, at: datetime) -> None:
+        self._execute(
+            sa.update(t.outbox)
+            .where(t.outbox.c.id == message_id)
+            .values(sent_at=at, claimed_until=None, attempts=t.outbox.c.attempts + 1)
+        )
+
+    def release_claim(self, message_id: str) -> None:
+        self._execute(
+            sa.update(t.outbox)
+            .where(t.outbox.c.id == message_id)
+            .values(claimed_until=None, attempts=t.outbox.c.attempts + 1)
+        )
+
+    def purge_sent(self, before: datetime) -> int:
+        result = self._execute(
+            sa.delete(t.outbox).where(t.outbox.c.sent_at.is_not(None), t.outbox.c.sent_at < before)
+        )
+        return result.rowcount
+
+
+# -- change log ------------------------------------------------------------------------
+
+
+def _log_change(
+    repository: _SqlRepository, kind: str, entity_id: str, deleted: bool = False
+) -> None:
+    repository._execute(
+        sa.insert(t.change_log).values(
+            kind=kind, entity_id=entity_id, deleted=deleted, at=datetime.now(UTC)
+        )
+    )
+
+
+class SqlChangeFeed(_SqlRepository):
+    """The change log in id order. Ids are assigned at insert, and a transaction that
+    commits late can hold a smaller id than one already read; readers therefore re-read a
+    short window behind their position (see `since`)."""
+
+    def since(self, after_id: int, limit: int) -> list[Change]:
+        log = t.change_log
+        rows = self._execute(
+            sa.select(log).where(log.c.id > after_id).order_by(log.c.id).limit(limit)
+        ).all()
+        return [Change(r.id, r.kind, r.entity_id, r.at, r.deleted) for r in rows]
+
+    def latest_id(self) -> int:
+        return self._execute(sa.select(sa.func.max(t.change_log.c.id))).scalar() or 0
+
+    def purge(self, before: datetime) -> int:
+        return self._execute(sa.delete(t.change_log).where(t.change_log.c.at < before)).rowcount
+
+
+# -- statistics ------------------------------------------------------------------------
+
+
+class SqlStatistics(_SqlRepository):
+    def lab_statistics(self, since: datetime, top: int) -> LabStatistics:
+        devices, runs, results = t.devices, t.test_runs, t.test_run_results
+        by_status = dict(
+            self._execute(
+                sa.select(devices.c.status, sa.func.count()).group_by(devices.c.status)
+            ).all()
+        )
+        runs_by_status = dict(
+            self._execute(sa.select(runs.c.status, sa.func.count()).group_by(runs.c.status)).all()
+        )
+        finished = self._execute(
+            sa.select(runs.c.finished_at, runs.c.verdict).where(
+                runs.c.status == RunStatus.COMPLETED.value, runs.c.finished_at >= since
+            )
+        ).all()
+        per_day: dict[tuple[str, str], int] = {}
+        for finished_at, verdict in finished:
+            key = (finished_at.astimezone(UTC).date().isoformat(), verdict)
+            per_day[key] = per_day.get(key, 0) + 1
+        failing = self._execute(
+            sa.select(
+                results.c.test_case_id,
+                sa.func.count(sa.distinct(results.c.run_id)).label("failures"),
+            )
+            .join(runs, runs.c.id == results.c.run_id)
+            .where(results.c.verdict == Verdict.FAIL.value, runs.c.finished_at >= since)
+            .group_by(results.c.test_case_id)
+            .order_by(sa.desc("failures"), results.c.test_case_id)
+            .limit(top)
+        ).all()
+        most_failing = []
+        for case_id, failures in failing:
+            cases = t.test_run_cases
+            run_count = self._execute(
+                sa.select(sa.func.count())
+                .select_from(cases.join(runs, runs.c.id == cases.c.run_id))
+                .where(cases.c.test_case_id == case_id, runs.c.finished_at >= since)
+            ).scalar()
+            name = self._execute(
+                sa.select(cases.c.snapshot)
+                .where(cases.c.test_case_id == case_id)
+                .order_by(cases.c.version.desc())
+                .limit(1)
+            ).scalar()
+            most_failing.append((case_id, name["name"] if name else case_id, failures, run_count))
+        return LabStatistics(
+            devices_by_status={s.value: by_status.get(s.value, 0) for s in DeviceStatus},
+            runs_by_status={s.value: runs_by_status.get(s.value, 0) for s in RunStatus},
+            verdicts_by_day=sorted((day, verdict, n) for (day, verdict), n in per_day.items()),
+            most_failing_test_cases=most_failing,
         )

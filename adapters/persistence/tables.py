@@ -182,12 +182,14 @@ test_runs = sa.Table(
     sa.Column("progress", sa.Float(), nullable=False),
     sa.Column("progress_message", sa.Text(), nullable=False),
     sa.Column("last_report_at", UtcDateTime(), nullable=True),
+    sa.Column("runner", sa.Text(), nullable=False, server_default=""),
     sa.Column("version", sa.Integer(), nullable=False),
     sa.Index("ix_test_runs_created_at_id", "created_at", "id"),
     sa.Index("ix_test_runs_status_created_at", "status", "created_at"),
     sa.Index("ix_test_runs_verdict_created_at", "verdict", "created_at"),
     sa.Index("ix_test_runs_environment_id_created_at", "environment_id", "created_at"),
     sa.Index("ix_test_runs_status_deadline", "status", "deadline"),
+    sa.Index("ix_test_runs_status_finished_at", "status", "finished_at"),
 )
 
 test_run_cases = sa.Table(
@@ -253,5 +255,17 @@ outbox = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("sent_at", UtcDateTime(), nullable=True),
     sa.Column("attempts", sa.Integer(), nullable=False, server_default=sa.text("0")),
+    sa.Column("claimed_until", UtcDateTime(), nullable=True),
     sa.Index("ix_outbox_sent_at_created_at", "sent_at", "created_at"),
+)
+
+change_log = sa.Table(
+    "change_log",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("entity_id", sa.String(ID_LENGTH), nullable=False),
+    sa.Column("deleted", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Index("ix_change_log_at", "at"),
 )

@@ -7,9 +7,11 @@ from typing import Self
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.persistence.repositories import (
+    SqlChangeFeed,
     SqlDeviceRepository,
     SqlEnvironmentRepository,
     SqlOutbox,
+    SqlStatistics,
     SqlTestCaseRepository,
     SqlTestRunRepository,
 )
@@ -36,6 +38,8 @@ class SqlAlchemyUnitOfWork:
         self.environments = SqlEnvironmentRepository(session)
         self.test_runs = SqlTestRunRepository(session)
         self.outbox = SqlOutbox(session)
+        self.changes = SqlChangeFeed(session)
+        self.statistics = SqlStatistics(session)
         return self
 
     def __exit__(self, *exc_info: object) -> None:

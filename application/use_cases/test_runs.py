@@ -170,9 +170,19 @@ class _RunTransition:
 
 
 class RecordRunStarted(_RunTransition):
-    def __call__(self, run_id: str) -> RunReportOutcome:
+    """A runner took the job. A second runner is refused while the first one keeps
+    reporting; once the first has been silent longer than the progress lease (it died and
+    the broker redelivered the job), the second one takes over."""
+
+    def __init__(
+        self, uow: UowFactory, clock: Clock, ids: IdGenerator, takeover_after_s: float = 300
+    ) -> None:
+        super().__init__(uow, clock, ids)
+        self.takeover_after_s = takeover_after_s
+
+    def __call__(self, run_id: str, runner: str = "") -> RunReportOutcome:
         now = self.clock.now()
-        return self._apply(run_id, lambda run: run.start(now))
+        return self._apply(run_id, lambda run: run.start(now, runner, self.takeover_after_s))
 
 
 @dataclass(frozen=True)

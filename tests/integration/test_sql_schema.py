@@ -3,6 +3,7 @@ exactly what `tables.py` describes. And the engine sets SQLite up for concurrent
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,13 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
 from adapters.persistence import tables
 from adapters.persistence.engine import make_engine
 from adapters.persistence.schema import (
+    alembic_config,
     current_revision,
     downgrade_schema,
     head_revision,
@@ -39,8 +42,15 @@ def _table_names(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_head_revision_is_the_initial_schema() -> None:
-    assert head_revision() == "0001"
+def test_revisions_form_one_documented_line() -> None:
+    scripts = ScriptDirectory.from_config(alembic_config())
+    chain = list(scripts.walk_revisions())  # head first
+    assert next(r.revision for r in chain) == head_revision()
+    assert chain[-1].down_revision is None
+    for newer, older in itertools.pairwise(chain):
+        assert newer.down_revision == older.revision
+    for revision in chain:
+        assert (revision.module.__doc__ or "").strip(), f"{revision.revision} has no docstring"
 
 
 def test_migrations_go_up_to_head_and_back_down_to_base(empty_url: str) -> None:

@@ -178,11 +178,13 @@ def test_no_cursor_starts_at_the_beginning(lab, fleet, cursor: str | None) -> No
 
 def test_a_cursor_is_an_opaque_encoding_of_the_sort_key() -> None:
     key = ("näme with spaces/+", "id-000001")
-    cursor = encode_cursor(key)
+    cursor = encode_cursor("devices", key)
     assert "=" not in cursor and "+" not in cursor and "/" not in cursor
-    assert decode_cursor(cursor, 2) == key
+    assert decode_cursor(cursor, "devices", 2) == key
     with pytest.raises(InvalidValue):
-        decode_cursor(cursor, 3)
+        decode_cursor(cursor, "devices", 3)
+    with pytest.raises(InvalidValue):  # a cursor of one list is refused by another
+        decode_cursor(cursor, "test_runs", 2)
 
 
 # -- test cases and environments ---------------------------------------------------------

@@ -1,0 +1,75 @@
+"""What changed since a client last looked: the feed behind the live event stream."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from application.ports import Change, UnitOfWork
+from domain.devices import Device
+from domain.test_runs import TestRun
+
+UowFactory = Callable[[], UnitOfWork]
+
+
+@dataclass(frozen=True)
+class Update:
+    change: Change
+    device: Device | None = None  # the device as it is now (None when deleted)
+    run: TestRun | None = None
+
+
+class ChangeCursor:
+    """A reader's position in the change feed. Ids are handed out when a change is written,
+    so a transaction that commits late can add an id below one already read; the reader
+    therefore looks `LOOKBACK` ids behind its position and skips the ids it has seen."""
+
+    LOOKBACK = 200
+
+    def __init__(self, position: int) -> None:
+        self.position = position
+        self.seen: set[int] = set()
+
+    def fresh(self, changes: list[Change]) -> list[Change]:
+        new = [c for c in changes if c.id not in self.seen]
+        self.seen.update(c.id for c in new)
+        if changes:
+            self.position = max(self.position, changes[-1].id)
+        floor = self.position - self.LOOKBACK
+        self.seen = {i for i in self.seen if i > floor}
+        return new
+
+
+class ReadChanges:
+    """Changes the cursor has not seen yet, each with the current state of what changed.
+    Several changes of one entity in a batch collapse into the last: the state loaded is the
+    latest anyway."""
+
+    def __init__(self, uow: UowFactory) -> None:
+        self.uow = uow
+
+    def cursor(self, after_id: int | None = None) -> ChangeCursor:
+        """A cursor at `after_id` (a client resuming), or at the end of the feed."""
+        if after_id is not None:
+            return ChangeCursor(after_id)
+        with self.uow() as uow:
+            return ChangeCursor(uow.changes.latest_id())
+
+    def __call__(self, cursor: ChangeCursor, limit: int = 200) -> list[Update]:
+        with self.uow() as uow:
+            window_start = max(0, cursor.position - ChangeCursor.LOOKBACK)
+            changes = cursor.fresh(uow.changes.since(window_start, limit + ChangeCursor.LOOKBACK))
+            if not changes:
+                return []
+            last_of: dict[tuple[str, str], Change] = {}
+            for change in changes:
+                last_of.pop((change.kind, change.entity_id), None)
+                last_of[(change.kind, change.entity_id)] = change
+            updates = []
+            for change in last_of.values():
+                if change.kind == "device":
+                    device = None if change.deleted else uow.devices.get(change.entity_id)
+                    updates.append(Update(change, device=device))
+                elif change.kind == "run":
+                    updates.append(Update(change, run=uow.test_runs.get(change.entity_id)))
+            return updates

@@ -1,0 +1,93 @@
+"""Publishing the outbox: what the transactions wrote, handed to the broker afterwards."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from application.errors import PublishFailed
+from application.job_contract import JOB_KIND
+from application.ports import Clock, MessagePublisher, OutboxMessage, RunCredentials, UnitOfWork
+
+UowFactory = Callable[[], UnitOfWork]
+
+
+@dataclass(frozen=True)
+class RelayReport:
+    sent: int
+    failed: int
+    error: str = ""
+
+
+class RelayOutbox:
+    """Claim a batch of unsent messages, publish them, mark each sent once the broker has
+    confirmed it. The claim is committed before publishing, so no database lock is held
+    while the broker is slow or away; a relay that dies mid-batch leaves claims that run
+    out, and another relay publishes those messages (at least once, never lost)."""
+
+    def __init__(
+        self,
+        uow: UowFactory,
+        publisher: MessagePublisher,
+        credentials: RunCredentials,
+        clock: Clock,
+        callback_base_url: str,
+        credential_grace_s: float = 3600,
+        claim_s: float = 30,
+        batch: int = 100,
+    ) -> None:
+        self.uow, self.publisher, self.credentials, self.clock = uow, publisher, credentials, clock
+        self.callback_base_url = callback_base_url.rstrip("/")
+        self.credential_grace_s = credential_grace_s
+        self.claim_s = claim_s
+        self.batch = batch
+
+    def __call__(self) -> RelayReport:
+        now = self.clock.now()
+        with self.uow() as uow:
+            messages = uow.outbox.claim(now, now + timedelta(seconds=self.claim_s), self.batch)
+            uow.commit()
+        sent = 0
+        for position, message in enumerate(messages):
+            try:
+                self.publisher.publish(message.kind, self._body(message))
+            except PublishFailed as error:
+                # the broker is away: give back this and every later claim, try again later
+                with self.uow() as uow:
+                    for unsent in messages[position:]:
+                        uow.outbox.release_claim(unsent.id)
+                    uow.commit()
+                return RelayReport(sent, len(messages) - position, str(error))
+            with self.uow() as uow:
+                uow.outbox.mark_sent(message.id, self.clock.now())
+                uow.commit()
+            sent += 1
+        return RelayReport(sent, 0)
+
+    def _body(self, message: OutboxMessage) -> dict:
+        if message.kind != JOB_KIND:
+            return message.payload
+        deadline = datetime.fromisoformat(message.payload["deadline"])
+        expires = deadline + timedelta(seconds=self.credential_grace_s)
+        return {
+            **message.payload,
+            "callback": {
+                "base_url": f"{self.callback_base_url}/api/runner/test-runs/{message.run_id}",
+                "token": self.credentials.issue(message.run_id, expires),
+            },
+        }
+
+
+class PurgeHistory:
+    """Drop what only mattered for a while: sent outbox messages and old change-log rows."""
+
+    def __init__(self, uow: UowFactory, clock: Clock, keep_s: float = 86400) -> None:
+        self.uow, self.clock, self.keep_s = uow, clock, keep_s
+
+    def __call__(self) -> int:
+        cutoff = self.clock.now() - timedelta(seconds=self.keep_s)
+        with self.uow() as uow:
+            purged = uow.outbox.purge_sent(cutoff) + uow.changes.purge(cutoff)
+            uow.commit()
+        return purged

@@ -1,0 +1,21 @@
+"""Numbers for the dashboard."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+
+from application.ports import Clock, LabStatistics, UnitOfWork
+
+UowFactory = Callable[[], UnitOfWork]
+
+
+class GetLabStatistics:
+    def __init__(self, uow: UowFactory, clock: Clock, days: int = 30, top: int = 5) -> None:
+        self.uow, self.clock, self.days, self.top = uow, clock, days, top
+
+    def __call__(self) -> LabStatistics:
+        today = self.clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
+        since = today - timedelta(days=self.days - 1)
+        with self.uow() as uow:
+            return uow.statistics.lab_statistics(since, self.top)
