@@ -121,3 +121,29 @@ def empty_postgres_url(migrated_postgres_url: str) -> str:
     """The session's migrated PostgreSQL database, emptied for this test."""
     _empty_all_tables(migrated_postgres_url)
     return migrated_postgres_url
+
+
+# -- the auth store (users, sessions) on PostgreSQL ------------------------------------------
+# A database of its own, as with DEVICELAB_AUTH_DATABASE_URL: the core schema tests compare the
+# session's core database with the core metadata and must not find the auth tables there.
+
+
+@pytest.fixture(scope="session")
+def auth_postgres_url(postgres_server: PostgresServer) -> str:
+    from adapters.persistence.schema import upgrade_auth_schema
+
+    url = postgres_server.create_database("auth")
+    upgrade_auth_schema(url)
+    return url
+
+
+@pytest.fixture
+def empty_auth_postgres_url(auth_postgres_url: str) -> str:
+    """The session's PostgreSQL auth database, emptied for this test."""
+    engine = make_engine(auth_postgres_url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("TRUNCATE sessions, users RESTART IDENTITY CASCADE")
+    finally:
+        engine.dispose()
+    return auth_postgres_url

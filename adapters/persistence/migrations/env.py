@@ -14,6 +14,8 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlalchemy.pool import NullPool
 
+from adapters.persistence.auth_tables import VERSION_TABLE as AUTH_VERSION_TABLE
+from adapters.persistence.auth_tables import auth_metadata
 from adapters.persistence.engine import make_engine
 from adapters.persistence.tables import metadata
 
@@ -45,7 +47,13 @@ def _configure(connection: Connection | None = None, url: str | None = None) -> 
         # Our engine emits BEGIN itself on SQLite, so DDL there is transactional too.
         transactional_ddl=True,
         literal_binds=connection is None,
+        # the auth store may share this database; its tables belong to its own history
+        include_name=_not_an_auth_table,
     )
+
+
+def _not_an_auth_table(name: str | None, type_: str, parent_names: dict) -> bool:
+    return type_ != "table" or (name not in auth_metadata.tables and name != AUTH_VERSION_TABLE)
 
 
 def run_migrations_offline() -> None:

@@ -1,0 +1,182 @@
+"""SQL repositories of the auth store: the ports of `application.auth.ports` on SQLAlchemy
+Core. Rows are mapped to entities by hand; nothing here commits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session as DbSession
+
+from adapters.persistence import auth_tables as t
+from application.errors import AlreadyExists
+from domain.errors import InvalidValue
+from domain.users import Role, Session, User
+
+
+def _user(row: Any) -> User:
+    return User(
+        id=row.id,
+        email=row.email,
+        name=row.name,
+        role=Role(row.role),
+        password_hash=row.password_hash,
+        disabled=row.disabled,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _user_row(user: User) -> dict[str, Any]:
+    return {
+        "id": user.id,
+        "email": user.email,
+        "name": user.name,
+        "role": user.role.value,
+        "password_hash": user.password_hash,
+        "disabled": user.disabled,
+        "created_at": user.created_at,
+        "updated_at": user.updated_at,
+    }
+
+
+def _session(row: Any) -> Session:
+    return Session(
+        id=row.id,
+        user_id=row.user_id,
+        token_hash=row.token_hash,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        idle_expires_at=row.idle_expires_at,
+        absolute_expires_at=row.absolute_expires_at,
+        user_agent=row.user_agent,
+    )
+
+
+def _session_row(session: Session) -> dict[str, Any]:
+    return {
+        "id": session.id,
+        "user_id": session.user_id,
+        "token_hash": session.token_hash,
+        "created_at": session.created_at,
+        "last_used_at": session.last_used_at,
+        "idle_expires_at": session.idle_expires_at,
+        "absolute_expires_at": session.absolute_expires_at,
+        "user_agent": session.user_agent,
+    }
+
+
+def _cursor_time(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise InvalidValue("cursor", "is not a cursor this API issued for this list")
+    return moment
+
+
+def _expired(now: datetime) -> sa.ColumnElement[bool]:
+    s = t.sessions.c
+    return sa.or_(s.idle_expires_at <= now, s.absolute_expires_at <= now)
+
+
+class SqlUserRepository:
+    def __init__(self, db: DbSession) -> None:
+        self.db = db
+
+    def add(self, user: User) -> None:
+        try:
+            self.db.execute(t.users.insert().values(_user_row(user)))
+        except IntegrityError:
+            # the email was taken between the use case's check and this insert
+            raise AlreadyExists("user", "email", user.email) from None
+
+    def update(self, user: User) -> None:
+        values = _user_row(user)
+        del values["id"], values["created_at"]
+        self.db.execute(t.users.update().where(t.users.c.id == user.id).values(values))
+
+    def get(self, user_id: str) -> User | None:
+        row = self.db.execute(sa.select(t.users).where(t.users.c.id == user_id)).first()
+        return _user(row) if row else None
+
+    def get_by_email(self, email: str) -> User | None:
+        row = self.db.execute(sa.select(t.users).where(t.users.c.email == email)).first()
+        return _user(row) if row else None
+
+    def list(self, limit: int, after: tuple | None) -> list[User]:
+        c = t.users.c
+        query = sa.select(t.users).order_by(c.email, c.id).limit(limit)
+        if after is not None:
+            query = query.where(sa.tuple_(c.email, c.id) > sa.tuple_(*after))
+        return [_user(row) for row in self.db.execute(query)]
+
+    def active_admin_ids(self, for_update: bool = False) -> set[str]:
+        c = t.users.c
+        query = sa.select(c.id).where(c.role == Role.ADMIN.value, c.disabled.is_(False))
+        if for_update:
+            query = query.with_for_update()
+        return set(self.db.execute(query).scalars())
+
+
+class SqlSessionRepository:
+    def __init__(self, db: DbSession) -> None:
+        self.db = db
+
+    def add(self, session: Session) -> None:
+        self.db.execute(t.sessions.insert().values(_session_row(session)))
+
+    def update(self, session: Session) -> None:
+        s = t.sessions.c
+        self.db.execute(
+            t.sessions.update()
+            .where(s.id == session.id)
+            .values(
+                last_used_at=session.last_used_at,
+                idle_expires_at=session.idle_expires_at,
+                absolute_expires_at=session.absolute_expires_at,
+            )
+        )
+
+    def get(self, session_id: str) -> Session | None:
+        row = self.db.execute(sa.select(t.sessions).where(t.sessions.c.id == session_id)).first()
+        return _session(row) if row else None
+
+    def get_by_token_hash(self, token_hash: str) -> Session | None:
+        row = self.db.execute(
+            sa.select(t.sessions).where(t.sessions.c.token_hash == token_hash)
+        ).first()
+        return _session(row) if row else None
+
+    def list_active(
+        self, user_id: str, now: datetime, limit: int, after: tuple | None
+    ) -> list[Session]:
+        s = t.sessions.c
+        query = (
+            sa.select(t.sessions)
+            .where(s.user_id == user_id, sa.not_(_expired(now)))
+            .order_by(s.created_at.desc(), s.id.desc())
+            .limit(limit)
+        )
+        if after is not None:
+            created, last_id = _cursor_time(after[0]), after[1]
+            query = query.where(
+                sa.or_(s.created_at < created, sa.and_(s.created_at == created, s.id < last_id))
+            )
+        return [_session(row) for row in self.db.execute(query)]
+
+    def remove(self, session_id: str) -> None:
+        self.db.execute(t.sessions.delete().where(t.sessions.c.id == session_id))
+
+    def remove_all_of(self, user_id: str, keep: str | None = None) -> int:
+        s = t.sessions.c
+        query = t.sessions.delete().where(s.user_id == user_id)
+        if keep is not None:
+            query = query.where(s.id != keep)
+        return self.db.execute(query).rowcount
+
+    def remove_expired(self, now: datetime) -> int:
+        return self.db.execute(t.sessions.delete().where(_expired(now))).rowcount

@@ -1,0 +1,52 @@
+"""The auth store's schema (users and sessions), as SQLAlchemy Core tables.
+
+A metadata of its own, migrated by its own Alembic history (`auth_migrations/`, version table
+`alembic_version_auth`), so the auth store can live in the lab's database or in another one
+(DEVICELAB_AUTH_DATABASE_URL)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from adapters.persistence.tables import NAMING_CONVENTION, UtcDateTime, key_text
+
+VERSION_TABLE = "alembic_version_auth"
+ID_LENGTH = 64
+EMAIL_LENGTH = 254
+TOKEN_HASH_LENGTH = 64  # SHA-256, hex
+
+auth_metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+users = sa.Table(
+    "users",
+    auth_metadata,
+    sa.Column("id", key_text(ID_LENGTH), primary_key=True),
+    # normalized (trimmed, lower case), so the unique constraint is case-insensitive
+    sa.Column("email", key_text(EMAIL_LENGTH), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("password_hash", sa.Text(), nullable=False),
+    sa.Column("disabled", sa.Boolean(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+    sa.CheckConstraint("role IN ('admin', 'engineer', 'viewer')", name="role"),
+)
+
+sessions = sa.Table(
+    "sessions",
+    auth_metadata,
+    sa.Column("id", key_text(ID_LENGTH), primary_key=True),
+    sa.Column(
+        "user_id",
+        key_text(ID_LENGTH),
+        sa.ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("token_hash", sa.String(TOKEN_HASH_LENGTH), nullable=False, unique=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("last_used_at", UtcDateTime(), nullable=False),
+    sa.Column("idle_expires_at", UtcDateTime(), nullable=False, index=True),
+    sa.Column("absolute_expires_at", UtcDateTime(), nullable=False, index=True),
+    sa.Column("user_agent", sa.String(300), nullable=False),
+    sa.Index(None, "user_id", "created_at"),
+)
