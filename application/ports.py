@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, Self
 
@@ -147,6 +147,7 @@ class LabStatistics:
     runs_by_status: dict[str, int]
     verdicts_by_day: list[tuple[str, str, int]]  # (YYYY-MM-DD, verdict, count)
     most_failing_test_cases: list[tuple[str, str, int, int]]  # (id, name, failures, runs)
+    days: list[str] = field(default_factory=list)  # every day of the period, oldest first
 
 
 class StatisticsQueries(Protocol):

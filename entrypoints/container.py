@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from adapters.persistence.unit_of_work import SqlAlchemyUnitOfWork
 from dependency_injector import containers, providers
 
+from adapters.auth.run_credentials import SignedRunCredentials
 from adapters.clocks import SystemClock
 from adapters.http.security import OpenAccess
 from adapters.identifiers import UuidGenerator
+from adapters.messaging.publisher import BrokerCheck, KombuPublisher
+from adapters.messaging.topology import Topology
 from adapters.persistence.engine import make_engine, make_session_factory
 from adapters.persistence.readiness import DatabaseCheck
-from application.use_cases import catalog, devices, test_runs
+from adapters.persistence.unit_of_work import SqlAlchemyUnitOfWork
+from application.use_cases import catalog, devices, live_updates, relay, statistics, test_runs
 
 
 class Container(containers.DeclarativeContainer):
@@ -24,7 +27,33 @@ class Container(containers.DeclarativeContainer):
     engine = providers.Singleton(make_engine, config.database_url)
     session_factory = providers.Singleton(make_session_factory, engine)
     uow = providers.Factory(SqlAlchemyUnitOfWork, session_factory)
-    readiness_checks = providers.List(providers.Singleton(DatabaseCheck, engine))
+    readiness_checks = providers.List(
+        providers.Singleton(DatabaseCheck, engine),
+        providers.Singleton(BrokerCheck, config.broker_url),
+    )
+
+    # messaging
+    run_credentials = providers.Singleton(SignedRunCredentials, config.secret_key)
+    topology = providers.Singleton(
+        Topology,
+        exchange=config.exchange,
+        job_queue=config.job_queue,
+        dead_letter_queue=config.dead_letter_queue,
+        control_exchange=config.control_exchange,
+    )
+    publisher = providers.Singleton(KombuPublisher, config.broker_url, topology)
+    relay_outbox = providers.Factory(
+        relay.RelayOutbox,
+        uow.provider,
+        publisher,
+        run_credentials,
+        clock,
+        config.callback_base_url,
+        config.credential_grace_s,
+    )
+    purge_history = providers.Factory(relay.PurgeHistory, uow.provider, clock)
+    read_changes = providers.Factory(live_updates.ReadChanges, uow.provider)
+    get_lab_statistics = providers.Factory(statistics.GetLabStatistics, uow.provider, clock)
 
     authenticator = providers.Singleton(OpenAccess)
 
@@ -60,7 +89,9 @@ class Container(containers.DeclarativeContainer):
     get_test_run = providers.Factory(test_runs.GetTestRun, uow.provider)
     list_test_runs = providers.Factory(test_runs.ListTestRuns, uow.provider)
     cancel_test_run = providers.Factory(test_runs.CancelTestRun, uow.provider, clock, ids)
-    record_run_started = providers.Factory(test_runs.RecordRunStarted, uow.provider, clock, ids)
+    record_run_started = providers.Factory(
+        test_runs.RecordRunStarted, uow.provider, clock, ids, config.progress_lease_s
+    )
     record_run_progress = providers.Factory(
         test_runs.RecordRunProgress, uow.provider, clock, ids, config.progress_lease_s
     )

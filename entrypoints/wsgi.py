@@ -27,6 +27,7 @@ def create_app(container: Container | None = None) -> Flask:
     )
     app = Flask("devicelab")
     app.config["MAX_CONTENT_LENGTH"] = container.config.max_body_bytes()
+    app.config["DEVICELAB_GRAFANA_URL_TEMPLATE"] = container.config.grafana_url_template()
     app.json.sort_keys = False
     app.extensions["devicelab.container"] = container
     install_api(app)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from flask import Flask
 
-from adapters.http import devices, environments, health, runner_callbacks, test_cases, test_runs
+from adapters.http import (
+    devices,
+    environments,
+    events,
+    health,
+    runner_callbacks,
+    statistics,
+    test_cases,
+    test_runs,
+)
 from adapters.http.errors import DevicelabApi, register_domain_error_handler
 
 BLUEPRINTS = [
@@ -14,6 +23,8 @@ BLUEPRINTS = [
     environments.blp,
     test_runs.blp,
     runner_callbacks.blp,
+    events.blp,
+    statistics.blp,
 ]
 
 OPENAPI_SETTINGS = {
@@ -35,4 +46,12 @@ def install_api(app: Flask) -> DevicelabApi:
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
     register_domain_error_handler(app)
+    api.spec.components.security_scheme(
+        "runCredential",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "the per-run credential from the job message's `callback.token`",
+        },
+    )
     return api

@@ -11,7 +11,13 @@ from flask import Flask, jsonify
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
-from application.errors import AlreadyExists, ConcurrentUpdate, NotFound
+from application.errors import (
+    AlreadyExists,
+    ConcurrentUpdate,
+    InvalidRunCredential,
+    NotFound,
+    WrongRunCredential,
+)
 from domain.errors import (
     ConflictingReport,
     DeviceUnavailable,
@@ -32,6 +38,8 @@ _STATUS_OF: list[tuple[type[DomainError], int]] = [
     (RunAlreadyFinished, 409),
     (ConflictingReport, 409),
     (ConcurrentUpdate, 409),
+    (InvalidRunCredential, 401),
+    (WrongRunCredential, 403),
 ]
 
 _CODE_OF_STATUS = {

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dependency_injector.wiring import Provide, inject
+from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from adapters.http.security import public
 from adapters.http.test_runs import TestRunSchema
+from application.errors import InvalidRunCredential, WrongRunCredential
+from application.ports import Clock, RunCredentials
 from application.use_cases.test_runs import (
     ProgressReport,
     RecordRunFailure,
@@ -22,8 +26,33 @@ blp = Blueprint(
     "runner_callbacks",
     __name__,
     url_prefix="/api/runner/test-runs",
-    description="Callbacks for Test Runners (see docs/runner-contract.md)",
+    description=(
+        "Callbacks for Test Runners (see docs/runner-contract.md). Not for users: each call "
+        "carries the per-run credential of the job message as `Authorization: Bearer <token>`."
+    ),
 )
+
+RUN_CREDENTIAL = [{"runCredential": []}]
+
+
+@inject
+def _check_run_credential(
+    run_id: str,
+    credentials: RunCredentials = Provide["run_credentials"],
+    clock: Clock = Provide["clock"],
+) -> None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise InvalidRunCredential("a runner callback needs the run's credential as a Bearer token")
+    if credentials.verify(token.strip(), clock.now()) != run_id:
+        raise WrongRunCredential("this credential was issued for another run")
+
+
+@blp.before_request
+def run_credential_required() -> None:
+    """Runner callbacks authenticate with the per-run credential, never a user session; the
+    credential is checked before the body is even read."""
+    _check_run_credential((request.view_args or {}).get("run_id", ""))
 
 
 class ObservationSchema(Schema):
@@ -104,21 +133,25 @@ def _outcome(outcome: RunReportOutcome) -> dict:
 
 
 @blp.route("/<run_id>/started")
+@public
 class RunStarted(MethodView):
     @blp.arguments(StartedSchema)
     @blp.response(200, ReportOutcomeSchema)
-    @blp.alt_response(409, description="the run has already finished or was cancelled")
+    @blp.alt_response(409, description="finished, cancelled, or being executed by another runner")
+    @blp.doc(security=RUN_CREDENTIAL)
     @inject
-    def post(self, _data, run_id, record: RecordRunStarted = Provide["record_run_started"]):
+    def post(self, data, run_id, record: RecordRunStarted = Provide["record_run_started"]):
         """The runner picked up the job"""
-        return _outcome(record(run_id))
+        return _outcome(record(run_id, data["runner"]))
 
 
 @blp.route("/<run_id>/progress")
+@public
 class RunProgress(MethodView):
     @blp.arguments(ProgressSchema)
     @blp.response(200, ReportOutcomeSchema)
     @blp.alt_response(409, description="the run has already finished or was cancelled")
+    @blp.doc(security=RUN_CREDENTIAL)
     @inject
     def post(self, data, run_id, record: RecordRunProgress = Provide["record_run_progress"]):
         """Heartbeat with progress and partial results; extends the run's lease"""
@@ -127,10 +160,12 @@ class RunProgress(MethodView):
 
 
 @blp.route("/<run_id>/result")
+@public
 class RunResult(MethodView):
     @blp.arguments(ResultSchema)
     @blp.response(200, ReportOutcomeSchema)
     @blp.alt_response(409, description="finished already, or conflicts with accepted results")
+    @blp.doc(security=RUN_CREDENTIAL)
     @inject
     def post(self, data, run_id, record: RecordRunResult = Provide["record_run_result"]):
         """Final results: completes the run, computes the verdict, frees the devices"""
@@ -138,10 +173,12 @@ class RunResult(MethodView):
 
 
 @blp.route("/<run_id>/failed")
+@public
 class RunFailed(MethodView):
     @blp.arguments(FailedSchema)
     @blp.response(200, ReportOutcomeSchema)
     @blp.alt_response(409, description="the run has already finished or was cancelled")
+    @blp.doc(security=RUN_CREDENTIAL)
     @inject
     def post(self, data, run_id, record: RecordRunFailure = Provide["record_run_failure"]):
         """The runner could not execute the run; it fails and frees its devices"""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC
 
 from dependency_injector.wiring import Provide, inject
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -82,6 +83,30 @@ class CaseResultSchema(Schema):
     finished_at = fields.DateTime(allow_none=True)
 
 
+class _KeepUnknown(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def grafana_url(run) -> str | None:
+    """The run's dashboard link from DEVICELAB_GRAFANA_URL_TEMPLATE, with {run_id},
+    {start_ms} and {end_ms} filled in (unknown placeholders are left as they are)."""
+    template = current_app.config.get("DEVICELAB_GRAFANA_URL_TEMPLATE") or ""
+    if not template:
+        return None
+    start = run.started_at or run.created_at
+    end = run.finished_at or max(run.deadline, start)
+    values = _KeepUnknown(
+        run_id=run.id,
+        start_ms=int(start.timestamp() * 1000),
+        end_ms=int(end.timestamp() * 1000),
+    )
+    try:
+        return template.format_map(values)
+    except (ValueError, IndexError):  # a malformed template must not break run pages
+        return None
+
+
 class TestRunSchema(Schema):
     __test__ = False
 
@@ -103,6 +128,8 @@ class TestRunSchema(Schema):
     progress = fields.Float()
     progress_message = fields.String()
     last_report_at = fields.DateTime(allow_none=True)
+    runner = fields.String(metadata={"description": "the runner executing the run"})
+    grafana_url = fields.Function(grafana_url, allow_none=True)
     results = fields.Function(
         lambda r: CaseResultSchema(many=True).dump(list(r.results.values())),
         metadata={"description": "one result per (test case, device) reported so far"},

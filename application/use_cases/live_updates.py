@@ -49,11 +49,16 @@ class ReadChanges:
         self.uow = uow
 
     def cursor(self, after_id: int | None = None) -> ChangeCursor:
-        """A cursor at `after_id` (a client resuming), or at the end of the feed."""
-        if after_id is not None:
-            return ChangeCursor(after_id)
+        """A cursor at `after_id` (a client resuming), or at the end of the feed. What is in
+        the feed up to there counts as seen."""
         with self.uow() as uow:
-            return ChangeCursor(uow.changes.latest_id())
+            position = uow.changes.latest_id() if after_id is None else after_id
+            cursor = ChangeCursor(position)
+            window = uow.changes.since(
+                max(0, position - ChangeCursor.LOOKBACK), ChangeCursor.LOOKBACK
+            )
+            cursor.seen.update(c.id for c in window if c.id <= position)
+            return cursor
 
     def __call__(self, cursor: ChangeCursor, limit: int = 200) -> list[Update]:
         with self.uow() as uow:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 
 from application.ports import Clock, LabStatistics, UnitOfWork
@@ -18,4 +19,6 @@ class GetLabStatistics:
         today = self.clock.now().replace(hour=0, minute=0, second=0, microsecond=0)
         since = today - timedelta(days=self.days - 1)
         with self.uow() as uow:
-            return uow.statistics.lab_statistics(since, self.top)
+            statistics = uow.statistics.lab_statistics(since, self.top)
+        days = [(since + timedelta(days=n)).date().isoformat() for n in range(self.days)]
+        return replace(statistics, days=days)

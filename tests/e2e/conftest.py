@@ -85,3 +85,22 @@ def lab(client):
     )
     environment = post("/api/environments", {"name": "bench", "variables": {"temp": "23"}})
     return {"devices": devices, "cases": [voltage, power], "environment": environment}
+
+
+@pytest.fixture
+def report(client, container):
+    """Post a runner callback for a run, with that run's credential (as a runner would)."""
+    from datetime import UTC, datetime, timedelta
+
+    credentials = container.run_credentials()
+
+    def post(run_id, what, body, token=None):
+        if token is None:
+            token = credentials.issue(run_id, datetime.now(UTC) + timedelta(hours=1))
+        return client.post(
+            f"/api/runner/test-runs/{run_id}/{what}",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    return post

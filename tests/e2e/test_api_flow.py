@@ -34,7 +34,7 @@ def test_openapi_and_docs_are_served(client):
     assert client.get("/api/docs").status_code == 200
 
 
-def test_run_lifecycle_reserves_reports_and_releases(client, lab):
+def test_run_lifecycle_reserves_reports_and_releases(client, lab, report):
     response = start(client, lab, [0, 1])
     assert response.status_code == 201, response.get_json()
     run = response.get_json()
@@ -50,12 +50,11 @@ def test_run_lifecycle_reserves_reports_and_releases(client, lab):
     assert body["unavailable"] == {lab["devices"][1]["id"]: "in_test"}
     assert device_status(client, lab["devices"][2]) == "available"
 
-    base = f"/api/runner/test-runs/{run['id']}"
-    started = client.post(f"{base}/started", json={})
+    started = report(run["id"], "started", {})
     assert started.status_code == 200 and started.get_json()["run"]["status"] == "running"
-    assert client.post(f"{base}/started", json={}).get_json()["changed"] is False
+    assert report(run["id"], "started", {}).get_json()["changed"] is False
 
-    progress = client.post(f"{base}/progress", json={"progress": 0.5, "message": "half way"})
+    progress = report(run["id"], "progress", {"progress": 0.5, "message": "half way"})
     assert progress.get_json()["run"]["progress"] == 0.5
 
     case_id = lab["cases"][0]["id"]
@@ -73,7 +72,7 @@ def test_run_lifecycle_reserves_reports_and_releases(client, lab):
             },
         ]
     }
-    done = client.post(f"{base}/result", json=result)
+    done = report(run["id"], "result", result)
     assert done.status_code == 200, done.get_json()
     outcome = done.get_json()
     assert outcome["changed"] is True
@@ -87,12 +86,12 @@ def test_run_lifecycle_reserves_reports_and_releases(client, lab):
     assert [device_status(client, d) for d in lab["devices"]] == ["available"] * 3
 
     # the same report again: accepted, nothing changes; a different one: conflict
-    again = client.post(f"{base}/result", json=result)
+    again = report(run["id"], "result", result)
     assert again.status_code == 200 and again.get_json()["changed"] is False
     result["results"][1]["measurements"][0]["value"] = 230.0
-    assert client.post(f"{base}/result", json=result).status_code == 409
+    assert report(run["id"], "result", result).status_code == 409
     # a late progress report for a finished run
-    assert client.post(f"{base}/progress", json={"progress": 0.9}).status_code == 409
+    assert report(run["id"], "progress", {"progress": 0.9}).status_code == 409
 
     fetched = client.get(f"/api/test-runs/{run['id']}").get_json()
     assert fetched["verdict"] == "fail" and len(fetched["results"]) == 2
@@ -104,27 +103,27 @@ def test_run_lifecycle_reserves_reports_and_releases(client, lab):
     ]
 
 
-def test_cancel_frees_devices_and_late_reports_conflict(client, lab):
+def test_cancel_frees_devices_and_late_reports_conflict(client, lab, report):
     run = start(client, lab, [0]).get_json()
     cancelled = client.post(f"/api/test-runs/{run['id']}/cancel", json={"reason": "wrong fw"})
     assert cancelled.status_code == 200
     assert cancelled.get_json()["status"] == "aborted"
     assert cancelled.get_json()["failure_reason"] == "wrong fw"
     assert device_status(client, lab["devices"][0]) == "available"
-    late = client.post(f"/api/runner/test-runs/{run['id']}/started", json={})
+    late = report(run["id"], "started", {})
     assert late.status_code == 409
     assert late.get_json()["code"] == "run_finished"
 
 
-def test_runner_failure_fails_the_run(client, lab):
+def test_runner_failure_fails_the_run(client, lab, report):
     run = start(client, lab, [2]).get_json()
-    failed = client.post(f"/api/runner/test-runs/{run['id']}/failed", json={"reason": "no power"})
+    failed = report(run["id"], "failed", {"reason": "no power"})
     assert failed.get_json()["run"]["status"] == "failed"
     assert failed.get_json()["run"]["failure_reason"] == "no power"
     assert device_status(client, lab["devices"][2]) == "available"
 
 
-def test_missing_results_are_inconclusive(client, lab):
+def test_missing_results_are_inconclusive(client, lab, report):
     run = start(client, lab, [0, 1]).get_json()
     case_id = lab["cases"][0]["id"]
     body = {
@@ -136,7 +135,7 @@ def test_missing_results_are_inconclusive(client, lab):
             }
         ]
     }
-    done = client.post(f"/api/runner/test-runs/{run['id']}/result", json=body).get_json()
+    done = report(run["id"], "result", body).get_json()
     assert done["run"]["verdict"] == "inconclusive"
 
 

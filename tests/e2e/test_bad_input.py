@@ -86,12 +86,12 @@ def test_timeout_shorter_than_duration(client):
     assert "timeout_s" in assert_error(client.post("/api/test-cases", json=body), 422)["errors"]
 
 
-def test_unknown_ids(client, lab):
+def test_unknown_ids(client, lab, report):
     assert_error(client.get("/api/devices/nope"), 404, "not_found")
     assert_error(client.get("/api/test-runs/nope"), 404, "not_found")
     assert_error(client.patch("/api/test-cases/nope", json={"name": "n"}), 404)
     assert_error(client.delete("/api/environments/nope"), 404)
-    assert_error(client.post("/api/runner/test-runs/nope/started", json={}), 404)
+    assert_error(report("nope", "started", {}), 404)
     assert_error(client.post("/api/test-runs/nope/cancel", json={}), 404)
     assert_error(client.get("/api/no-such-route"), 404)
 
@@ -146,7 +146,7 @@ def test_oversized_body(client):
     assert_error(client.post("/api/test-cases", json=huge), 413, "payload_too_large")
 
 
-def test_bad_runner_reports(client, lab):
+def test_bad_runner_reports(client, lab, report):
     run = client.post(
         "/api/test-runs",
         json={
@@ -155,10 +155,9 @@ def test_bad_runner_reports(client, lab):
             "device_ids": [lab["devices"][0]["id"]],
         },
     ).get_json()
-    base = f"/api/runner/test-runs/{run['id']}"
-    assert_error(client.post(f"{base}/progress", json={"progress": 2}), 422)
-    assert_error(client.post(f"{base}/progress", json={}), 422)
-    assert_error(client.post(f"{base}/result", json={"results": "none"}), 422)
+    assert_error(report(run["id"], "progress", {"progress": 2}), 422)
+    assert_error(report(run["id"], "progress", {}), 422)
+    assert_error(report(run["id"], "result", {"results": "none"}), 422)
     other_device = {
         "results": [
             {
@@ -168,9 +167,7 @@ def test_bad_runner_reports(client, lab):
             }
         ]
     }
-    assert (
-        "results" in assert_error(client.post(f"{base}/result", json=other_device), 422)["errors"]
-    )
+    assert "results" in assert_error(report(run["id"], "result", other_device), 422)["errors"]
     bad_value = {
         "results": [
             {
@@ -180,7 +177,7 @@ def test_bad_runner_reports(client, lab):
             }
         ]
     }
-    assert_error(client.post(f"{base}/result", json=bad_value), 422)
+    assert_error(report(run["id"], "result", bad_value), 422)
     # none of that touched the run
     assert client.get(f"/api/test-runs/{run['id']}").get_json()["status"] == "queued"
 
