@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -117,7 +119,52 @@ def up() -> None:
         click.echo("demo data seeded: " + ", ".join(f"{n} {k}" for k, n in created.items()))
     base = f"http://{settings.host}:{settings.port}"
     click.echo(f"devicelab on {base}  —  API docs: {base}/api/docs  —  Ctrl-C stops it")
-    _run_gunicorn(settings)
+    # the demo lab runs its own worker (relay, reaper) and one simulating runner beside the
+    # server, so a run started in the demo completes by itself
+    companions = [_spawn("worker"), _spawn("runner")]
+    try:
+        _run_gunicorn(settings)
+    finally:
+        _stop(companions)
+
+
+@main.command("worker")
+def worker() -> None:
+    """Run the outbox relay, the run reaper and offline detection until stopped."""
+    from entrypoints.worker import build_worker
+    from entrypoints.wsgi import create_container
+
+    settings = _settings()
+    try:
+        settings.require_secret_key()
+    except SettingsError as error:
+        raise click.UsageError(str(error)) from None
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    container = create_container(settings)
+    loop = build_worker(container)
+    loop.stop_on_signals()
+    try:
+        loop.run()
+    finally:
+        container.publisher().close()
+        container.engine().dispose()
+
+
+def _spawn(command: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "entrypoints.cli", command])
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def _redact(url: str) -> str:
@@ -153,3 +200,7 @@ def _run_gunicorn(settings: Settings) -> None:
 
     _Server().run()
     sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

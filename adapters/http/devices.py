@@ -8,7 +8,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from adapters.http.pagination import PageQuerySchema, page_schema
-from adapters.http.security import current_actor
+from adapters.http.security import current_actor, requires
 from application.ports import DeviceFilter
 from application.use_cases.devices import (
     DeleteDevice,
@@ -23,6 +23,7 @@ from application.use_cases.devices import (
     UpdateDevice,
 )
 from domain.devices import DeviceStatus
+from domain.users import Permission
 
 blp = Blueprint("devices", __name__, url_prefix="/api/devices", description="Lab devices")
 
@@ -126,6 +127,7 @@ DevicePageSchema = page_schema(DeviceSchema, "DevicePageSchema")
 
 @blp.route("")
 class Devices(MethodView):
+    @requires(Permission.READ)
     @blp.arguments(DeviceQuerySchema, location="query")
     @blp.response(200, DevicePageSchema)
     @inject
@@ -143,6 +145,7 @@ class Devices(MethodView):
         page = list_devices(where, args["limit"], args["cursor"])
         return {"items": page.items, "next_cursor": page.next_cursor}
 
+    @requires(Permission.MANAGE_DEVICES)
     @blp.arguments(DeviceCreateSchema)
     @blp.response(201, DeviceSchema)
     @inject
@@ -156,12 +159,14 @@ class Devices(MethodView):
 
 @blp.route("/<device_id>")
 class DeviceById(MethodView):
+    @requires(Permission.READ)
     @blp.response(200, DeviceSchema)
     @inject
     def get(self, device_id, get_device: GetDevice = Provide["get_device"]):
         """Get one device"""
         return get_device(device_id)
 
+    @requires(Permission.MANAGE_DEVICES)
     @blp.arguments(DeviceUpdateSchema)
     @blp.response(200, DeviceSchema)
     @inject
@@ -169,6 +174,7 @@ class DeviceById(MethodView):
         """Change a device's details (not its status)"""
         return update_device(device_id, changes)
 
+    @requires(Permission.MANAGE_DEVICES)
     @blp.response(204)
     @inject
     def delete(self, device_id, delete_device: DeleteDevice = Provide["delete_device"]):
@@ -178,6 +184,7 @@ class DeviceById(MethodView):
 
 @blp.route("/<device_id>/status")
 class DeviceStatusOverride(MethodView):
+    @requires(Permission.OPERATE_DEVICES)
     @blp.arguments(StatusChangeRequestSchema)
     @blp.response(200, DeviceSchema)
     @inject
@@ -190,6 +197,7 @@ class DeviceStatusOverride(MethodView):
 
 @blp.route("/<device_id>/heartbeat")
 class DeviceHeartbeat(MethodView):
+    @requires(Permission.OPERATE_DEVICES)
     @blp.arguments(HeartbeatSchema)
     @blp.response(200, DeviceSchema)
     @inject
@@ -200,6 +208,7 @@ class DeviceHeartbeat(MethodView):
 
 @blp.route("/<device_id>/history")
 class DeviceHistory(MethodView):
+    @requires(Permission.READ)
     @blp.arguments(HistoryQuerySchema, location="query")
     @blp.response(200, StatusChangeSchema(many=True))
     @inject

@@ -8,6 +8,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from adapters.http.pagination import PageQuerySchema, page_schema
+from adapters.http.security import requires
 from application.ports import NameFilter
 from application.use_cases.catalog import (
     CreateEnvironment,
@@ -17,6 +18,7 @@ from application.use_cases.catalog import (
     ListEnvironments,
     UpdateEnvironment,
 )
+from domain.users import Permission
 
 blp = Blueprint(
     "environments", __name__, url_prefix="/api/environments", description="Test environments"
@@ -59,6 +61,7 @@ EnvironmentPageSchema = page_schema(EnvironmentSchema, "EnvironmentPageSchema")
 
 @blp.route("")
 class Environments(MethodView):
+    @requires(Permission.READ)
     @blp.arguments(EnvironmentQuerySchema, location="query")
     @blp.response(200, EnvironmentPageSchema)
     @inject
@@ -69,6 +72,7 @@ class Environments(MethodView):
         )
         return {"items": page.items, "next_cursor": page.next_cursor}
 
+    @requires(Permission.EDIT_CATALOG)
     @blp.arguments(EnvironmentWriteSchema)
     @blp.response(201, EnvironmentSchema)
     @inject
@@ -79,12 +83,14 @@ class Environments(MethodView):
 
 @blp.route("/<environment_id>")
 class EnvironmentById(MethodView):
+    @requires(Permission.READ)
     @blp.response(200, EnvironmentSchema)
     @inject
     def get(self, environment_id, get_env: GetEnvironment = Provide["get_environment"]):
         """Get one environment"""
         return get_env(environment_id)
 
+    @requires(Permission.EDIT_CATALOG)
     @blp.arguments(EnvironmentPatchSchema)
     @blp.response(200, EnvironmentSchema)
     @inject
@@ -94,6 +100,7 @@ class EnvironmentById(MethodView):
         """Edit an environment"""
         return update(environment_id, changes)
 
+    @requires(Permission.EDIT_CATALOG)
     @blp.response(204)
     @inject
     def delete(self, environment_id, delete: DeleteEnvironment = Provide["delete_environment"]):

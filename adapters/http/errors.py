@@ -11,6 +11,7 @@ from flask import Flask, jsonify
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
+from application.auth.errors import AuthServiceUnavailable, Forbidden, Unauthenticated
 from application.errors import (
     AlreadyExists,
     ConcurrentUpdate,
@@ -30,6 +31,9 @@ from domain.errors import (
 log = logging.getLogger(__name__)
 
 _STATUS_OF: list[tuple[type[DomainError], int]] = [
+    (Unauthenticated, 401),
+    (Forbidden, 403),
+    (AuthServiceUnavailable, 503),
     (NotFound, 404),
     (InvalidValue, 422),
     (AlreadyExists, 409),
@@ -142,6 +146,9 @@ def register_domain_error_handler(app: Flask) -> None:
         if isinstance(error, DeviceUnavailable):
             body["unavailable"] = error.unavailable
             body["errors"] = {"device_ids": [f"{d} is {s}" for d, s in error.unavailable.items()]}
-        return jsonify(body), status
+        headers = {}
+        if isinstance(error, Unauthenticated):
+            headers["WWW-Authenticate"] = 'Bearer realm="devicelab"'  # RFC 6750
+        return jsonify(body), status, headers
 
     app.register_error_handler(DomainError, handle)

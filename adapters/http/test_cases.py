@@ -8,6 +8,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from adapters.http.pagination import PageQuerySchema, page_schema
+from adapters.http.security import requires
 from application.ports import NameFilter
 from application.use_cases.catalog import (
     CreateTestCase,
@@ -19,6 +20,7 @@ from application.use_cases.catalog import (
     UpdateTestCase,
 )
 from domain.test_cases import MAX_TIMEOUT_S, Condition
+from domain.users import Permission
 
 blp = Blueprint(
     "test_cases", __name__, url_prefix="/api/test-cases", description="Test cases and criteria"
@@ -107,6 +109,7 @@ def _criteria(raw: list[dict]) -> list[CriterionInput]:
 
 @blp.route("")
 class TestCases(MethodView):
+    @requires(Permission.READ)
     @blp.arguments(TestCaseQuerySchema, location="query")
     @blp.response(200, TestCasePageSchema)
     @inject
@@ -119,6 +122,7 @@ class TestCases(MethodView):
         )
         return {"items": page.items, "next_cursor": page.next_cursor}
 
+    @requires(Permission.EDIT_CATALOG)
     @blp.arguments(TestCaseWriteSchema)
     @blp.response(201, TestCaseSchema)
     @inject
@@ -130,12 +134,14 @@ class TestCases(MethodView):
 
 @blp.route("/<test_case_id>")
 class TestCaseById(MethodView):
+    @requires(Permission.READ)
     @blp.response(200, TestCaseSchema)
     @inject
     def get(self, test_case_id, get_case: GetTestCase = Provide["get_test_case"]):
         """Get one test case (its current version)"""
         return get_case(test_case_id)
 
+    @requires(Permission.EDIT_CATALOG)
     @blp.arguments(TestCasePatchSchema)
     @blp.response(200, TestCaseSchema)
     @inject
@@ -145,6 +151,7 @@ class TestCaseById(MethodView):
             changes["criteria"] = _criteria(changes["criteria"])
         return update(test_case_id, changes)
 
+    @requires(Permission.EDIT_CATALOG)
     @blp.response(204)
     @inject
     def delete(self, test_case_id, delete: DeleteTestCase = Provide["delete_test_case"]):

@@ -11,7 +11,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from adapters.http.pagination import PageQuerySchema, page_schema
-from adapters.http.security import current_actor
+from adapters.http.security import current_actor, requires
 from adapters.http.test_cases import CriterionOutSchema
 from application.ports import RunFilter
 from application.use_cases.test_runs import (
@@ -22,6 +22,7 @@ from application.use_cases.test_runs import (
     StartTestRunRequest,
 )
 from domain.test_runs import RunStatus, Verdict
+from domain.users import Permission
 
 blp = Blueprint("test_runs", __name__, url_prefix="/api/test-runs", description="Test runs")
 
@@ -175,6 +176,7 @@ TestRunPageSchema = page_schema(TestRunSchema, "TestRunPageSchema")
 
 @blp.route("")
 class TestRuns(MethodView):
+    @requires(Permission.READ)
     @blp.arguments(RunQuerySchema, location="query")
     @blp.response(200, TestRunPageSchema)
     @inject
@@ -193,6 +195,7 @@ class TestRuns(MethodView):
         page = list_runs(where, args["limit"], args["cursor"])
         return {"items": page.items, "next_cursor": page.next_cursor}
 
+    @requires(Permission.RUN_TESTS)
     @blp.arguments(StartTestRunSchema)
     @blp.response(201, TestRunSchema)
     @blp.alt_response(409, description="one or more devices are not available (listed)")
@@ -204,6 +207,7 @@ class TestRuns(MethodView):
 
 @blp.route("/<run_id>")
 class TestRunById(MethodView):
+    @requires(Permission.READ)
     @blp.response(200, TestRunSchema)
     @inject
     def get(self, run_id, get_run: GetTestRun = Provide["get_test_run"]):
@@ -213,6 +217,7 @@ class TestRunById(MethodView):
 
 @blp.route("/<run_id>/cancel")
 class TestRunCancel(MethodView):
+    @requires(Permission.RUN_TESTS)
     @blp.arguments(CancelSchema)
     @blp.response(200, TestRunSchema)
     @inject

@@ -18,6 +18,7 @@ class RelayReport:
     sent: int
     failed: int
     error: str = ""
+    more: bool = False  # the batch was full: more messages may be waiting
 
 
 class RelayOutbox:
@@ -63,7 +64,7 @@ class RelayOutbox:
                 uow.outbox.mark_sent(message.id, self.clock.now())
                 uow.commit()
             sent += 1
-        return RelayReport(sent, 0)
+        return RelayReport(sent, 0, more=len(messages) == self.batch)
 
     def _body(self, message: OutboxMessage) -> dict:
         if message.kind != JOB_KIND:

@@ -1,0 +1,102 @@
+"""The background worker: outbox relay, run reaper, offline detection and housekeeping.
+
+One loop, several duties at their own pace. A failing duty (database or broker away) is
+logged and retried with a growing pause; it never stops the others or the process. Several
+workers may run at once: outbox claims and row locks keep them from doing anything twice."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+log = logging.getLogger("devicelab.worker")
+
+
+@dataclass
+class Duty:
+    name: str
+    action: Callable[[], object]
+    interval_s: float
+    next_at: float = 0.0
+    failures: int = 0
+    last_error: str = field(default="", repr=False)
+
+    def due(self, now: float) -> bool:
+        return now >= self.next_at
+
+    def run(self, now: float) -> object:
+        try:
+            outcome = self.action()
+        except Exception as error:
+            self.failures += 1
+            pause = min(self.interval_s * 2**self.failures, 30.0)
+            message = f"{type(error).__name__}: {error}"
+            if message != self.last_error:
+                log.warning("%s failed (%s); retrying in %.1f s", self.name, message, pause)
+            self.last_error = message
+            self.next_at = now + pause
+            return None
+        if self.failures:
+            log.info("%s works again after %d failed attempts", self.name, self.failures)
+        self.failures, self.last_error = 0, ""
+        # a full batch means more is waiting: go again at once
+        self.next_at = now if getattr(outcome, "more", False) else now + self.interval_s
+        return outcome
+
+
+class Worker:
+    def __init__(self, duties: list[Duty]) -> None:
+        self.duties = duties
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        log.info("worker started: %s", ", ".join(d.name for d in self.duties))
+        while not self.stopping.is_set():
+            now = time.monotonic()
+            for duty in self.duties:
+                if duty.due(now):
+                    outcome = duty.run(now)
+                    _log_outcome(duty.name, outcome)
+            wait = min(d.next_at for d in self.duties) - time.monotonic()
+            self.stopping.wait(min(max(wait, 0.005), 1.0))
+        log.info("worker stopped")
+
+    def stop_on_signals(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self.stopping.set())
+
+
+def _log_outcome(name: str, outcome: object) -> None:
+    sent = getattr(outcome, "sent", 0)
+    failed = getattr(outcome, "failed", 0)
+    if sent or failed:
+        log.info(
+            "%s: %d sent, %d waiting for the broker %s",
+            name,
+            sent,
+            failed,
+            getattr(outcome, "error", ""),
+        )
+    elif isinstance(outcome, list) and outcome:
+        log.info("%s: %s", name, ", ".join(map(str, outcome)))
+
+
+def build_worker(container) -> Worker:
+    config = container.config
+    relay = container.relay_outbox()
+    return Worker(
+        [
+            Duty("outbox relay", relay, config.relay_interval_s()),
+            Duty("run reaper", container.expire_overdue_runs(), config.reaper_interval_s()),
+            Duty(
+                "offline detection",
+                container.mark_silent_devices_offline(),
+                config.reaper_interval_s(),
+            ),
+            Duty("housekeeping", container.purge_history(), 3600),
+        ]
+    )
