@@ -1,0 +1,167 @@
+"""The outbox claims, the change log and the statistics on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from adapters.auth.run_credentials import SignedRunCredentials
+from adapters.messaging.in_memory import InMemoryPublisher
+from application.job_contract import JOB_KIND
+from application.use_cases.live_updates import ReadChanges
+from application.use_cases.relay import RelayOutbox
+from application.use_cases.statistics import GetLabStatistics
+from domain.test_runs import Observation, ResultReport
+
+
+@pytest.fixture
+def small_lab(lab):
+    devices = [lab.add_device(f"m{i}") for i in range(6)]
+    case = lab.add_test_case("volt")
+    environment = lab.add_environment()
+    return lab, devices, case, environment
+
+
+def relay_for(lab, publisher, batch=100):
+    return RelayOutbox(
+        lab.new_uow, publisher, SignedRunCredentials("k" * 40), lab.clock, "http://x", batch=batch
+    )
+
+
+def test_claims_hand_each_message_to_one_relay(small_lab):
+    lab, devices, case, environment = small_lab
+    runs = [lab.start([d], [case], environment).id for d in devices]
+    now = lab.clock.now()
+    with lab.new_uow() as uow:
+        first = uow.outbox.claim(now, now + timedelta(seconds=30), 4)
+        uow.commit()
+    with lab.new_uow() as uow:
+        second = uow.outbox.claim(now, now + timedelta(seconds=30), 4)
+        uow.commit()
+    assert [m.run_id for m in first] == runs[:4]  # oldest first
+    assert [m.run_id for m in second] == runs[4:]
+    with lab.new_uow() as uow:
+        uow.outbox.mark_sent(first[0].id, now)
+        for message in first[1:]:
+            uow.outbox.release_claim(message.id)
+        uow.commit()
+    with lab.new_uow() as uow:
+        again = uow.outbox.claim(now + timedelta(seconds=1), now + timedelta(seconds=30), 10)
+        uow.commit()
+    assert [m.run_id for m in again] == runs[1:4]
+    attempts = dict(lab.rows("SELECT run_id, attempts FROM outbox"))
+    assert attempts[runs[0]] == 1 and attempts[runs[1]] == 1 and attempts[runs[4]] == 0
+
+
+def test_concurrent_relays_publish_every_job_exactly_once(small_lab):
+    lab, devices, case, environment = small_lab
+    runs = [lab.start([d], [case], environment).id for d in devices]
+    publisher = InMemoryPublisher()
+    barrier = threading.Barrier(3)
+    errors = []
+
+    def relay_all():
+        relay = relay_for(lab, publisher, batch=2)
+        try:
+            barrier.wait()
+            while relay().sent:
+                pass
+        except Exception as error:  # surfaced below
+            errors.append(error)
+
+    threads = [threading.Thread(target=relay_all) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    published = [payload["run_id"] for kind, payload in publisher.published if kind == JOB_KIND]
+    assert sorted(published) == sorted(runs)
+    assert lab.scalar("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
+
+
+def test_the_change_log_follows_devices_and_runs(small_lab):
+    lab, devices, case, environment = small_lab
+    read = ReadChanges(lab.new_uow)
+    cursor = read.cursor()
+    run = lab.start(devices[:2], [case], environment)
+    lab.delete_device(devices[5].id)
+    updates = read(cursor)
+    kinds = sorted((u.change.kind, u.change.entity_id, u.change.deleted) for u in updates)
+    assert kinds == sorted(
+        [
+            ("device", devices[0].id, False),
+            ("device", devices[1].id, False),
+            ("run", run.id, False),
+            ("device", devices[5].id, True),
+        ]
+    )
+    by_id = {u.change.entity_id: u for u in updates}
+    assert by_id[devices[0].id].device.status.value == "in_test"
+    assert by_id[run.id].run.status.value == "queued"
+    assert by_id[devices[5].id].device is None
+    assert read(cursor) == []  # nothing twice
+    resumed = read.cursor(0)
+    assert {u.change.entity_id for u in read(resumed)} >= {run.id, devices[0].id}
+
+
+def test_statistics_count_and_rank(small_lab):
+    lab, devices, case, environment = small_lab
+    other = lab.add_test_case("standby", criteria=(("power", "<", 2.0),))
+    for index, voltage in enumerate([230, 250, 260]):
+        run = lab.start([devices[index]], [case, other], environment)
+        lab.record_result(
+            run.id,
+            [
+                ResultReport(case.id, devices[index].id, (Observation("voltage", voltage),)),
+                ResultReport(other.id, devices[index].id, (Observation("power", 1.0),)),
+            ],
+        )
+    lab.start([devices[3]], [case], environment)
+    stats = GetLabStatistics(lab.new_uow, lab.clock)()
+    assert stats.devices_by_status == {"available": 5, "in_test": 1, "offline": 0}
+    assert stats.runs_by_status["completed"] == 3 and stats.runs_by_status["queued"] == 1
+    today = lab.clock.now().date().isoformat()
+    assert sorted(v for d, v, n in stats.verdicts_by_day if d == today for _ in range(n)) == [
+        "fail",
+        "fail",
+        "pass",
+    ]
+    assert stats.most_failing_test_cases == [(case.id, "volt", 2, 3)]
+    assert len(stats.days) == 30 and stats.days[-1] == today
+
+
+def test_concurrent_duplicate_results_complete_once_and_release_once(small_lab):
+    lab, devices, case, environment = small_lab
+    run = lab.start(devices[:2], [case], environment)
+    reports = [
+        ResultReport(case.id, devices[0].id, (Observation("voltage", 230),)),
+        ResultReport(case.id, devices[1].id, (Observation("voltage", 231),)),
+    ]
+    barrier = threading.Barrier(10)
+    outcomes, errors = [], []
+
+    def report():
+        barrier.wait()
+        try:
+            outcomes.append(lab.record_result(run.id, reports))
+        except Exception as error:  # a lost race must be a clean, retryable conflict
+            errors.append(error)
+
+    threads = [threading.Thread(target=report) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(type(e).__name__ == "ConcurrentUpdate" for e in errors), errors
+    assert sum(1 for o in outcomes if o.changed) == 1
+    released = [d for o in outcomes for d in o.released_device_ids]
+    assert sorted(released) == sorted(d.id for d in devices[:2])  # each device freed once
+    history = lab.rows(
+        "SELECT device_id FROM device_status_changes WHERE run_id = :run AND to_status = 'available'",
+        run=run.id,
+    )
+    assert sorted(r[0] for r in history) == sorted(d.id for d in devices[:2])
+    assert lab.get_test_run(run.id).verdict.value == "pass"
