@@ -152,6 +152,40 @@ def worker() -> None:
         container.engine().dispose()
 
 
+@main.command("runner")
+@click.option(
+    "--executor",
+    type=click.Choice(["simulate", "command", "influxdb"]),
+    help="Executor for test cases that name none [DEVICELAB_RUNNER_EXECUTOR, default simulate].",
+)
+@click.option("--runner-id", help="How this runner names itself [DEVICELAB_RUNNER_ID].")
+@click.option(
+    "--time-factor",
+    type=click.FloatRange(min=0),
+    help="Scales the test cases' durations [DEVICELAB_RUNNER_TIME_FACTOR, default 1].",
+)
+def runner(executor: str | None, runner_id: str | None, time_factor: float | None) -> None:
+    """Run the reference Test Runner: take jobs off the queue until SIGTERM / Ctrl-C."""
+    import dataclasses
+
+    from entrypoints.runner import run_runner
+    from entrypoints.settings import RunnerSettings
+
+    settings = _settings()
+    try:
+        runner_settings = RunnerSettings.from_env()
+    except SettingsError as error:
+        raise click.UsageError(str(error)) from None
+    overrides = {"executor": executor, "runner_id": runner_id, "time_factor": time_factor}
+    runner_settings = dataclasses.replace(
+        runner_settings, **{k: v for k, v in overrides.items() if v is not None}
+    )
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    run_runner(settings, runner_settings)
+
+
 def _spawn(command: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "entrypoints.cli", command])
 

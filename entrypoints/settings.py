@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -112,3 +113,58 @@ def demo_secret_key(data_dir: str) -> tuple[str, Path]:
         path.touch(mode=0o600)
         path.write_text(secrets.token_urlsafe(48))
     return path.read_text().strip(), path
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    """The reference Test Runner's own settings (the broker and queue names are in Settings)."""
+
+    runner_id: str = ""
+    executor: str = "simulate"
+    seed: str | None = None
+    pass_probability: float = 0.8
+    time_factor: float = 1.0
+    heartbeat_s: float = 2.0
+    callback_patience_s: float = 60.0
+    influx_url: str = ""
+    influx_db: str = "devicelab"
+    influx_username: str = ""
+    influx_password: str = field(default="", repr=False)
+    write_metrics: bool = False
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RunnerSettings:
+        env = os.environ if env is None else env
+        executor = (env.get("DEVICELAB_RUNNER_EXECUTOR") or "simulate").strip().lower()
+        if executor not in ("simulate", "command", "influxdb"):
+            raise SettingsError(
+                f"DEVICELAB_RUNNER_EXECUTOR must be simulate, command or influxdb, got {executor!r}"
+            )
+        pass_probability = _number(env, "DEVICELAB_RUNNER_PASS_PROBABILITY", 0.8)
+        if pass_probability > 1:
+            raise SettingsError("DEVICELAB_RUNNER_PASS_PROBABILITY must be between 0 and 1")
+        return cls(
+            runner_id=env.get("DEVICELAB_RUNNER_ID") or f"{socket.gethostname()}-{os.getpid()}",
+            executor=executor,
+            seed=env.get("DEVICELAB_RUNNER_SEED") or None,
+            pass_probability=pass_probability,
+            time_factor=_number(env, "DEVICELAB_RUNNER_TIME_FACTOR", 1.0),
+            heartbeat_s=_number(env, "DEVICELAB_RUNNER_HEARTBEAT_S", 2.0, 0.01),
+            callback_patience_s=_number(env, "DEVICELAB_RUNNER_CALLBACK_PATIENCE_S", 60.0),
+            influx_url=(env.get("DEVICELAB_INFLUX_URL") or "").rstrip("/"),
+            influx_db=env.get("DEVICELAB_INFLUX_DB") or "devicelab",
+            influx_username=env.get("DEVICELAB_INFLUX_USERNAME") or "",
+            influx_password=env.get("DEVICELAB_INFLUX_PASSWORD") or "",
+            write_metrics=_flag(env, "DEVICELAB_RUNNER_WRITE_METRICS"),
+        )

@@ -1,0 +1,280 @@
+"""Takes jobs off the job queue one at a time and settles each message once its job is done.
+
+- prefetch 1 and manual acks: a runner holds at most one job, and its message stays unacked
+  (redelivered if the runner dies) until the job's handler decided what becomes of it;
+- the handler runs in a worker thread while this thread keeps serving the connection
+  (AMQP heartbeats, cancellations on the control exchange); every ack, requeue and
+  dead-letter happens on this thread, the only one that touches the channel;
+- a lost broker connection is re-established with exponential backoff; a job in progress then
+  runs to its end (its message went back to the queue with the connection, and devicelab
+  turns the redelivered copy away once the run has finished);
+- `stop()` (safe to call from a signal handler) asks the handler's owner to stop the job in
+  progress (`on_shutdown`) and ends once its message has been settled."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from kombu import Connection, Consumer, Producer, Queue
+from kombu.message import Message
+
+from adapters.messaging.topology import DEAD_ROUTING_KEY, Topology, supports_fanout
+from application.runner import Disposition, JobOutcome
+
+log = logging.getLogger(__name__)
+
+DEAD_REASON_HEADER = "x-devicelab-dead-reason"
+DEAD_DETAIL_HEADER = "x-devicelab-dead-detail"
+
+
+@dataclass(frozen=True)
+class ConsumerOptions:
+    poll_s: float = 1.0  # how often the loop looks at its flags while the broker is quiet
+    heartbeat_s: float = 30.0  # AMQP heartbeat
+    connect_timeout_s: float = 5.0
+    first_reconnect_delay_s: float = 1.0
+    max_reconnect_delay_s: float = 30.0
+    # the embedded (SQLAlchemy) transport polls its tables this often
+    polling_interval_s: float = 1.0
+
+
+class _Job:
+    """A job message whose handler runs in a worker thread."""
+
+    def __init__(self, message: Message, handle: Callable[[bytes], JobOutcome]) -> None:
+        self.message = message
+        self.outcome: JobOutcome | None = None
+        self.done = threading.Event()
+        self.thread = threading.Thread(
+            target=self._run, args=(handle, _raw_body(message)), name="job", daemon=True
+        )
+
+    def _run(self, handle: Callable[[bytes], JobOutcome], body: bytes) -> None:
+        try:
+            self.outcome = handle(body)
+        except Exception as error:
+            log.exception("the job handler crashed")
+            # once more for a transient crash; a second crash on the same message is a bug
+            redelivered = bool(self.message.delivery_info.get("redelivered"))
+            self.outcome = JobOutcome(
+                Disposition.DEAD_LETTER if redelivered else Disposition.REQUEUE,
+                "runner_error",
+                f"{type(error).__name__}: {error}",
+            )
+        finally:
+            self.done.set()
+
+
+class JobConsumer:
+    def __init__(
+        self,
+        broker_url: str,
+        handle_job: Callable[[bytes], JobOutcome],
+        on_cancel: Callable[[bytes], Any] | None = None,
+        on_shutdown: Callable[[], Any] | None = None,
+        topology: Topology | None = None,
+        options: ConsumerOptions | None = None,
+        name: str = "runner",
+    ) -> None:
+        self.broker_url = broker_url
+        self.handle_job, self.on_cancel, self.on_shutdown = handle_job, on_cancel, on_shutdown
+        self.topology = topology or Topology()
+        self.options = options or ConsumerOptions()
+        self.name = name
+        self._stop_requested = False  # a plain flag: set from signal handlers
+        self._shutdown_started = False
+        self._job: _Job | None = None
+        self.ready = threading.Event()  # set while consuming (for tests and health checks)
+
+    def stop(self) -> None:
+        self._stop_requested = True
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop_requested
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Consume until `stop()`; reconnects with backoff when the broker goes away."""
+        delay = self.options.first_reconnect_delay_s
+        while not self._stop_requested:
+            connection = self._connection()
+            errors = (*connection.connection_errors, *connection.channel_errors, OSError)
+            try:
+                with connection:
+                    self._serve(connection)
+                    delay = self.options.first_reconnect_delay_s
+            except errors as error:
+                self.ready.clear()
+                log.warning(
+                    "broker connection lost or refused (%s: %s)", type(error).__name__, error
+                )
+                self._finish_job_without_broker()
+                if self._stop_requested:
+                    break
+                log.info("reconnecting to the broker in %.1f s", delay)
+                self._sleep(delay)
+                delay = min(delay * 2, self.options.max_reconnect_delay_s)
+        self.ready.clear()
+        self._begin_shutdown()
+        log.info("job consumer stopped")
+
+    def _connection(self) -> Connection:
+        amqp = supports_fanout(self.broker_url)
+        connection = Connection(
+            self.broker_url,
+            heartbeat=self.options.heartbeat_s if amqp else 0,
+            connect_timeout=self.options.connect_timeout_s,
+            # amqp: the dead-letter copy is confirmed by the broker before the job is acked
+            transport_options={"confirm_publish": True} if amqp else {},
+        )
+        if not amqp:
+            # not a transport option: the SQLAlchemy transport hands those to create_engine
+            connection.transport.polling_interval = self.options.polling_interval_s
+        return connection
+
+    def _serve(self, connection: Connection) -> None:
+        channel = connection.channel()
+        for queue in (self.topology.jobs, self.topology.dead_letters):
+            queue.bind(channel).declare()
+        producer = Producer(channel)
+        jobs = Consumer(
+            channel,
+            queues=[self.topology.jobs],
+            on_message=self._on_job,
+            prefetch_count=1,
+            no_ack=False,
+        )
+        control = None
+        if supports_fanout(self.broker_url) and self.on_cancel is not None:
+            control_queue = Queue(
+                f"{self.topology.control_exchange}.{self.name}.{uuid.uuid4().hex[:12]}",
+                self.topology.control,
+                durable=False,
+                exclusive=True,
+                auto_delete=True,
+            )
+            control = Consumer(
+                connection.channel(), [control_queue], on_message=self._on_control, no_ack=True
+            )
+            control.consume()
+        jobs.consume()
+        self.ready.set()
+        log.info("consuming jobs from %s", self.topology.job_queue)
+        consuming = True
+        while True:
+            if self._stop_requested:
+                self._begin_shutdown()
+                if consuming:
+                    jobs.cancel()  # take no new job while the last one is settled
+                    consuming = False
+                if self._job is None:
+                    break
+            with contextlib.suppress(TimeoutError):  # quiet broker: look at the flags again
+                connection.drain_events(timeout=self.options.poll_s)
+            connection.heartbeat_check()
+            self._settle(producer)
+        if control is not None:
+            control.cancel()
+
+    # -- messages --------------------------------------------------------------------------------
+
+    def _on_job(self, message: Message) -> None:
+        if self._job is not None or self._stop_requested:
+            # prefetch 1 makes this rare; never run two jobs at once
+            message.requeue()
+            return
+        self._job = _Job(message, self.handle_job)
+        self._job.thread.start()
+
+    def _on_control(self, message: Message) -> None:
+        assert self.on_cancel is not None
+        try:
+            self.on_cancel(_raw_body(message))
+        except Exception:
+            log.warning("ignoring a control message that could not be handled", exc_info=True)
+
+    def _settle(self, producer: Producer) -> None:
+        job = self._job
+        if job is None or not job.done.is_set():
+            return
+        outcome = job.outcome
+        assert outcome is not None
+        message = job.message
+        if outcome.disposition is Disposition.REQUEUE:
+            message.requeue()
+        elif outcome.disposition is Disposition.DEAD_LETTER:
+            self._dead_letter(producer, message, outcome)
+            message.ack()
+        else:
+            message.ack()
+        self._job = None
+        log.info(
+            "job %s settled: %s (%s)", outcome.run_id or "?", outcome.disposition, outcome.reason
+        )
+
+    def _dead_letter(self, producer: Producer, message: Message, outcome: JobOutcome) -> None:
+        headers = dict(message.headers or {})
+        headers.update(
+            {
+                DEAD_REASON_HEADER: outcome.reason,
+                DEAD_DETAIL_HEADER: outcome.detail[:1000],
+                "x-devicelab-dead-lettered-by": self.name,
+                "x-devicelab-dead-lettered-at": datetime.now(UTC).isoformat(),
+            }
+        )
+        producer.publish(
+            _raw_body(message),
+            exchange=self.topology.job_exchange,
+            routing_key=DEAD_ROUTING_KEY,
+            content_type=message.content_type or "application/octet-stream",
+            content_encoding=message.content_encoding or "binary",
+            headers=headers,
+            delivery_mode=2,
+            declare=[self.topology.dead_letters],
+        )
+        log.warning("job message dead-lettered: %s (%s)", outcome.reason, outcome.detail)
+
+    # -- stopping ---------------------------------------------------------------------------------
+
+    def _begin_shutdown(self) -> None:
+        if self._shutdown_started:
+            return
+        self._shutdown_started = True
+        if self.on_shutdown is not None:
+            self.on_shutdown()
+
+    def _finish_job_without_broker(self) -> None:
+        """The connection is gone and with it the job's message (back in the queue): let the
+        job run to its end, its outcome reaches devicelab over HTTP all the same."""
+        job, self._job = self._job, None
+        if job is None:
+            return
+        log.warning("the broker connection dropped during a job; finishing it first")
+        while not job.done.wait(self.options.poll_s):
+            if self._stop_requested:
+                self._begin_shutdown()
+        log.info(
+            "job %s ended (%s) after its message went back to the queue",
+            job.outcome.run_id if job.outcome else "?",
+            job.outcome.reason if job.outcome else "?",
+        )
+
+    def _sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self._stop_requested and time.monotonic() < end:
+            time.sleep(min(self.options.poll_s, max(0.0, end - time.monotonic())))
+
+
+def _raw_body(message: Message) -> bytes:
+    body = message.body
+    return body.encode() if isinstance(body, str) else bytes(body)

@@ -1,0 +1,1 @@
+"""The reference Test Runner's adapters: executors, the callback API client, InfluxDB."""

@@ -1,0 +1,186 @@
+"""devicelab's runner callback API over HTTP (standard library only).
+
+Answers the runner can act on come back at once (200, 409, 401/403, 404, 422). Answers that may
+change if asked again (5xx, 408, 429, no connection, a timeout) are retried with exponential
+backoff and jitter, honouring Retry-After, until the caller's `give_up_at`; then the last of
+them is returned as UNAVAILABLE. Redirects are not followed: a callback URL that redirects is a
+configuration error and gets REJECTED."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import random
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from application.ports import Clock
+from application.runner import Callback, CallbackReply, CallbackStatus
+from domain.test_runs import ResultReport
+
+log = logging.getLogger(__name__)
+
+_RETRYABLE = {408, 425, 429}
+_CONCURRENT_UPDATE = "concurrent_update"
+
+
+def result_json(report: ResultReport) -> dict[str, Any]:
+    return {
+        "test_case_id": report.test_case_id,
+        "device_id": report.device_id,
+        "measurements": [
+            {"metric": o.metric, "value": o.value, "unit": o.unit} for o in report.observations
+        ],
+        "message": report.message[:5000],
+        "error": report.error,
+        "started_at": report.started_at.isoformat() if report.started_at else None,
+        "finished_at": report.finished_at.isoformat() if report.finished_at else None,
+    }
+
+
+def status_of(http_status: int, code: str = "") -> CallbackStatus:
+    if 200 <= http_status < 300:
+        return CallbackStatus.ACCEPTED
+    if http_status == 409 and code == _CONCURRENT_UPDATE:
+        return CallbackStatus.UNAVAILABLE  # someone changed the run meanwhile: ask again
+    if http_status == 409:
+        return CallbackStatus.FINISHED
+    if http_status in (401, 403):
+        return CallbackStatus.UNAUTHORIZED
+    if http_status == 404:
+        return CallbackStatus.UNKNOWN_RUN
+    if http_status in _RETRYABLE or http_status >= 500:
+        return CallbackStatus.UNAVAILABLE
+    return CallbackStatus.REJECTED
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+class HttpCallbackClient:
+    def __init__(
+        self,
+        clock: Clock,
+        request_timeout_s: float = 10.0,
+        first_backoff_s: float = 0.5,
+        max_backoff_s: float = 30.0,
+        wait: Callable[[float], bool] | None = None,
+        user_agent: str = "devicelab-runner",
+        rng: random.Random | None = None,
+    ) -> None:
+        """`wait(seconds)` pauses between attempts and returns True when the runner is
+        stopping (retries end then); by default it only sleeps."""
+        self.clock = clock
+        self.request_timeout_s = request_timeout_s
+        self.first_backoff_s, self.max_backoff_s = first_backoff_s, max_backoff_s
+        self.wait = wait or threading.Event().wait
+        self.user_agent = user_agent
+        self.rng = rng or random.Random()
+        self._opener = urllib.request.build_opener(_NoRedirects())
+
+    def started(self, callback: Callback, runner: str, give_up_at: datetime) -> CallbackReply:
+        return self._post(callback, "started", {"runner": runner[:200]}, give_up_at)
+
+    def progress(
+        self,
+        callback: Callback,
+        progress: float,
+        message: str,
+        partial_results: Sequence[ResultReport],
+        give_up_at: datetime,
+    ) -> CallbackReply:
+        body = {
+            "progress": min(1.0, max(0.0, progress)),
+            "message": message[:1000],
+            "results": [result_json(r) for r in partial_results],
+        }
+        return self._post(callback, "progress", body, give_up_at)
+
+    def result(
+        self, callback: Callback, results: Sequence[ResultReport], give_up_at: datetime
+    ) -> CallbackReply:
+        body = {"results": [result_json(r) for r in results]}
+        return self._post(callback, "result", body, give_up_at)
+
+    def failed(self, callback: Callback, reason: str, give_up_at: datetime) -> CallbackReply:
+        return self._post(callback, "failed", {"reason": reason[:2000]}, give_up_at)
+
+    # -- one report, retried --------------------------------------------------------------------
+
+    def _post(
+        self, callback: Callback, report: str, body: dict[str, Any], give_up_at: datetime
+    ) -> CallbackReply:
+        url = f"{callback.base_url}/{report}"
+        data = json.dumps(body, allow_nan=False).encode()
+        backoff = self.first_backoff_s
+        attempt = 0
+        while True:
+            attempt += 1
+            reply, retry_after = self._attempt(url, data, callback.token)
+            if reply.status is not CallbackStatus.UNAVAILABLE:
+                return reply
+            pause = max(backoff * self.rng.uniform(0.5, 1.0), retry_after or 0.0)
+            if self.clock.now() + timedelta(seconds=pause) > give_up_at:
+                if attempt > 1:
+                    log.warning("%s: giving up after %d attempts: %s", url, attempt, reply.message)
+                return reply
+            log.info("%s: %s; retrying in %.1f s", url, reply.message, pause)
+            if self.wait(pause):
+                return reply
+            backoff = min(backoff * 2, self.max_backoff_s)
+
+    def _attempt(self, url: str, data: bytes, token: str) -> tuple[CallbackReply, float | None]:
+        request = urllib.request.Request(
+            url,
+            data=data,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "Authorization": f"Bearer {token}",
+                "User-Agent": self.user_agent,
+            },
+        )
+        try:
+            with self._opener.open(request, timeout=self.request_timeout_s) as response:
+                response.read()
+                return CallbackReply(status_of(response.status), response.status), None
+        except urllib.error.HTTPError as error:
+            with error:
+                code, message = _error_body(error.read())
+            retry_after = _seconds(error.headers.get("Retry-After"))
+            status = status_of(error.code, code)
+            return CallbackReply(
+                status, error.code, code, message or str(error.reason)
+            ), retry_after
+        except (OSError, http.client.HTTPException, ValueError) as error:
+            # no connection, a timeout, a broken answer: worth another try
+            reason = getattr(error, "reason", error)
+            return CallbackReply(CallbackStatus.UNAVAILABLE, None, "", f"no answer: {reason}"), None
+
+
+def _error_body(raw: bytes) -> tuple[str, str]:
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return "", raw.decode("utf-8", "replace")[:300]
+    if not isinstance(body, dict):
+        return "", ""
+    code, message = body.get("code"), body.get("message")
+    return (code if isinstance(code, str) else ""), (message if isinstance(message, str) else "")
+
+
+def _seconds(raw: str | None) -> float | None:
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None  # an HTTP date: the backoff decides

@@ -1,0 +1,465 @@
+"""The runner's executors: `simulate` (demos and tests), `command` (a program of the lab's that
+prints its measurements) and `influxdb` (what the devices' telemetry says, the MeterLab way).
+
+A test case picks one with its parameter `executor`; the runner's default applies otherwise."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import random
+import re
+import shlex
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from adapters.runner.influxdb import InfluxDB, InfluxError
+from adapters.runner.simulation import simulate_observations
+from application.ports import Clock
+from application.runner import CancelSignal, ExecutionRequest, ReportPartial
+from domain.test_runs import DeviceSnapshot, Observation, ResultReport
+
+log = logging.getLogger(__name__)
+
+SIMULATE, COMMAND, INFLUXDB = "simulate", "command", "influxdb"
+EXECUTOR_NAMES = (SIMULATE, COMMAND, INFLUXDB)
+
+
+def _probability(raw: Any, where: str) -> float:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise ValueError(f"{where} must be a number between 0 and 1, got {raw!r}")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{where} must be a number between 0 and 1, got {raw!r}") from None
+    if not 0 <= value <= 1:
+        raise ValueError(f"{where} must be between 0 and 1, got {raw!r}")
+    return value
+
+
+# -- simulate ---------------------------------------------------------------------------------
+
+
+class SimulateExecutor:
+    """Waits the case's duration (times `time_factor`; 0 in tests), then reports one plausible
+    value per metric and device. Each (test case, device) passes with `pass_probability`
+    (parameter `pass_probability` overrides it per case or run). With a seed, the values
+    depend only on the seed, the run, the case and the device."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        seed: str | None = None,
+        pass_probability: float = 0.8,
+        time_factor: float = 1.0,
+    ) -> None:
+        self.clock, self.seed, self.time_factor = clock, seed, time_factor
+        self.pass_probability = _probability(pass_probability, "pass_probability")
+
+    def execute(
+        self, request: ExecutionRequest, cancel: CancelSignal, report_partial: ReportPartial
+    ) -> list[ResultReport]:
+        case = request.case
+        probability = self.pass_probability
+        if request.parameters.get("pass_probability") is not None:
+            probability = _probability(request.parameters["pass_probability"], "pass_probability")
+        started_at = self.clock.now()
+        if cancel.wait(case.duration_s * self.time_factor):
+            return []
+        results = []
+        for device in request.devices:
+            passes, observations = simulate_observations(
+                case.criteria, self._random(request, device), probability
+            )
+            result = ResultReport(
+                case.id,
+                device.id,
+                observations,
+                message="simulated: meant to pass" if passes else "simulated: meant to fail",
+                started_at=started_at,
+                finished_at=self.clock.now(),
+            )
+            report_partial(result)
+            results.append(result)
+        return results
+
+    def _random(self, request: ExecutionRequest, device: DeviceSnapshot) -> random.Random:
+        if self.seed is None:
+            return random.Random()
+        return random.Random(f"{self.seed}|{request.run_id}|{request.case.id}|{device.id}")
+
+
+# -- command -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Finished:
+    returncode: int | None
+    stdout: str
+    stderr: str
+    stopped: str = ""  # "timeout" | "cancelled" when the runner killed it
+
+
+@dataclass
+class _Parsed:
+    by_device: dict[str | None, list[Observation]] = field(default_factory=dict)
+    ignored: int = 0
+
+
+def environment_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+class CommandExecutor:
+    """Runs the test case's parameter `command` (a string split like a shell would, or a list)
+    once per device, all devices at once, with the job as DEVICELAB_* environment variables.
+    Each stdout line `{"metric": ..., "value": ..., "unit": ...}` is a measurement; other
+    lines are ignored. The case's timeout kills the command's whole process group; a non-zero
+    exit gives an error result with the tail of stderr.
+
+    With parameter `command_per_device: false` the command runs once for all devices
+    (DEVICELAB_DEVICE_IDS, DEVICELAB_DEVICES) and each line names its "device_id"; a line
+    without one counts for every device."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        kill_grace_s: float = 3.0,
+        stderr_tail: int = 2000,
+        base_environment: Mapping[str, str] | None = None,
+    ) -> None:
+        self.clock, self.kill_grace_s, self.stderr_tail = clock, kill_grace_s, stderr_tail
+        self.base_environment = base_environment
+
+    def execute(
+        self, request: ExecutionRequest, cancel: CancelSignal, report_partial: ReportPartial
+    ) -> list[ResultReport]:
+        argv = self._argv(request)
+        deadline = time.monotonic() + request.case.timeout_s
+        if request.parameters.get("command_per_device", True) is False:
+            return self._run_once_for_all(request, argv, deadline, cancel, report_partial)
+        with ThreadPoolExecutor(
+            max_workers=len(request.devices), thread_name_prefix="command"
+        ) as pool:
+            futures = [
+                pool.submit(
+                    self._run_for_device, request, argv, device, deadline, cancel, report_partial
+                )
+                for device in request.devices
+            ]
+            return [future.result() for future in futures]
+
+    def _argv(self, request: ExecutionRequest) -> list[str]:
+        command = request.parameters.get("command")
+        if isinstance(command, str) and command.strip():
+            return shlex.split(command)
+        if isinstance(command, list) and command and all(isinstance(part, str) for part in command):
+            return list(command)
+        raise ValueError(
+            f"test case {request.case.name!r} runs with the command executor but its "
+            "parameter 'command' is missing (a string, or a list of strings)"
+        )
+
+    def _run_for_device(
+        self,
+        request: ExecutionRequest,
+        argv: list[str],
+        device: DeviceSnapshot,
+        deadline: float,
+        cancel: CancelSignal,
+        report_partial: ReportPartial,
+    ) -> ResultReport:
+        started_at = self.clock.now()
+        env = self._environment(request)
+        env.update(_device_environment(device))
+        finished = self._run(argv, env, deadline, cancel)
+        parsed = _parse_measurements(finished.stdout, {device.id})
+        observations = parsed.by_device.get(None, []) + parsed.by_device.get(device.id, [])
+        result = self._result(request, device, finished, parsed, observations, started_at)
+        if finished.stopped != "cancelled":
+            report_partial(result)
+        return result
+
+    def _run_once_for_all(
+        self,
+        request: ExecutionRequest,
+        argv: list[str],
+        deadline: float,
+        cancel: CancelSignal,
+        report_partial: ReportPartial,
+    ) -> list[ResultReport]:
+        started_at = self.clock.now()
+        env = self._environment(request)
+        env["DEVICELAB_DEVICE_IDS"] = ",".join(d.id for d in request.devices)
+        env["DEVICELAB_DEVICES"] = json.dumps(
+            [
+                {
+                    "id": d.id,
+                    "name": d.name,
+                    "model": d.model,
+                    "serial": d.serial,
+                    "firmware_version": d.firmware_version,
+                    "labels": dict(d.labels),
+                }
+                for d in request.devices
+            ]
+        )
+        if len(request.devices) == 1:
+            env.update(_device_environment(request.devices[0]))
+        finished = self._run(argv, env, deadline, cancel)
+        parsed = _parse_measurements(finished.stdout, {d.id for d in request.devices})
+        results = []
+        for device in request.devices:
+            observations = parsed.by_device.get(None, []) + parsed.by_device.get(device.id, [])
+            results.append(
+                self._result(request, device, finished, parsed, observations, started_at)
+            )
+        if finished.stopped != "cancelled":
+            for result in results:
+                report_partial(result)
+        return results
+
+    def _result(
+        self,
+        request: ExecutionRequest,
+        device: DeviceSnapshot,
+        finished: _Finished,
+        parsed: _Parsed,
+        observations: list[Observation],
+        started_at: datetime,
+    ) -> ResultReport:
+        notes = []
+        error = True
+        if finished.stopped == "timeout":
+            notes.append(f"the command timed out after {request.case.timeout_s} s and was killed")
+        elif finished.stopped == "cancelled":
+            notes.append("the command was stopped")
+        elif finished.returncode and finished.returncode < 0:
+            notes.append(f"the command was killed by signal {-finished.returncode}")
+        elif finished.returncode:
+            notes.append(f"the command exited with status {finished.returncode}")
+        else:
+            error = False
+        if parsed.ignored:
+            notes.append(f"{parsed.ignored} malformed measurement line(s) ignored")
+        stderr = finished.stderr.strip()
+        if error and stderr:
+            notes.append("stderr: " + stderr[-self.stderr_tail :])
+        return ResultReport(
+            request.case.id,
+            device.id,
+            tuple(observations),
+            message="; ".join(notes),
+            error=error,
+            started_at=started_at,
+            finished_at=self.clock.now(),
+        )
+
+    def _environment(self, request: ExecutionRequest) -> dict[str, str]:
+        base = os.environ if self.base_environment is None else self.base_environment
+        # the runner's own configuration is not the command's business
+        env = {k: v for k, v in base.items() if not k.startswith("DEVICELAB_")}
+        case = request.case
+        env.update(
+            {
+                "DEVICELAB_RUN_ID": request.run_id,
+                "DEVICELAB_TEST_CASE_ID": case.id,
+                "DEVICELAB_TEST_CASE_NAME": case.name,
+                "DEVICELAB_DURATION_S": str(case.duration_s),
+                "DEVICELAB_TIMEOUT_S": str(case.timeout_s),
+                "DEVICELAB_ENVIRONMENT_ID": request.environment.id,
+                "DEVICELAB_ENVIRONMENT_NAME": request.environment.name,
+            }
+        )
+        for name, value in request.environment.variables.items():
+            env[f"DEVICELAB_ENV_{environment_name(name)}"] = str(value)
+        for name, value in request.parameters.items():
+            text = value if isinstance(value, str) else json.dumps(value)
+            env[f"DEVICELAB_PARAM_{environment_name(name)}"] = text
+        return env
+
+    def _run(
+        self, argv: list[str], env: dict[str, str], deadline: float, cancel: CancelSignal
+    ) -> _Finished:
+        try:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                start_new_session=True,  # its own process group, so a kill reaches its children
+            )
+        except OSError as error:
+            return _Finished(None, "", f"could not start {argv[0]!r}: {error}")
+        stopped = ""
+        while True:
+            try:
+                out, err = process.communicate(
+                    timeout=max(0.0, min(0.2, deadline - time.monotonic()))
+                )
+                break
+            except subprocess.TimeoutExpired:
+                if cancel.is_set():
+                    stopped = "cancelled"
+                elif time.monotonic() >= deadline:
+                    stopped = "timeout"
+                if stopped:
+                    out, err = self._kill(process)
+                    break
+        return _Finished(
+            process.returncode,
+            out.decode("utf-8", "replace"),
+            err.decode("utf-8", "replace"),
+            stopped,
+        )
+
+    def _kill(self, process: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
+        """SIGTERM to the process group, SIGKILL after a grace period."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, sig)
+            try:
+                return process.communicate(timeout=self.kill_grace_s)
+            except subprocess.TimeoutExpired:
+                continue
+        log.error("command %s (pid %s) survived SIGKILL", process.args, process.pid)
+        return b"", b""
+
+
+def _device_environment(device: DeviceSnapshot) -> dict[str, str]:
+    return {
+        "DEVICELAB_DEVICE_ID": device.id,
+        "DEVICELAB_DEVICE_NAME": device.name,
+        "DEVICELAB_DEVICE_MODEL": device.model,
+        "DEVICELAB_DEVICE_SERIAL": device.serial,
+        "DEVICELAB_DEVICE_FIRMWARE": device.firmware_version,
+        "DEVICELAB_DEVICE_LABELS": json.dumps(dict(device.labels)),
+    }
+
+
+def _parse_measurements(stdout: str, device_ids: set[str]) -> _Parsed:
+    """JSON lines with a "metric" are measurements, keyed by their "device_id" (None when the
+    line names none); anything else on stdout is the command's own output."""
+    parsed = _Parsed()
+    for raw in stdout.splitlines():
+        text = raw.strip()
+        if not text.startswith("{"):
+            continue
+        try:
+            item = json.loads(text)
+        except ValueError:
+            continue
+        if not isinstance(item, dict) or "metric" not in item:
+            continue
+        metric, value, unit = item.get("metric"), item.get("value"), item.get("unit", "")
+        device_id = item.get("device_id")
+        if (
+            not isinstance(metric, str)
+            or not metric.strip()
+            or isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or not isinstance(unit, str | None)
+            or (device_id is not None and device_id not in device_ids)
+        ):
+            parsed.ignored += 1
+            continue
+        observation = Observation(metric.strip(), float(value), unit or "")
+        parsed.by_device.setdefault(device_id, []).append(observation)
+    return parsed
+
+
+# -- influxdb -----------------------------------------------------------------------------------
+
+
+class InfluxDBExecutor:
+    """Lets the case's duration pass (times `time_factor`) while the devices report telemetry,
+    then asks InfluxDB for the mean of each criterion's metric per device over that window.
+    Parameter `influx_window_s` looks back that many seconds from the end instead (for
+    telemetry recorded before). A metric without data is left unmeasured (inconclusive)."""
+
+    def __init__(
+        self,
+        influx: InfluxDB | None,
+        clock: Clock,
+        time_factor: float = 1.0,
+        device_tag: str = "device_id",
+    ) -> None:
+        self.influx, self.clock, self.time_factor = influx, clock, time_factor
+        self.device_tag = device_tag
+
+    def execute(
+        self, request: ExecutionRequest, cancel: CancelSignal, report_partial: ReportPartial
+    ) -> list[ResultReport]:
+        if self.influx is None:
+            raise RuntimeError("the influxdb executor needs DEVICELAB_INFLUX_URL")
+        case = request.case
+        start = self.clock.now()
+        if cancel.wait(case.duration_s * self.time_factor):
+            return []
+        end = self.clock.now()
+        window = request.parameters.get("influx_window_s")
+        if window is not None:
+            if isinstance(window, bool) or not isinstance(window, int | float) or window <= 0:
+                raise ValueError(f"influx_window_s must be a positive number, got {window!r}")
+            start = end - timedelta(seconds=window)
+        metrics = list(dict.fromkeys(c.metric for c in case.criteria))
+        units = {c.metric: c.unit for c in case.criteria}
+        results = []
+        for device in request.devices:
+            if cancel.is_set():
+                return results
+            result = self._measure(request, device, metrics, units, start, end)
+            report_partial(result)
+            results.append(result)
+        return results
+
+    def _measure(
+        self,
+        request: ExecutionRequest,
+        device: DeviceSnapshot,
+        metrics: Sequence[str],
+        units: Mapping[str, str],
+        start: datetime,
+        end: datetime,
+    ) -> ResultReport:
+        assert self.influx is not None
+        try:
+            means = self.influx.means(metrics, device.id, start, end, self.device_tag)
+        except InfluxError as error:
+            return ResultReport(
+                request.case.id,
+                device.id,
+                message=str(error),
+                error=True,
+                started_at=start,
+                finished_at=self.clock.now(),
+            )
+        observations = tuple(
+            Observation(metric, value, units.get(metric, ""))
+            for metric, value in means.items()
+            if value is not None
+        )
+        missing = [metric for metric, value in means.items() if value is None]
+        window = f"{start.isoformat()} – {end.isoformat()}"
+        message = f"mean over {window}"
+        if missing:
+            message += f"; no data for {', '.join(missing)}"
+        return ResultReport(
+            request.case.id,
+            device.id,
+            observations,
+            message=message,
+            started_at=start,
+            finished_at=self.clock.now(),
+        )

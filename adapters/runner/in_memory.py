@@ -1,0 +1,98 @@
+"""In-process twins of the runner's ports: a callback client that calls devicelab's use cases
+directly (a runner inside the server process, and tests that look at the run it produced), and
+a metrics writer that keeps what it was given."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from application.errors import ConcurrentUpdate, NotFound
+from application.runner import Callback, CallbackReply, CallbackStatus
+from application.use_cases.test_runs import (
+    ProgressReport,
+    RecordRunFailure,
+    RecordRunProgress,
+    RecordRunResult,
+    RecordRunStarted,
+    RunReportOutcome,
+)
+from domain.errors import (
+    ConflictingReport,
+    DomainError,
+    InvalidTransition,
+    InvalidValue,
+    RunAlreadyFinished,
+)
+from domain.test_runs import ResultReport
+
+
+def run_id_of(callback: Callback) -> str:
+    """The run a callback block is for: the last segment of its base URL."""
+    return callback.base_url.rstrip("/").rsplit("/", 1)[-1]
+
+
+class InProcessCallbackClient:
+    """Reports straight to the use cases behind the callback API, with the same statuses the
+    HTTP API would answer. No credential is checked: there is no network to cross."""
+
+    def __init__(
+        self,
+        record_started: RecordRunStarted,
+        record_progress: RecordRunProgress,
+        record_result: RecordRunResult,
+        record_failure: RecordRunFailure,
+    ) -> None:
+        self.record_started, self.record_progress = record_started, record_progress
+        self.record_result, self.record_failure = record_result, record_failure
+
+    def started(self, callback: Callback, runner: str, give_up_at: datetime) -> CallbackReply:
+        return _reply(lambda: self.record_started(run_id_of(callback), runner))
+
+    def progress(
+        self,
+        callback: Callback,
+        progress: float,
+        message: str,
+        partial_results: Sequence[ResultReport],
+        give_up_at: datetime,
+    ) -> CallbackReply:
+        report = ProgressReport(progress, message, list(partial_results))
+        return _reply(lambda: self.record_progress(run_id_of(callback), report))
+
+    def result(
+        self, callback: Callback, results: Sequence[ResultReport], give_up_at: datetime
+    ) -> CallbackReply:
+        return _reply(lambda: self.record_result(run_id_of(callback), list(results)))
+
+    def failed(self, callback: Callback, reason: str, give_up_at: datetime) -> CallbackReply:
+        return _reply(lambda: self.record_failure(run_id_of(callback), reason))
+
+
+def _reply(report: Callable[[], RunReportOutcome]) -> CallbackReply:
+    try:
+        report()
+    except (RunAlreadyFinished, ConflictingReport, InvalidTransition) as error:
+        return CallbackReply(CallbackStatus.FINISHED, 409, error.code, error.message)
+    except NotFound as error:
+        return CallbackReply(CallbackStatus.UNKNOWN_RUN, 404, error.code, error.message)
+    except ConcurrentUpdate as error:
+        return CallbackReply(CallbackStatus.UNAVAILABLE, 409, error.code, error.message)
+    except InvalidValue as error:
+        return CallbackReply(CallbackStatus.REJECTED, 422, error.code, error.message)
+    except DomainError as error:
+        return CallbackReply(CallbackStatus.REJECTED, 400, error.code, error.message)
+    return CallbackReply(CallbackStatus.ACCEPTED, 200)
+
+
+class RecordedMetrics:
+    """Keeps every (run id, result) it is asked to write."""
+
+    def __init__(self) -> None:
+        self.written: list[tuple[str, ResultReport]] = []
+        self._lock = threading.Lock()
+
+    def write(self, run_id: str, results: Sequence[ResultReport]) -> None:
+        with self._lock:
+            self.written.extend((run_id, result) for result in results)

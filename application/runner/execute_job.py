@@ -1,0 +1,458 @@
+"""The Test Runner's use case: execute one job and decide what becomes of its message.
+
+A job is acknowledged only once its outcome reached devicelab (the result, or a failure), or
+once devicelab said there is nothing left to do (409: the run finished, was cancelled, or another
+runner has it). A message that can never succeed (unparseable, unknown contract version, a
+credential the server refuses, an unknown run) is dead-lettered. Everything else — devicelab
+unreachable for too long, the runner shutting down — gives the message back to the queue.
+
+Executors run in a thread of their own, so the use case can send a heartbeat every few seconds,
+notice a cancellation and enforce each test case's timeout while they work; every callback is
+sent from the calling thread, one after the other, so the server sees them in order."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from application.ports import Clock
+from application.runner.jobs import InvalidJob, Job, parse_cancellation, parse_job
+from application.runner.ports import (
+    CallbackClient,
+    CallbackReply,
+    CallbackStatus,
+    ExecutionRequest,
+    Executor,
+    MetricsWriter,
+)
+from domain.test_cases import TestCaseSnapshot
+from domain.test_runs import ResultReport
+
+log = logging.getLogger(__name__)
+
+EXECUTOR_PARAMETER = "executor"
+
+
+class Disposition(enum.StrEnum):
+    """What the message queue must do with the job's message."""
+
+    ACK = "ack"  # done with it: the outcome reached devicelab, or there is nothing left to do
+    DEAD_LETTER = "dead_letter"  # it can never succeed: move it to the dead-letter queue, ack
+    REQUEUE = "requeue"  # not done here: give it back so a runner takes it again
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    disposition: Disposition
+    # completed | failed | run_finished | cancelled | shutdown | backend_unavailable |
+    # unauthorized | unknown_run | invalid_job | unsupported_contract_version
+    reason: str
+    detail: str = ""
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RunnerOptions:
+    runner_id: str
+    default_executor: str = "simulate"
+    heartbeat_s: float = 2.0
+    # A callback that fails with 5xx or no connection is retried until the job's deadline,
+    # and at least this long (a redelivered job's deadline may have passed already).
+    callback_patience_s: float = 60.0
+    # How far past a case's timeout the runner waits before it stops the executor itself
+    # (executors enforce the timeout; this catches one that does not).
+    timeout_grace_s: float = 10.0
+    # How long a stopped executor may take to return before its thread is abandoned.
+    stop_grace_s: float = 10.0
+
+
+class StopReason(enum.StrEnum):
+    CANCELLED = "cancelled"  # a control message: the run was cancelled
+    FINISHED = "run_finished"  # a progress report got 409
+    SHUTDOWN = "shutdown"  # this runner is stopping
+    TIMEOUT = "timeout"
+    UNAUTHORIZED = "unauthorized"  # a progress report got 401 / 403
+    UNKNOWN_RUN = "unknown_run"  # a progress report got 404
+    REJECTED = "rejected"  # a progress report got 422: a bug in the runner
+
+
+class RunControl:
+    """Stops one run's execution; the executor sees `event` set."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reason: StopReason | None = None
+        self.detail = ""
+        self._lock = threading.Lock()
+
+    def stop(self, reason: StopReason, detail: str = "") -> bool:
+        with self._lock:
+            if self.reason is not None:
+                return False
+            self.reason, self.detail = reason, detail
+        self.event.set()
+        return True
+
+    @property
+    def stopped(self) -> bool:
+        return self.reason is not None
+
+
+class RunningJobs:
+    """The runs executing in this process, so that a cancellation or a shutdown reaches them."""
+
+    def __init__(self) -> None:
+        self._controls: dict[str, RunControl] = {}
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def register(self, run_id: str) -> RunControl:
+        control = RunControl()
+        with self._lock:
+            closed = self._closed
+            if not closed:
+                self._controls[run_id] = control
+        if closed:
+            control.stop(StopReason.SHUTDOWN)
+        return control
+
+    def release(self, run_id: str, control: RunControl) -> None:
+        with self._lock:
+            if self._controls.get(run_id) is control:
+                del self._controls[run_id]
+
+    def stop(self, run_id: str, reason: StopReason, detail: str = "") -> bool:
+        with self._lock:
+            control = self._controls.get(run_id)
+        return control is not None and control.stop(reason, detail)
+
+    def shut_down(self) -> None:
+        """Stop every run executing here and refuse new ones: the runner is stopping."""
+        with self._lock:
+            self._closed = True
+            controls = list(self._controls.values())
+        for control in controls:
+            control.stop(StopReason.SHUTDOWN)
+
+    @property
+    def run_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._controls)
+
+
+class CancelJob:
+    """A control message said a run was cancelled: stop it if it executes here."""
+
+    def __init__(self, running: RunningJobs) -> None:
+        self.running = running
+
+    def __call__(self, message: bytes | str | Mapping[str, Any]) -> bool:
+        """True when the run was executing here; raises InvalidJob for a broken message."""
+        cancellation = parse_cancellation(message)
+        stopped = self.running.stop(cancellation.run_id, StopReason.CANCELLED, cancellation.reason)
+        if stopped:
+            log.info(
+                "run %s was cancelled (%s); stopping it", cancellation.run_id, cancellation.reason
+            )
+        return stopped
+
+
+class ExecuteJob:
+    def __init__(
+        self,
+        callbacks: CallbackClient,
+        executors: Mapping[str, Executor],
+        clock: Clock,
+        running: RunningJobs,
+        options: RunnerOptions,
+        metrics: MetricsWriter | None = None,
+    ) -> None:
+        if options.default_executor not in executors:
+            raise ValueError(
+                f"default executor {options.default_executor!r} is not one of {sorted(executors)}"
+            )
+        self.callbacks, self.executors, self.clock = callbacks, dict(executors), clock
+        self.running, self.options, self.metrics = running, options, metrics
+
+    def __call__(self, message: bytes | str | Mapping[str, Any]) -> JobOutcome:
+        try:
+            job = parse_job(message)
+        except InvalidJob as error:
+            log.error("dead-lettering a job message: %s", error.message)
+            return JobOutcome(Disposition.DEAD_LETTER, error.code, error.message)
+        control = self.running.register(job.run_id)
+        try:
+            return _Execution(self, job, control).run()
+        finally:
+            self.running.release(job.run_id, control)
+
+
+class _Execution:
+    """One job's way through: started, each test case with heartbeats, result or failure."""
+
+    def __init__(self, use_case: ExecuteJob, job: Job, control: RunControl) -> None:
+        self.job, self.control = job, control
+        self.callbacks, self.clock = use_case.callbacks, use_case.clock
+        self.options, self.metrics = use_case.options, use_case.metrics
+        self.executors = use_case.executors
+        self.deadline = job.deadline
+        self.cases_done = 0
+        self.current_case: TestCaseSnapshot | None = None
+        self.pending: dict[tuple[str, str], ResultReport] = {}  # partial results not yet sent
+        self.pending_lock = threading.Lock()
+
+    # -- the way through -------------------------------------------------------------------
+
+    def run(self) -> JobOutcome:
+        job = self.job
+        chosen = self._choose_executors()
+        if isinstance(chosen, str):
+            return self._fail(chosen)
+        reply = self.callbacks.started(job.callback, self.options.runner_id, self._give_up_at())
+        if reply.status is not CallbackStatus.ACCEPTED:
+            return self._after_refusal("started", reply)
+        # started extends the run's deadline to at least now + the cases' timeouts
+        self.deadline = max(self.deadline, self.clock.now() + timedelta(seconds=job.timeout_s))
+        log.info("run %s started: %d test case(s)", job.run_id, len(job.test_cases))
+        results: list[ResultReport] = []
+        for case in job.test_cases:
+            if self.control.stopped:
+                return self._stopped()
+            outcome = self._run_case(case, chosen[case.id])
+            if isinstance(outcome, JobOutcome):
+                return outcome
+            results.extend(outcome)
+            self.cases_done += 1
+            self._write_metrics(outcome)
+            if self.cases_done < len(job.test_cases):  # after the last one, the result follows
+                self._send_progress(f"{self.cases_done}/{len(job.test_cases)} test cases done")
+        if self.control.stopped:
+            return self._stopped()
+        return self._deliver(results)
+
+    def _choose_executors(self) -> dict[str, Executor] | str:
+        chosen: dict[str, Executor] = {}
+        for case in self.job.test_cases:
+            name = case.parameters.get(EXECUTOR_PARAMETER) or self.options.default_executor
+            if not isinstance(name, str) or name not in self.executors:
+                return (
+                    f"test case {case.name!r} asks for executor {name!r}; this runner has "
+                    f"{', '.join(sorted(self.executors))}"
+                )
+            chosen[case.id] = self.executors[name]
+        return chosen
+
+    def _run_case(
+        self, case: TestCaseSnapshot, executor: Executor
+    ) -> list[ResultReport] | JobOutcome:
+        job = self.job
+        request = ExecutionRequest(job.run_id, case, job.devices, job.environment, case.parameters)
+        self.current_case = case
+        done = threading.Event()
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                box["results"] = executor.execute(request, self.control.event, self._collect)
+            except Exception as error:  # reported as the run's failure
+                box["error"] = error
+            finally:
+                done.set()
+
+        started_at = self.clock.now()
+        give_up = started_at + timedelta(seconds=case.timeout_s + self.options.timeout_grace_s)
+        thread = threading.Thread(target=work, name=f"executor {job.run_id}", daemon=True)
+        thread.start()
+        while not done.wait(self.options.heartbeat_s):
+            if self.control.stopped:
+                break
+            if self.clock.now() > give_up:
+                self.control.stop(
+                    StopReason.TIMEOUT,
+                    f"test case {case.name!r} did not finish within its timeout of "
+                    f"{case.timeout_s} s",
+                )
+                break
+            self._send_progress(f"{case.name}: running on {len(job.devices)} device(s)")
+            if self.control.stopped:
+                break
+        if not done.is_set():
+            self._wait_for_executor(done, case)
+        if self.control.stopped:
+            return self._stopped()
+        if "error" in box:
+            error = box["error"]
+            log.error("executor failed on run %s", job.run_id, exc_info=error)
+            return self._fail(f"test case {case.name!r}: {type(error).__name__}: {error}")
+        return self._complete(case, box.get("results") or [], started_at)
+
+    def _wait_for_executor(self, done: threading.Event, case: TestCaseSnapshot) -> None:
+        self.control.event.set()
+        if not done.wait(self.options.stop_grace_s):
+            log.error(
+                "the executor of run %s (test case %s) did not stop within %s s; abandoning it",
+                self.job.run_id,
+                case.name,
+                self.options.stop_grace_s,
+            )
+
+    # -- results ---------------------------------------------------------------------------
+
+    def _collect(self, report: ResultReport) -> None:
+        """An executor's partial result (called from the executor's thread)."""
+        case = self.current_case
+        if case is None or not self._belongs(case, report):
+            return
+        with self.pending_lock:
+            self.pending[(report.test_case_id, report.device_id)] = report
+
+    def _belongs(self, case: TestCaseSnapshot, report: ResultReport) -> bool:
+        if report.test_case_id == case.id and report.device_id in {d.id for d in self.job.devices}:
+            return True
+        log.warning(
+            "run %s: ignoring a result for test case %s on device %s from the executor of %s",
+            self.job.run_id,
+            report.test_case_id,
+            report.device_id,
+            case.id,
+        )
+        return False
+
+    def _complete(
+        self, case: TestCaseSnapshot, returned: Sequence[ResultReport], started_at: datetime
+    ) -> list[ResultReport]:
+        """Exactly one result per device: the executor's last one, or an error result."""
+        now = self.clock.now()
+        by_device = {r.device_id: r for r in returned if self._belongs(case, r)}
+        results = []
+        for device in self.job.devices:
+            report = by_device.get(device.id) or ResultReport(
+                case.id, device.id, message="the executor returned no result", error=True
+            )
+            results.append(
+                replace(
+                    report,
+                    started_at=report.started_at or started_at,
+                    finished_at=report.finished_at or now,
+                )
+            )
+        with self.pending_lock:
+            for report in results:
+                self.pending[(report.test_case_id, report.device_id)] = report
+        return results
+
+    def _write_metrics(self, results: Sequence[ResultReport]) -> None:
+        if self.metrics is None:
+            return
+        try:
+            self.metrics.write(self.job.run_id, results)
+        except Exception:
+            log.warning("could not write the metrics of run %s", self.job.run_id, exc_info=True)
+
+    # -- callbacks ---------------------------------------------------------------------------
+
+    def _give_up_at(self) -> datetime:
+        patience = self.clock.now() + timedelta(seconds=self.options.callback_patience_s)
+        return max(self.deadline, patience)
+
+    def _send_progress(self, message: str) -> None:
+        """A heartbeat with the partial results not yet sent; a refusal stops the run."""
+        with self.pending_lock:
+            sending = dict(self.pending)
+        fraction = self.cases_done / len(self.job.test_cases)
+        # a heartbeat is not retried: the next one follows soon, with the same partials
+        reply = self.callbacks.progress(
+            self.job.callback, fraction, message, list(sending.values()), self.clock.now()
+        )
+        if reply.status is CallbackStatus.ACCEPTED:
+            with self.pending_lock:
+                for key, report in sending.items():
+                    if self.pending.get(key) is report:
+                        del self.pending[key]
+            return
+        if reply.status is CallbackStatus.UNAVAILABLE:
+            log.warning("run %s: progress report not delivered: %s", self.job.run_id, reply.message)
+            return
+        reason = {
+            CallbackStatus.FINISHED: StopReason.FINISHED,
+            CallbackStatus.UNAUTHORIZED: StopReason.UNAUTHORIZED,
+            CallbackStatus.UNKNOWN_RUN: StopReason.UNKNOWN_RUN,
+            CallbackStatus.REJECTED: StopReason.REJECTED,
+        }[reply.status]
+        self.control.stop(reason, _describe(reply))
+
+    def _deliver(self, results: list[ResultReport]) -> JobOutcome:
+        reply = self.callbacks.result(self.job.callback, results, self._give_up_at())
+        if reply.status is CallbackStatus.ACCEPTED:
+            log.info("run %s: results delivered", self.job.run_id)
+            return self._outcome(Disposition.ACK, "completed")
+        return self._after_refusal("result", reply)
+
+    def _fail(self, reason: str) -> JobOutcome:
+        log.warning("run %s: reporting failure: %s", self.job.run_id, reason)
+        reply = self.callbacks.failed(self.job.callback, reason[:2000], self._give_up_at())
+        if reply.status is CallbackStatus.ACCEPTED:
+            return self._outcome(Disposition.ACK, "failed", reason)
+        if reply.status is CallbackStatus.REJECTED:
+            log.error(
+                "run %s: the failure report was refused: %s", self.job.run_id, _describe(reply)
+            )
+            return self._outcome(Disposition.ACK, "failed", reason)
+        return self._after_refusal("failed", reply)
+
+    def _after_refusal(self, report: str, reply: CallbackReply) -> JobOutcome:
+        detail = f"{report}: {_describe(reply)}"
+        if reply.status is CallbackStatus.FINISHED:
+            log.info("run %s: nothing left to do (%s)", self.job.run_id, detail)
+            return self._outcome(Disposition.ACK, "run_finished", detail)
+        if reply.status is CallbackStatus.UNAVAILABLE:
+            log.error(
+                "run %s: devicelab unavailable, giving the job back (%s)", self.job.run_id, detail
+            )
+            return self._outcome(Disposition.REQUEUE, "backend_unavailable", detail)
+        if reply.status is CallbackStatus.REJECTED:
+            # the runner sent something the API refuses: a bug in the runner
+            log.error(
+                "run %s: devicelab refused the %s report (%s)", self.job.run_id, report, detail
+            )
+            if report == "failed":
+                return self._outcome(Disposition.ACK, "failed", detail)
+            return self._fail(f"the runner's {report} report was refused: {_describe(reply)}")
+        log.error("run %s: dead-lettering the job (%s)", self.job.run_id, detail)
+        return self._outcome(Disposition.DEAD_LETTER, reply.status.value, detail)
+
+    def _stopped(self) -> JobOutcome:
+        """The run was stopped while executing; what follows depends on why."""
+        reason, detail = self.control.reason, self.control.detail
+        if reason is StopReason.SHUTDOWN:
+            log.warning("run %s: runner stopping, giving the job back", self.job.run_id)
+            return self._outcome(Disposition.REQUEUE, "shutdown")
+        if reason is StopReason.CANCELLED:
+            return self._outcome(Disposition.ACK, "cancelled", detail)
+        if reason is StopReason.FINISHED:
+            log.info("run %s stopped: %s", self.job.run_id, detail)
+            return self._outcome(Disposition.ACK, "run_finished", detail)
+        if reason in (StopReason.UNAUTHORIZED, StopReason.UNKNOWN_RUN):
+            log.error("run %s stopped, dead-lettering the job: %s", self.job.run_id, detail)
+            return self._outcome(Disposition.DEAD_LETTER, reason.value, detail)
+        if reason is StopReason.REJECTED:
+            log.error("run %s: a progress report was refused: %s", self.job.run_id, detail)
+            return self._fail(f"the runner's progress report was refused: {detail}")
+        return self._fail(detail or "the runner stopped the run")
+
+    def _outcome(self, disposition: Disposition, reason: str, detail: str = "") -> JobOutcome:
+        return JobOutcome(disposition, reason, detail, self.job.run_id)
+
+
+def _describe(reply: CallbackReply) -> str:
+    parts = [str(reply.http_status) if reply.http_status else reply.status.value]
+    if reply.code:
+        parts.append(reply.code)
+    if reply.message:
+        parts.append(reply.message)
+    return " ".join(parts)

@@ -1,0 +1,95 @@
+"""The ports the Test Runner's use case needs: executors that measure, a client for the
+callback API, and an optional writer of the runner's own metrics."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from application.runner.jobs import Callback
+from domain.environments import EnvironmentSnapshot
+from domain.test_cases import TestCaseSnapshot
+from domain.test_runs import DeviceSnapshot, ResultReport
+
+
+@dataclass(frozen=True)
+class ExecutionRequest:
+    """One test case of a run, to execute on every device of the run."""
+
+    run_id: str
+    case: TestCaseSnapshot
+    devices: tuple[DeviceSnapshot, ...]
+    environment: EnvironmentSnapshot
+    # the case's parameters: its defaults overlaid with the run's parameters
+    parameters: Mapping[str, Any]
+
+
+class CancelSignal(Protocol):
+    """Set when the executor must stop (cancelled run, timeout, runner shutting down).
+    `threading.Event` is one; executors wait on it instead of sleeping."""
+
+    def is_set(self) -> bool: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+ReportPartial = Callable[[ResultReport], None]
+
+
+class Executor(Protocol):
+    def execute(
+        self, request: ExecutionRequest, cancel: CancelSignal, report_partial: ReportPartial
+    ) -> list[ResultReport]:
+        """One result per device of the request. Calls `report_partial` with each result as
+        soon as it is known (optional), returns early once `cancel` is set (what it returns
+        then is discarded) and raises only when it could not execute the case at all."""
+        ...
+
+
+class CallbackStatus(enum.StrEnum):
+    ACCEPTED = "accepted"  # 200
+    FINISHED = "finished"  # 409: the run finished or was cancelled, or another runner has it
+    UNAUTHORIZED = "unauthorized"  # 401 / 403: the credential will never work
+    UNKNOWN_RUN = "unknown_run"  # 404
+    REJECTED = "rejected"  # 422 and other 4xx: the runner sent something the API refuses
+    UNAVAILABLE = "unavailable"  # 5xx, 429 or no connection, retried until the caller's limit
+
+
+@dataclass(frozen=True)
+class CallbackReply:
+    status: CallbackStatus
+    http_status: int | None = None
+    code: str = ""  # the error code of the API's error body, e.g. "run_finished"
+    message: str = ""
+
+
+class CallbackClient(Protocol):
+    """The callback API of one devicelab server. Every method retries what may succeed later
+    (5xx, 429, connection errors) with backoff until `give_up_at`, then answers UNAVAILABLE;
+    it never raises for an HTTP answer."""
+
+    def started(self, callback: Callback, runner: str, give_up_at: datetime) -> CallbackReply: ...
+
+    def progress(
+        self,
+        callback: Callback,
+        progress: float,
+        message: str,
+        partial_results: Sequence[ResultReport],
+        give_up_at: datetime,
+    ) -> CallbackReply: ...
+
+    def result(
+        self, callback: Callback, results: Sequence[ResultReport], give_up_at: datetime
+    ) -> CallbackReply: ...
+
+    def failed(self, callback: Callback, reason: str, give_up_at: datetime) -> CallbackReply: ...
+
+
+class MetricsWriter(Protocol):
+    """Writes the measurements of finished (test case, device) pairs somewhere for dashboards.
+    Best effort: the runner logs a failure and carries on."""
+
+    def write(self, run_id: str, results: Sequence[ResultReport]) -> None: ...

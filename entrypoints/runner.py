@@ -1,0 +1,160 @@
+"""The reference Test Runner process (`devicelab runner`): composition and run loop.
+
+It consumes the job queue one job at a time, executes each job with the executor its test
+cases ask for (simulate by default), reports to the callback URL in the job and acknowledges
+the message only once its outcome has reached devicelab. Several runner processes may consume
+the same queue.
+
+Shutdown: SIGTERM or SIGINT stops the job in progress without reporting anything and gives its
+message back to the queue (requeue), so that another runner takes it; then the process ends.
+The run stays `running` in devicelab meanwhile: the next runner's `started` is accepted once
+this runner's last report is older than the takeover time, otherwise the run expires."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from adapters.clocks import SystemClock
+from adapters.messaging.job_consumer import ConsumerOptions, JobConsumer
+from adapters.messaging.topology import Topology
+from adapters.runner.callback_client import HttpCallbackClient
+from adapters.runner.executors import (
+    COMMAND,
+    INFLUXDB,
+    SIMULATE,
+    CommandExecutor,
+    InfluxDBExecutor,
+    SimulateExecutor,
+)
+from adapters.runner.influxdb import InfluxDB, InfluxMetricsWriter
+from application.ports import Clock
+from application.runner import (
+    CallbackClient,
+    CancelJob,
+    ExecuteJob,
+    Executor,
+    MetricsWriter,
+    RunnerOptions,
+    RunningJobs,
+)
+from entrypoints.settings import RunnerSettings, Settings
+
+log = logging.getLogger("devicelab.runner")
+
+
+def topology_of(settings: Settings) -> Topology:
+    return Topology(
+        exchange=settings.exchange,
+        job_queue=settings.job_queue,
+        dead_letter_queue=settings.dead_letter_queue,
+        control_exchange=settings.control_exchange,
+    )
+
+
+def build_executors(runner: RunnerSettings, clock: Clock) -> dict[str, Executor]:
+    influx = _influx(runner)
+    return {
+        SIMULATE: SimulateExecutor(clock, runner.seed, runner.pass_probability, runner.time_factor),
+        COMMAND: CommandExecutor(clock),
+        INFLUXDB: InfluxDBExecutor(influx, clock, runner.time_factor),
+    }
+
+
+def _influx(runner: RunnerSettings) -> InfluxDB | None:
+    if not runner.influx_url:
+        return None
+    return InfluxDB(
+        runner.influx_url, runner.influx_db, runner.influx_username, runner.influx_password
+    )
+
+
+def build_metrics_writer(runner: RunnerSettings) -> MetricsWriter | None:
+    influx = _influx(runner)
+    if influx is None or not runner.write_metrics:
+        return None
+    return InfluxMetricsWriter(influx)
+
+
+@dataclass
+class Runner:
+    consumer: JobConsumer
+    execute_job: ExecuteJob
+    running: RunningJobs
+    stopping: threading.Event
+
+    def run(self) -> None:
+        self.consumer.run()
+
+    def stop(self) -> None:
+        """Safe in a signal handler: only sets a flag the consumer loop looks at."""
+        self.consumer.stop()
+
+    def stop_on_signals(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self.stop())
+
+
+def build_runner(
+    settings: Settings,
+    runner: RunnerSettings,
+    *,
+    clock: Clock | None = None,
+    callbacks: CallbackClient | None = None,
+    consumer_options: ConsumerOptions | None = None,
+) -> Runner:
+    """Everything the runner needs; nothing connects before `run()`."""
+    clock = clock or SystemClock()
+    stopping = threading.Event()  # set when shutting down: ends callback retries early
+    callbacks = callbacks or HttpCallbackClient(
+        clock, wait=stopping.wait, user_agent=f"devicelab-runner/{runner.runner_id}"
+    )
+    running = RunningJobs()
+    execute_job = ExecuteJob(
+        callbacks,
+        build_executors(runner, clock),
+        clock,
+        running,
+        RunnerOptions(
+            runner_id=runner.runner_id,
+            default_executor=runner.executor,
+            heartbeat_s=runner.heartbeat_s,
+            callback_patience_s=runner.callback_patience_s,
+        ),
+        build_metrics_writer(runner),
+    )
+
+    def shut_down() -> None:
+        stopping.set()
+        running.shut_down()
+
+    if settings.broker_url.startswith("sqla+sqlite:///"):
+        Path(settings.broker_url.removeprefix("sqla+sqlite:///")).parent.mkdir(
+            parents=True, exist_ok=True
+        )
+    consumer = JobConsumer(
+        settings.broker_url,
+        execute_job,
+        on_cancel=CancelJob(running),
+        on_shutdown=shut_down,
+        topology=topology_of(settings),
+        options=consumer_options,
+        name=runner.runner_id,
+    )
+    return Runner(consumer, execute_job, running, stopping)
+
+
+def run_runner(settings: Settings, runner: RunnerSettings) -> None:
+    """Run until SIGTERM / SIGINT."""
+    built = build_runner(settings, runner)
+    built.stop_on_signals()
+    log.info(
+        "runner %s: default executor %s, broker %s",
+        runner.runner_id,
+        runner.executor,
+        settings.broker_url.split("@")[-1],
+    )
+    built.run()
