@@ -1,0 +1,272 @@
+// Form logic kept out of the components so it can be tested on its own: editable rows for
+// key–value maps and criteria, and the payloads they turn into. Client-side problems use the
+// same dotted field paths as the API's errors (`criteria.0.threshold`), so one piece of markup
+// shows both.
+
+import type { FieldErrors } from './api';
+import type { Condition, Criterion, TestCase, TestCaseWrite } from './types';
+import { CONDITIONS } from './types';
+
+export interface KeyValueRow {
+  key: string;
+  value: string;
+}
+
+export interface CriterionRow {
+  metric: string;
+  condition: Condition;
+  threshold: string;
+  unit: string;
+}
+
+export interface Parsed<T> {
+  value: T;
+  errors: FieldErrors;
+}
+
+function add(errors: FieldErrors, field: string, message: string): void {
+  (errors[field] ??= []).push(message);
+}
+
+export function hasErrors(errors: FieldErrors): boolean {
+  return Object.keys(errors).length > 0;
+}
+
+/** A parameter typed as text: JSON literals (numbers, booleans, null, lists, objects) keep their type. */
+export function parseParameterValue(text: string): unknown {
+  const trimmed = text.trim();
+  if (trimmed === '') return '';
+  if (/^(-?\d|true$|false$|null$|\[|\{|")/.test(trimmed)) {
+    try {
+      return JSON.parse(trimmed);
+    } catch {
+      return text;
+    }
+  }
+  return text;
+}
+
+/** The inverse of parseParameterValue: what to put in the text box for a stored value. */
+export function formatParameterValue(value: unknown): string {
+  if (typeof value === 'string') {
+    // A string that would read back as another type is shown quoted, so it stays a string.
+    return parseParameterValue(value) === value ? value : JSON.stringify(value);
+  }
+  return JSON.stringify(value);
+}
+
+export function rowsFromRecord(record: Record<string, unknown>, typed = false): KeyValueRow[] {
+  return Object.entries(record ?? {}).map(([key, value]) => ({
+    key,
+    value: typed ? formatParameterValue(value) : String(value),
+  }));
+}
+
+/**
+ * Rows → object. Blank rows are ignored; a value without a key and a repeated key are errors
+ * reported on `${field}.${row}.key`. With `typed`, values are parsed as parameters.
+ */
+export function recordFromRows(
+  rows: KeyValueRow[],
+  field: string,
+  typed = false,
+): Parsed<Record<string, unknown>> {
+  const value: Record<string, unknown> = {};
+  const errors: FieldErrors = {};
+  rows.forEach((row, index) => {
+    const key = row.key.trim();
+    if (!key && !row.value.trim()) return;
+    if (!key) {
+      add(errors, `${field}.${index}.key`, 'Give this value a name.');
+      return;
+    }
+    if (Object.prototype.hasOwnProperty.call(value, key)) {
+      add(errors, `${field}.${index}.key`, `"${key}" appears twice.`);
+      return;
+    }
+    value[key] = typed ? parseParameterValue(row.value) : row.value;
+  });
+  return { value, errors };
+}
+
+export function stringRecordFromRows(rows: KeyValueRow[], field: string): Parsed<Record<string, string>> {
+  return recordFromRows(rows, field, false) as Parsed<Record<string, string>>;
+}
+
+export function emptyCriterionRow(): CriterionRow {
+  return { metric: '', condition: '<=', threshold: '', unit: '' };
+}
+
+export function criterionRows(criteria: Criterion[]): CriterionRow[] {
+  return criteria.map((c) => ({
+    metric: c.metric,
+    condition: c.condition,
+    threshold: String(c.threshold),
+    unit: c.unit ?? '',
+  }));
+}
+
+export function criteriaFromRows(rows: CriterionRow[]): Parsed<Criterion[]> {
+  const errors: FieldErrors = {};
+  const criteria: Criterion[] = [];
+  rows.forEach((row, index) => {
+    const blank = !row.metric.trim() && !row.threshold.trim() && !row.unit.trim();
+    if (blank && rows.length > 1) return;
+    const metric = row.metric.trim();
+    if (!metric) add(errors, `criteria.${index}.metric`, 'Name the metric to measure.');
+    if (!CONDITIONS.includes(row.condition)) add(errors, `criteria.${index}.condition`, 'Pick a condition.');
+    const thresholdText = row.threshold.trim().replace(',', '.');
+    const threshold = Number(thresholdText);
+    if (thresholdText === '' || !Number.isFinite(threshold)) {
+      add(errors, `criteria.${index}.threshold`, 'Enter a number.');
+    }
+    criteria.push({ metric, condition: row.condition, threshold, unit: row.unit.trim() });
+  });
+  if (criteria.length === 0 && !hasErrors(errors)) add(errors, 'criteria', 'Add at least one criterion.');
+  return { value: criteria, errors };
+}
+
+export function tagsFromText(text: string): string[] {
+  const tags: string[] = [];
+  for (const part of text.split(',')) {
+    const tag = part.trim();
+    if (tag && !tags.includes(tag)) tags.push(tag);
+  }
+  return tags;
+}
+
+export interface TestCaseForm {
+  name: string;
+  description: string;
+  criteria: CriterionRow[];
+  duration_s: string;
+  timeout_s: string;
+  parameters: KeyValueRow[];
+  tags: string;
+}
+
+export function testCaseForm(testCase?: TestCase): TestCaseForm {
+  if (!testCase) {
+    return {
+      name: '',
+      description: '',
+      criteria: [emptyCriterionRow()],
+      duration_s: '60',
+      timeout_s: '300',
+      parameters: [],
+      tags: '',
+    };
+  }
+  return {
+    name: testCase.name,
+    description: testCase.description,
+    criteria: criterionRows(testCase.criteria),
+    duration_s: String(testCase.duration_s),
+    timeout_s: String(testCase.timeout_s),
+    parameters: rowsFromRecord(testCase.default_parameters, true),
+    tags: testCase.tags.join(', '),
+  };
+}
+
+function wholeSeconds(text: string, field: string, errors: FieldErrors): number {
+  const value = Number(text.trim());
+  if (text.trim() === '' || !Number.isInteger(value) || value < 0) {
+    add(errors, field, 'Enter a whole number of seconds (0 or more).');
+  } else if (value > 604800) {
+    add(errors, field, 'At most 604800 s (7 days).');
+  }
+  return value;
+}
+
+export function testCasePayload(form: TestCaseForm): Parsed<TestCaseWrite> {
+  const errors: FieldErrors = {};
+  const name = form.name.trim();
+  if (!name) add(errors, 'name', 'Give the test case a name.');
+  const criteria = criteriaFromRows(form.criteria);
+  Object.assign(errors, criteria.errors);
+  const duration_s = wholeSeconds(form.duration_s, 'duration_s', errors);
+  const timeout_s = wholeSeconds(form.timeout_s, 'timeout_s', errors);
+  if (!errors.duration_s && !errors.timeout_s && timeout_s > 0 && timeout_s < duration_s) {
+    add(errors, 'timeout_s', 'The timeout should not be shorter than the duration.');
+  }
+  const parameters = recordFromRows(form.parameters, 'default_parameters', true);
+  Object.assign(errors, parameters.errors);
+  return {
+    value: {
+      name,
+      description: form.description.trim(),
+      criteria: criteria.value,
+      duration_s,
+      timeout_s,
+      default_parameters: parameters.value,
+      tags: tagsFromText(form.tags),
+    },
+    errors,
+  };
+}
+
+/** Default parameters of several test cases merged in order (later ones win), for a run form. */
+export function mergedDefaults(cases: { default_parameters: Record<string, unknown> }[]): Record<string, unknown> {
+  return Object.assign({}, ...cases.map((c) => c.default_parameters));
+}
+
+/** `type=dongle, radio` → {type: 'dongle', radio: ''}; errors on empty keys. */
+export function labelsFromText(text: string): Parsed<Record<string, string>> {
+  const value: Record<string, string> = {};
+  const errors: FieldErrors = {};
+  for (const part of text.split(/[,\n]/)) {
+    const item = part.trim();
+    if (!item) continue;
+    const at = item.search(/[=:]/);
+    const key = (at === -1 ? item : item.slice(0, at)).trim();
+    const val = at === -1 ? '' : item.slice(at + 1).trim();
+    if (!key) add(errors, 'labels', `"${item}" has no label name.`);
+    else value[key] = val;
+  }
+  return { value, errors };
+}
+
+export function labelsToText(labels: Record<string, string>): string {
+  return Object.entries(labels)
+    .map(([k, v]) => (v ? `${k}=${v}` : k))
+    .join(', ');
+}
+
+/** The names of devices a 409 `device_unavailable` refers to, with their state in words. */
+export function describeUnavailable(
+  unavailable: Record<string, string>,
+  nameOf: (id: string) => string | undefined,
+): string[] {
+  return Object.entries(unavailable).map(([id, status]) => {
+    const name = nameOf(id) ?? id;
+    const state = status === 'in_test' ? 'now in a test' : status === 'offline' ? 'offline' : status;
+    return `${name} (${state})`;
+  });
+}
+
+/** The first problem with `name` (exact field, or the first of its nested fields). */
+export function fieldMessage(errors: FieldErrors, name: string): string | undefined {
+  if (errors[name]?.length) return errors[name][0];
+  const nested = Object.keys(errors).find((key) => key.startsWith(name + '.'));
+  return nested ? errors[nested][0] : undefined;
+}
+
+export function errorId(name: string): string {
+  return `error-${name.replace(/[^a-zA-Z0-9_-]/g, '-')}`;
+}
+
+/** aria attributes for an input: marked invalid and pointing at its message when it has one. */
+export function fieldAttrs(errors: FieldErrors, name: string): Record<string, string | undefined> {
+  const message = fieldMessage(errors, name);
+  return {
+    'aria-invalid': message ? 'true' : undefined,
+    'aria-describedby': message ? errorId(name) : undefined,
+  };
+}
+
+/** Field problems not covered by any of the fields a form shows. */
+export function unshownErrors(errors: FieldErrors, shown: string[]): string[] {
+  return Object.entries(errors)
+    .filter(([field]) => !shown.some((s) => field === s || field.startsWith(s + '.')))
+    .map(([field, messages]) => `${field.replace(/^_/, '').replace(/_/g, ' ')}: ${messages.join(' ')}`);
+}

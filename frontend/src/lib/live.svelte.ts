@@ -1,0 +1,213 @@
+// Live device and run changes from GET /api/events (Server-Sent Events, read with fetch so the
+// Authorization header can be sent). Reconnects with backoff; while the stream is down (or the
+// server has none) subscribers are polled instead, and after a reconnect they are polled once
+// to catch up on what was missed.
+
+import { authHeader } from './api';
+import { session } from './session.svelte';
+import { reconnectDelay, SseParser } from './sse';
+import type { Device, TestRun } from './types';
+
+export type LiveMode = 'off' | 'connecting' | 'live' | 'polling';
+
+export interface LiveSubscriber {
+  device?: (device: Device) => void;
+  deviceDeleted?: (deviceId: string) => void;
+  run?: (run: TestRun) => void;
+  /** Re-read what the page shows; called while events are unavailable and after reconnects. */
+  poll?: () => void | Promise<void>;
+}
+
+export interface LiveOptions {
+  url?: string;
+  pollIntervalMs?: number;
+  /** No bytes for this long (keepalives included) means the stream is dead. */
+  silenceTimeoutMs?: number;
+  fetch?: typeof fetch;
+  onUnauthorized?: () => void;
+}
+
+export class LiveEvents {
+  mode = $state<LiveMode>('off');
+  /** When the last event or keepalive arrived (ms since epoch). */
+  lastSignalAt = $state<number | null>(null);
+
+  private subscribers = new Set<LiveSubscriber>();
+  private controller: AbortController | null = null;
+  private pollTimer: ReturnType<typeof setInterval> | null = null;
+  private wakeUp: (() => void) | null = null;
+  private readonly options: Required<Omit<LiveOptions, 'onUnauthorized'>> & Pick<LiveOptions, 'onUnauthorized'>;
+
+  constructor(options: LiveOptions = {}) {
+    this.options = {
+      url: options.url ?? '/api/events',
+      pollIntervalMs: options.pollIntervalMs ?? 5000,
+      silenceTimeoutMs: options.silenceTimeoutMs ?? 45_000,
+      fetch: options.fetch ?? ((...args) => fetch(...args)),
+      onUnauthorized: options.onUnauthorized,
+    };
+  }
+
+  subscribe(subscriber: LiveSubscriber): () => void {
+    this.subscribers.add(subscriber);
+    return () => this.subscribers.delete(subscriber);
+  }
+
+  start(): void {
+    if (this.controller) return;
+    this.controller = new AbortController();
+    void this.loop(this.controller.signal);
+  }
+
+  stop(): void {
+    this.controller?.abort();
+    this.controller = null;
+    this.stopPolling();
+    this.lastEventId = null;
+    this.mode = 'off';
+  }
+
+  /** Try to reconnect now instead of waiting out the backoff (e.g. the tab became visible). */
+  retryNow(): void {
+    this.wakeUp?.();
+  }
+
+  emit(kind: string, payload: unknown): void {
+    for (const subscriber of [...this.subscribers]) {
+      try {
+        if (kind === 'device') subscriber.device?.(payload as Device);
+        else if (kind === 'device_deleted') subscriber.deviceDeleted?.((payload as { id: string }).id);
+        else if (kind === 'run') subscriber.run?.(payload as TestRun);
+      } catch (error) {
+        console.error('live event handler failed', error);
+      }
+    }
+  }
+
+  pollAll(): void {
+    for (const subscriber of [...this.subscribers]) {
+      void Promise.resolve()
+        .then(() => subscriber.poll?.())
+        .catch(() => {});
+    }
+  }
+
+  private startPolling(): void {
+    this.mode = 'polling';
+    if (this.pollTimer) return;
+    this.pollTimer = setInterval(() => {
+      if (typeof document === 'undefined' || document.visibilityState !== 'hidden') this.pollAll();
+    }, this.options.pollIntervalMs);
+  }
+
+  private stopPolling(): void {
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = null;
+  }
+
+  private lastEventId: string | null = null;
+  private retryHintMs: number | null = null;
+
+  private async loop(signal: AbortSignal): Promise<void> {
+    let failures = 0;
+    let opened = 0;
+    while (!signal.aborted) {
+      if (this.mode !== 'live' && failures === 0) this.mode = 'connecting';
+      const resumable = this.lastEventId !== null;
+      const outcome = await this.connectOnce(signal, () => {
+        // After an outage, or a reconnect that cannot resume by event id, re-read everything.
+        if (opened > 0 && (failures > 0 || !resumable)) this.pollAll();
+        opened++;
+        failures = 0;
+        this.stopPolling();
+        this.mode = 'live';
+      });
+      if (signal.aborted) return;
+      if (outcome === 'unauthorized') {
+        this.stop();
+        this.options.onUnauthorized?.();
+        return;
+      }
+      if (outcome === 'ended') {
+        // The server closes streams after a while; come back as soon as it asked.
+        await this.sleep(this.retryHintMs ?? 2000, signal);
+        continue;
+      }
+      failures++;
+      this.startPolling();
+      // No event stream on this server: keep polling, and look again only now and then.
+      const delay = outcome === 'absent' ? 60_000 : reconnectDelay(failures);
+      await this.sleep(delay, signal);
+    }
+  }
+
+  private async connectOnce(
+    signal: AbortSignal,
+    onOpen: () => void,
+  ): Promise<'ended' | 'failed' | 'absent' | 'unauthorized'> {
+    const attempt = new AbortController();
+    const abort = () => attempt.abort();
+    signal.addEventListener('abort', abort);
+    let watchdog: ReturnType<typeof setTimeout> | null = null;
+    const feedWatchdog = () => {
+      if (watchdog) clearTimeout(watchdog);
+      watchdog = setTimeout(abort, this.options.silenceTimeoutMs);
+    };
+    try {
+      const headers: Record<string, string> = { Accept: 'text/event-stream', ...authHeader() };
+      if (this.lastEventId !== null) headers['Last-Event-ID'] = this.lastEventId;
+      const response = await this.options.fetch(this.options.url, {
+        headers,
+        cache: 'no-store',
+        signal: attempt.signal,
+      });
+      if (response.status === 401) return 'unauthorized';
+      if (response.status === 404 || response.status === 405) return 'absent';
+      if (!response.ok || !response.body) return 'failed';
+      onOpen();
+      feedWatchdog();
+      const parser = new SseParser();
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return 'ended';
+        feedWatchdog();
+        this.lastSignalAt = Date.now();
+        for (const event of parser.feed(value)) {
+          if (event.id !== null) this.lastEventId = event.id;
+          try {
+            this.emit(event.event, JSON.parse(event.data));
+          } catch {
+            console.warn('ignoring a live event that is not JSON', event);
+          }
+        }
+        if (parser.retry !== null) this.retryHintMs = parser.retry;
+      }
+    } catch {
+      return 'failed';
+    } finally {
+      if (watchdog) clearTimeout(watchdog);
+      signal.removeEventListener('abort', abort);
+      attempt.abort();
+    }
+  }
+
+  private sleep(ms: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        this.wakeUp = null;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', done);
+      this.wakeUp = done;
+    });
+  }
+}
+
+/** The app's one live connection; started once the user is signed in. */
+export const live = new LiveEvents({
+  onUnauthorized: () => session.expire('Your session has ended. Please log in again.'),
+});

@@ -1,0 +1,206 @@
+// Shapes of the devicelab API (see /api/openapi.json and the auth contract).
+
+export type DeviceStatus = 'available' | 'in_test' | 'offline';
+export type RunStatus = 'queued' | 'running' | 'completed' | 'failed' | 'aborted';
+export type Verdict = 'pass' | 'fail' | 'inconclusive';
+export type Role = 'admin' | 'engineer' | 'viewer';
+export type Condition = '<' | '<=' | '>' | '>=' | '==' | '!=';
+
+export const DEVICE_STATUSES: DeviceStatus[] = ['available', 'in_test', 'offline'];
+export const RUN_STATUSES: RunStatus[] = ['queued', 'running', 'completed', 'failed', 'aborted'];
+export const VERDICTS: Verdict[] = ['pass', 'fail', 'inconclusive'];
+export const ROLES: Role[] = ['admin', 'engineer', 'viewer'];
+export const CONDITIONS: Condition[] = ['<', '<=', '>', '>=', '==', '!='];
+
+export interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+}
+
+export interface Device {
+  id: string;
+  name: string;
+  model: string;
+  serial: string;
+  firmware_version: string;
+  location: string;
+  labels: Record<string, string>;
+  status: DeviceStatus;
+  run_id: string | null;
+  offline_pending: boolean;
+  last_seen_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface DeviceWrite {
+  name: string;
+  model: string;
+  serial: string;
+  firmware_version: string;
+  location: string;
+  labels: Record<string, string>;
+  status?: 'available' | 'offline';
+}
+
+export interface StatusChange {
+  at: string;
+  from_status: DeviceStatus;
+  to_status: DeviceStatus;
+  actor: string;
+  reason: string;
+  run_id: string | null;
+}
+
+export interface Criterion {
+  metric: string;
+  condition: Condition;
+  threshold: number;
+  unit: string;
+}
+
+export interface TestCase {
+  id: string;
+  name: string;
+  description: string;
+  criteria: Criterion[];
+  duration_s: number;
+  timeout_s: number;
+  default_parameters: Record<string, unknown>;
+  tags: string[];
+  version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface TestCaseWrite {
+  name: string;
+  description: string;
+  criteria: Criterion[];
+  duration_s: number;
+  timeout_s: number;
+  default_parameters: Record<string, unknown>;
+  tags: string[];
+}
+
+export interface Environment {
+  id: string;
+  name: string;
+  description: string;
+  variables: Record<string, string>;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface EnvironmentWrite {
+  name: string;
+  description: string;
+  variables: Record<string, string>;
+}
+
+export interface Measurement {
+  metric: string;
+  condition: Condition;
+  threshold: number;
+  unit: string;
+  value: number | null;
+  passed: boolean | null;
+}
+
+export interface CaseResult {
+  test_case_id: string;
+  device_id: string;
+  verdict: Verdict;
+  measurements: Measurement[];
+  message: string;
+  started_at: string | null;
+  finished_at: string | null;
+}
+
+export interface TestCaseSnapshot {
+  id: string;
+  version: number;
+  name: string;
+  description: string;
+  criteria: Criterion[];
+  duration_s: number;
+  timeout_s: number;
+  parameters: Record<string, unknown>;
+  tags: string[];
+}
+
+export interface DeviceSnapshot {
+  id: string;
+  name: string;
+  model: string;
+  serial: string;
+  firmware_version: string;
+  labels: Record<string, string>;
+}
+
+export interface TestRun {
+  id: string;
+  status: RunStatus;
+  verdict: Verdict | null;
+  test_cases: TestCaseSnapshot[];
+  environment: { id: string; name: string; description: string; variables: Record<string, string> };
+  devices: DeviceSnapshot[];
+  parameters: Record<string, unknown>;
+  started_by: string;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  deadline: string;
+  failure_reason: string;
+  progress: number;
+  progress_message: string;
+  last_report_at: string | null;
+  results: CaseResult[];
+  grafana_url?: string | null;
+}
+
+export interface StartRunRequest {
+  test_case_ids: string[];
+  environment_id: string;
+  device_ids: string[];
+  parameters: Record<string, unknown>;
+}
+
+export interface User {
+  id: string;
+  email: string;
+  name: string;
+  role: Role;
+  disabled?: boolean;
+  created_at?: string;
+  last_login_at?: string | null;
+}
+
+export interface LoginResponse {
+  token: string;
+  token_type: 'Bearer';
+  expires_at: string;
+  user: User;
+}
+
+export interface SessionInfo {
+  id: string;
+  created_at: string;
+  last_used_at: string | null;
+  expires_at: string;
+  current?: boolean;
+  user_agent?: string;
+  ip?: string;
+}
+
+export interface CurrentSession {
+  user: User;
+  session: SessionInfo;
+}
+
+export interface Stats {
+  devices_by_status: Record<DeviceStatus, number>;
+  runs_by_status: Record<RunStatus, number>;
+  pass_rate_by_day: { day: string; pass: number; fail: number; inconclusive: number }[];
+  most_failing_test_cases: { test_case_id: string; name: string; failures: number; runs: number }[];
+}
