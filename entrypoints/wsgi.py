@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from flask import Flask
 
 from adapters.http.api import install_api
 from adapters.http.security import install_authentication
+from adapters.http.web_ui import install_web_ui
 from entrypoints.container import Container
 from entrypoints.settings import Settings
+
+# `npm run build` in frontend/ writes here; the checkout is the installed package (pip -e).
+WEB_UI_DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"
 
 
 def create_container(settings: Settings | None = None) -> Container:
@@ -32,4 +37,5 @@ def create_app(container: Container | None = None) -> Flask:
     app.extensions["devicelab.container"] = container
     install_api(app)
     install_authentication(app, container.authenticator())
+    install_web_ui(app, WEB_UI_DIST)
     return app
