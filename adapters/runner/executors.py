@@ -107,6 +107,7 @@ class _Finished:
     stdout: str
     stderr: str
     stopped: str = ""  # "timeout" | "cancelled" when the runner killed it
+    start_error: str = ""
 
 
 @dataclass
@@ -239,7 +240,9 @@ class CommandExecutor:
     ) -> ResultReport:
         notes = []
         error = True
-        if finished.stopped == "timeout":
+        if finished.start_error:
+            notes.append(finished.start_error)
+        elif finished.stopped == "timeout":
             notes.append(f"the command timed out after {request.case.timeout_s} s and was killed")
         elif finished.stopped == "cancelled":
             notes.append("the command was stopped")
@@ -300,7 +303,7 @@ class CommandExecutor:
                 start_new_session=True,  # its own process group, so a kill reaches its children
             )
         except OSError as error:
-            return _Finished(None, "", f"could not start {argv[0]!r}: {error}")
+            return _Finished(None, "", "", start_error=f"could not start {argv[0]!r}: {error}")
         stopped = ""
         while True:
             try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -167,14 +167,19 @@ def _timestamp(data: Mapping[str, Any], name: str) -> datetime:
     return value
 
 
-def _non_empty(data: Mapping[str, Any], name: str, parse: Any) -> tuple[Any, ...]:
-    items = _field(data, name, "")
+def _non_empty(
+    data: Mapping[str, Any],
+    name: str,
+    parse: Callable[[Mapping[str, Any], str], Any],
+    where: str = "",
+) -> tuple[Any, ...]:
+    items = _field(data, name, where)
     if not isinstance(items, list) or not items:
-        raise InvalidJob(f"{name} must be a non-empty list")
+        raise InvalidJob(f"{where}{name} must be a non-empty list")
     for index, item in enumerate(items):
         if not isinstance(item, dict):
-            raise InvalidJob(f"{name}[{index}] must be an object")
-    return tuple(parse(item, f"{name}[{index}].") for index, item in enumerate(items))
+            raise InvalidJob(f"{where}{name}[{index}] must be an object")
+    return tuple(parse(item, f"{where}{name}[{index}].") for index, item in enumerate(items))
 
 
 def _strings(data: Mapping[str, Any], name: str, where: str) -> dict[str, str]:
@@ -212,16 +217,12 @@ def _test_case(data: Mapping[str, Any], where: str) -> TestCaseSnapshot:
         version=version,
         name=_text(data, "name", where),
         description=_text(data, "description", where, required=False),
-        criteria=_non_empty(data, "criteria", _criterion_in(where)),
+        criteria=_non_empty(data, "criteria", _criterion, where),
         duration_s=duration_s,
         timeout_s=timeout_s,
         parameters=_object(data, "parameters", where, required=False),
         tags=tuple(tags),
     )
-
-
-def _criterion_in(case_where: str) -> Any:
-    return lambda data, where: _criterion(data, f"{case_where}{where}")
 
 
 def _environment(data: Mapping[str, Any]) -> EnvironmentSnapshot:
