@@ -101,6 +101,11 @@ class JobConsumer:
     def stopping(self) -> bool:
         return self._stop_requested
 
+    @property
+    def busy(self) -> bool:
+        """A job is executing, or its message is not settled yet."""
+        return self._job is not None
+
     # -- the loop -------------------------------------------------------------------------------
 
     def run(self) -> None:
