@@ -344,3 +344,40 @@ def test_the_consumer_reconnects_when_the_broker_comes_back(rabbitmq, topology):
     finally:
         proxy.cut()
     assert gate.bodies == [b'{"after": "reconnect"}']
+
+
+def test_sigterm_stops_the_runner_process_and_requeues_its_job(tmp_path):
+    url, topology = f"sqla+sqlite:///{tmp_path / 'broker.db'}", unique_topology()
+    run = make_run(duration_s=3600)
+    with callback_server() as server:
+        publish(url, topology, job_bytes(run, base_url=server.url))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "entrypoints.cli", "runner", "--runner-id", "bench-7"],
+            cwd=REPO,
+            env={
+                **os.environ,
+                "PYTHONPATH": str(REPO),
+                "DEVICELAB_DATA_DIR": str(tmp_path),
+                "DEVICELAB_LOG_LEVEL": "INFO",
+                "DEVICELAB_BROKER_URL": url,
+                "DEVICELAB_EXCHANGE": topology.exchange,
+                "DEVICELAB_JOB_QUEUE": topology.job_queue,
+                "DEVICELAB_DEAD_LETTER_QUEUE": topology.dead_letter_queue,
+                "DEVICELAB_CONTROL_EXCHANGE": topology.control_exchange,
+            },
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            (started,) = server.wait_for("/started")
+            process.send_signal(signal.SIGTERM)
+            _, log = process.communicate(timeout=WAIT_S)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert process.returncode == 0, log
+    assert started.body == {"runner": "bench-7"}
+    assert "settled: requeue (shutdown)" in log
+    assert server.posts_to("/result") == [] and server.posts_to("/failed") == []
+    assert waiting(url, topology.job_queue) == 1
