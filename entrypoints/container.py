@@ -4,16 +4,24 @@ from __future__ import annotations
 
 from dependency_injector import containers, providers
 
+from adapters.auth.passwords import Argon2PasswordHasher
+from adapters.auth.remote import AuthServiceCheck, RemoteTokenVerifier
 from adapters.auth.run_credentials import SignedRunCredentials
+from adapters.auth.tokens import SessionTokenSigner
 from adapters.clocks import SystemClock
-from adapters.http.security import OpenAccess
+from adapters.http.security import BearerAuthenticator
 from adapters.identifiers import UuidGenerator
 from adapters.messaging.publisher import BrokerCheck, KombuPublisher
 from adapters.messaging.topology import Topology
+from adapters.persistence.auth_readiness import AuthDatabaseCheck
+from adapters.persistence.auth_unit_of_work import SqlAuthUnitOfWork
 from adapters.persistence.engine import make_engine, make_session_factory
 from adapters.persistence.readiness import DatabaseCheck
 from adapters.persistence.unit_of_work import SqlAlchemyUnitOfWork
+from application.auth import sessions as auth_sessions
+from application.auth import users as auth_users
 from application.use_cases import catalog, devices, live_updates, relay, statistics, test_runs
+from domain.users import SessionPolicy
 
 
 class Container(containers.DeclarativeContainer):
@@ -27,9 +35,18 @@ class Container(containers.DeclarativeContainer):
     engine = providers.Singleton(make_engine, config.database_url)
     session_factory = providers.Singleton(make_session_factory, engine)
     uow = providers.Factory(SqlAlchemyUnitOfWork, session_factory)
+    # the auth store: the lab's database unless DEVICELAB_AUTH_DATABASE_URL names another
+    auth_engine = providers.Singleton(make_engine, config.auth_database_url)
+    auth_session_factory = providers.Singleton(make_session_factory, auth_engine)
+    auth_uow = providers.Factory(SqlAuthUnitOfWork, auth_session_factory)
     readiness_checks = providers.List(
         providers.Singleton(DatabaseCheck, engine),
         providers.Singleton(BrokerCheck, config.broker_url),
+        providers.Selector(
+            config.auth_mode,
+            local=providers.Singleton(AuthDatabaseCheck, auth_engine),
+            remote=providers.Singleton(AuthServiceCheck, config.auth_url),
+        ),
     )
 
     # messaging
@@ -55,7 +72,49 @@ class Container(containers.DeclarativeContainer):
     read_changes = providers.Factory(live_updates.ReadChanges, uow.provider)
     get_lab_statistics = providers.Factory(statistics.GetLabStatistics, uow.provider, clock)
 
-    authenticator = providers.Singleton(OpenAccess)
+    # auth: the auth service's use cases, and how /api requests are authenticated
+    password_hasher = providers.Singleton(Argon2PasswordHasher)
+    token_signer = providers.Singleton(SessionTokenSigner, config.secret_key)
+    session_policy = providers.Singleton(
+        SessionPolicy.from_seconds, config.session_idle_s, config.session_lifetime_s
+    )
+    login = providers.Factory(
+        auth_sessions.Login,
+        auth_uow.provider,
+        password_hasher,
+        token_signer,
+        clock,
+        ids,
+        session_policy,
+    )
+    authenticate = providers.Singleton(
+        auth_sessions.Authenticate, auth_uow.provider, token_signer, clock, session_policy
+    )
+    logout = providers.Factory(auth_sessions.Logout, auth_uow.provider)
+    get_session = providers.Factory(auth_sessions.GetSession, auth_uow.provider)
+    list_sessions = providers.Factory(auth_sessions.ListSessions, auth_uow.provider, clock)
+    revoke_session = providers.Factory(auth_sessions.RevokeSession, auth_uow.provider)
+    purge_expired_sessions = providers.Factory(
+        auth_sessions.PurgeExpiredSessions, auth_uow.provider, clock
+    )
+    create_user = providers.Factory(
+        auth_users.CreateUser, auth_uow.provider, password_hasher, clock, ids
+    )
+    list_users = providers.Factory(auth_users.ListUsers, auth_uow.provider)
+    get_user = providers.Factory(auth_users.GetUser, auth_uow.provider)
+    update_user = providers.Factory(auth_users.UpdateUser, auth_uow.provider, clock)
+    change_password = providers.Factory(
+        auth_users.ChangePassword, auth_uow.provider, password_hasher, clock
+    )
+    # /api: tokens verified in-process (local) or by the auth service (remote, cached)
+    token_verifier = providers.Selector(
+        config.auth_mode,
+        local=authenticate,
+        remote=providers.Singleton(RemoteTokenVerifier, config.auth_url, config.auth_cache_s),
+    )
+    authenticator = providers.Singleton(BearerAuthenticator, token_verifier)
+    # /auth is the auth service itself: it always checks its own store
+    auth_service_authenticator = providers.Singleton(BearerAuthenticator, authenticate)
 
     # devices
     register_device = providers.Factory(devices.RegisterDevice, uow.provider, clock, ids)

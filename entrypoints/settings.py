@@ -27,6 +27,42 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 
     return value
 
 
+def _auth_settings(env: Mapping[str, str], database_url: str) -> dict:
+    """The auth service's settings and how the API verifies tokens."""
+    from limits import parse_many
+
+    mode = (env.get("DEVICELAB_AUTH_MODE") or "local").strip().lower()
+    if mode not in ("local", "remote"):
+        raise SettingsError(f"DEVICELAB_AUTH_MODE must be local or remote, got {mode!r}")
+    auth_url = (env.get("DEVICELAB_AUTH_URL") or "").strip().rstrip("/")
+    if mode == "remote" and not auth_url.startswith(("http://", "https://")):
+        raise SettingsError(
+            "DEVICELAB_AUTH_MODE=remote needs DEVICELAB_AUTH_URL, the base URL of the auth "
+            f"service (e.g. http://auth.lab:8001), got {auth_url!r}"
+        )
+    rate_limit = (env.get("DEVICELAB_LOGIN_RATE_LIMIT") or "10/minute").strip()
+    try:
+        parse_many(rate_limit)
+    except ValueError:
+        raise SettingsError(
+            f"DEVICELAB_LOGIN_RATE_LIMIT must look like 10/minute or 5 per 30 seconds, "
+            f"got {rate_limit!r}"
+        ) from None
+    redis_url = (env.get("DEVICELAB_REDIS_URL") or "").strip()
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "redis+unix://")):
+        raise SettingsError(f"DEVICELAB_REDIS_URL must be a redis:// URL, got {redis_url!r}")
+    return {
+        "auth_database_url": env.get("DEVICELAB_AUTH_DATABASE_URL") or database_url,
+        "session_idle_s": _number(env, "DEVICELAB_SESSION_IDLE_S", 12 * 3600, 60),
+        "session_lifetime_s": _number(env, "DEVICELAB_SESSION_LIFETIME_S", 7 * 24 * 3600, 60),
+        "login_rate_limit": rate_limit,
+        "redis_url": redis_url,
+        "auth_mode": mode,
+        "auth_url": auth_url,
+        "auth_cache_s": _number(env, "DEVICELAB_AUTH_CACHE_S", 30),
+    }
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: str = "var"
@@ -53,6 +89,15 @@ class Settings:
     relay_interval_s: float = 0.1
     reaper_interval_s: float = 5
     grafana_url_template: str = ""
+    # auth: the users and sessions store, session timeouts, login rate limit, verification
+    auth_database_url: str = ""
+    session_idle_s: float = 12 * 3600
+    session_lifetime_s: float = 7 * 24 * 3600
+    login_rate_limit: str = "10/minute"
+    redis_url: str = ""
+    auth_mode: str = "local"  # local: verify tokens in-process; remote: ask auth_url
+    auth_url: str = ""
+    auth_cache_s: float = 30
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -63,6 +108,7 @@ class Settings:
             f"sqlite:///{Path(data_dir).resolve() / 'devicelab.db'}"
         )
         return cls(
+            **_auth_settings(env, database_url),
             data_dir=data_dir,
             database_url=database_url,
             host=env.get("DEVICELAB_HOST") or "127.0.0.1",

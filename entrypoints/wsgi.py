@@ -8,6 +8,7 @@ from pathlib import Path
 from flask import Flask
 
 from adapters.http.api import install_api
+from adapters.http.auth_api import install_auth_api
 from adapters.http.security import install_authentication
 from adapters.http.web_ui import install_web_ui
 from entrypoints.container import Container
@@ -35,7 +36,12 @@ def create_app(container: Container | None = None) -> Flask:
     app.config["DEVICELAB_GRAFANA_URL_TEMPLATE"] = container.config.grafana_url_template()
     app.json.sort_keys = False
     app.extensions["devicelab.container"] = container
-    install_api(app)
-    install_authentication(app, container.authenticator())
+    api = install_api(app)
+    if container.config.auth_mode() == "local":  # else the auth service runs elsewhere
+        install_auth_api(
+            app, api, container.config.login_rate_limit(), container.config.redis_url()
+        )
+        install_authentication(app, container.auth_service_authenticator(), prefix="/auth")
+    install_authentication(app, container.authenticator(), prefix="/api")
     install_web_ui(app, WEB_UI_DIST)
     return app

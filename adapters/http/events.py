@@ -20,8 +20,10 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from adapters.http.devices import DeviceSchema
+from adapters.http.security import requires
 from adapters.http.test_runs import TestRunSchema
 from application.use_cases.live_updates import ReadChanges, Update
+from domain.users import Permission
 
 blp = Blueprint(
     "events", __name__, url_prefix="/api/events", description="Live changes (Server-Sent Events)"
@@ -78,6 +80,7 @@ def stream_changes(
 
 @blp.route("")
 class Events(MethodView):
+    @requires(Permission.READ)
     @blp.arguments(EventQuerySchema, location="query")
     @blp.response(200, description="text/event-stream of `device`, `device_deleted` and `run`")
     @inject

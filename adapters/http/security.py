@@ -1,69 +1,194 @@
-"""The single seam where request authentication plugs in.
+"""Who is calling, and may they do this: the Bearer token check and per-view permissions.
 
-Every /api request passes through `authenticate_request`, which asks the configured
-`RequestAuthenticator` who is calling. The auth service replaces the open authenticator
-below with token verification; views only ever read `current_actor()`."""
+Every request under a protected prefix (/api, /auth) passes `install_authentication`'s hook:
+  - views marked `@public` (health, readiness, login) and the OpenAPI docs pass untouched;
+    so do the runner callbacks, which are `@public` *for users* and check their own per-run
+    credential instead;
+  - every other view needs `Authorization: Bearer <session token>` (else 401), and the
+    caller's role must allow the permission the view declares with `@requires(...)` for the
+    request's method (else 403).
+A view that declares nothing is not left open: reading it needs a valid session, changing
+anything through it needs the admin role, and a warning names it at startup.
+
+`@requires` also writes the view's OpenAPI security requirement and its 401/403 responses, so
+the spec (and Swagger UI's "Authorize") shows what each operation needs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+import logging
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
-from flask import Request, g, request
+from flask import Flask, Request, g, request
+from flask_smorest import Blueprint
+from flask_smorest.utils import load_info_from_docstring
 
+from application.auth.errors import Forbidden, Unauthenticated
+from application.auth.ports import Principal, TokenVerifier
+from domain.users import Permission, roles_with
+
+log = logging.getLogger(__name__)
+
+BEARER_SCHEME = "bearerAuth"
 PUBLIC_ENDPOINT_ATTRIBUTE = "_devicelab_public"
+PERMISSION_ATTRIBUTE = "_devicelab_permission"
+SIGNED_IN = "signed-in"  # any valid session, whatever the role
+NO_AUTH_METHODS = frozenset({"OPTIONS"})
 
-
-@dataclass(frozen=True)
-class Principal:
-    id: str
-    name: str
-    role: str
+F = TypeVar("F", bound=Callable)
 
 
 class RequestAuthenticator(Protocol):
     def authenticate(self, request: Request) -> Principal:
-        """Return who is calling, or raise an HTTP 401/403 error."""
+        """Return who is calling, or raise Unauthenticated."""
         ...
 
 
-class OpenAccess:
-    """No authentication: everybody is the lab. Used until the auth service is configured."""
+def bearer_token(request: Request) -> str:
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthenticated(
+            "sign in first (POST /auth/login) and send the token as `Authorization: Bearer <token>`"
+        )
+    return token
+
+
+class BearerAuthenticator:
+    """The session token from the Authorization header, checked by a TokenVerifier (in the
+    same process, or by asking the auth service)."""
+
+    def __init__(self, verifier: TokenVerifier) -> None:
+        self.verifier = verifier
 
     def authenticate(self, request: Request) -> Principal:
-        return Principal(id="anonymous", name="anonymous", role="admin")
+        return self.verifier.verify(bearer_token(request))
 
 
 def public(view):
-    """Mark a view as reachable without authentication (health, readiness)."""
+    """Mark a view as reachable without a user session (health, readiness, login, and the
+    runner callbacks, which carry their own credential)."""
     setattr(view, PUBLIC_ENDPOINT_ATTRIBUTE, True)
     return view
 
 
-def authenticate_request(authenticator: RequestAuthenticator) -> None:
-    g.principal = authenticator.authenticate(request)
+def _roles_text(permission: Permission | str) -> str:
+    if permission == SIGNED_IN:
+        return "any signed-in user"
+    return "role " + " or ".join(r.value for r in roles_with(Permission(permission)))
+
+
+def requires(permission: Permission | str) -> Callable[[F], F]:
+    """Declare what a view method needs: a Permission, or SIGNED_IN for any valid session.
+    Put it above the flask-smorest decorators."""
+    if permission != SIGNED_IN:
+        permission = Permission(permission)
+
+    def decorator(func: F) -> F:
+        info = load_info_from_docstring(func.__doc__ or "")
+        needs = f"Needs {_roles_text(permission)}."
+        description = f"{info['description']}\n\n{needs}" if info.get("description") else needs
+        responses: dict[int, str] = {401: "UNAUTHORIZED"}
+        if permission != SIGNED_IN:
+            responses[403] = "FORBIDDEN"
+        documented = Blueprint.doc(
+            security=[{BEARER_SCHEME: []}],
+            responses=responses,
+            description=description,
+            **{"x-permission": str(permission)},
+        )(func)
+        setattr(documented, PERMISSION_ATTRIBUTE, permission)
+        return documented
+
+    return decorator
+
+
+def document_bearer_scheme(api) -> None:
+    api.spec.components.security_scheme(
+        BEARER_SCHEME,
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": (
+                "A session token: POST /auth/login with your email and password, then paste "
+                "the `token` of the answer here."
+            ),
+        },
+    )
+
+
+def current_principal() -> Principal:
+    principal = getattr(g, "principal", None)
+    if principal is None:
+        raise Unauthenticated()
+    return principal
 
 
 def current_actor() -> str:
+    """Who to record as having done something: the signed-in user's email."""
     principal = getattr(g, "principal", None)
-    return principal.name if principal else "anonymous"
+    return principal.email if principal else "anonymous"
 
 
-def install_authentication(app, authenticator: RequestAuthenticator, prefix: str = "/api") -> None:
-    """Authenticate every request under `prefix` except views marked public and the docs."""
-    docs_prefixes = (f"{prefix}/docs", f"{prefix}/openapi.json")
+def _is_public(view) -> bool:
+    view_class = getattr(view, "view_class", None)
+    return bool(
+        getattr(view, PUBLIC_ENDPOINT_ATTRIBUTE, False)
+        or getattr(view_class, PUBLIC_ENDPOINT_ATTRIBUTE, False)
+    )
+
+
+def declared_permission(view, method: str) -> Permission | str | None:
+    method = "GET" if method == "HEAD" else method
+    view_class = getattr(view, "view_class", None)
+    handler = getattr(view_class, method.lower(), None) if view_class else view
+    return getattr(handler, PERMISSION_ATTRIBUTE, None)
+
+
+def _fallback_permission(method: str) -> Permission:
+    return Permission.READ if method in ("GET", "HEAD") else Permission.MANAGE_USERS
+
+
+def _undeclared_views(app: Flask, prefix: str) -> list[str]:
+    missing = []
+    for rule in app.url_map.iter_rules():
+        if not (rule.rule == prefix or rule.rule.startswith(prefix + "/")):
+            continue
+        view = app.view_functions.get(rule.endpoint)
+        if view is None or _is_public(view) or rule.endpoint.startswith("api-docs."):
+            continue
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            if declared_permission(view, method) is None:
+                missing.append(f"{method} {rule.rule}")
+    return missing
+
+
+def install_authentication(app: Flask, authenticator: RequestAuthenticator, prefix: str) -> None:
+    """Authenticate and authorize every request under `prefix` (see the module docstring)."""
+    docs_paths = (f"{prefix}/docs", f"{prefix}/openapi.json")
+    for view in _undeclared_views(app, prefix):
+        log.warning(
+            "%s declares no permission (@requires): reading it needs a session, writing "
+            "needs the admin role",
+            view,
+        )
 
     def check() -> None:
-        if not request.path.startswith(prefix + "/") and request.path != prefix:
+        path = request.path
+        if not (path == prefix or path.startswith(prefix + "/")):
             return
-        if request.path.startswith(docs_prefixes):
+        if request.method in NO_AUTH_METHODS or path.startswith(docs_paths):
             return
         view = app.view_functions.get(request.endpoint or "")
-        view_class = getattr(view, "view_class", None)
-        if getattr(view, PUBLIC_ENDPOINT_ATTRIBUTE, False) or getattr(
-            view_class, PUBLIC_ENDPOINT_ATTRIBUTE, False
-        ):
-            return
-        authenticate_request(authenticator)
+        if view is None or _is_public(view):
+            return  # no such route (404/405 follow), or open on purpose
+        principal = authenticator.authenticate(request)
+        g.principal = principal
+        needed = declared_permission(view, request.method) or _fallback_permission(request.method)
+        if needed != SIGNED_IN and not principal.can(Permission(needed)):
+            raise Forbidden(
+                f"your role ({principal.role.value}) may not do this: it needs "
+                f"{_roles_text(needed)}"
+            )
 
     app.before_request(check)

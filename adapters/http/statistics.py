@@ -7,7 +7,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
+from adapters.http.security import requires
 from application.use_cases.statistics import GetLabStatistics
+from domain.users import Permission
 
 blp = Blueprint("statistics", __name__, url_prefix="/api/stats", description="Dashboard numbers")
 
@@ -38,6 +40,7 @@ class LabStatisticsSchema(Schema):
 
 @blp.route("")
 class LabStatistics(MethodView):
+    @requires(Permission.READ)
     @blp.response(200, LabStatisticsSchema)
     @inject
     def get(self, statistics: GetLabStatistics = Provide["get_lab_statistics"]):

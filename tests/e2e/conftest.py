@@ -1,11 +1,18 @@
-"""HTTP tests: the real Flask app, through its test client, on each storage backend."""
+"""HTTP tests: the real Flask app, through its test client, on each storage backend.
+
+The auth store goes with the backend: in memory, in the same SQLite file, or in a PostgreSQL
+database of its own (as with DEVICELAB_AUTH_DATABASE_URL). `client` is signed in as an admin;
+`anonymous` sends no token; `signed_in(role)` makes a user of that role and signs them in."""
 
 from __future__ import annotations
 
 import pytest
 from dependency_injector import providers
 
+from adapters.auth.passwords import cheap_password_hasher
+from adapters.persistence.auth_in_memory import InMemoryAuthStore, InMemoryAuthUnitOfWork
 from adapters.persistence.in_memory import InMemoryStore, InMemoryUnitOfWork
+from application.auth.users import CreateUserRequest
 from entrypoints.settings import Settings
 from entrypoints.wsgi import create_app, create_container
 
@@ -20,33 +27,79 @@ def backend(request, tmp_path):
 
 
 @pytest.fixture
-def container(backend, tmp_path):
+def container(request, backend, tmp_path):
     env = {
         "DEVICELAB_DATA_DIR": str(tmp_path),
         "DEVICELAB_MAX_BODY_BYTES": "65536",
         "DEVICELAB_SECRET_KEY": "e2e-tests-secret-key-0123456789-abcdefghij",
     }
     if backend:
-        from adapters.persistence.schema import upgrade_schema
+        from adapters.persistence.schema import upgrade_auth_schema, upgrade_schema
 
         env["DEVICELAB_DATABASE_URL"] = backend
         if backend.startswith("sqlite"):
             upgrade_schema(backend)
+            upgrade_auth_schema(backend)
+        else:
+            env["DEVICELAB_AUTH_DATABASE_URL"] = request.getfixturevalue("empty_auth_postgres_url")
     container = create_container(Settings.from_env(env))
+    container.password_hasher.override(providers.Object(cheap_password_hasher()))
     if backend is None:
         store = InMemoryStore()
         container.uow.override(providers.Factory(InMemoryUnitOfWork, store))
         container.readiness_checks.override(providers.List())
+        auth_store = InMemoryAuthStore()
+        container.auth_uow.override(providers.Factory(InMemoryAuthUnitOfWork, auth_store))
     yield container
     container.unwire()
     if backend:
         container.engine().dispose()
+        container.auth_engine().dispose()
+
+
+ADMIN_EMAIL, ADMIN_PASSWORD = "admin@lab.example", "admin-password-0"
 
 
 @pytest.fixture
-def client(container):
+def app(container):
     app = create_app(container)
     app.testing = True
+    return app
+
+
+def sign_in(app, email, password):
+    """A test client that sends the session token of `email` with every request."""
+    client = app.test_client()
+    response = client.post("/auth/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.get_json()
+    client.token = response.get_json()["token"]
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {client.token}"
+    return client
+
+
+@pytest.fixture
+def signed_in(app, container):
+    """signed_in(role) -> a client signed in as a new user with that role."""
+    made = []
+
+    def make(role, email=None, password="a-fine-password"):
+        email = email or f"{role}-{len(made)}@lab.example"
+        container.create_user()(CreateUserRequest(email, f"{role} {len(made)}", role, password))
+        made.append(email)
+        return sign_in(app, email, password)
+
+    return make
+
+
+@pytest.fixture
+def client(signed_in):
+    """Signed in as an admin: may do everything."""
+    return signed_in("admin", ADMIN_EMAIL, ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def anonymous(app):
+    """No token at all."""
     return app.test_client()
 
 
