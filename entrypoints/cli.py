@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -21,11 +23,13 @@ def _settings() -> Settings:
 
 
 def _upgrade(settings: Settings) -> None:
-    from adapters.persistence.schema import upgrade_schema
+    from adapters.persistence.schema import upgrade_auth_schema, upgrade_schema
 
     if settings.database_url.startswith("sqlite:///"):
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     upgrade_schema(settings.database_url)
+    if settings.auth_mode == "local":  # in remote mode the auth service keeps its own store
+        upgrade_auth_schema(settings.auth_database_url)
 
 
 def _seed_if_empty(settings: Settings) -> dict[str, int] | None:
@@ -69,6 +73,8 @@ def db_upgrade(revision: str) -> None:
     else:
         upgrade_schema(settings.database_url, revision)
     click.echo(f"database at revision {revision}: {_redact(settings.database_url)}")
+    if revision == "head" and settings.auth_mode == "local":
+        click.echo(f"auth store at revision head: {_redact(settings.auth_database_url)}")
 
 
 @db.command("current")
@@ -79,6 +85,13 @@ def db_current() -> None:
     settings = _settings()
     current = current_revision(settings.database_url)
     click.echo(f"current: {current or 'none (empty database)'}; latest: {head_revision()}")
+    from adapters.persistence.schema import auth_head_revision, current_auth_revision
+
+    auth_current = current_auth_revision(settings.auth_database_url)
+    click.echo(
+        f"auth store: current: {auth_current or 'none (no auth tables)'}; "
+        f"latest: {auth_head_revision()}"
+    )
 
 
 @main.command("seed-demo")
@@ -117,6 +130,8 @@ def up() -> None:
     created = _seed_if_empty(settings)
     if created:
         click.echo("demo data seeded: " + ", ".join(f"{n} {k}" for k, n in created.items()))
+    if settings.auth_mode == "local":
+        _create_demo_admin_if_no_users(settings)
     base = f"http://{settings.host}:{settings.port}"
     click.echo(f"devicelab on {base}  —  API docs: {base}/api/docs  —  Ctrl-C stops it")
     # the demo lab runs its own worker (relay, reaper) and one simulating runner beside the
@@ -199,6 +214,105 @@ def _stop(processes: list[subprocess.Popen]) -> None:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+# -- users of the auth service ---------------------------------------------------------------
+
+DEMO_ADMIN_EMAIL = "admin@devicelab.demo"
+NEW_USER_PASSWORD_VARIABLE = "DEVICELAB_NEW_USER_PASSWORD"
+
+
+@contextmanager
+def _auth_container(settings: Settings):
+    from entrypoints.wsgi import create_container
+
+    container = create_container(settings)
+    try:
+        yield container
+    finally:
+        container.auth_engine().dispose()
+
+
+def _create_demo_admin_if_no_users(settings: Settings) -> None:
+    """An empty auth store gets one admin with a random password, shown this once."""
+    from application.auth.users import CreateUserRequest
+
+    with _auth_container(settings) as container:
+        if container.list_users()(limit=1).items:
+            return
+        password = secrets.token_urlsafe(12)
+        container.create_user()(
+            CreateUserRequest(DEMO_ADMIN_EMAIL, "Demo admin", "admin", password)
+        )
+    line = "=" * 78
+    click.secho(
+        f"{line}\nDEMO ADMIN created, because there were no users. Shown only this once:\n"
+        f"    email:    {DEMO_ADMIN_EMAIL}\n    password: {password}\n"
+        "Sign in with these, then create real users (devicelab users create, or POST "
+        "/auth/users)\nand disable this one. Demo only: never keep it on a shared instance.\n"
+        f"{line}",
+        fg="yellow",
+        bold=True,
+    )
+
+
+@main.group()
+def users() -> None:
+    """User accounts of the auth service (DEVICELAB_AUTH_DATABASE_URL)."""
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--name", default="", help="defaults to the part of the email before the @")
+@click.option(
+    "--role",
+    type=click.Choice(["admin", "engineer", "viewer"]),
+    default="viewer",
+    show_default=True,
+)
+def users_create(email: str, name: str, role: str) -> None:
+    """Create a user. The password (8-128 characters) is asked for twice, or taken from
+    DEVICELAB_NEW_USER_PASSWORD for scripts."""
+    from application.auth.users import CreateUserRequest
+    from domain.errors import DomainError
+
+    settings = _settings()
+    password = os.environ.get(NEW_USER_PASSWORD_VARIABLE) or click.prompt(
+        "Password (8-128 characters)", hide_input=True, confirmation_prompt=True
+    )
+    _upgrade(settings)
+    with _auth_container(settings) as container:
+        try:
+            user = container.create_user()(
+                CreateUserRequest(email, name or email.strip().split("@")[0], role, password)
+            )
+        except DomainError as error:
+            raise click.ClickException(error.message) from None
+    click.echo(f"created {user.role.value} {user.email} ({user.name}), id {user.id}")
+
+
+@users.command("list")
+def users_list() -> None:
+    """List the users: email, role, name, and whether they are disabled."""
+    settings = _settings()
+    with _auth_container(settings) as container:
+        cursor = None
+        while True:
+            page = container.list_users()(limit=200, cursor=cursor)
+            for user in page.items:
+                state = "  (disabled)" if user.disabled else ""
+                click.echo(f"{user.email}\t{user.role.value}\t{user.name}{state}")
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+
+
+@users.command("purge-sessions")
+def users_purge_sessions() -> None:
+    """Delete expired sessions (signing in does this too, along the way)."""
+    with _auth_container(_settings()) as container:
+        removed = container.purge_expired_sessions()()
+    click.echo(f"removed {removed} expired session(s)")
 
 
 def _redact(url: str) -> str:
