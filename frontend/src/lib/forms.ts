@@ -139,8 +139,8 @@ export interface TestCaseForm {
   name: string;
   description: string;
   criteria: CriterionRow[];
-  duration_s: string;
-  timeout_s: string;
+  duration_s: string | number;
+  timeout_s: string | number;
   parameters: KeyValueRow[];
   tags: string;
 }
@@ -168,9 +168,11 @@ export function testCaseForm(testCase?: TestCase): TestCaseForm {
   };
 }
 
-function wholeSeconds(text: string, field: string, errors: FieldErrors): number {
-  const value = Number(text.trim());
-  if (text.trim() === '' || !Number.isInteger(value) || value < 0) {
+function wholeSeconds(input: string | number | null, field: string, errors: FieldErrors): number {
+  // A number input bound with bind:value hands over a number (or null when empty).
+  const text = input === null || input === undefined ? '' : String(input).trim();
+  const value = Number(text);
+  if (text === '' || !Number.isInteger(value) || value < 0) {
     add(errors, field, 'Enter a whole number of seconds (0 or more).');
   } else if (value > 604800) {
     add(errors, field, 'At most 604800 s (7 days).');

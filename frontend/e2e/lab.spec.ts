@@ -1,0 +1,297 @@
+// A test engineer's day in the browser: log in, look at the lab, define a test case and an
+// environment, start a run on two devices and watch it finish live, see a device taken from
+// under the run form, cancel a run, and log out. Screenshots land in build/screenshots/.
+
+import { expect, test, type Page } from '@playwright/test';
+import { Api, authRequired, baseURL, credentials, shot } from './support';
+
+test.describe.configure({ mode: 'serial' });
+
+const stamp = Date.now().toString(36);
+const CASE_NAME = `E2E quick check ${stamp}`;
+const ENV_NAME = `E2E bench ${stamp}`;
+const LONG_CASE = 'Energy register accuracy'; // a demo test case of 60 s
+
+let page: Page;
+let api: Api;
+let runDevices: string[] = [];
+let quickRunId = '';
+
+test.beforeAll(async ({ browser, playwright }) => {
+  const context = await browser.newContext({ baseURL: baseURL() });
+  page = await context.newPage();
+  page.on('pageerror', (error) => console.error('page error:', error.message));
+  api = new Api(await playwright.request.newContext());
+  await api.login();
+});
+
+test.afterAll(async () => {
+  await page?.context().close();
+});
+
+async function waitForRunStatus(runId: string, wanted: string[], timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  let status = '';
+  while (Date.now() < deadline) {
+    status = (await api.get(`/api/test-runs/${runId}`)).status;
+    if (wanted.includes(status)) return status;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return status;
+}
+
+test('log in', async () => {
+  await page.goto('/');
+  if (!authRequired()) {
+    test.info().annotations.push({ type: 'note', description: 'server without auth service: open access, no login' });
+    await expect(page.getByText('open access')).toBeVisible();
+    return;
+  }
+  await expect(page.getByRole('button', { name: 'Log in' })).toBeVisible();
+  await expect(page).toHaveURL(/\/login$/);
+  // A wrong password is refused with a message, and nothing else is said.
+  await page.getByLabel('Email').fill(credentials().email);
+  await page.getByLabel('Password').fill('not-the-password');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page.getByRole('alert')).toContainText(/wrong email or password|too many/i);
+  await shot(page, '01-login');
+
+  await page.getByLabel('Password').fill(credentials().password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page.getByRole('heading', { name: 'Dashboard' })).toBeVisible();
+  await expect(page.getByTestId('user-menu')).toBeVisible();
+});
+
+test('dashboard shows device counts', async () => {
+  await page.goto('/');
+  await expect(page.getByRole('heading', { name: 'Dashboard' })).toBeVisible();
+  await expect(page.getByTestId('count-available')).toHaveText(/^\d+$/);
+  await shot(page, '02-dashboard');
+});
+
+test('devices: filter, open one, take it offline and back with a reason', async () => {
+  await page.getByRole('link', { name: 'Devices', exact: true }).click();
+  await expect(page.getByRole('heading', { name: 'Devices' })).toBeVisible();
+  await expect(page.getByTestId('devices-table')).toBeVisible();
+  await shot(page, '03-devices');
+
+  await page.getByLabel('Status').selectOption('offline');
+  await expect(page).toHaveURL(/status=offline/);
+  const rows = page.getByTestId('devices-table').locator('tbody tr');
+  await expect(rows.first()).toBeVisible();
+  for (const badge of await rows.locator('td:nth-child(2) [data-status]').all()) {
+    await expect(badge).toHaveAttribute('data-status', 'offline');
+  }
+  await page.getByRole('button', { name: 'Clear filters' }).click();
+  await expect(page).not.toHaveURL(/status=/);
+
+  const device = (await api.availableDevices()).at(-1)!;
+  await page.getByRole('link', { name: device.name, exact: true }).click();
+  await expect(page.getByRole('heading', { name: device.name })).toBeVisible();
+  await page.getByRole('button', { name: 'Set offline' }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByLabel(/Reason/).fill('probe recalibration');
+  await dialog.getByRole('button', { name: 'Set offline' }).click();
+  await expect(page.locator('h1 [data-status]')).toHaveAttribute('data-status', 'offline');
+  await expect(page.getByTestId('status-history')).toContainText('probe recalibration');
+  await shot(page, '04-device');
+  await page.getByRole('button', { name: 'Set online' }).click();
+  await page.getByRole('dialog').getByLabel(/Reason/).fill('recalibrated');
+  await page.getByRole('dialog').getByRole('button', { name: 'Set online' }).click();
+  await expect(page.locator('h1 [data-status]')).toHaveAttribute('data-status', 'available');
+});
+
+test('create a test case, with problems shown next to their fields', async () => {
+  await page.getByRole('link', { name: 'Test cases', exact: true }).click();
+  await page.getByRole('button', { name: 'New test case' }).click();
+  await expect(page.getByRole('heading', { name: 'New test case' })).toBeVisible();
+
+  // Nothing filled in: the form says what is missing, where it is missing.
+  await page.getByRole('button', { name: 'Create test case' }).click();
+  await expect(page.getByLabel('Name', { exact: true })).toHaveAttribute('aria-invalid', 'true');
+  await expect(page.getByLabel('Threshold 1')).toHaveAttribute('aria-invalid', 'true');
+
+  // A name that is taken: the server's answer appears under the name.
+  await page.getByLabel('Name', { exact: true }).fill(LONG_CASE);
+  await page.getByLabel('Description').fill('Smoke check for the browser tests: finishes in two seconds.');
+  await page.getByLabel('Metric 1').fill('energy_error_pct');
+  await page.getByLabel('Condition 1').selectOption('<=');
+  await page.getByLabel('Threshold 1').fill('5');
+  await page.getByLabel('Unit 1').fill('%');
+  await page.getByRole('button', { name: '+ Add criterion' }).click();
+  await page.getByLabel('Metric 2').fill('standby_power_w');
+  await page.getByLabel('Condition 2').selectOption('<');
+  await page.getByLabel('Threshold 2').fill('10');
+  await page.getByLabel('Unit 2').fill('W');
+  await page.getByLabel('Duration (seconds)').fill('2');
+  await page.getByLabel('Timeout (seconds)').fill('120');
+  await page.getByLabel('Tags').fill('e2e, smoke');
+  await page.getByRole('button', { name: '+ Add parameter' }).click();
+  await page.getByLabel('Parameter 1').fill('load_kw');
+  await page.getByLabel('Value 1').fill('1.5');
+  await page.getByRole('button', { name: 'Create test case' }).click();
+  await expect(page.locator('#error-name')).toContainText(/taken|exists/i);
+  await shot(page, '05-test-case-form');
+
+  await page.getByLabel('Name', { exact: true }).fill(CASE_NAME);
+  await page.getByRole('button', { name: 'Create test case' }).click();
+  await expect(page).toHaveURL(/\/test-cases$/);
+  await expect(page.getByTestId('test-cases-table')).toContainText(CASE_NAME);
+  const created = await api.testCaseNamed(CASE_NAME);
+  expect(created.criteria.map((c) => c.metric)).toEqual(['energy_error_pct', 'standby_power_w']);
+  await shot(page, '06-test-cases');
+});
+
+test('create an environment with variables', async () => {
+  await page.getByRole('link', { name: 'Environments', exact: true }).click();
+  await page.getByRole('button', { name: 'New environment' }).click();
+  await page.getByLabel('Name', { exact: true }).fill(ENV_NAME);
+  await page.getByLabel('Description').fill('Bench for the browser tests');
+  await page.getByLabel('Variable 1').fill('temperature_c');
+  await page.getByLabel('Value 1').fill('23');
+  await page.getByRole('button', { name: '+ Add variable' }).click();
+  await page.getByLabel('Variable 2').fill('network');
+  await page.getByLabel('Value 2').fill('lab-wifi');
+  await page.getByRole('button', { name: 'Create environment' }).click();
+  await expect(page).toHaveURL(/\/environments$/);
+  await expect(page.getByTestId('environments-table')).toContainText('temperature_c=23');
+  await shot(page, '07-environments');
+});
+
+test('start a run on two devices and watch it complete live', async () => {
+  runDevices = (await api.availableDevices()).slice(0, 2).map((d) => d.name);
+  expect(runDevices).toHaveLength(2);
+  await page.getByRole('button', { name: 'New run' }).first().click();
+  await expect(page.getByRole('heading', { name: 'New run' })).toBeVisible();
+  await page.getByLabel(CASE_NAME).check();
+  await page.getByLabel('Environment', { exact: true }).selectOption({ label: ENV_NAME });
+  // Devices that are not available cannot be picked, and say why.
+  const offlineRow = page.getByTestId('device-picker').locator('tr.unavailable').first();
+  if (await offlineRow.count()) {
+    await expect(offlineRow.locator('input[type=checkbox]')).toBeDisabled();
+    await expect(offlineRow).toContainText('not selectable');
+  }
+  for (const name of runDevices) await page.getByLabel(name, { exact: true }).check();
+  await expect(page.getByRole('button', { name: 'Start run on 2 devices' })).toBeVisible();
+  await shot(page, '08-new-run');
+  await page.getByRole('button', { name: 'Start run on 2 devices' }).click();
+
+  await expect(page).toHaveURL(/\/runs\/[0-9a-f-]+$/);
+  quickRunId = page.url().split('/').pop()!;
+  // Mark the document: if the page reloaded, the mark would be gone.
+  await page.evaluate(() => ((window as unknown as { e2eMark: string }).e2eMark = 'same page'));
+  await expect(page.getByText('waiting for the runner…').first().or(page.getByTestId('run-outcome'))).toBeVisible();
+
+  const status = await waitForRunStatus(quickRunId, ['running', 'completed', 'failed'], 20_000);
+  if (status === 'queued') {
+    throw new Error('the run stayed queued: no runner took its job (does `devicelab up` start the reference runner?)');
+  }
+  const badge = page.locator('h1 [data-status]').first();
+  await expect(badge).toHaveAttribute('data-status', 'completed', { timeout: 60_000 });
+  const outcome = page.getByTestId('run-outcome');
+  await expect(outcome).toContainText('verdict');
+  await expect(outcome.locator('[data-status]')).toHaveAttribute('data-status', /^(pass|fail|inconclusive)$/);
+  expect(await page.evaluate(() => (window as unknown as { e2eMark?: string }).e2eMark)).toBe('same page');
+  // Every device has a judged result per criterion: measured value against the threshold.
+  const results = page.getByTestId(`results-${CASE_NAME}`);
+  for (const name of runDevices) await expect(results.locator(`tr[data-result-device="${name}"]`).first()).toBeVisible();
+  await expect(results).toContainText('energy_error_pct');
+  await expect(results.locator('.badge.ok, .badge.bad, .badge.warn').first()).toBeVisible();
+  await shot(page, '09-run-completed');
+});
+
+test('a device taken while the run form is open is named', async () => {
+  const second = await page.context().newPage();
+  // No live events on this page, so the server's 409 is what tells the user.
+  await second.route('**/api/events**', (route) => route.abort());
+  const [testCase, environment, devices] = await Promise.all([
+    api.testCaseNamed(CASE_NAME),
+    api.environmentNamed(ENV_NAME),
+    api.availableDevices(),
+  ]);
+  const target = devices[0];
+  await second.goto(`/runs/new?test_case=${testCase.id}&environment=${environment.id}`);
+  await second.getByLabel(target.name, { exact: true }).check();
+  const taken = await api.post('/api/test-runs', {
+    test_case_ids: [testCase.id],
+    environment_id: environment.id,
+    device_ids: [target.id],
+  });
+  expect(taken.status).toBe(201);
+  await second.getByRole('button', { name: 'Start run on 1 device' }).click();
+  await expect(second.getByText(new RegExp(`(taken meanwhile|became unavailable).*${target.name}|${target.name}.*(taken meanwhile|became unavailable)`))).toBeVisible();
+  await expect(second.getByLabel(target.name, { exact: true })).not.toBeChecked();
+  await shot(second, '10-new-run-conflict');
+  await second.close();
+  await waitForRunStatus((taken.body as { id: string }).id, ['completed', 'failed'], 60_000);
+});
+
+test('cancel another run', async () => {
+  const [device] = await api.availableDevices();
+  await page.goto('/runs/new');
+  await page.getByLabel(LONG_CASE).check();
+  await page.getByLabel('Environment', { exact: true }).selectOption({ label: ENV_NAME });
+  await page.getByLabel(device.name, { exact: true }).check();
+  await page.getByRole('button', { name: 'Start run on 1 device' }).click();
+  await expect(page).toHaveURL(/\/runs\/[0-9a-f-]+$/);
+  const runId = page.url().split('/').pop()!;
+  await expect(page.getByTestId('run-progress')).toBeVisible();
+  await page.getByRole('button', { name: 'Cancel run' }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByLabel(/Reason/).fill('wrong firmware flashed');
+  await dialog.getByRole('button', { name: 'Cancel run' }).click();
+  await expect(page.locator('h1 [data-status]').first()).toHaveAttribute('data-status', 'aborted');
+  await expect(page.getByTestId('run-outcome')).toContainText('cancelled');
+  await expect(page.getByTestId('run-timeline')).toContainText('wrong firmware flashed');
+  await shot(page, '11-run-cancelled');
+  expect((await api.get(`/api/devices/${device.id}`)).status).toBe('available');
+  expect((await api.get(`/api/test-runs/${runId}`)).status).toBe('aborted');
+});
+
+test('runs history filters by status', async () => {
+  await page.getByRole('link', { name: 'Runs', exact: true }).click();
+  await expect(page.getByTestId('runs-table')).toBeVisible();
+  await shot(page, '12-runs');
+  await page.getByLabel('Status').selectOption('aborted');
+  await expect(page).toHaveURL(/status=aborted/);
+  const badges = page.getByTestId('runs-table').locator('tbody td:nth-child(5) [data-status]');
+  await expect(badges.first()).toHaveAttribute('data-status', 'aborted');
+  for (const badge of await badges.all()) await expect(badge).toHaveAttribute('data-status', 'aborted');
+  await page.getByLabel('Status').selectOption('');
+  await page.getByRole('link', { name: 'Dashboard' }).click();
+  await expect(page.getByTestId('latest-results')).toBeVisible();
+  await shot(page, '13-dashboard-after-runs');
+});
+
+test('readable on a tablet', async () => {
+  await page.setViewportSize({ width: 768, height: 1024 });
+  await page.goto('/devices');
+  await expect(page.getByTestId('devices-table')).toBeVisible();
+  await shot(page, '14-tablet-devices');
+  await page.goto(`/runs/${quickRunId}`);
+  await expect(page.getByTestId('run-outcome')).toBeVisible();
+  await shot(page, '15-tablet-run');
+  await page.setViewportSize({ width: 1366, height: 900 });
+});
+
+test('admin pages: users and my sessions', async () => {
+  test.skip(!authRequired(), 'the server runs without the auth service');
+  await page.goto('/users');
+  await expect(page.getByTestId('users-table')).toContainText(credentials().email);
+  await shot(page, '16-users');
+  await page.getByTestId('user-menu').click();
+  await page.getByRole('link', { name: /My account/ }).click();
+  await expect(page.getByTestId('sessions-table')).toContainText('this browser');
+  await shot(page, '17-my-sessions');
+});
+
+test('log out', async () => {
+  test.skip(!authRequired(), 'the server runs without the auth service: nothing to log out of');
+  await page.getByTestId('user-menu').click();
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await expect(page.getByRole('button', { name: 'Log in' })).toBeVisible();
+  await expect(page.getByText('You have logged out.')).toBeVisible();
+  // The old token is dead: the app does not come back on reload.
+  await page.reload();
+  await expect(page.getByRole('button', { name: 'Log in' })).toBeVisible();
+});

@@ -1,0 +1,176 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { ApiError, configureApi, flattenErrors, listAll, queryString, send } from './api';
+
+function reply(status: number, body?: unknown, headers: Record<string, string> = {}): Response {
+  const text = body === undefined ? null : typeof body === 'string' ? body : JSON.stringify(body);
+  return new Response(text, { status, headers: { 'Content-Type': 'application/json', ...headers } });
+}
+
+/** The ApiError a call fails with (the test fails if it succeeds). */
+async function failure(call: Promise<unknown>): Promise<ApiError> {
+  const outcome = await call.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  if (!(outcome instanceof ApiError)) throw new Error(`expected an ApiError, got ${String(outcome)}`);
+  return outcome;
+}
+
+let fetchMock: ReturnType<typeof vi.fn>;
+let token: string | null;
+let expired: ApiError[];
+
+beforeEach(() => {
+  fetchMock = vi.fn();
+  vi.stubGlobal('fetch', fetchMock);
+  token = 'tok-123';
+  expired = [];
+  configureApi({ token: () => token, role: () => 'viewer', onUnauthorized: (e) => expired.push(e) });
+});
+
+afterEach(() => vi.unstubAllGlobals());
+
+describe('send', () => {
+  it('sends the bearer token and a JSON body, and returns the JSON answer', async () => {
+    fetchMock.mockResolvedValue(reply(201, { id: 'd1' }));
+    const answer = await send<{ id: string }>('POST', '/api/devices', { body: { name: 'meter' } });
+    expect(answer).toEqual({ id: 'd1' });
+    const [url, init] = fetchMock.mock.calls[0];
+    expect(url).toBe('/api/devices');
+    expect(init.method).toBe('POST');
+    expect(init.headers.Authorization).toBe('Bearer tok-123');
+    expect(init.headers['Content-Type']).toBe('application/json');
+    expect(JSON.parse(init.body)).toEqual({ name: 'meter' });
+  });
+
+  it('sends no Authorization header when logged out', async () => {
+    token = null;
+    fetchMock.mockResolvedValue(reply(200, []));
+    await send('GET', '/api/devices');
+    expect(fetchMock.mock.calls[0][1].headers.Authorization).toBeUndefined();
+  });
+
+  it('adds the query without empty values', async () => {
+    fetchMock.mockResolvedValue(reply(200, { items: [], next_cursor: null }));
+    await send('GET', '/api/test-runs', { query: { status: 'running', verdict: '', cursor: null, limit: 5 } });
+    expect(fetchMock.mock.calls[0][0]).toBe('/api/test-runs?status=running&limit=5');
+  });
+
+  it('answers undefined for 204 No Content', async () => {
+    fetchMock.mockResolvedValue(new Response(null, { status: 204 }));
+    expect(await send('DELETE', '/api/devices/d1')).toBeUndefined();
+  });
+
+  it('turns a validation error into messages per field, nested fields as dotted paths', async () => {
+    fetchMock.mockResolvedValue(
+      reply(422, {
+        code: 'validation_error',
+        message: 'name: Length must be between 1 and 200.; criteria: invalid',
+        errors: {
+          name: ['Length must be between 1 and 200.'],
+          criteria: { '0': { threshold: ['Not a valid number.'] } },
+        },
+      }),
+    );
+    const error = await failure(send('POST', '/api/test-cases', { body: {} }));
+    expect(error).toBeInstanceOf(ApiError);
+    expect(error.status).toBe(422);
+    expect(error.code).toBe('validation_error');
+    expect(error.fieldErrors).toEqual({
+      name: ['Length must be between 1 and 200.'],
+      'criteria.0.threshold': ['Not a valid number.'],
+    });
+    expect(error.forField('criteria')).toBe('Not a valid number.');
+    expect(error.otherFieldMessages(['name'])).toEqual(['criteria #0 threshold: Not a valid number.']);
+  });
+
+  it('keeps the unavailable devices of a 409', async () => {
+    fetchMock.mockResolvedValue(
+      reply(409, {
+        code: 'device_unavailable',
+        message: 'devices not available: d1 (in_test)',
+        errors: { device_ids: ['d1 is in_test'] },
+        unavailable: { d1: 'in_test' },
+      }),
+    );
+    const error = await failure(send('POST', '/api/test-runs', { body: {} }));
+    expect(error.code).toBe('device_unavailable');
+    expect(error.unavailable).toEqual({ d1: 'in_test' });
+    expect(error.message).toBe('Devices not available: d1 (in_test)');
+  });
+
+  it('reports a 401 on a call with a token as the end of the session', async () => {
+    fetchMock.mockResolvedValue(reply(401, { code: 'unauthenticated', message: 'token expired', errors: {} }));
+    await expect(send('GET', '/api/devices')).rejects.toMatchObject({ status: 401 });
+    expect(expired).toHaveLength(1);
+  });
+
+  it('does not end the session for the login form’s own 401', async () => {
+    fetchMock.mockResolvedValue(reply(401, { code: 'invalid_credentials', message: 'wrong', errors: {} }));
+    await expect(send('POST', '/auth/login', { body: {}, expectUnauthorized: true })).rejects.toMatchObject({ status: 401 });
+    expect(expired).toHaveLength(0);
+  });
+
+  it('says which role may not do a forbidden thing', async () => {
+    fetchMock.mockResolvedValue(reply(403, { code: 'forbidden', message: 'forbidden', errors: {} }));
+    const error = await failure(send('POST', '/api/test-cases'));
+    expect(error.message).toBe('Your role (viewer) may not do this.');
+  });
+
+  it('tells how long to wait after a 429', async () => {
+    fetchMock.mockResolvedValue(reply(429, { code: 'too_many_requests', message: 'slow down', errors: {} }, { 'Retry-After': '30' }));
+    const error = await failure(send('POST', '/auth/login', { expectUnauthorized: true }));
+    expect(error.retryAfter).toBe(30);
+    expect(error.message).toBe('Too many attempts. Try again in 30 seconds.');
+  });
+
+  it('explains a server failure without leaking its body', async () => {
+    fetchMock.mockResolvedValue(reply(500, '<html>Traceback</html>', { 'Content-Type': 'text/html' }));
+    const error = await failure(send('GET', '/api/devices'));
+    expect(error.status).toBe(500);
+    expect(error.message).toMatch(/server failed/);
+  });
+
+  it('reports an unreachable server as a network error', async () => {
+    fetchMock.mockRejectedValue(new TypeError('Failed to fetch'));
+    const error = await failure(send('GET', '/api/devices'));
+    expect(error.status).toBe(0);
+    expect(error.code).toBe('network_error');
+  });
+
+  it('lets an aborted request stay an abort', async () => {
+    fetchMock.mockRejectedValue(new DOMException('aborted', 'AbortError'));
+    await expect(send('GET', '/api/devices')).rejects.toMatchObject({ name: 'AbortError' });
+  });
+});
+
+describe('flattenErrors', () => {
+  it('flattens objects and lists, keeping messages of lists of strings together', () => {
+    expect(flattenErrors({ variables: { foo: { value: ['too long'] } }, _schema: ['bad'], tags: { 2: ['empty'] } })).toEqual({
+      'variables.foo.value': ['too long'],
+      _schema: ['bad'],
+      'tags.2': ['empty'],
+    });
+  });
+
+  it('files a bare message under _request', () => {
+    expect(flattenErrors('nope')).toEqual({ _request: ['nope'] });
+  });
+});
+
+describe('listAll', () => {
+  it('follows next_cursor until the end', async () => {
+    fetchMock
+      .mockResolvedValueOnce(reply(200, { items: [1, 2], next_cursor: 'c2' }))
+      .mockResolvedValueOnce(reply(200, { items: [3], next_cursor: null }));
+    expect(await listAll<number>('/api/devices', { status: 'available' })).toEqual([1, 2, 3]);
+    expect(fetchMock.mock.calls[1][0]).toBe('/api/devices?status=available&limit=200&cursor=c2');
+  });
+});
+
+describe('queryString', () => {
+  it('is empty without values', () => {
+    expect(queryString({ a: '', b: undefined })).toBe('');
+    expect(queryString(undefined)).toBe('');
+  });
+});

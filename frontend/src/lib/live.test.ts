@@ -1,0 +1,83 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { LiveEvents } from './live.svelte';
+import type { Device, TestRun } from './types';
+
+function streamOf(chunks: string[], keepOpen = false): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder();
+  return new ReadableStream({
+    start(controller) {
+      for (const chunk of chunks) controller.enqueue(encoder.encode(chunk));
+      if (!keepOpen) controller.close();
+    },
+  });
+}
+
+const until = async (check: () => boolean) => {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 5));
+  expect(check()).toBe(true);
+};
+
+let live: LiveEvents | null = null;
+afterEach(() => live?.stop());
+
+describe('LiveEvents', () => {
+  it('hands device and run events to subscribers and sends the resume id on reconnect', async () => {
+    const fetchMock = vi
+      .fn()
+      .mockResolvedValueOnce(
+        new Response(
+          streamOf([
+            'retry: 10\n: stream open\n\n',
+            'id: 5\nevent: device\ndata: {"id":"d1","status":"in_test"}\n\n',
+            ': keepalive\n\nid: 6\nevent: run\ndata: {"id":"r1","status":"running"}\n\n',
+            'id: 7\nevent: device_deleted\ndata: {"id":"d9"}\n\n',
+          ]),
+          { status: 200 },
+        ),
+      )
+      .mockResolvedValue(new Response(streamOf([], true), { status: 200 }));
+    live = new LiveEvents({ fetch: fetchMock });
+    const devices: Device[] = [];
+    const runs: TestRun[] = [];
+    const deleted: string[] = [];
+    live.subscribe({ device: (d) => devices.push(d), run: (r) => runs.push(r), deviceDeleted: (id) => deleted.push(id) });
+    live.start();
+    await until(() => fetchMock.mock.calls.length === 2);
+    expect(devices.map((d) => d.status)).toEqual(['in_test']);
+    expect(runs.map((r) => r.id)).toEqual(['r1']);
+    expect(deleted).toEqual(['d9']);
+    expect(fetchMock.mock.calls[1][1].headers['Last-Event-ID']).toBe('7');
+    expect(live.mode).toBe('live');
+  });
+
+  it('polls subscribers when the server has no event stream', async () => {
+    const fetchMock = vi.fn().mockResolvedValue(new Response('{}', { status: 404 }));
+    live = new LiveEvents({ fetch: fetchMock, pollIntervalMs: 10 });
+    let polls = 0;
+    live.subscribe({ poll: () => void polls++ });
+    live.start();
+    await until(() => polls >= 2);
+    expect(live.mode).toBe('polling');
+  });
+
+  it('stops and reports a rejected session', async () => {
+    const fetchMock = vi.fn().mockResolvedValue(new Response('{}', { status: 401 }));
+    const onUnauthorized = vi.fn();
+    live = new LiveEvents({ fetch: fetchMock, onUnauthorized });
+    live.start();
+    await until(() => onUnauthorized.mock.calls.length === 1);
+    expect(live.mode).toBe('off');
+    expect(fetchMock).toHaveBeenCalledTimes(1);
+  });
+
+  it('keeps going when a handler throws', async () => {
+    live = new LiveEvents({ fetch: vi.fn() });
+    const seen: string[] = [];
+    live.subscribe({ device: () => { throw new Error('boom'); } });
+    live.subscribe({ device: (d) => seen.push(d.id) });
+    const error = vi.spyOn(console, 'error').mockImplementation(() => {});
+    live.emit('device', { id: 'd1' });
+    expect(seen).toEqual(['d1']);
+    expect(error).toHaveBeenCalled();
+  });
+});
