@@ -6,12 +6,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: up test lint unit install clean
+.PHONY: up test lint unit install clean ui ui-test e2e
 
-up: $(STAMP)
+# The web UI (frontend/): npm ci when the lock changes, vite build when a source changes.
+# Browser tests drive Debian's Chromium; a tool's own browser download does not work here.
+FRONTEND := frontend
+NPM_STAMP := $(FRONTEND)/node_modules/.npm-ci-stamp
+UI_BUILD := $(FRONTEND)/dist/index.html
+UI_SOURCES := $(shell find $(FRONTEND)/src $(FRONTEND)/public -type f 2>/dev/null) \
+	$(addprefix $(FRONTEND)/,index.html vite.config.ts svelte.config.js tsconfig.json)
+CHROMIUM := /usr/bin/chromium
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
+
+up: $(STAMP) ui
 	$(BIN)/devicelab up
 
-test: $(STAMP) lint
+test: $(STAMP) lint ui-test e2e
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
@@ -31,5 +41,26 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+ui: $(UI_BUILD)
+
+$(NPM_STAMP): $(FRONTEND)/package.json $(FRONTEND)/package-lock.json
+	@command -v npm >/dev/null || { echo "the web UI needs Node.js 20.19+ with npm"; exit 1; }
+	cd $(FRONTEND) && npm ci --no-audit --no-fund
+	touch $@
+
+$(UI_BUILD): $(NPM_STAMP) $(UI_SOURCES)
+	cd $(FRONTEND) && npm run build
+	touch $@
+
+ui-test: $(NPM_STAMP)
+	cd $(FRONTEND) && npm run check && npm test
+
+e2e: $(STAMP) $(UI_BUILD) $(CHROMIUM)
+	cd $(FRONTEND) && npm run e2e
+
+$(CHROMIUM):
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+
 clean:
-	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis $(FRONTEND)/node_modules $(FRONTEND)/dist
