@@ -201,6 +201,25 @@ def runner(executor: str | None, runner_id: str | None, time_factor: float | Non
     run_runner(settings, runner_settings)
 
 
+@main.command("telemetry")
+def telemetry() -> None:
+    """Listen for device telemetry on MQTT until SIGTERM / Ctrl-C: heartbeats, firmware, and
+    (with DEVICELAB_MQTT_DISCOVERY=true) devices that register themselves. Broker and topic:
+    DEVICELAB_MQTT_URL, DEVICELAB_MQTT_TOPIC; payload format: docs/telemetry.md."""
+    from entrypoints.settings import TelemetrySettings
+    from entrypoints.telemetry import run_telemetry
+
+    settings = _settings()
+    try:
+        telemetry_settings = TelemetrySettings.from_env()
+    except SettingsError as error:
+        raise click.UsageError(str(error)) from None
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    run_telemetry(settings, telemetry_settings)
+
+
 def _spawn(command: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "entrypoints.cli", command])
 

@@ -214,3 +214,90 @@ class RunnerSettings:
             influx_password=env.get("DEVICELAB_INFLUX_PASSWORD") or "",
             write_metrics=_flag(env, "DEVICELAB_RUNNER_WRITE_METRICS"),
         )
+
+def _mqtt_topic_filter(raw: str) -> str:
+    """An MQTT subscription filter: `+` stands for one whole level, `#` only at the end."""
+    topic = raw.strip()
+    levels = topic.split("/")
+    if not topic or len(topic) > 200 or topic.startswith("$"):
+        raise SettingsError(
+            f"DEVICELAB_MQTT_TOPIC must be a topic filter like lab/+/telemetry, got {raw!r}"
+        )
+    for index, level in enumerate(levels):
+        wildcard_misused = ("+" in level or "#" in level) and level not in ("+", "#")
+        if wildcard_misused or (level == "#" and index != len(levels) - 1):
+            raise SettingsError(
+                f"DEVICELAB_MQTT_TOPIC: + must be a whole level and # the last one, got {raw!r}"
+            )
+    return topic
+
+
+@dataclass(frozen=True)
+class TelemetrySettings:
+    """The telemetry listener's settings (`devicelab telemetry`): which MQTT broker and topics
+    it listens to, and whether unknown devices register themselves."""
+
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    topic: str = "lab/+/telemetry"
+    discovery: bool = False
+    # several listeners with the same group share the messages (MQTT shared subscription)
+    share_group: str = ""
+    client_id: str = ""
+    qos: int = 1
+    # a device that reports more often is written at most once per interval (unless its
+    # firmware changes or it was offline): keeps the database and the live events quiet
+    heartbeat_interval_s: float = 30
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> TelemetrySettings:
+        env = os.environ if env is None else env
+        url = (env.get("DEVICELAB_MQTT_URL") or "mqtt://127.0.0.1:1883").strip()
+        if not url.startswith(("mqtt://", "mqtts://")) or len(url) <= len("mqtts://"):
+            raise SettingsError(
+                f"DEVICELAB_MQTT_URL must look like mqtt://[user:password@]host[:1883] "
+                f"(mqtts:// for TLS), got {url!r}"
+            )
+        share_group = (env.get("DEVICELAB_MQTT_SHARE_GROUP") or "").strip()
+        if any(c in share_group for c in "/+#"):
+            raise SettingsError(
+                f"DEVICELAB_MQTT_SHARE_GROUP must not contain / + or #, got {share_group!r}"
+            )
+        qos = _number(env, "DEVICELAB_MQTT_QOS", 1)
+        if qos not in (0, 1, 2):
+            raise SettingsError(f"DEVICELAB_MQTT_QOS must be 0, 1 or 2, got {qos:g}")
+        return cls(
+            mqtt_url=url,
+            topic=_mqtt_topic_filter(env.get("DEVICELAB_MQTT_TOPIC") or "lab/+/telemetry"),
+            discovery=_flag(env, "DEVICELAB_MQTT_DISCOVERY"),
+            share_group=share_group,
+            client_id=(env.get("DEVICELAB_MQTT_CLIENT_ID") or "").strip()
+            or f"devicelab-telemetry-{socket.gethostname()}-{os.getpid()}",
+            qos=int(qos),
+            heartbeat_interval_s=_number(env, "DEVICELAB_MQTT_HEARTBEAT_INTERVAL_S", 30),
+        )
+
+
+class _ReadRecorder(Mapping[str, str]):
+    """An empty environment that remembers every name looked up in it."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.names.add(name)
+        raise KeyError(name)
+
+    def __iter__(self):
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def variable_names() -> frozenset[str]:
+    """Every DEVICELAB_* variable the settings read: deployment files are checked against it."""
+    recorder = _ReadRecorder()
+    Settings.from_env(recorder)
+    RunnerSettings.from_env(recorder)
+    TelemetrySettings.from_env(recorder)
+    return frozenset(recorder.names)
