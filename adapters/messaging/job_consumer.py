@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from kombu import Connection, Consumer, Producer, Queue
+from kombu.exceptions import OperationalError
 from kombu.message import Message
 
 from adapters.messaging.topology import DEAD_ROUTING_KEY, Topology, supports_fanout
@@ -113,9 +114,16 @@ class JobConsumer:
         delay = self.options.first_reconnect_delay_s
         while not self._stop_requested:
             connection = self._connection()
-            errors = (*connection.connection_errors, *connection.channel_errors, OSError)
+            errors = (
+                *connection.connection_errors,
+                *connection.channel_errors,
+                OperationalError,
+                OSError,
+            )
             try:
                 with connection:
+                    # one attempt; the backoff below is ours, so stop() is noticed meanwhile
+                    connection.ensure_connection(max_retries=0)
                     self._serve(connection)
                     delay = self.options.first_reconnect_delay_s
             except errors as error:

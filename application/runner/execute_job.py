@@ -210,14 +210,15 @@ class _Execution:
 
     def run(self) -> JobOutcome:
         job = self.job
-        chosen = self._choose_executors()
-        if isinstance(chosen, str):
-            return self._fail(chosen)
+        # first ask devicelab whether this job is still ours to do (a redelivery may not be)
         reply = self.callbacks.started(job.callback, self.options.runner_id, self._give_up_at())
         if reply.status is not CallbackStatus.ACCEPTED:
             return self._after_refusal("started", reply)
         # started extends the run's deadline to at least now + the cases' timeouts
         self.deadline = max(self.deadline, self.clock.now() + timedelta(seconds=job.timeout_s))
+        chosen = self._choose_executors()
+        if isinstance(chosen, str):
+            return self._fail(chosen)
         log.info("run %s started: %d test case(s)", job.run_id, len(job.test_cases))
         results: list[ResultReport] = []
         for case in job.test_cases:

@@ -310,6 +310,20 @@ def test_a_job_of_a_cancelled_run_is_dropped(lab, bench, runner):
     assert recording.requests == []
 
 
+def test_a_job_another_runner_is_executing_is_dropped(lab, bench, runner):
+    run = start(lab, bench)
+    lab.record_started(run.id, "runner-b")  # the job's first delivery went there
+    recording = Recording()
+    execute, _, _ = runner({"recording": recording})
+
+    outcome = execute(message_for(run))
+
+    assert (outcome.disposition, outcome.reason) == (Disposition.ACK, "run_finished")
+    assert "runner-b" in outcome.detail
+    assert recording.requests == []
+    assert lab.get_test_run(run.id).status is RunStatus.RUNNING
+
+
 def test_a_job_for_an_unknown_run_is_dead_lettered(lab, bench, runner):
     run = start(lab, bench)
     payload = json.loads(message_for(run))
