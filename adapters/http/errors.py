@@ -76,6 +76,9 @@ class ErrorSchema(ma.Schema):
         values=ma.fields.String(),
         metadata={"description": "device id → status, for device_unavailable errors"},
     )
+    retry_after = ma.fields.Integer(
+        metadata={"description": "seconds to wait, for too_many_requests errors"}
+    )
 
 
 def error_body(code: str, message: str, errors: dict[str, Any] | None = None) -> dict[str, Any]:
