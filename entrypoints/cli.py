@@ -94,6 +94,37 @@ def db_current() -> None:
     )
 
 
+@db.command("check")
+def db_check() -> None:
+    """Exit 0 if the schema is at the latest revision (the auth store's too, unless
+    DEVICELAB_AUTH_MODE=remote), else 1. Init containers wait on it, so that no process starts
+    on a schema older than its code."""
+    from adapters.persistence.schema import (
+        auth_head_revision,
+        current_auth_revision,
+        current_revision,
+        head_revision,
+    )
+
+    settings = _settings()
+    histories = [("schema", current_revision, head_revision, settings.database_url)]
+    if settings.auth_mode == "local":
+        histories.append(
+            ("auth store", current_auth_revision, auth_head_revision, settings.auth_database_url)
+        )
+    behind = []
+    for name, current_of, head, url in histories:
+        try:
+            current = current_of(url)
+        except Exception as error:  # unreachable, no such database, ...: not ready either
+            raise click.ClickException(f"{name}: {type(error).__name__}: {error}") from None
+        if current != head():
+            behind.append(f"{name} at {current or 'none'}, latest {head()}")
+    if behind:
+        raise click.ClickException("not migrated: " + "; ".join(behind))
+    click.echo("schema at the latest revision")
+
+
 @main.command("seed-demo")
 def seed_demo_command() -> None:
     """Fill an empty lab with demo devices, test cases and environments."""
