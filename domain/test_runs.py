@@ -243,7 +243,8 @@ class TestRun:
         self.started_at = at
         self.last_report_at = at
         self.runner = runner
-        self.deadline = max(self.deadline, at + timedelta(seconds=self.timeout_s))
+        # the queue allowance is spent: from now on the run has its test cases' timeouts
+        self.deadline = at + timedelta(seconds=self.timeout_s)
         return True
 
     def record_progress(

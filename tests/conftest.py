@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -147,3 +148,55 @@ def empty_auth_postgres_url(auth_postgres_url: str) -> str:
     finally:
         engine.dispose()
     return auth_postgres_url
+
+
+# -- RabbitMQ ------------------------------------------------------------------------------
+
+RABBITMQ_URL_VARIABLE = "DEVICELAB_TEST_RABBITMQ_URL"
+DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    """The RabbitMQ of DEVICELAB_TEST_RABBITMQ_URL; tests use their own exchange and queue
+    names on it (see `broker_names`). Skipped when it does not answer, failing in CI."""
+    from kombu import Connection
+
+    url = os.environ.get(RABBITMQ_URL_VARIABLE) or DEFAULT_RABBITMQ_URL
+    connection = Connection(url, connect_timeout=3)
+    try:
+        connection.ensure_connection(max_retries=1, timeout=3)
+    except Exception as error:
+        reason = (
+            f"RabbitMQ at {url.split('@')[-1]} does not answer ({error}); "
+            f"set {RABBITMQ_URL_VARIABLE} to a broker where guest may declare queues"
+        )
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and {reason}", pytrace=False)
+        pytest.skip(reason)
+    finally:
+        connection.release()
+    return url
+
+
+@pytest.fixture
+def broker_names(rabbitmq_url: str) -> Iterator[Any]:
+    """A Topology with names of this test's own, deleted from the broker afterwards."""
+    from kombu import Connection
+
+    from adapters.messaging.topology import Topology
+
+    suffix = uuid.uuid4().hex[:8]
+    names = Topology(
+        exchange=f"test.{suffix}",
+        job_queue=f"test.{suffix}.jobs",
+        dead_letter_queue=f"test.{suffix}.dead",
+        control_exchange=f"test.{suffix}.control",
+    )
+    yield names
+    with Connection(rabbitmq_url) as connection:
+        channel = connection.channel()
+        for queue in (names.job_queue, names.dead_letter_queue):
+            channel.queue_delete(queue)
+        for exchange in (names.exchange, names.control_exchange):
+            channel.exchange_delete(exchange)

@@ -6,9 +6,7 @@ Each test uses its own exchange and queue names and deletes them afterwards."""
 from __future__ import annotations
 
 import contextlib
-import os
 import time
-import uuid
 from datetime import timedelta
 
 import pytest
@@ -17,7 +15,7 @@ from kombu import Connection
 from adapters.auth.run_credentials import SignedRunCredentials
 from adapters.clocks import SettableClock
 from adapters.identifiers import SequentialIds
-from adapters.messaging.publisher import BrokerCheck, KombuPublisher
+from adapters.messaging.publisher import KombuPublisher
 from adapters.messaging.topology import Topology
 from adapters.persistence.in_memory import InMemoryStore, InMemoryUnitOfWork
 from application.errors import PublishFailed
@@ -34,42 +32,7 @@ from application.use_cases.relay import RelayOutbox
 from application.use_cases.test_runs import StartTestRun, StartTestRunRequest
 from tests.support.tcp_proxy import TcpProxy
 
-RABBITMQ_URL = (
-    os.environ.get("DEVICELAB_TEST_RABBITMQ_URL") or "amqp://guest:guest@127.0.0.1:5672//"
-)
-
 pytestmark = pytest.mark.rabbitmq
-
-
-@pytest.fixture(scope="module")
-def rabbitmq() -> str:
-    problem = BrokerCheck(RABBITMQ_URL, timeout_s=3)
-    try:
-        problem.check()
-    except Exception as error:
-        reason = f"RabbitMQ at {RABBITMQ_URL.split('@')[-1]} does not answer ({error})"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and {reason}", pytrace=False)
-        pytest.skip(reason)
-    return RABBITMQ_URL
-
-
-@pytest.fixture
-def topology(rabbitmq):
-    suffix = uuid.uuid4().hex[:8]
-    names = Topology(
-        exchange=f"test.{suffix}",
-        job_queue=f"test.{suffix}.jobs",
-        dead_letter_queue=f"test.{suffix}.dead",
-        control_exchange=f"test.{suffix}.control",
-    )
-    yield names
-    with Connection(rabbitmq) as connection:
-        channel = connection.channel()
-        for queue in (names.job_queue, names.dead_letter_queue):
-            channel.queue_delete(queue)
-        for exchange in (names.exchange, names.control_exchange):
-            channel.exchange_delete(exchange)
 
 
 def drain(url: str, topology: Topology, expect: int, within_s: float = 10) -> list[dict]:
@@ -114,21 +77,23 @@ class Lab:
         )
 
 
-def test_jobs_are_published_persistently_and_exactly_once(rabbitmq, topology):
-    publisher = KombuPublisher(rabbitmq, topology)
+def test_jobs_are_published_persistently_and_exactly_once(rabbitmq_url, broker_names):
+    publisher = KombuPublisher(rabbitmq_url, broker_names)
     lab = Lab(publisher)
     runs = [lab.start(i) for i in range(5)]
     assert lab.relay().sent == 5
     assert lab.relay().sent == 0
-    bodies = drain(rabbitmq, topology, expect=5)
+    bodies = drain(rabbitmq_url, broker_names, expect=5)
     assert sorted(b["run_id"] for b in bodies) == sorted(runs)
     publisher.close()
 
 
-def test_broker_unreachable_then_back(rabbitmq, topology):
+def test_broker_unreachable_then_back(rabbitmq_url, broker_names):
     proxy = TcpProxy("127.0.0.1", 5672).start()
-    through_proxy = rabbitmq.replace("127.0.0.1:5672", f"127.0.0.1:{proxy.port}")
-    publisher = KombuPublisher(through_proxy, topology, confirm_timeout_s=2, connect_timeout_s=1)
+    through_proxy = rabbitmq_url.replace("127.0.0.1:5672", f"127.0.0.1:{proxy.port}")
+    publisher = KombuPublisher(
+        through_proxy, broker_names, confirm_timeout_s=2, connect_timeout_s=1
+    )
     lab = Lab(publisher)
     first = lab.start(0)
     assert lab.relay().sent == 1  # a working connection exists ...
@@ -147,15 +112,15 @@ def test_broker_unreachable_then_back(rabbitmq, topology):
         time.sleep(0.2)
     while lab.relay().sent:
         pass
-    bodies = drain(rabbitmq, topology, expect=4)
+    bodies = drain(rabbitmq_url, broker_names, expect=4)
     assert sorted(b["run_id"] for b in bodies) == sorted([first, *later])
     publisher.close()
     proxy.cut()
 
 
-def test_publishing_to_a_dead_port_fails_fast(topology):
+def test_publishing_to_a_dead_port_fails_fast(broker_names):
     publisher = KombuPublisher(
-        "amqp://guest:guest@127.0.0.1:1//", topology, confirm_timeout_s=1, connect_timeout_s=1
+        "amqp://guest:guest@127.0.0.1:1//", broker_names, confirm_timeout_s=1, connect_timeout_s=1
     )
     began = time.monotonic()
     with pytest.raises(PublishFailed):
@@ -163,12 +128,12 @@ def test_publishing_to_a_dead_port_fails_fast(topology):
     assert time.monotonic() - began < 15
 
 
-def test_the_job_message_reaches_a_consumer_with_its_callback(rabbitmq, topology):
-    publisher = KombuPublisher(rabbitmq, topology)
+def test_the_job_message_reaches_a_consumer_with_its_callback(rabbitmq_url, broker_names):
+    publisher = KombuPublisher(rabbitmq_url, broker_names)
     lab = Lab(publisher)
     run_id = lab.start(0)
     lab.relay()
-    (body,) = drain(rabbitmq, topology, expect=1)
+    (body,) = drain(rabbitmq_url, broker_names, expect=1)
     assert body["callback"]["base_url"] == f"http://x/api/runner/test-runs/{run_id}"
     verified = SignedRunCredentials("s" * 40).verify(
         body["callback"]["token"], lab.clock.now() + timedelta(seconds=1)

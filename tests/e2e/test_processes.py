@@ -1,0 +1,253 @@
+"""devicelab as separate processes, the way it is deployed: API (gunicorn), worker and
+reference runners, talking through the database and the broker. A run started over HTTP
+must complete by itself, a cancelled run must free its devices at once, and a runner killed
+mid-job must not leave a device held.
+
+Embedded mode (SQLite + the SQLAlchemy broker transport) always runs; the PostgreSQL +
+RabbitMQ topology (api, worker and two runners) runs where those servers answer."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+PASSWORD = "processes-test-password"
+EMAIL = "lab-admin@example.test"
+BIN = Path(sys.executable).parent / "devicelab"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Deployment:
+    def __init__(self, tmp_path: Path, **env: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.logs = tmp_path / "logs"
+        self.logs.mkdir()
+        self.env = {
+            **os.environ,
+            "DEVICELAB_DATA_DIR": str(tmp_path / "var"),
+            "DEVICELAB_PORT": str(self.port),
+            "DEVICELAB_WORKERS": "1",
+            "DEVICELAB_SECRET_KEY": "processes-test-secret-0123456789-0123456789",
+            "DEVICELAB_RELAY_INTERVAL_S": "0.05",
+            "DEVICELAB_REAPER_INTERVAL_S": "0.5",
+            "DEVICELAB_RUNNER_HEARTBEAT_S": "0.3",
+            "DEVICELAB_QUEUE_ALLOWANCE_S": "60",
+            "DEVICELAB_NEW_USER_PASSWORD": PASSWORD,
+            **env,
+        }
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.token = ""
+
+    def command(self, *args: str) -> None:
+        subprocess.run(
+            [str(BIN), *args], env=self.env, check=True, capture_output=True, timeout=120
+        )
+
+    def spawn(self, name: str, *args: str, **env: str) -> None:
+        log = (self.logs / f"{name}.log").open("w")
+        self.processes[name] = subprocess.Popen(
+            [str(BIN), *args], env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def kill(self, name: str, signum: int = signal.SIGKILL) -> None:
+        process = self.processes.pop(name)
+        process.send_signal(signum)
+        process.wait(timeout=30)
+
+    def start(self, runners: int = 1) -> None:
+        self.command("db", "upgrade")
+        self.command("users", "create", "--email", EMAIL, "--role", "admin")
+        self.spawn("api", "serve")
+        self.spawn("worker", "worker")
+        for n in range(runners):
+            self.spawn(f"runner-{n}", "runner", "--runner-id", f"runner-{n}")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if self.request("GET", "/api/ready", auth=False)[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.3)
+        else:
+            raise AssertionError(f"the API did not become ready:\n{self.tail('api')}")
+        status, body = self.request(
+            "POST", "/auth/login", {"email": EMAIL, "password": PASSWORD}, auth=False
+        )
+        assert status == 200, body
+        self.token = body["token"]
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def tail(self, name: str, lines: int = 40) -> str:
+        path = self.logs / f"{name}.log"
+        return "\n".join(path.read_text().splitlines()[-lines:]) if path.exists() else ""
+
+    def request(self, method: str, path: str, body: dict | None = None, auth: bool = True):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        if auth:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                raw = response.read()
+                return response.status, json.loads(raw) if raw else None
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+    # -- lab helpers ------------------------------------------------------------------
+
+    def make_lab(self, devices: int, duration_s: int, timeout_s: int = 60) -> dict:
+        created = [
+            self.request("POST", "/api/devices", {"name": f"meter-{n}"})[1] for n in range(devices)
+        ]
+        status, case = self.request(
+            "POST",
+            "/api/test-cases",
+            {
+                "name": f"voltage-{duration_s}",
+                "criteria": [{"metric": "voltage", "condition": "<=", "threshold": 240}],
+                "duration_s": duration_s,
+                "timeout_s": timeout_s,
+            },
+        )
+        assert status == 201, case
+        environment = self.request("POST", "/api/environments", {"name": f"bench-{duration_s}"})[1]
+        return {"devices": [d["id"] for d in created], "case": case["id"], "env": environment["id"]}
+
+    def start_run(self, lab: dict, devices: list[str], case: str | None = None) -> dict:
+        status, run = self.request(
+            "POST",
+            "/api/test-runs",
+            {
+                "test_case_ids": [case or lab["case"]],
+                "environment_id": lab["env"],
+                "device_ids": devices,
+            },
+        )
+        assert status == 201, run
+        return run
+
+    def wait_for(self, run_id: str, statuses: set[str], within_s: float = 60) -> dict:
+        deadline = time.monotonic() + within_s
+        run: dict = {}
+        while time.monotonic() < deadline:
+            run = self.request("GET", f"/api/test-runs/{run_id}")[1]
+            if run["status"] in statuses:
+                return run
+            time.sleep(0.2)
+        logs = "\n".join(f"--- {n}\n{self.tail(n)}" for n in self.processes)
+        raise AssertionError(f"run {run_id} stayed {run.get('status')}:\n{logs}")
+
+    def device_statuses(self, ids: list[str]) -> list[str]:
+        return [self.request("GET", f"/api/devices/{i}")[1]["status"] for i in ids]
+
+    def releases(self, device_id: str, run_id: str) -> int:
+        history = self.request("GET", f"/api/devices/{device_id}/history")[1]
+        return sum(1 for h in history if h["run_id"] == run_id and h["from_status"] == "in_test")
+
+
+@pytest.fixture
+def embedded(tmp_path):
+    deployment = Deployment(tmp_path)
+    deployment.start(runners=1)
+    yield deployment
+    deployment.stop()
+
+
+def test_embedded_run_completes_by_itself_and_cancel_frees_devices(embedded):
+    lab = embedded.make_lab(devices=3, duration_s=1)
+    run = embedded.start_run(lab, lab["devices"][:2])
+    done = embedded.wait_for(run["id"], {"completed", "failed"})
+    assert done["status"] == "completed", done
+    assert done["verdict"] in {"pass", "fail"}
+    assert len(done["results"]) == 2 and done["runner"] == "runner-0"
+    assert all(m["value"] is not None for r in done["results"] for m in r["measurements"])
+    assert embedded.device_statuses(lab["devices"][:2]) == ["available", "available"]
+
+    slow_case = embedded.make_lab(devices=0, duration_s=30, timeout_s=120)["case"]
+    slow = embedded.start_run(lab, [lab["devices"][2]], case=slow_case)
+    embedded.wait_for(slow["id"], {"running"})
+    status, cancelled = embedded.request("POST", f"/api/test-runs/{slow['id']}/cancel", {})
+    assert status == 200 and cancelled["status"] == "aborted"
+    assert embedded.device_statuses([lab["devices"][2]]) == ["available"]
+
+    # the runner notices the cancellation (409 on its next report) and takes the next job
+    quick = embedded.start_run(lab, [lab["devices"][2]])
+    assert embedded.wait_for(quick["id"], {"completed"}, within_s=30)["status"] == "completed"
+    assert embedded.releases(lab["devices"][2], slow["id"]) == 1
+
+
+@pytest.fixture
+def production(tmp_path, empty_postgres_url, rabbitmq_url):
+    suffix = uuid.uuid4().hex[:8]
+    deployment = Deployment(
+        tmp_path,
+        DEVICELAB_DATABASE_URL=empty_postgres_url,
+        DEVICELAB_BROKER_URL=rabbitmq_url,
+        DEVICELAB_EXCHANGE=f"e2e.{suffix}",
+        DEVICELAB_JOB_QUEUE=f"e2e.{suffix}.jobs",
+        DEVICELAB_DEAD_LETTER_QUEUE=f"e2e.{suffix}.dead",
+        DEVICELAB_CONTROL_EXCHANGE=f"e2e.{suffix}.control",
+        DEVICELAB_PROGRESS_LEASE_S="2",
+    )
+    deployment.start(runners=2)
+    yield deployment
+    deployment.stop()
+    from kombu import Connection
+
+    with Connection(rabbitmq_url) as connection:
+        channel = connection.channel()
+        for queue in (f"e2e.{suffix}.jobs", f"e2e.{suffix}.dead"):
+            channel.queue_delete(queue)
+        for exchange in (f"e2e.{suffix}", f"e2e.{suffix}.control"):
+            channel.exchange_delete(exchange)
+
+
+@pytest.mark.postgres
+@pytest.mark.rabbitmq
+def test_postgres_rabbitmq_api_worker_and_two_runners(production):
+    lab = production.make_lab(devices=8, duration_s=1)
+    runs = [production.start_run(lab, [device]) for device in lab["devices"][:6]]
+    finished = [production.wait_for(r["id"], {"completed", "failed"}) for r in runs]
+    assert [r["status"] for r in finished] == ["completed"] * 6
+    assert production.device_statuses(lab["devices"][:6]) == ["available"] * 6
+
+    # a runner killed mid-job: the job is redelivered or the run expires; either way its
+    # devices are freed exactly once
+    slow_case = production.make_lab(devices=0, duration_s=6, timeout_s=8)["case"]
+    slow = production.start_run(lab, lab["devices"][6:8], case=slow_case)
+    running = production.wait_for(slow["id"], {"running"})
+    production.kill(running["runner"])
+    ended = production.wait_for(slow["id"], {"completed", "failed"}, within_s=60)
+    if ended["status"] == "failed":
+        assert ended["failure_reason"] == "timeout"
+    assert production.device_statuses(lab["devices"][6:8]) == ["available", "available"]
+    for device in lab["devices"][6:8]:
+        assert production.releases(device, slow["id"]) == 1
