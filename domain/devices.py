@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from domain.editing import apply_edit
 from domain.errors import InvalidTransition, InvalidValue
 
 
@@ -141,9 +142,7 @@ class Device:
         unknown = set(details) - allowed
         if unknown:
             raise InvalidValue(sorted(unknown)[0], "cannot be changed")
-        for key, value in details.items():
-            setattr(self, key, value)
-        self.__post_init__()
+        apply_edit(self, details, self.__post_init__)
         self.updated_at = at
 
     def ensure_can_be_deleted(self) -> None:

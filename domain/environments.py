@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from domain.editing import apply_edit
 from domain.errors import InvalidValue
 
 
@@ -40,9 +41,7 @@ class Environment:
         unknown = set(changes) - {"name", "description", "variables"}
         if unknown:
             raise InvalidValue(sorted(unknown)[0], "cannot be changed")
-        for key, value in changes.items():
-            setattr(self, key, value)
-        self.__post_init__()
+        apply_edit(self, changes, self.__post_init__)
         self.updated_at = at
 
     def snapshot(self) -> EnvironmentSnapshot:

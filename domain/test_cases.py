@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from domain.editing import apply_edit
 from domain.errors import InvalidValue
 
 MAX_TIMEOUT_S = 7 * 24 * 3600
@@ -145,9 +146,7 @@ class TestCase:
         if unknown:
             raise InvalidValue(sorted(unknown)[0], "cannot be changed")
         before = self.snapshot()
-        for key, value in changes.items():
-            setattr(self, key, value)
-        self.__post_init__()
+        apply_edit(self, changes, self.__post_init__)
         if self.snapshot() != before:
             self.version += 1
             self.updated_at = at

@@ -255,28 +255,25 @@ class TestRun:
         partial_results: Iterable[ResultReport] = (),
         lease_s: float = 0,
     ) -> bool:
-        """A heartbeat from the runner, with optional partial results; extends the lease."""
+        """A heartbeat from the runner, with optional partial results; extends the lease.
+        Always a change worth keeping: even a repeat renews the runner's lease."""
         self._refuse_if_finished("progress report")
-        if not (isinstance(progress, int | float) and math.isfinite(progress)):
+        if isinstance(progress, bool) or not (
+            isinstance(progress, int | float) and math.isfinite(progress)
+        ):
             raise InvalidValue("progress", "must be a number between 0 and 1")
         if not 0 <= progress <= 1:
             raise InvalidValue("progress", "must be between 0 and 1")
-        changed = False
-        if self.status is RunStatus.QUEUED:
-            changed = self.start(at)
         new_results = self._evaluate(partial_results)
-        if progress != self.progress or message != self.progress_message:
-            changed = True
-        for key, result in new_results.items():
-            if self.results.get(key) != result:
-                self.results[key] = result
-                changed = True
+        if self.status is RunStatus.QUEUED:
+            self.start(at)
+        self.results.update(new_results)
         self.progress = float(progress)
         self.progress_message = message
         self.last_report_at = at
         if lease_s > 0:
             self.deadline = max(self.deadline, at + timedelta(seconds=lease_s))
-        return changed
+        return True
 
     def complete(self, at: datetime, reports: Iterable[ResultReport]) -> bool:
         """Final results: computes the verdict. A repeat of the accepted report changes

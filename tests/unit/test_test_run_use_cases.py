@@ -191,6 +191,45 @@ def test_run_started_is_recorded_once(lab, bench) -> None:
     assert stored.started_at == lab.clock.now() - timedelta(seconds=5)
 
 
+def test_a_second_runner_is_refused_until_the_first_has_been_silent_too_long(lab, bench) -> None:
+    run = lab.start([bench.d1], [bench.voltage], bench.chamber)
+    lab.record_started(run.id, runner="runner-a")
+    lab.clock.advance(200)
+    lab.record_progress(run.id, ProgressReport(0.3))
+    lab.clock.advance(300)  # exactly the allowed silence (the default: 300 s)
+    with pytest.raises(InvalidTransition):
+        lab.record_started(run.id, runner="runner-b")
+    assert lab.get_test_run(run.id).runner == "runner-a"
+    lab.clock.advance(1)
+    assert lab.record_started(run.id, runner="runner-b").changed
+    assert lab.get_test_run(run.id).runner == "runner-b"
+    assert held_by(lab, bench.d1) == [run.id]
+
+
+def test_a_runner_repeating_the_same_progress_keeps_its_run(lab, bench) -> None:
+    run = lab.start([bench.d1], [bench.voltage], bench.chamber)
+    lab.record_started(run.id, runner="runner-a")
+    for _ in range(5):  # a long step: the same heartbeat every 100 s
+        lab.clock.advance(100)
+        lab.record_progress(run.id, ProgressReport(0.5, "measuring"))
+    with pytest.raises(InvalidTransition):
+        lab.record_started(run.id, runner="runner-b")
+    assert lab.get_test_run(run.id).runner == "runner-a"
+
+
+def test_repeating_the_same_progress_still_extends_the_lease(lab, bench) -> None:
+    run = lab.start([bench.d1], [bench.voltage], bench.chamber)
+    lab.record_started(run.id)
+    lab.clock.advance((run.deadline - lab.clock.now()).total_seconds() - 100)
+    lab.record_progress(run.id, ProgressReport(0.5, "measuring"))
+    lab.clock.advance(lab.lease_s - 100)
+    lab.record_progress(run.id, ProgressReport(0.5, "measuring"))  # the same heartbeat
+    assert lab.get_test_run(run.id).deadline == lab.clock.now() + timedelta(seconds=lab.lease_s)
+    lab.clock.advance(lab.lease_s - 1)
+    assert lab.expire_overdue_runs() == []
+    assert lab.get_test_run(run.id).status is RunStatus.RUNNING
+
+
 def test_progress_is_stored_and_extends_the_lease(lab, bench) -> None:
     run = lab.start([bench.d1], [bench.voltage], bench.chamber)
     lab.clock.advance(lab.queue_allowance_s + 100)
@@ -203,7 +242,6 @@ def test_progress_is_stored_and_extends_the_lease(lab, bench) -> None:
         "step 2 of 5",
     )
     assert stored.deadline >= lab.clock.now() + timedelta(seconds=lab.lease_s)
-    assert not lab.record_progress(run.id, ProgressReport(0.4, "step 2 of 5")).changed
 
 
 def test_partial_results_in_a_progress_report_are_stored(lab, bench) -> None:
