@@ -63,7 +63,7 @@ function createUserWithCli(env: NodeJS.ProcessEnv): void {
     ['users', 'create', '--email', E2E_EMAIL, '--name', 'E2E Admin', '--role', 'admin'],
     {
       cwd: repo,
-      env: { ...env, DEVICELAB_PASSWORD: E2E_PASSWORD, DEVICELAB_USER_PASSWORD: E2E_PASSWORD },
+      env: { ...env, DEVICELAB_NEW_USER_PASSWORD: E2E_PASSWORD },
       input: `${E2E_PASSWORD}\n${E2E_PASSWORD}\n`,
       timeout: 60_000,
     },

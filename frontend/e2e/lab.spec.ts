@@ -11,6 +11,7 @@ const stamp = Date.now().toString(36);
 const CASE_NAME = `E2E quick check ${stamp}`;
 const ENV_NAME = `E2E bench ${stamp}`;
 const LONG_CASE = 'Energy register accuracy'; // a demo test case of 60 s
+const VIEWER = { email: `e2e-viewer-${stamp}@devicelab.test`, password: 'viewer-password-123' };
 
 let page: Page;
 let api: Api;
@@ -278,6 +279,16 @@ test('admin pages: users and my sessions', async () => {
   test.skip(!authRequired(), 'the server runs without the auth service');
   await page.goto('/users');
   await expect(page.getByTestId('users-table')).toContainText(credentials().email);
+  await page.getByRole('button', { name: 'New user' }).click();
+  const dialog = page.getByRole('dialog');
+  await dialog.getByLabel('Email').fill(VIEWER.email);
+  await dialog.getByLabel('Role').selectOption('viewer');
+  await dialog.getByLabel('Initial password').fill('short');
+  await dialog.getByRole('button', { name: 'Create user' }).click();
+  await expect(dialog.getByText('At least 8 characters.')).toBeVisible();
+  await dialog.getByLabel('Initial password').fill(VIEWER.password);
+  await dialog.getByRole('button', { name: 'Create user' }).click();
+  await expect(page.getByTestId('users-table')).toContainText(VIEWER.email);
   await shot(page, '16-users');
   await page.getByTestId('user-menu').click();
   await page.getByRole('link', { name: /My account/ }).click();
@@ -288,10 +299,31 @@ test('admin pages: users and my sessions', async () => {
 test('log out', async () => {
   test.skip(!authRequired(), 'the server runs without the auth service: nothing to log out of');
   await page.getByTestId('user-menu').click();
-  await page.getByRole('button', { name: 'Log out' }).click();
+  await page.getByRole('button', { name: 'Log out', exact: true }).click();
   await expect(page.getByRole('button', { name: 'Log in' })).toBeVisible();
   await expect(page.getByText('You have logged out.')).toBeVisible();
   // The old token is dead: the app does not come back on reload.
   await page.reload();
+  await expect(page.getByRole('button', { name: 'Log in' })).toBeVisible();
+});
+
+test('a viewer reads but changes nothing', async () => {
+  test.skip(!authRequired(), 'the server runs without the auth service: there are no roles');
+  await page.getByLabel('Email').fill(VIEWER.email);
+  await page.getByLabel('Password').fill(VIEWER.password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page.getByTestId('user-menu')).toContainText('viewer');
+  await expect(page.getByRole('button', { name: 'New run' })).toHaveCount(0);
+  await expect(page.getByRole('link', { name: 'Users' })).toHaveCount(0);
+  await page.getByRole('link', { name: 'Devices', exact: true }).click();
+  await expect(page.getByTestId('devices-table')).toBeVisible();
+  await expect(page.getByRole('button', { name: /Set (offline|online)/ })).toHaveCount(0);
+  await page.getByRole('link', { name: 'Test cases', exact: true }).click();
+  await page.getByRole('link', { name: CASE_NAME }).click();
+  await expect(page.getByText(/may look at test cases but not change them/)).toBeVisible();
+  await page.goto('/runs/new');
+  await expect(page.getByRole('heading', { name: 'Not allowed' })).toBeVisible();
+  await page.getByTestId('user-menu').click();
+  await page.getByRole('button', { name: 'Log out', exact: true }).click();
   await expect(page.getByRole('button', { name: 'Log in' })).toBeVisible();
 });

@@ -16,9 +16,10 @@ const screenshots = path.resolve(import.meta.dirname, '..', '..', 'build', 'scre
 
 export async function shot(page: Page, name: string): Promise<void> {
   mkdirSync(screenshots, { recursive: true });
-  // Let charts and late rows settle so the picture shows what a person would see.
-  await page.waitForLoadState('networkidle').catch(() => {});
+  // Let loading indicators go and charts draw, so the picture shows what a person would see.
+  // (Not "network idle": the live event stream keeps a request open all the time.)
   await page.waitForFunction(() => !document.querySelector('[aria-busy="true"]'), null, { timeout: 10_000 }).catch(() => {});
+  await page.waitForTimeout(300);
   await page.screenshot({ path: path.join(screenshots, `${name}.png`), fullPage: true });
 }
 

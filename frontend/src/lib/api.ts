@@ -236,21 +236,16 @@ export const auth = {
     send<LoginResponse>('POST', '/auth/login', { body: { email, password }, expectUnauthorized: true }),
   logout: () => send<void>('POST', '/auth/logout'),
   session: (signal?: AbortSignal) => send<CurrentSession>('GET', '/auth/session', { signal }),
-  sessions: () => send<SessionInfo[] | { items: SessionInfo[] }>('GET', '/auth/sessions'),
+  sessions: () => listAll<SessionInfo>('/auth/sessions'),
   revokeSession: (sessionId: string) => send<void>('DELETE', `/auth/sessions/${id(sessionId)}`),
   changePassword: (current_password: string, new_password: string) =>
     send<void>('POST', '/auth/password', { body: { current_password, new_password } }),
-  users: () => send<User[] | { items: User[] }>('GET', '/auth/users'),
+  users: () => listAll<User>('/auth/users'),
   createUser: (user: { email: string; name: string; role: string; password: string }) =>
     send<User>('POST', '/auth/users', { body: user }),
   updateUser: (userId: string, changes: Partial<Pick<User, 'role' | 'name' | 'disabled'>>) =>
     send<User>('PATCH', `/auth/users/${id(userId)}`, { body: changes }),
 };
-
-/** Lists that may come back bare or wrapped in a page envelope. */
-export function itemsOf<T>(value: T[] | { items: T[] }): T[] {
-  return Array.isArray(value) ? value : value.items;
-}
 
 export interface DeviceQuery extends Query {
   status?: DeviceStatus | string;
