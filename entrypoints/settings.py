@@ -215,6 +215,7 @@ class RunnerSettings:
             write_metrics=_flag(env, "DEVICELAB_RUNNER_WRITE_METRICS"),
         )
 
+
 def _mqtt_topic_filter(raw: str) -> str:
     """An MQTT subscription filter: `+` stands for one whole level, `#` only at the end."""
     topic = raw.strip()
