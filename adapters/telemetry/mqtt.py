@@ -30,6 +30,7 @@ from domain.errors import DomainError
 log = logging.getLogger(__name__)
 
 WARNING_PERIOD_S = 60.0
+MAX_WARNING_KEYS = 10_000
 
 
 @dataclass(frozen=True)
@@ -199,8 +200,10 @@ class MqttTelemetryListener:
         else:
             log.debug("telemetry: %s from %s", recorded.outcome.value, report.device_name)
 
-    def _warn(self, topic: str, message: str, *args: object) -> None:
+    def _warn(self, key: str, message: str, *args: object) -> None:
         now = time.monotonic()
-        if now - self._warned_at.get(topic, -WARNING_PERIOD_S) >= WARNING_PERIOD_S:
-            self._warned_at[topic] = now
+        if now - self._warned_at.get(key, -WARNING_PERIOD_S) >= WARNING_PERIOD_S:
+            if len(self._warned_at) >= MAX_WARNING_KEYS:  # many topics or names: start over
+                self._warned_at.clear()
+            self._warned_at[key] = now
             log.warning(message, *args)
