@@ -349,7 +349,9 @@ def test_unknown_email_and_wrong_password_take_about_as_long(container, signed_i
             durations.append(duration(email, attempt))
     unknown = statistics.median(samples["nobody@lab.example"])
     wrong = statistics.median(samples["real@lab.example"])
-    assert 0.5 < unknown / wrong < 2, (unknown, wrong)
+    # without the dummy hash an unknown email would answer some 10-50 times faster; the wide
+    # band keeps a busy machine from failing the test
+    assert 1 / 3 < unknown / wrong < 3, (unknown, wrong)
 
 
 # -- one's own sessions and password ---------------------------------------------------------
