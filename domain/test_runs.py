@@ -225,26 +225,41 @@ class TestRun:
         """A runner picked the job up. A repeat by the same runner is accepted and changes
         nothing. Another runner may only take the run over once the one executing it has been
         silent for longer than `takeover_after_s` (a crashed runner's job was redelivered)."""
+        previous_report = self.last_report_at or self.started_at
         self._refuse_if_finished("start report")
         if self.status is RunStatus.RUNNING:
-            if runner and self.runner and runner != self.runner:
-                last_heard = self.last_report_at or self.started_at or at
-                silent_s = (at - last_heard).total_seconds()
+            self.last_report_at = at
+            if not runner or runner == self.runner:
+                return False
+            if self.runner:
+                silent_s = (at - (previous_report or at)).total_seconds()
                 if takeover_after_s is None or silent_s <= takeover_after_s:
+                    self.last_report_at = previous_report
                     raise InvalidTransition(
                         f"run {self.id} is being executed by runner {self.runner}"
                     )
-                self.runner = runner
-                self.last_report_at = at
-                return True
-            self.last_report_at = at
-            return False
+            # unclaimed (given back by a stopping runner), or its runner fell silent: the new
+            # runner executes the run afresh and gets the full timeout for it
+            self.runner = runner
+            self.deadline = max(self.deadline, at + timedelta(seconds=self.timeout_s))
+            return True
         self.status = RunStatus.RUNNING
         self.started_at = at
         self.last_report_at = at
         self.runner = runner
         # the queue allowance is spent: from now on the run has its test cases' timeouts
         self.deadline = at + timedelta(seconds=self.timeout_s)
+        return True
+
+    def give_back(self, at: datetime, runner: str) -> bool:
+        """A stopping runner hands the run back before requeueing its job, so the next
+        runner may claim it at once. Only the runner that holds the claim can give it back."""
+        self._refuse_if_finished("give-back")
+        if self.status is not RunStatus.RUNNING or not runner or self.runner != runner:
+            return False
+        self.runner = ""
+        self.last_report_at = at
+        self.progress_message = f"given back by runner {runner}"
         return True
 
     def record_progress(

@@ -155,5 +155,6 @@ class Container(containers.DeclarativeContainer):
         test_runs.RecordRunProgress, uow.provider, clock, ids, config.progress_lease_s
     )
     record_run_result = providers.Factory(test_runs.RecordRunResult, uow.provider, clock, ids)
+    record_run_released = providers.Factory(test_runs.RecordRunReleased, uow.provider, clock, ids)
     record_run_failure = providers.Factory(test_runs.RecordRunFailure, uow.provider, clock, ids)
     expire_overdue_runs = providers.Factory(test_runs.ExpireOverdueRuns, uow.provider, clock, ids)

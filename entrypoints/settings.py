@@ -70,7 +70,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 2
-    threads: int = 4
+    threads: int = 16
     max_body_bytes: int = 1024 * 1024
     queue_allowance_s: float = 600
     progress_lease_s: float = 300
@@ -85,7 +85,7 @@ class Settings:
     dead_letter_queue: str = "devicelab.jobs.dead"
     control_exchange: str = "devicelab.control"
     callback_base_url: str = ""
-    credential_grace_s: float = 3600
+    credential_grace_s: float = 86400
     relay_interval_s: float = 0.1
     reaper_interval_s: float = 5
     grafana_url_template: str = ""
@@ -114,7 +114,7 @@ class Settings:
             host=env.get("DEVICELAB_HOST") or "127.0.0.1",
             port=int(_number(env, "DEVICELAB_PORT", 8000, 1)),
             workers=int(_number(env, "DEVICELAB_WORKERS", 2, 1)),
-            threads=int(_number(env, "DEVICELAB_THREADS", 4, 1)),
+            threads=int(_number(env, "DEVICELAB_THREADS", 16, 1)),
             max_body_bytes=int(_number(env, "DEVICELAB_MAX_BODY_BYTES", 1024 * 1024, 1024)),
             queue_allowance_s=_number(env, "DEVICELAB_QUEUE_ALLOWANCE_S", 600),
             progress_lease_s=_number(env, "DEVICELAB_PROGRESS_LEASE_S", 300),
@@ -132,7 +132,7 @@ class Settings:
                 or f"http://{env.get('DEVICELAB_HOST') or '127.0.0.1'}:"
                 f"{int(_number(env, 'DEVICELAB_PORT', 8000, 1))}"
             ).rstrip("/"),
-            credential_grace_s=_number(env, "DEVICELAB_CREDENTIAL_GRACE_S", 3600),
+            credential_grace_s=_number(env, "DEVICELAB_CREDENTIAL_GRACE_S", 86400),
             relay_interval_s=_number(env, "DEVICELAB_RELAY_INTERVAL_S", 0.1, 0.01),
             reaper_interval_s=_number(env, "DEVICELAB_REAPER_INTERVAL_S", 5, 0.1),
             grafana_url_template=env.get("DEVICELAB_GRAFANA_URL_TEMPLATE") or "",

@@ -6,7 +6,7 @@ from dependency_injector.wiring import Provide, inject
 from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, fields, validate
 
 from adapters.http.security import public
 from adapters.http.test_runs import TestRunSchema
@@ -16,6 +16,7 @@ from application.use_cases.test_runs import (
     ProgressReport,
     RecordRunFailure,
     RecordRunProgress,
+    RecordRunReleased,
     RecordRunResult,
     RecordRunStarted,
     RunReportOutcome,
@@ -55,13 +56,19 @@ def run_credential_required() -> None:
     _check_run_credential((request.view_args or {}).get("run_id", ""))
 
 
-class ObservationSchema(Schema):
+class _Report(Schema):
+    class Meta:
+        # runners may send fields a later contract version adds; they are ignored here
+        unknown = EXCLUDE
+
+
+class ObservationSchema(_Report):
     metric = fields.String(required=True, validate=validate.Length(min=1, max=200))
     value = fields.Float(required=True, allow_nan=False)
     unit = fields.String(load_default="", validate=validate.Length(max=50))
 
 
-class ResultReportSchema(Schema):
+class ResultReportSchema(_Report):
     test_case_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
     device_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
     measurements = fields.List(
@@ -76,11 +83,15 @@ class ResultReportSchema(Schema):
     finished_at = fields.AwareDateTime(load_default=None, allow_none=True)
 
 
-class StartedSchema(Schema):
+class StartedSchema(_Report):
     runner = fields.String(load_default="", validate=validate.Length(max=200))
 
 
-class ProgressSchema(Schema):
+class ReleasedSchema(_Report):
+    runner = fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class ProgressSchema(_Report):
     progress = fields.Float(
         required=True,
         allow_nan=False,
@@ -93,13 +104,13 @@ class ProgressSchema(Schema):
     )
 
 
-class ResultSchema(Schema):
+class ResultSchema(_Report):
     results = fields.List(
         fields.Nested(ResultReportSchema), required=True, validate=validate.Length(max=2000)
     )
 
 
-class FailedSchema(Schema):
+class FailedSchema(_Report):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
 
 
@@ -183,3 +194,16 @@ class RunFailed(MethodView):
     def post(self, data, run_id, record: RecordRunFailure = Provide["record_run_failure"]):
         """The runner could not execute the run; it fails and frees its devices"""
         return _outcome(record(run_id, data["reason"]))
+
+
+@blp.route("/<run_id>/released")
+@public
+class RunReleased(MethodView):
+    @blp.arguments(ReleasedSchema)
+    @blp.response(200, ReportOutcomeSchema)
+    @blp.alt_response(409, description="the run has already finished or was cancelled")
+    @blp.doc(security=RUN_CREDENTIAL)
+    @inject
+    def post(self, data, run_id, record: RecordRunReleased = Provide["record_run_released"]):
+        """A stopping runner gives the run back before requeueing its job"""
+        return _outcome(record(run_id, data["runner"]))

@@ -88,6 +88,9 @@ class HttpCallbackClient:
     def started(self, callback: Callback, runner: str, give_up_at: datetime) -> CallbackReply:
         return self._post(callback, "started", {"runner": runner[:200]}, give_up_at)
 
+    def released(self, callback: Callback, runner: str, give_up_at: datetime) -> CallbackReply:
+        return self._post(callback, "released", {"runner": runner[:200]}, give_up_at)
+
     def progress(
         self,
         callback: Callback,

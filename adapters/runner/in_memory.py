@@ -14,6 +14,7 @@ from application.use_cases.test_runs import (
     ProgressReport,
     RecordRunFailure,
     RecordRunProgress,
+    RecordRunReleased,
     RecordRunResult,
     RecordRunStarted,
     RunReportOutcome,
@@ -43,12 +44,19 @@ class InProcessCallbackClient:
         record_progress: RecordRunProgress,
         record_result: RecordRunResult,
         record_failure: RecordRunFailure,
+        record_released: RecordRunReleased | None = None,
     ) -> None:
         self.record_started, self.record_progress = record_started, record_progress
         self.record_result, self.record_failure = record_result, record_failure
+        self.record_released = record_released
 
     def started(self, callback: Callback, runner: str, give_up_at: datetime) -> CallbackReply:
         return _reply(lambda: self.record_started(run_id_of(callback), runner))
+
+    def released(self, callback: Callback, runner: str, give_up_at: datetime) -> CallbackReply:
+        if self.record_released is None:
+            return CallbackReply(CallbackStatus.ACCEPTED)
+        return _reply(lambda: self.record_released(run_id_of(callback), runner))
 
     def progress(
         self,

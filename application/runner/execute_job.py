@@ -432,6 +432,13 @@ class _Execution:
         reason, detail = self.control.reason, self.control.detail
         if reason is StopReason.SHUTDOWN:
             log.warning("run %s: runner stopping, giving the job back", self.job.run_id)
+            # release the claim first, so the runner that gets the job next may start at once
+            give_up = self.clock.now() + timedelta(seconds=min(5.0, self.options.stop_grace_s))
+            reply = self.callbacks.released(self.job.callback, self.options.runner_id, give_up)
+            if reply.status is not CallbackStatus.ACCEPTED:
+                log.warning(
+                    "run %s: could not give the run back: %s", self.job.run_id, _describe(reply)
+                )
             return self._outcome(Disposition.REQUEUE, "shutdown")
         if reason is StopReason.CANCELLED:
             return self._outcome(Disposition.ACK, "cancelled", detail)

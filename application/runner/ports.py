@@ -87,6 +87,10 @@ class CallbackClient(Protocol):
 
     def failed(self, callback: Callback, reason: str, give_up_at: datetime) -> CallbackReply: ...
 
+    def released(self, callback: Callback, runner: str, give_up_at: datetime) -> CallbackReply:
+        """Give the run back before requeueing its job (this runner is stopping)."""
+        ...
+
 
 class MetricsWriter(Protocol):
     """Writes the measurements of finished (test case, device) pairs somewhere for dashboards.

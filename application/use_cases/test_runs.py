@@ -185,6 +185,14 @@ class RecordRunStarted(_RunTransition):
         return self._apply(run_id, lambda run: run.start(now, runner, self.takeover_after_s))
 
 
+class RecordRunReleased(_RunTransition):
+    """A stopping runner gives its run back (its job goes back to the queue)."""
+
+    def __call__(self, run_id: str, runner: str) -> RunReportOutcome:
+        now = self.clock.now()
+        return self._apply(run_id, lambda run: run.give_back(now, runner))
+
+
 @dataclass(frozen=True)
 class ProgressReport:
     progress: float

@@ -58,3 +58,21 @@ def test_a_second_runner_cannot_take_a_running_run(client, lab, report):
     clash = report(run["id"], "started", {"runner": "runner-b"})
     assert clash.status_code == 409
     assert "runner-a" in clash.get_json()["message"]
+
+
+def test_a_stopping_runner_gives_the_run_back_and_the_next_one_claims_it(client, lab, report):
+    run = start(client, lab, 0)
+    assert report(run["id"], "started", {"runner": "runner-a"}).status_code == 200
+    refused = report(run["id"], "released", {"runner": "runner-b"})
+    assert refused.status_code == 200 and refused.get_json()["changed"] is False
+    given_back = report(run["id"], "released", {"runner": "runner-a"})
+    assert given_back.get_json()["changed"] is True
+    assert given_back.get_json()["run"]["runner"] == ""
+    claimed = report(run["id"], "started", {"runner": "runner-b"})
+    assert claimed.status_code == 200 and claimed.get_json()["run"]["runner"] == "runner-b"
+
+
+def test_reports_may_carry_fields_of_later_contract_versions(client, lab, report):
+    run = start(client, lab, 1)
+    response = report(run["id"], "started", {"runner": "r", "capabilities": ["x"]})
+    assert response.status_code == 200

@@ -109,6 +109,9 @@ class ScriptedCallbacks:
     def started(self, callback: Callback, runner: str, give_up_at: datetime) -> CallbackReply:
         return self._answer("started", callback, runner, give_up_at)
 
+    def released(self, callback: Callback, runner: str, give_up_at: datetime) -> CallbackReply:
+        return self._answer("released", callback, runner, give_up_at)
+
     def progress(
         self,
         callback: Callback,

@@ -70,6 +70,7 @@ DEVICE_COUNT = 5
 MAX_SILENCE_S = 300
 QUEUE_ALLOWANCE_S = 120
 LEASE_S = 200
+TAKEOVER_AFTER_S = 250
 CASES = {
     "voltage": [CriterionInput("voltage", "<=", 240)],
     "power": [CriterionInput("power", ">=", 100), CriterionInput("power_factor", ">", 0.9)],
@@ -130,8 +131,7 @@ def expected_overall(verdicts: list[Verdict]) -> Verdict:
     return Verdict.PASS
 
 
-# Finite values only: a NaN measurement breaks the idempotency of a repeated report (see the
-# strict xfail in test_test_run_lifecycle.py), which this machine would otherwise keep finding.
+# Observations refuse non-finite values (test_test_run_lifecycle.py checks that).
 measured_value = st.one_of(
     st.sampled_from([230.0, 0.9, 100.0, 240.0, 250.0]),
     st.floats(min_value=0, max_value=300, allow_nan=False, allow_infinity=False),
@@ -165,7 +165,7 @@ class LabMachine(RuleBasedStateMachine):
         self.environment_id = CreateEnvironment(uow, self.clock, ids)(EnvironmentInput("bench")).id
 
         self.start_test_run = StartTestRun(uow, self.clock, ids, QUEUE_ALLOWANCE_S)
-        self.record_started = RecordRunStarted(uow, self.clock, ids)
+        self.record_started = RecordRunStarted(uow, self.clock, ids, TAKEOVER_AFTER_S)
         self.record_progress = RecordRunProgress(uow, self.clock, ids, LEASE_S)
         self.record_result = RecordRunResult(uow, self.clock, ids)
         self.record_failure = RecordRunFailure(uow, self.clock, ids)
@@ -246,17 +246,32 @@ class LabMachine(RuleBasedStateMachine):
         assert self.run(run.id).status is RunStatus.QUEUED
         return run.id
 
-    @rule(run_id=runs)
-    def record_run_started(self, run_id: str) -> None:
-        before = self.run(run_id).status
+    @rule(run_id=runs, runner=st.sampled_from(["", "runner-a", "runner-b"]))
+    def record_run_started(self, run_id: str, runner: str) -> None:
+        run = self.run(run_id)
+        now = self.clock.now()
+        contested = bool(
+            run.status is RunStatus.RUNNING and runner and run.runner not in ("", runner)
+        )
+        last_heard = run.last_report_at or run.started_at or now
+        taken_over = contested and (now - last_heard).total_seconds() > TAKEOVER_AFTER_S
+        # a running run nobody claims (started by a nameless report, or given back)
+        claimed = bool(run.status is RunStatus.RUNNING and runner and run.runner == "")
         try:
-            outcome = self.record_started(run_id)
+            outcome = self.record_started(run_id, runner)
         except RunAlreadyFinished:
-            assert before.finished
+            assert run.status.finished
             return
-        assert not before.finished
-        assert outcome.changed is (before is RunStatus.QUEUED)
-        assert self.run(run_id).status is RunStatus.RUNNING
+        except InvalidTransition:
+            assert contested and not taken_over, "a start was refused without a rival runner"
+            assert self.run(run_id).runner == run.runner
+            return
+        assert not run.status.finished
+        assert not contested or taken_over, f"{runner} took the run from a live {run.runner}"
+        assert outcome.changed is (run.status is RunStatus.QUEUED or taken_over or claimed)
+        stored = self.run(run_id)
+        assert stored.status is RunStatus.RUNNING
+        assert stored.runner == (runner if outcome.changed else run.runner)
 
     @rule(run_id=runs, progress=st.floats(0, 1), data=st.data())
     def record_run_progress(self, run_id: str, progress: float, data: st.DataObject) -> None:

@@ -181,12 +181,29 @@ def test_without_a_takeover_allowance_another_runner_is_always_refused() -> None
         run.start(at(10**6), "runner-b")
 
 
-@pytest.mark.parametrize(("first", "second"), [("", "runner-b"), ("runner-a", "")])
-def test_an_anonymous_start_never_conflicts(first: str, second: str) -> None:
+def test_an_anonymous_start_never_conflicts() -> None:
     run = a_run()
-    run.start(at(5), first, takeover_after_s=300)
-    assert run.start(at(6), second, takeover_after_s=300) is False
-    assert run.runner == first
+    run.start(at(5), "runner-a", takeover_after_s=300)
+    assert run.start(at(6), "", takeover_after_s=300) is False
+    assert run.runner == "runner-a"
+
+
+def test_a_named_runner_claims_a_run_nobody_claims() -> None:
+    run = a_run()
+    run.start(at(5), "", takeover_after_s=300)
+    assert run.start(at(6), "runner-b", takeover_after_s=300) is True
+    assert run.runner == "runner-b"
+
+
+def test_a_run_given_back_is_claimed_by_the_next_runner_at_once() -> None:
+    run = a_run()
+    run.start(at(5), "runner-a", takeover_after_s=300)
+    assert run.give_back(at(6), "runner-b") is False  # not its claim
+    assert run.give_back(at(7), "runner-a") is True
+    assert run.runner == ""
+    assert run.start(at(8), "runner-b", takeover_after_s=300) is True
+    assert run.runner == "runner-b"
+    assert run.deadline >= at(8 + run.timeout_s)
 
 
 def test_progress_on_a_queued_run_implies_that_it_started() -> None:
