@@ -29,6 +29,7 @@ from adapters.http.security import (
     public,
     requires,
 )
+from application.auth.ports import Principal
 from application.auth.sessions import (
     GetSession,
     ListSessions,
@@ -177,6 +178,7 @@ class LoginView(MethodView):
                 user_agent=request.user_agent.string or "",
             )
         )
+        g.principal = Principal.of(result.user, result.session)  # the session is this one
         body = {
             "token": result.token,
             "token_type": "Bearer",

@@ -45,6 +45,7 @@ def test_login_answers_a_bearer_token_that_opens_the_api(client, anonymous):
     assert body["user"]["email"] == ADMIN_EMAIL and body["user"]["role"] == "admin"
     assert set(body["user"]) == {"id", "email", "name", "role"}
     assert body["expires_at"] == body["session"]["expires_at"]
+    assert body["session"]["current"] is True
     assert anonymous.get("/api/devices", headers=bearer(body["token"])).status_code == 200
 
 
