@@ -11,7 +11,7 @@ import logging
 from flask import Flask
 
 from adapters.http.auth_api import install_auth_service
-from adapters.http.security import install_authentication
+from adapters.http.security import install_authentication, trust_reverse_proxies
 from entrypoints.container import Container
 from entrypoints.settings import Settings
 from entrypoints.wsgi import create_container
@@ -30,4 +30,5 @@ def create_auth_app(container: Container | None = None) -> Flask:
     app.extensions["devicelab.container"] = container
     install_auth_service(app, container.config.login_rate_limit(), container.config.redis_url())
     install_authentication(app, container.auth_service_authenticator(), prefix="/auth")
+    trust_reverse_proxies(app, container.config.trusted_proxies())
     return app

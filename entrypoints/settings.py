@@ -60,6 +60,7 @@ def _auth_settings(env: Mapping[str, str], database_url: str) -> dict:
         "auth_mode": mode,
         "auth_url": auth_url,
         "auth_cache_s": _number(env, "DEVICELAB_AUTH_CACHE_S", 30),
+        "trusted_proxies": int(_number(env, "DEVICELAB_TRUSTED_PROXIES", 0)),
     }
 
 
@@ -98,6 +99,9 @@ class Settings:
     auth_mode: str = "local"  # local: verify tokens in-process; remote: ask auth_url
     auth_url: str = ""
     auth_cache_s: float = 30
+    # reverse proxies in front whose X-Forwarded-For/-Proto are believed (the client IP the
+    # login rate limit counts by); 0 believes none, so a client cannot pick its own IP
+    trusted_proxies: int = 0
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod

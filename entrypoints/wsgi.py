@@ -9,7 +9,7 @@ from flask import Flask
 
 from adapters.http.api import install_api
 from adapters.http.auth_api import install_auth_api
-from adapters.http.security import install_authentication
+from adapters.http.security import install_authentication, trust_reverse_proxies
 from adapters.http.web_ui import install_web_ui
 from entrypoints.container import Container
 from entrypoints.settings import Settings
@@ -43,5 +43,6 @@ def create_app(container: Container | None = None) -> Flask:
         )
         install_authentication(app, container.auth_service_authenticator(), prefix="/auth")
     install_authentication(app, container.authenticator(), prefix="/api")
+    trust_reverse_proxies(app, container.config.trusted_proxies())
     install_web_ui(app, WEB_UI_DIST)
     return app

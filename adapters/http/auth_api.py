@@ -293,8 +293,8 @@ class UserById(MethodView):
 
 
 def _client_ip() -> str:
-    # Behind a reverse proxy this is the proxy, unless the app is wrapped in werkzeug's
-    # ProxyFix (see README); then it is the client the proxy saw.
+    # Behind a reverse proxy this is the proxy, unless DEVICELAB_TRUSTED_PROXIES says how many
+    # proxies' X-Forwarded-For to believe (see security.trust_reverse_proxies).
     return request.remote_addr or "unknown"
 
 

@@ -22,6 +22,7 @@ from typing import Protocol, TypeVar
 from flask import Flask, Request, g, request
 from flask_smorest import Blueprint
 from flask_smorest.utils import load_info_from_docstring
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from application.auth.errors import Forbidden, Unauthenticated
 from application.auth.ports import Principal, TokenVerifier
@@ -192,3 +193,11 @@ def install_authentication(app: Flask, authenticator: RequestAuthenticator, pref
             )
 
     app.before_request(check)
+
+
+def trust_reverse_proxies(app: Flask, hops: int) -> None:
+    """Believe X-Forwarded-For / -Proto from the `hops` reverse proxies in front of the app,
+    so `request.remote_addr` (what login attempts are counted and logged by) is the client's
+    address. With 0 the headers are ignored: a client could otherwise name any address."""
+    if hops > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]

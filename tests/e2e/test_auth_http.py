@@ -289,6 +289,43 @@ def test_too_many_failures_from_one_address_get_429(limited):
     assert _login(client, ADMIN_EMAIL, ADMIN_PASSWORD, ip="10.2.2.2").status_code in (200, 401)
 
 
+def test_a_forged_forwarded_for_does_not_dodge_the_address_limit(limited):
+    client = limited.test_client()
+    for attempt in range(3):
+        forged = {"X-Forwarded-For": f"192.0.2.{attempt}"}
+        response = client.post(
+            "/auth/login",
+            json={"email": f"g{attempt}@lab.example", "password": "x" * 9},
+            headers=forged,
+        )
+        assert response.status_code == 401
+    blocked = client.post(
+        "/auth/login",
+        json={"email": "g9@lab.example", "password": "x" * 9},
+        headers={"X-Forwarded-For": "192.0.2.99"},
+    )
+    assert_error(blocked, 429)
+
+
+def test_behind_a_trusted_proxy_clients_are_told_apart_by_forwarded_for(container):
+    container.config.set("login_rate_limit", "3/minute")
+    container.config.set("trusted_proxies", 1)
+    client = create_app(container).test_client()
+
+    emails = (f"guess{n}@lab.example" for n in range(100))  # one each: only the IP counts
+
+    def attempt(client_ip):
+        return client.post(
+            "/auth/login",
+            json={"email": next(emails), "password": "x" * 9},
+            headers={"X-Forwarded-For": client_ip},
+            environ_base={"REMOTE_ADDR": "10.0.0.1"},  # the proxy
+        )
+
+    assert [attempt("198.51.100.1").status_code for _ in range(4)] == [401, 401, 401, 429]
+    assert attempt("198.51.100.2").status_code == 401  # another client behind the same proxy
+
+
 def test_successful_logins_do_not_use_up_the_limit(limited, container):
     container.create_user()(
         CreateUserRequest("ada@lab.example", "Ada", "engineer", "right-password")

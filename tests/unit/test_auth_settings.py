@@ -15,6 +15,7 @@ def test_defaults():
     assert settings.login_rate_limit == "10/minute"
     assert (settings.auth_mode, settings.auth_url, settings.auth_cache_s) == ("local", "", 30)
     assert settings.redis_url == ""
+    assert settings.trusted_proxies == 0
 
 
 def test_everything_can_be_set():
@@ -53,6 +54,7 @@ def test_everything_can_be_set():
         ({"DEVICELAB_SESSION_LIFETIME_S": "a week"}, "DEVICELAB_SESSION_LIFETIME_S"),
         ({"DEVICELAB_AUTH_CACHE_S": "-1"}, "DEVICELAB_AUTH_CACHE_S"),
         ({"DEVICELAB_REDIS_URL": "http://cache:6379"}, "DEVICELAB_REDIS_URL"),
+        ({"DEVICELAB_TRUSTED_PROXIES": "-1"}, "DEVICELAB_TRUSTED_PROXIES"),
     ],
 )
 def test_bad_values_name_the_variable(env, names):
