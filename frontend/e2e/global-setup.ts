@@ -27,11 +27,15 @@ function freePort(): Promise<number> {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function status(url: string, init?: RequestInit): Promise<number> {
-  try {
-    return (await fetch(url, init)).status;
-  } catch {
-    return 0;
+  // A kept-alive connection the server closed meanwhile fails once; a fresh one then works.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      return (await fetch(url, init)).status;
+    } catch {
+      await sleep(100);
+    }
   }
+  return 0;
 }
 
 async function canLogIn(base: string, email: string, password: string): Promise<boolean> {
@@ -47,18 +51,18 @@ async function canLogIn(base: string, email: string, password: string): Promise<
 export function credentialsFrom(output: string): { email: string; password: string } | null {
   const lines = output.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
-    const password = /password\W{0,3}\s*(?:is\s+)?[:=]?\s*["'`]?([^\s"'`]+)["'`]?/i.exec(lines[i]);
+    const password = /\bpassword\b\s*(?:is\s*)?[:=]?\s*["'`]?([^\s"'`]+)/i.exec(lines[i]);
     if (!password) continue;
     const nearby = lines.slice(Math.max(0, i - 2), i + 3).join('\n');
     const email = /[\w.+-]+@[\w-]+(?:\.[\w-]+)+/.exec(nearby);
-    if (email) return { email: email[0], password: password[1].replace(/[.,;]$/, '') };
+    if (email) return { email: email[0], password: password[1] };
   }
   return null;
 }
 
-function createUserWithCli(env: NodeJS.ProcessEnv): void {
+function createUserWithCli(env: NodeJS.ProcessEnv): string {
   // `devicelab users create` asks for the password (twice when confirming) or reads an env var.
-  spawnSync(
+  const result = spawnSync(
     bin('devicelab'),
     ['users', 'create', '--email', E2E_EMAIL, '--name', 'E2E Admin', '--role', 'admin'],
     {
@@ -66,8 +70,10 @@ function createUserWithCli(env: NodeJS.ProcessEnv): void {
       env: { ...env, DEVICELAB_NEW_USER_PASSWORD: E2E_PASSWORD },
       input: `${E2E_PASSWORD}\n${E2E_PASSWORD}\n`,
       timeout: 60_000,
+      encoding: 'utf8',
     },
   );
+  return `users create: exit ${result.status ?? result.error}; ${result.stdout ?? ''}${result.stderr ?? ''}`;
 }
 
 export default async function globalSetup(): Promise<() => Promise<void>> {
@@ -89,6 +95,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     DEVICELAB_SECRET_KEY: 'e2e-browser-tests-secret-key-0123456789-abcdefghijklmnop',
     DEVICELAB_WORKERS: '1',
     DEVICELAB_THREADS: '16',
+    DEVICELAB_GRAFANA_URL_TEMPLATE: 'https://grafana.example/d/devicelab?var-run={run_id}',
     PYTHONUNBUFFERED: '1',
   };
   const logDir = path.join(repo, 'build');
@@ -154,15 +161,16 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
         break;
       }
     }
+    let cli = '';
     if (!ok) {
-      createUserWithCli(env);
+      cli = createUserWithCli(env);
       if (await canLogIn(base, E2E_EMAIL, E2E_PASSWORD)) ok = { email: E2E_EMAIL, password: E2E_PASSWORD };
     }
     if (!ok) {
       await stop();
       throw new Error(
         'the server wants a login, but no credentials worked: none printed by `devicelab up`, ' +
-          'and `devicelab users create` did not make a usable admin. Output:\n' +
+          `and \`devicelab users create\` did not make a usable admin (${cli.trim()}). Output:\n` +
           output.slice(-4000),
       );
     }

@@ -196,7 +196,20 @@ test('start a run on two devices and watch it complete live', async () => {
   for (const name of runDevices) await expect(results.locator(`tr[data-result-device="${name}"]`).first()).toBeVisible();
   await expect(results).toContainText('energy_error_pct');
   await expect(results.locator('.badge.ok, .badge.bad, .badge.warn').first()).toBeVisible();
+  const run = await api.get(`/api/test-runs/${quickRunId}`);
+  if (run.grafana_url) {
+    await expect(page.getByRole('button', { name: /Grafana/ })).toHaveAttribute('href', run.grafana_url);
+  } else {
+    test.info().annotations.push({ type: 'note', description: 'runs carry no grafana_url on this server' });
+  }
   await shot(page, '09-run-completed');
+
+  // Re-run opens the run form with the same choices.
+  await page.getByRole('button', { name: 'Re-run' }).click();
+  await expect(page.getByText('Prefilled from')).toBeVisible();
+  await expect(page.getByLabel(CASE_NAME)).toBeChecked();
+  await expect(page.locator('#run-environment option:checked')).toHaveText(ENV_NAME);
+  for (const name of runDevices) await expect(page.getByLabel(name, { exact: true })).toBeChecked();
 });
 
 test('a device taken while the run form is open is named', async () => {
