@@ -275,7 +275,7 @@ test('runs history filters by status', async () => {
   await shot(page, '13-dashboard-after-runs');
 });
 
-test('readable on a tablet', async () => {
+test('readable on a tablet and in dark mode', async () => {
   await page.setViewportSize({ width: 768, height: 1024 });
   await page.goto('/devices');
   await expect(page.getByTestId('devices-table')).toBeVisible();
@@ -284,6 +284,15 @@ test('readable on a tablet', async () => {
   await expect(page.getByTestId('run-outcome')).toBeVisible();
   await shot(page, '15-tablet-run');
   await page.setViewportSize({ width: 1366, height: 900 });
+  // pico follows the system's colour scheme.
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await page.goto('/');
+  await expect(page.getByTestId('latest-results')).toBeVisible();
+  await shot(page, '15-dark-dashboard');
+  await page.goto(`/runs/${quickRunId}`);
+  await expect(page.getByTestId('run-outcome')).toBeVisible();
+  await shot(page, '15-dark-run');
+  await page.emulateMedia({ colorScheme: 'light' });
 });
 
 test('admin pages: users and my sessions', async () => {
