@@ -100,6 +100,37 @@ test('devices: filter, open one, take it offline and back with a reason', async 
   await expect(page.locator('h1 [data-status]')).toHaveAttribute('data-status', 'available');
 });
 
+test('add, edit and delete a device', async () => {
+  test.skip(!(await api.canManageDevices()), 'only an admin manages devices');
+  const name = `e2e-dongle-${stamp}`;
+  await page.goto('/devices');
+  await page.getByRole('button', { name: 'Add device' }).click();
+  let dialog = page.getByRole('dialog');
+  await dialog.getByLabel('Name', { exact: true }).fill(name);
+  await dialog.getByLabel('Model').fill('P1 WiFi dongle');
+  await dialog.getByLabel('Firmware version').fill('1.0.8');
+  await dialog.getByRole('button', { name: '+ Add label' }).click();
+  await dialog.getByLabel('Label 1').fill('type');
+  await dialog.getByLabel('Value 1').fill('dongle');
+  await dialog.getByLabel('Initial status').selectOption('offline');
+  await dialog.getByRole('button', { name: 'Add device' }).click();
+  const row = page.locator(`tr[data-device="${name}"]`);
+  await expect(row).toContainText('type=dongle');
+  await expect(row.locator('[data-status]')).toHaveAttribute('data-status', 'offline');
+
+  await row.getByRole('link', { name }).click();
+  await page.getByRole('button', { name: 'Edit' }).click();
+  dialog = page.getByRole('dialog');
+  await dialog.getByLabel('Firmware version').fill('1.0.9');
+  await dialog.getByRole('button', { name: 'Save' }).click();
+  await expect(page.getByText('1.0.9')).toBeVisible();
+
+  await page.getByRole('button', { name: 'Delete' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Delete device' }).click();
+  await expect(page).toHaveURL(/\/devices$/);
+  await expect(page.locator(`tr[data-device="${name}"]`)).toHaveCount(0);
+});
+
 test('create a test case, with problems shown next to their fields', async () => {
   await page.getByRole('link', { name: 'Test cases', exact: true }).click();
   await page.getByRole('button', { name: 'New test case' }).click();

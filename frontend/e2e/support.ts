@@ -52,6 +52,12 @@ export class Api {
     return { status: response.status(), body: text ? JSON.parse(text) : undefined };
   }
 
+  /** Whether the logged-in user may add and delete devices (admins; everybody in open access). */
+  async canManageDevices(): Promise<boolean> {
+    if (!authRequired()) return true;
+    return (await this.get('/auth/session')).user.role === 'admin';
+  }
+
   async availableDevices(): Promise<{ id: string; name: string }[]> {
     const page = await this.get('/api/devices?status=available&limit=200');
     return page.items.filter((d: { offline_pending: boolean }) => !d.offline_pending);
