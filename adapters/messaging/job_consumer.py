@@ -54,6 +54,7 @@ class _Job:
         self.message = message
         self.outcome: JobOutcome | None = None
         self.done = threading.Event()
+        self.began = time.monotonic()
         self.thread = threading.Thread(
             target=self._run, args=(handle, _raw_body(message)), name="job", daemon=True
         )
@@ -193,11 +194,22 @@ class JobConsumer:
                 if self._job is None:
                     break
             with contextlib.suppress(TimeoutError):  # quiet broker: look at the flags again
-                connection.drain_events(timeout=self.options.poll_s)
+                connection.drain_events(timeout=self.wait_s())
             connection.heartbeat_check()
             self._settle(producer)
         if control is not None:
             control.cancel()
+
+    def wait_s(self) -> float:
+        """How long the loop waits for the broker before it looks at its job again. With a
+        job in hand the broker sends nothing (prefetch 1) until its message is settled, and
+        the loop settles it only between waits: so wait at most a tenth of the job's age
+        (2 ms at first), and a job that takes 20 ms is acked a few ms after it ends instead of
+        up to `poll_s` later, while a long job costs no busy loop."""
+        job = self._job
+        if job is None:
+            return self.options.poll_s
+        return min(self.options.poll_s, max(0.002, (time.monotonic() - job.began) / 10))
 
     # -- messages --------------------------------------------------------------------------------
 

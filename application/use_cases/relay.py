@@ -49,22 +49,29 @@ class RelayOutbox:
         with self.uow() as uow:
             messages = uow.outbox.claim(now, now + timedelta(seconds=self.claim_s), self.batch)
             uow.commit()
-        sent = 0
-        for position, message in enumerate(messages):
+        confirmed: list[tuple[OutboxMessage, datetime]] = []
+        error = ""
+        for message in messages:
             try:
                 self.publisher.publish(message.kind, self._body(message))
-            except PublishFailed as error:
-                # the broker is away: give back this and every later claim, try again later
-                with self.uow() as uow:
-                    for unsent in messages[position:]:
-                        uow.outbox.release_claim(unsent.id)
-                    uow.commit()
-                return RelayReport(sent, len(messages) - position, str(error))
+            except PublishFailed as failure:
+                error = str(failure)  # the broker is away: stop here, the rest waits
+                break
+            confirmed.append((message, self.clock.now()))
+        if messages:
+            # One transaction for the whole batch, not one commit per message: the relay's
+            # pace is the broker's confirms, not the database's fsyncs. Should the relay die
+            # before this commit, its claims run out and the batch goes out again (at least
+            # once; runners drop a job whose run is no longer theirs).
             with self.uow() as uow:
-                uow.outbox.mark_sent(message.id, self.clock.now())
+                for message, sent_at in confirmed:
+                    uow.outbox.mark_sent(message.id, sent_at)
+                for unsent in messages[len(confirmed) :]:
+                    uow.outbox.release_claim(unsent.id)
                 uow.commit()
-            sent += 1
-        return RelayReport(sent, 0, more=len(messages) == self.batch)
+        if error:
+            return RelayReport(len(confirmed), len(messages) - len(confirmed), error)
+        return RelayReport(len(confirmed), 0, more=len(messages) == self.batch)
 
     def _body(self, message: OutboxMessage) -> dict:
         if message.kind != JOB_KIND:

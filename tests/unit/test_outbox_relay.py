@@ -152,3 +152,24 @@ def test_history_purge_keeps_unsent_messages(lab):
     lab.publisher.available = True
     assert lab.relay().sent == 1
     assert jobs(lab)[-1]["run_id"] == unsent.id
+
+
+def test_a_broker_lost_mid_batch_keeps_what_it_confirmed_and_retries_the_rest(lab):
+    runs = [lab.start(i).id for i in range(2)]
+    publish = lab.publisher.publish
+
+    def first_then_gone(kind, payload):
+        publish(kind, payload)
+        lab.publisher.available = False  # the broker goes away after confirming one
+
+    lab.publisher.publish = first_then_gone
+    report = lab.relay()
+    assert (report.sent, report.failed) == (1, 1) and report.error
+    with lab.uow() as uow:  # the confirmed one is marked sent at once, the other is free again
+        now = lab.clock.now()
+        assert [m.run_id for m in uow.outbox.claim(now, now, 10)] == [runs[1]]
+    lab.clock.advance(31)
+    lab.publisher.publish = publish
+    lab.publisher.available = True
+    assert lab.relay().sent == 1
+    assert [job["run_id"] for job in jobs(lab)] == runs  # each exactly once
