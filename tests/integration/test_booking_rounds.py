@@ -1,7 +1,8 @@
 """Twenty engineers start runs on overlapping devices at the same instant, a hundred rounds in
 a row, on PostgreSQL: no device is ever booked twice. Checked by SQL after every round (no
 device in two unfinished runs, every held device held by its run) and over the whole history
-at the end (per device, each reservation is released by the same run before the next one)."""
+at the end (per device, each reservation is released by the same run before the next one);
+the checks are in tests/support/booking_checks.py."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from application.use_cases.test_runs import StartTestRunRequest
 from domain.errors import DeviceUnavailable
+from tests.support.booking_checks import history_violations, live_violations
 
 STARTERS = 20
 ROUNDS = 100
@@ -39,14 +41,14 @@ def test_twenty_parallel_starts_a_hundred_rounds_never_double_book(lab: Any) -> 
         winners = [o for o in outcomes if not isinstance(o, Exception)]
         booked += len(winners)
         refused += len(outcomes) - len(winners)
-        _assert_no_double_booking(lab, round_number)
+        assert live_violations(lab.rows) == {}, f"round {round_number}"
         for run in winners:
             lab.cancel_test_run(run.id, by="load-test")
         assert lab.scalar("SELECT count(*) FROM devices WHERE status <> 'available'") == 0
     # the race really happened: both outcomes, many times
     assert booked >= ROUNDS and refused >= ROUNDS
     assert lab.scalar("SELECT count(*) FROM test_runs") == booked
-    _assert_history_alternates(lab)
+    assert history_violations(lab.rows) == []
 
 
 def _lost(error: Exception) -> bool:
@@ -74,40 +76,24 @@ def _all_at_once(calls: list[Any]) -> list[Any]:
     return outcomes
 
 
-def _assert_no_double_booking(lab: Any, round_number: int) -> None:
-    twice = lab.rows(
-        "SELECT b.device_id, count(*) FROM test_run_devices b "
-        "JOIN test_runs r ON r.id = b.run_id WHERE r.status IN ('queued', 'running') "
-        "GROUP BY b.device_id HAVING count(*) > 1"
-    )
-    assert twice == [], f"round {round_number}: devices in two unfinished runs: {twice}"
-    wrong_holder = lab.rows(
-        "SELECT b.device_id FROM test_run_devices b JOIN test_runs r ON r.id = b.run_id "
-        "JOIN devices d ON d.id = b.device_id "
-        "WHERE r.status IN ('queued', 'running') AND d.held_by IS DISTINCT FROM r.id"
-    )
-    assert wrong_holder == [], f"round {round_number}: held by another run: {wrong_holder}"
-    stray = lab.rows(
-        "SELECT d.id FROM devices d LEFT JOIN test_runs r ON r.id = d.held_by "
-        "WHERE d.held_by IS NOT NULL AND (r.id IS NULL OR r.status NOT IN ('queued', 'running'))"
-    )
-    assert stray == [], f"round {round_number}: held by no live run: {stray}"
-
-
-def _assert_history_alternates(lab: Any) -> None:
-    """Per device, in the order they were written (the device's row lock orders them):
-    in_test by run R, then back from in_test by the same R, and so on."""
-    broken = lab.rows(
-        "SELECT device_id, id FROM ("
-        "  SELECT device_id, id, from_status, to_status, run_id,"
-        "         lag(to_status) OVER w AS previous_to, lag(run_id) OVER w AS previous_run"
-        "  FROM device_status_changes WINDOW w AS (PARTITION BY device_id ORDER BY id)"
-        ") h WHERE (to_status = 'in_test' AND previous_to = 'in_test')"
-        "   OR (from_status = 'in_test' AND (previous_to IS DISTINCT FROM 'in_test'"
-        "       OR previous_run IS DISTINCT FROM run_id))"
-    )
-    assert broken == []
-    reservations = lab.scalar(
-        "SELECT count(*) FROM device_status_changes WHERE to_status = 'in_test'"
-    )
-    assert reservations == lab.scalar("SELECT count(*) FROM test_run_devices")
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_the_checks_do_see_a_double_booking(lab: Any) -> None:
+    devices = [lab.add_device(f"meter-{n}") for n in range(2)]
+    case, environment = lab.add_test_case("voltage"), lab.add_environment()
+    first = lab.start([devices[0]], [case], environment)
+    second = lab.start([devices[1]], [case], environment)
+    assert live_violations(lab.rows) == {} and history_violations(lab.rows) == []
+    with lab.engine.begin() as connection:  # what a broken lock would leave behind
+        connection.exec_driver_sql(
+            f"UPDATE test_run_devices SET device_id = '{devices[0].id}' "
+            f"WHERE run_id = '{second.id}'"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO device_status_changes (device_id, at, from_status, to_status, actor, "
+            f"reason, run_id) SELECT device_id, at, from_status, to_status, actor, reason, "
+            f"'{second.id}' FROM device_status_changes WHERE run_id = '{first.id}'"
+        )
+    found = live_violations(lab.rows)
+    assert "device in two unfinished runs" in found
+    assert "device of an unfinished run held by another run or by none" in found
+    assert history_violations(lab.rows) != []
