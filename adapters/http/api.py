@@ -15,6 +15,7 @@ from adapters.http import (
     test_runs,
 )
 from adapters.http.errors import DevicelabApi, register_domain_error_handler
+from adapters.http.nul_characters import refuse_nul_characters
 from adapters.http.security import document_bearer_scheme
 
 BLUEPRINTS = [
@@ -47,6 +48,7 @@ def install_api(app: Flask) -> DevicelabApi:
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
     register_domain_error_handler(app)
+    refuse_nul_characters(app)
     document_bearer_scheme(api)
     api.spec.components.security_scheme(
         "runCredential",

@@ -21,6 +21,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from adapters.http.errors import DevicelabApi, error_body, register_domain_error_handler
+from adapters.http.nul_characters import refuse_nul_characters
 from adapters.http.pagination import PageQuerySchema, page_schema
 from adapters.http.security import (
     SIGNED_IN,
@@ -386,6 +387,7 @@ def install_auth_service(app: Flask, rate_limit: str, rate_limit_storage_uri: st
         app.config.setdefault(key, value)
     api = DevicelabApi(app)
     register_domain_error_handler(app)
+    refuse_nul_characters(app)
     document_bearer_scheme(api)
     install_auth_api(app, api, rate_limit, rate_limit_storage_uri)
     return api
