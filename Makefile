@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: up test lint unit install clean ui ui-test e2e deploy-check
+.PHONY: up test lint unit install clean ui ui-test e2e deploy-check bench
 
 # The web UI (frontend/): npm ci when the lock changes, vite build when a source changes.
 # Browser tests drive Debian's Chromium; a tool's own browser download does not work here.
@@ -60,6 +60,21 @@ ui-test: $(NPM_STAMP)
 
 e2e: $(STAMP) $(UI_BUILD) $(CHROMIUM)
 	cd $(FRONTEND) && npm run e2e
+
+# Benchmarks against the machine's own ceilings (bare Flask, pgbench), then the long load
+# simulation and a long fuzz run; not part of `make test`. Needs PostgreSQL and RabbitMQ on
+# 127.0.0.1 and Debian's wrk; results go to bench/results/ (see docs/performance.md).
+WRK := /usr/bin/wrk
+BENCH_ARGS ?=
+bench: $(STAMP) $(WRK)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+	DEVICELAB_LOAD_LONG=1 $(BIN)/pytest -q tests/load
+	DEVICELAB_FUZZ_EXAMPLES=300 DEVICELAB_FUZZ_BACKENDS=postgres,sqlite \
+		$(BIN)/pytest -q -p no:logging tests/e2e/test_openapi_fuzz.py
+
+$(WRK):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk postgresql-contrib
 
 # the deployment files (Dockerfile, deploy/): checked statically, no container engine needed
 deploy-check: $(STAMP)
