@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ApiError, configureApi, flattenErrors, listAll, queryString, send } from './api';
+import { ApiError, configureApi, errorMessage, flattenErrors, listAll, queryString, send } from './api';
 
 function reply(status: number, body?: unknown, headers: Record<string, string> = {}): Response {
   const text = body === undefined ? null : typeof body === 'string' ? body : JSON.stringify(body);
@@ -155,6 +155,14 @@ describe('flattenErrors', () => {
 
   it('files a bare message under _request', () => {
     expect(flattenErrors('nope')).toEqual({ _request: ['nope'] });
+  });
+});
+
+describe('errorMessage', () => {
+  it('shows an API failure as its message and anything else as text', () => {
+    expect(errorMessage(new ApiError(409, 'conflict', 'The device is in a test.'))).toBe('The device is in a test.');
+    expect(errorMessage(new TypeError('x is undefined'))).toBe('TypeError: x is undefined');
+    expect(errorMessage('plain')).toBe('plain');
   });
 });
 

@@ -5,12 +5,13 @@
 import type {
   CurrentSession,
   Device,
-  DeviceStatus,
+  DeviceFilters,
   DeviceWrite,
   Environment,
   EnvironmentWrite,
   LoginResponse,
   Page,
+  RunFilters,
   SessionInfo,
   StartRunRequest,
   Stats,
@@ -63,6 +64,11 @@ export class ApiError extends Error {
       .filter(([field]) => !shown.some((s) => field === s || field.startsWith(s + '.')))
       .map(([field, messages]) => `${humanField(field)}: ${messages.join(' ')}`);
   }
+}
+
+/** What to show for a failed call: the ApiError's message, or whatever else was thrown. */
+export function errorMessage(error: unknown): string {
+  return error instanceof ApiError ? error.message : String(error);
 }
 
 function humanField(field: string): string {
@@ -247,10 +253,7 @@ export const auth = {
     send<User>('PATCH', `/auth/users/${id(userId)}`, { body: changes }),
 };
 
-export interface DeviceQuery extends Query {
-  status?: DeviceStatus | string;
-  q?: string;
-  label?: string;
+export interface DeviceQuery extends Query, DeviceFilters {
   cursor?: string | null;
   limit?: number;
 }
@@ -293,15 +296,7 @@ export const environments = {
   remove: (envId: string) => send<void>('DELETE', `/api/environments/${id(envId)}`),
 };
 
-export interface RunQuery extends Query {
-  status?: string;
-  verdict?: string;
-  device_id?: string;
-  environment_id?: string;
-  test_case_id?: string;
-  firmware?: string;
-  from?: string;
-  to?: string;
+export interface RunQuery extends Query, RunFilters {
   cursor?: string | null;
   limit?: number;
 }

@@ -52,6 +52,11 @@ export function elapsedSeconds(from: string | null, to: string | null, now: numb
   return (end - new Date(from).getTime()) / 1000;
 }
 
+/** The text with its first letter in upper case: "test cases" → "Test cases". */
+export function capitalize(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
+}
+
 export function shortId(id: string): string {
   return id.length > 8 ? id.slice(0, 8) : id;
 }

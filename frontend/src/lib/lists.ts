@@ -1,6 +1,6 @@
 // Keeping loaded lists current as live events arrive.
 
-import type { Device, TestRun } from './types';
+import type { Device, DeviceFilters, RunFilters, TestRun } from './types';
 
 /** Replaces the item with the same id; otherwise adds it (at the front unless `append`). */
 export function upsertById<T extends { id: string }>(items: T[], item: T, append = false): T[] {
@@ -20,17 +20,6 @@ export function removeById<T extends { id: string }>(items: T[], id: string): T[
   return items.filter((item) => item.id !== id);
 }
 
-export interface RunFilters {
-  status?: string;
-  verdict?: string;
-  device_id?: string;
-  environment_id?: string;
-  test_case_id?: string;
-  firmware?: string;
-  from?: string;
-  to?: string;
-}
-
 /** Whether a run (new or changed) belongs in a list filtered this way. */
 export function runMatches(run: TestRun, filters: RunFilters): boolean {
   if (filters.status && run.status !== filters.status) return false;
@@ -43,12 +32,6 @@ export function runMatches(run: TestRun, filters: RunFilters): boolean {
   if (filters.from && created < new Date(filters.from).getTime()) return false;
   if (filters.to && created > new Date(filters.to).getTime()) return false;
   return true;
-}
-
-export interface DeviceFilters {
-  status?: string;
-  q?: string;
-  label?: string;
 }
 
 /** Client-side twin of the device list's filters, for devices that change while shown. */

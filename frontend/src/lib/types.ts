@@ -17,20 +17,23 @@ export interface Page<T> {
   next_cursor: string | null;
 }
 
-export interface Device {
-  id: string;
-  name: string;
-  model: string;
-  serial: string;
-  firmware_version: string;
-  location: string;
-  labels: Record<string, string>;
-  status: DeviceStatus;
-  run_id: string | null;
-  offline_pending: boolean;
-  last_seen_at: string | null;
-  created_at: string;
-  updated_at: string;
+/** The device list's filters, as the API takes them (and `deviceMatches` applies them). */
+export interface DeviceFilters {
+  status?: string;
+  q?: string;
+  label?: string;
+}
+
+/** The run list's filters, as the API takes them (and `runMatches` applies them). */
+export interface RunFilters {
+  status?: string;
+  verdict?: string;
+  device_id?: string;
+  environment_id?: string;
+  test_case_id?: string;
+  firmware?: string;
+  from?: string;
+  to?: string;
 }
 
 export interface DeviceWrite {
@@ -41,6 +44,16 @@ export interface DeviceWrite {
   location: string;
   labels: Record<string, string>;
   status?: 'available' | 'offline';
+}
+
+export interface Device extends Omit<DeviceWrite, 'status'> {
+  id: string;
+  status: DeviceStatus;
+  run_id: string | null;
+  offline_pending: boolean;
+  last_seen_at: string | null;
+  created_at: string;
+  updated_at: string;
 }
 
 export interface StatusChange {
@@ -59,20 +72,6 @@ export interface Criterion {
   unit: string;
 }
 
-export interface TestCase {
-  id: string;
-  name: string;
-  description: string;
-  criteria: Criterion[];
-  duration_s: number;
-  timeout_s: number;
-  default_parameters: Record<string, unknown>;
-  tags: string[];
-  version: number;
-  created_at: string;
-  updated_at: string;
-}
-
 export interface TestCaseWrite {
   name: string;
   description: string;
@@ -83,11 +82,9 @@ export interface TestCaseWrite {
   tags: string[];
 }
 
-export interface Environment {
+export interface TestCase extends TestCaseWrite {
   id: string;
-  name: string;
-  description: string;
-  variables: Record<string, string>;
+  version: number;
   created_at: string;
   updated_at: string;
 }
@@ -96,6 +93,12 @@ export interface EnvironmentWrite {
   name: string;
   description: string;
   variables: Record<string, string>;
+}
+
+export interface Environment extends EnvironmentWrite {
+  id: string;
+  created_at: string;
+  updated_at: string;
 }
 
 export interface Measurement {
