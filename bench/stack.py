@@ -214,7 +214,9 @@ def wrk(
     out = subprocess.run(
         [*command, url], capture_output=True, text=True, check=True, timeout=seconds + 60
     ).stdout
-    percentiles = dict(re.findall(r"^\s+(\d+)%\s+(\S+)$", out, re.MULTILINE))
+    percentiles = dict(re.findall(r"^\s+(\d+)%\s+(\S+)\s*$", out, re.MULTILINE))
+    if not {"50", "90", "99"} <= set(percentiles):
+        raise RuntimeError(f"wrk said:\n{out}")
     total = re.search(r"(\d+) requests in ([\d.]+)(\w+),", out)
     seconds_taken = _ms(f"{total.group(2)}{total.group(3)}") / 1000
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
