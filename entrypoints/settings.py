@@ -87,7 +87,7 @@ class Settings:
     control_exchange: str = "devicelab.control"
     callback_base_url: str = ""
     credential_grace_s: float = 86400
-    relay_interval_s: float = 0.1
+    relay_interval_s: float = 0.05  # a job waits half of this on average before it is sent
     reaper_interval_s: float = 5
     grafana_url_template: str = ""
     # auth: the users and sessions store, session timeouts, login rate limit, verification
@@ -137,7 +137,7 @@ class Settings:
                 f"{int(_number(env, 'DEVICELAB_PORT', 8000, 1))}"
             ).rstrip("/"),
             credential_grace_s=_number(env, "DEVICELAB_CREDENTIAL_GRACE_S", 86400),
-            relay_interval_s=_number(env, "DEVICELAB_RELAY_INTERVAL_S", 0.1, 0.01),
+            relay_interval_s=_number(env, "DEVICELAB_RELAY_INTERVAL_S", 0.05, 0.01),
             reaper_interval_s=_number(env, "DEVICELAB_REAPER_INTERVAL_S", 5, 0.1),
             grafana_url_template=env.get("DEVICELAB_GRAFANA_URL_TEMPLATE") or "",
         )
