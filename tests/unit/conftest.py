@@ -49,6 +49,7 @@ from application.use_cases.test_runs import (
     ListTestRuns,
     RecordRunFailure,
     RecordRunProgress,
+    RecordRunReleased,
     RecordRunResult,
     RecordRunStarted,
     StartTestRun,
@@ -60,9 +61,9 @@ from domain.test_cases import TestCase
 from domain.test_runs import TestRun
 
 # Property tests stay small by default so the unit suite runs in seconds; set
-# DEVICELAB_PROPERTY_EFFORT=thorough for a long soak (nightly CI, or after touching a state machine).
+# DEVICELAB_PROPERTY_EFFORT=thorough for a long soak (nightly, or after changing a state machine).
 _EFFORT = {
-    "fast": {"max_examples": 60, "stateful_step_count": 40},
+    "fast": {"max_examples": 50, "stateful_step_count": 35},
     "thorough": {"max_examples": 1000, "stateful_step_count": 80},
 }
 settings.register_profile(
@@ -113,6 +114,7 @@ class Lab:
         self.get_test_run = GetTestRun(uow)
         self.list_test_runs = ListTestRuns(uow)
         self.record_started = RecordRunStarted(uow, clock, ids)
+        self.record_released = RecordRunReleased(uow, clock, ids)
         self.record_progress = RecordRunProgress(uow, clock, ids, lease_s=LEASE_S)
         self.record_result = RecordRunResult(uow, clock, ids)
         self.record_failure = RecordRunFailure(uow, clock, ids)

@@ -327,6 +327,19 @@ def test_a_run_cursor_is_refused_for_garbage(lab, history) -> None:
         lab.list_test_runs(RunFilter(), cursor="not-a-cursor")
 
 
+def test_a_cursor_from_one_list_is_refused_by_another(lab, history) -> None:
+    device_cursor = lab.list_devices(DeviceFilter(), limit=1).next_cursor
+    run_cursor = lab.list_test_runs(RunFilter(), limit=1).next_cursor
+    assert device_cursor and run_cursor
+    with pytest.raises(InvalidValue) as raised:
+        lab.list_test_runs(RunFilter(), cursor=device_cursor)
+    assert raised.value.field == "cursor"
+    with pytest.raises(InvalidValue):
+        lab.list_devices(DeviceFilter(), cursor=run_cursor)
+    with pytest.raises(InvalidValue):
+        lab.list_test_cases(NameFilter(), cursor=device_cursor)
+
+
 # -- properties: any data, any page size ---------------------------------------------------
 
 

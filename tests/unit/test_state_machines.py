@@ -48,6 +48,7 @@ from application.use_cases.test_runs import (
     ProgressReport,
     RecordRunFailure,
     RecordRunProgress,
+    RecordRunReleased,
     RecordRunResult,
     RecordRunStarted,
     StartTestRun,
@@ -138,6 +139,14 @@ measured_value = st.one_of(
 )
 
 
+def pair_report_parts(metric_count: int) -> st.SearchStrategy:
+    """(skip the pair?, per metric: (leave it unmeasured?, its values), runner error?).
+    Hypothesis leans towards 0 / False, so those mean the common case: report and measure."""
+    rarely = st.integers(0, 5).map(lambda n: n == 5)
+    measured = st.tuples(rarely, st.lists(measured_value, min_size=1, max_size=2))
+    return st.tuples(rarely, st.tuples(*(measured for _ in range(metric_count))), rarely)
+
+
 class LabMachine(RuleBasedStateMachine):
     """Devices and runs through the use cases. Each rule predicts its outcome (including
     which domain error, if any) from the committed state before it runs."""
@@ -166,6 +175,7 @@ class LabMachine(RuleBasedStateMachine):
 
         self.start_test_run = StartTestRun(uow, self.clock, ids, QUEUE_ALLOWANCE_S)
         self.record_started = RecordRunStarted(uow, self.clock, ids, TAKEOVER_AFTER_S)
+        self.record_released = RecordRunReleased(uow, self.clock, ids)
         self.record_progress = RecordRunProgress(uow, self.clock, ids, LEASE_S)
         self.record_result = RecordRunResult(uow, self.clock, ids)
         self.record_failure = RecordRunFailure(uow, self.clock, ids)
@@ -178,6 +188,8 @@ class LabMachine(RuleBasedStateMachine):
         # the final report each completed run accepted, and what it amounts to
         self.accepted_reports: dict[str, list[ResultReport]] = {}
         self.accepted: dict[str, dict[tuple[str, str], object]] = {}
+        # when each running run last heard from its runner (start, progress or give-back)
+        self.last_heard: dict[str, datetime] = {}
 
     # -- reading committed state -------------------------------------------------------------
 
@@ -190,22 +202,32 @@ class LabMachine(RuleBasedStateMachine):
     def draw_reports(self, data: st.DataObject, run: TestRun) -> list[ResultReport]:
         """Reports for a random selection of the run's pairs, each measuring a random
         selection of its criteria (sometimes more than once, sometimes an unrelated metric).
-        Hypothesis leans towards 0, so 0 means the common case: report, measure, no error."""
+        One draw for the lot keeps the machine fast."""
         cases = {c.id: c for c in run.test_cases}
+        metrics = {
+            pair: [c.metric for c in cases[pair[0]].criteria] + ["noise"]
+            for pair in run.expected_pairs
+        }
+        parts = data.draw(
+            st.tuples(
+                st.tuples(*(pair_report_parts(len(metrics[pair])) for pair in run.expected_pairs)),
+                st.randoms(use_true_random=False),
+            ),
+            "reports",
+        )
         reports = []
-        for case_id, device_id in run.expected_pairs:
-            if data.draw(st.integers(0, 5), f"skip {case_id}/{device_id}") == 5:
+        for pair, (skip, measured, error) in zip(run.expected_pairs, parts[0], strict=True):
+            if skip:
                 continue
-            observations: list[Observation] = []
-            for metric in [c.metric for c in cases[case_id].criteria] + ["noise"]:
-                if data.draw(st.integers(0, 4), f"leave {metric} unmeasured") < (
-                    2 if metric == "noise" else 4
-                ):
-                    values = data.draw(st.lists(measured_value, min_size=1, max_size=2), metric)
-                    observations.extend(Observation(metric, value) for value in values)
-            error = data.draw(st.integers(0, 5), "runner error") == 5
-            reports.append(ResultReport(case_id, device_id, tuple(observations), error=error))
-        return data.draw(st.permutations(reports), "report order")
+            observations = [
+                Observation(metric, value)
+                for metric, (unmeasured, values) in zip(metrics[pair], measured, strict=True)
+                if not unmeasured
+                for value in values
+            ]
+            reports.append(ResultReport(*pair, tuple(observations), error=error))
+        parts[1].shuffle(reports)
+        return reports
 
     # -- rules: runs ---------------------------------------------------------------------------
 
@@ -246,14 +268,14 @@ class LabMachine(RuleBasedStateMachine):
         assert self.run(run.id).status is RunStatus.QUEUED
         return run.id
 
-    @rule(run_id=runs, runner=st.sampled_from(["", "runner-a", "runner-b"]))
+    @rule(run_id=runs, runner=st.sampled_from(["runner-a", "runner-b", ""]))
     def record_run_started(self, run_id: str, runner: str) -> None:
         run = self.run(run_id)
         now = self.clock.now()
         contested = bool(
             run.status is RunStatus.RUNNING and runner and run.runner not in ("", runner)
         )
-        last_heard = run.last_report_at or run.started_at or now
+        last_heard = self.last_heard.get(run_id, now)
         taken_over = contested and (now - last_heard).total_seconds() > TAKEOVER_AFTER_S
         # a running run nobody claims (started by a nameless report, or given back)
         claimed = bool(run.status is RunStatus.RUNNING and runner and run.runner == "")
@@ -272,6 +294,27 @@ class LabMachine(RuleBasedStateMachine):
         stored = self.run(run_id)
         assert stored.status is RunStatus.RUNNING
         assert stored.runner == (runner if outcome.changed else run.runner)
+        if outcome.changed:  # a runner starts afresh: it has the whole timeout
+            self.last_heard[run_id] = now
+            assert stored.deadline >= now + timedelta(seconds=stored.timeout_s)
+
+    @rule(run_id=runs, runner=st.sampled_from(["runner-a", "runner-b", ""]))
+    def give_run_back(self, run_id: str, runner: str) -> None:
+        run = self.run(run_id)
+        try:
+            outcome = self.record_released(run_id, runner)
+        except RunAlreadyFinished:
+            assert run.status.finished
+            return
+        assert not run.status.finished
+        holds_the_claim = run.status is RunStatus.RUNNING and runner != "" and runner == run.runner
+        assert outcome.changed is holds_the_claim
+        assert outcome.released_device_ids == []
+        stored = self.run(run_id)
+        assert stored.status is run.status
+        assert stored.runner == ("" if holds_the_claim else run.runner)
+        if holds_the_claim:
+            self.last_heard[run_id] = self.clock.now()
 
     @rule(run_id=runs, progress=st.floats(0, 1), data=st.data())
     def record_run_progress(self, run_id: str, progress: float, data: st.DataObject) -> None:
@@ -285,7 +328,9 @@ class LabMachine(RuleBasedStateMachine):
         assert not run.status.finished
         stored = self.run(run_id)
         assert (stored.status, stored.progress) == (RunStatus.RUNNING, progress)
-        assert stored.deadline >= self.clock.now()
+        # every progress report is a heartbeat: it renews the runner's lease
+        self.last_heard[run_id] = self.clock.now()
+        assert stored.deadline >= self.clock.now() + timedelta(seconds=LEASE_S)
         cases = {c.id: c for c in stored.test_cases}
         for report in partial:
             result = stored.results[(report.test_case_id, report.device_id)]
@@ -325,6 +370,21 @@ class LabMachine(RuleBasedStateMachine):
         reports = list(reversed(self.accepted_reports[run_id]))
         outcome = self.record_result(run_id, reports)
         assert (outcome.changed, outcome.released_device_ids) == (False, [])
+
+    @precondition(lambda self: self.accepted_reports)
+    @rule(data=st.data())
+    def contradict_accepted_result(self, data: st.DataObject) -> None:
+        run_id = data.draw(st.sampled_from(sorted(self.accepted_reports)), "run")
+        accepted = self.accepted_reports[run_id]
+        contradiction = accepted[1:] if accepted else []  # one pair less (or none at all)
+        differs = result_signature(self.run(run_id), contradiction) != self.accepted[run_id]
+        try:
+            outcome = self.record_result(run_id, contradiction)
+        except ConflictingReport:
+            assert differs
+        else:
+            assert not differs and not outcome.changed
+        assert self.run(run_id).results.keys() == set(self.run(run_id).expected_pairs)
 
     @rule(run_id=runs, reason=st.sampled_from(["runner crashed", "flash write failed"]))
     def record_run_failure(self, run_id: str, reason: str) -> None:
@@ -434,6 +494,12 @@ class LabMachine(RuleBasedStateMachine):
                 assert holding == set(), f"finished run {run.id} still holds {holding}"
             else:
                 assert holding == set(run.device_ids)
+
+    @invariant()
+    def a_running_run_remembers_when_its_runner_last_reported(self) -> None:
+        for run in self.store.test_runs.values():
+            if run.status is RunStatus.RUNNING:
+                assert run.last_report_at == self.last_heard[run.id]
 
     @invariant()
     def a_completed_run_has_the_verdict_its_results_imply(self) -> None:

@@ -230,6 +230,31 @@ def test_repeating_the_same_progress_still_extends_the_lease(lab, bench) -> None
     assert lab.get_test_run(run.id).status is RunStatus.RUNNING
 
 
+def test_a_run_given_back_keeps_its_devices_and_goes_to_the_next_runner(lab, bench) -> None:
+    run = lab.start([bench.d1], [bench.voltage], bench.chamber)
+    lab.record_started(run.id, runner="runner-a")
+    assert not lab.record_released(run.id, runner="runner-b").changed  # not its claim
+    assert lab.get_test_run(run.id).runner == "runner-a"
+
+    assert lab.record_released(run.id, runner="runner-a").changed
+    stored = lab.get_test_run(run.id)
+    assert (stored.status, stored.runner) == (RunStatus.RUNNING, "")
+    assert held_by(lab, bench.d1) == [run.id]
+
+    lab.clock.advance(1)  # no waiting for the takeover allowance
+    assert lab.record_started(run.id, runner="runner-b").changed
+    assert lab.get_test_run(run.id).runner == "runner-b"
+
+
+def test_a_finished_run_cannot_be_given_back(lab, bench) -> None:
+    run = lab.start([bench.d1], [bench.voltage], bench.chamber)
+    lab.record_started(run.id, runner="runner-a")
+    lab.cancel_test_run(run.id, by="alice")
+    with pytest.raises(RunAlreadyFinished):
+        lab.record_released(run.id, runner="runner-a")
+    assert held_by(lab, bench.d1) == [None]
+
+
 def test_progress_is_stored_and_extends_the_lease(lab, bench) -> None:
     run = lab.start([bench.d1], [bench.voltage], bench.chamber)
     lab.clock.advance(lab.queue_allowance_s + 100)
