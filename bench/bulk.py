@@ -3,8 +3,9 @@ PostgreSQL's COPY (not through the API), in the shapes the repositories read bac
 
 The lab it builds is deterministic for a given size: `devices` meters over 20 firmware
 versions, four test cases, two environments, and `runs` finished runs spread evenly over the
-365 days before NOW, each on one device (round robin) with one test case and its result:
-90 % completed (80 % of those pass), 6 % failed, 4 % aborted."""
+365 days before NOW, each on one device with one test case and its result: 90 % completed
+(80 % of those pass), 6 % failed, 4 % aborted. Every tenth run is on one of ten busy benches
+(devices 0-9, 1 % of all runs each); the others go round robin over all devices."""
 
 from __future__ import annotations
 
@@ -48,6 +49,13 @@ def case_id(n: int) -> str:
 
 def environment_id(n: int) -> str:
     return _uuid(4, n)
+
+
+BUSY_DEVICES = 10
+
+
+def device_of(run: int, devices: int) -> int:
+    return (run // 10) % BUSY_DEVICES if run % 10 == 0 else run % devices
 
 
 def firmware_of(device: int) -> str:
@@ -262,9 +270,9 @@ def load_runs(url: str, runs: int, devices: int) -> None:
                 [
                     run_id(n),
                     0,
-                    device_id(n % devices),
-                    firmware_of(n % devices),
-                    _device_snapshot(n % devices),
+                    device_id(device_of(n, devices)),
+                    firmware_of(device_of(n, devices)),
+                    _device_snapshot(device_of(n, devices)),
                 ]
                 for n in range(runs)
             ),
@@ -286,7 +294,7 @@ def load_runs(url: str, runs: int, devices: int) -> None:
                 [
                     run_id(n),
                     case_id(n % 4),
-                    device_id(n % devices),
+                    device_id(device_of(n, devices)),
                     _status(n)[1],
                     [_measurement(n)],
                     "",

@@ -98,7 +98,12 @@ def _after_by_name(table: sa.Table, after: tuple | None) -> sa.ColumnElement[boo
     if after is None:
         return None
     name, item_id = after
-    return sa.or_(table.c.name > name, sa.and_(table.c.name == name, table.c.id > item_id))
+    # the redundant `name >= :name` is what an index on name can start its scan from; the OR
+    # alone is only a filter, and a deep page would read every row before the cursor
+    return sa.and_(
+        table.c.name >= name,
+        sa.or_(table.c.name > name, sa.and_(table.c.name == name, table.c.id > item_id)),
+    )
 
 
 def _contains_text(column: sa.ColumnElement[str], text: str) -> sa.ColumnElement[bool]:
@@ -738,10 +743,13 @@ class SqlTestRunRepository(_SqlRepository):
             # The key is (created_at as ISO text, id); compare the instant, not the text.
             created_at, run_id = _cursor_time(after[0]), after[1]
             statement = statement.where(
+                # redundant, but an index on (…, created_at) can start its backward scan here;
+                # without it a page deep in a million runs read every newer run first (bench/)
+                runs.c.created_at <= created_at,
                 sa.or_(
                     runs.c.created_at < created_at,
                     sa.and_(runs.c.created_at == created_at, runs.c.id < run_id),
-                )
+                ),
             )
         statement = statement.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
         return self._select(statement)
