@@ -265,7 +265,7 @@ def load_runs(url: str, runs: int, devices: int) -> None:
         _copy(
             connection,
             "test_run_devices",
-            ["run_id", "position", "device_id", "firmware_version", "snapshot"],
+            ["run_id", "position", "device_id", "firmware_version", "snapshot", "run_created_at"],
             (
                 [
                     run_id(n),
@@ -273,6 +273,7 @@ def load_runs(url: str, runs: int, devices: int) -> None:
                     device_id(device_of(n, devices)),
                     firmware_of(device_of(n, devices)),
                     _device_snapshot(device_of(n, devices)),
+                    created(n),
                 ]
                 for n in range(runs)
             ),

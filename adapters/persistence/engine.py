@@ -17,10 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_S = 30
-# pool_size at least the API's default threads per worker (DEVICELAB_THREADS, 16): with fewer,
-# a busy worker opens and closes overflow connections all the time, and each new PostgreSQL
-# connection costs a backend process (seen in the start-path benchmark, bench/)
-POSTGRES_POOL = {"pool_size": 16, "max_overflow": 16, "pool_recycle": 1800, "pool_timeout": 30}
+POSTGRES_POOL = {"pool_size": 10, "max_overflow": 20, "pool_recycle": 1800, "pool_timeout": 30}
 
 
 def make_engine(url: str, **kw: Any) -> Engine:

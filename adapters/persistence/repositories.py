@@ -672,6 +672,7 @@ class SqlTestRunRepository(_SqlRepository):
                     "device_id": device.id,
                     "firmware_version": device.firmware_version,
                     "snapshot": _device_snapshot_json(device),
+                    "run_created_at": run.created_at,
                 }
                 for position, device in enumerate(run.devices)
             ],
@@ -702,21 +703,21 @@ class SqlTestRunRepository(_SqlRepository):
     def list(self, where: RunFilter, limit: int, after: tuple | None) -> list[TestRun]:
         runs = t.test_runs
         statement = sa.select(runs)
+        # newest first by (created_at, id); for one device's runs, by the same values on its
+        # bookings, whose index yields them in that order (a busy bench has many runs)
+        created_at, run_id = runs.c.created_at, runs.c.id
+        if where.device_id is not None:
+            bookings = t.test_run_devices
+            statement = statement.join(bookings, bookings.c.run_id == runs.c.id).where(
+                bookings.c.device_id == where.device_id
+            )
+            created_at, run_id = bookings.c.run_created_at, bookings.c.run_id
         if where.status is not None:
             statement = statement.where(runs.c.status == RunStatus(where.status).value)
         if where.verdict is not None:
             statement = statement.where(runs.c.verdict == Verdict(where.verdict).value)
         if where.environment_id is not None:
             statement = statement.where(runs.c.environment_id == where.environment_id)
-        if where.device_id is not None:
-            statement = statement.where(
-                sa.select(t.test_run_devices.c.run_id)
-                .where(
-                    t.test_run_devices.c.run_id == runs.c.id,
-                    t.test_run_devices.c.device_id == where.device_id,
-                )
-                .exists()
-            )
         if where.firmware is not None:
             statement = statement.where(
                 sa.select(t.test_run_devices.c.run_id)
@@ -736,22 +737,22 @@ class SqlTestRunRepository(_SqlRepository):
                 .exists()
             )
         if where.created_from is not None:
-            statement = statement.where(runs.c.created_at >= where.created_from)
+            statement = statement.where(created_at >= where.created_from)
         if where.created_to is not None:
-            statement = statement.where(runs.c.created_at <= where.created_to)
+            statement = statement.where(created_at <= where.created_to)
         if after is not None:
             # The key is (created_at as ISO text, id); compare the instant, not the text.
-            created_at, run_id = _cursor_time(after[0]), after[1]
+            after_time, after_id = _cursor_time(after[0]), after[1]
             statement = statement.where(
                 # redundant, but an index on (…, created_at) can start its backward scan here;
                 # without it a page deep in a million runs read every newer run first (bench/)
-                runs.c.created_at <= created_at,
+                created_at <= after_time,
                 sa.or_(
-                    runs.c.created_at < created_at,
-                    sa.and_(runs.c.created_at == created_at, runs.c.id < run_id),
+                    created_at < after_time,
+                    sa.and_(created_at == after_time, run_id < after_id),
                 ),
             )
-        statement = statement.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
+        statement = statement.order_by(created_at.desc(), run_id.desc()).limit(limit)
         return self._select(statement)
 
     def list_overdue(self, now: datetime, limit: int) -> list[str]:

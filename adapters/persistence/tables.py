@@ -223,7 +223,15 @@ test_run_devices = sa.Table(
     sa.Column("device_id", sa.String(ID_LENGTH), nullable=False),
     sa.Column("firmware_version", sa.Text(), nullable=False),
     sa.Column("snapshot", json_document(), nullable=False),
+    # the run's created_at, so a device's runs can be listed newest first from an index
+    sa.Column("run_created_at", UtcDateTime(), nullable=False),
     sa.Index("ix_test_run_devices_device_id_run_id", "device_id", "run_id"),
+    sa.Index(
+        "ix_test_run_devices_device_id_run_created_at_run_id",
+        "device_id",
+        "run_created_at",
+        "run_id",
+    ),
     sa.Index("ix_test_run_devices_firmware_version_run_id", "firmware_version", "run_id"),
 )
 
