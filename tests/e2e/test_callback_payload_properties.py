@@ -25,6 +25,9 @@ SETTINGS = settings(
 # the in-memory backend: these examples are about parsing, not storage
 pytestmark = pytest.mark.parametrize("backend", ["memory"], indirect=True)
 
+# what a valid report may say: any text but the NUL character, which the API refuses anywhere
+valid_text = st.text(alphabet=st.characters(exclude_characters="\x00"), max_size=100)
+
 json_scalars = (
     st.none()
     | st.booleans()
@@ -103,10 +106,11 @@ def measurements(metrics):
     return st.lists(
         st.fixed_dictionaries(
             {
-                "metric": st.sampled_from([*metrics, "not-a-criterion"]) | st.text(min_size=1),
+                "metric": st.sampled_from([*metrics, "not-a-criterion"])
+                | valid_text.filter(lambda text: text.strip()),
                 "value": st.floats(allow_nan=False, allow_infinity=False),
             },
-            optional={"unit": st.text(max_size=10)},
+            optional={"unit": valid_text.map(lambda text: text[:10])},
         ),
         max_size=5,
         unique_by=lambda m: m["metric"].strip(),
@@ -167,7 +171,7 @@ def as_stored(run):
 @given(
     st.data(),
     st.floats(min_value=0, max_value=1),
-    st.text(max_size=100),
+    valid_text,
     st.lists(st.booleans(), min_size=1, max_size=4),
 )
 def test_valid_progress_results_come_back_as_sent(new_run, report, data, fraction, text, subset):
