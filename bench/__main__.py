@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument(
         "benchmarks",
         nargs="*",
-        choices=["read", "start", "e2e", "scale"],
+        metavar="{read,start,e2e,scale}",
         help="which to run (default: all); read and start also measure the API's memory",
     )
     parser.add_argument("--quick", action="store_true", help="short runs, small data: a smoke test")
@@ -46,7 +46,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, help="runs in the large scale lab (default 1,000,000)")
     parser.add_argument("--runners", type=int, default=4, help="reference runners for e2e")
     args = parser.parse_args()
-    chosen = set(args.benchmarks or ["read", "start", "e2e", "scale"])
+    known = {"read", "start", "e2e", "scale"}
+    chosen = set(args.benchmarks or known)
+    if chosen - known:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(chosen - known))}")
     seconds = args.seconds or (3 if args.quick else 20)
     runs = args.runs or (20_000 if args.quick else 1_000_000)
     devices = 1_000 if args.quick else 10_000
