@@ -707,7 +707,8 @@ class SqlTestRunRepository(_SqlRepository):
         # bookings, whose index yields them in that order (a busy bench has many runs)
         created_at, run_id = runs.c.created_at, runs.c.id
         if where.device_id is not None:
-            bookings = t.test_run_devices
+            # an alias: the firmware filter below has its own subquery on the same table
+            bookings = t.test_run_devices.alias("bookings")
             statement = statement.join(bookings, bookings.c.run_id == runs.c.id).where(
                 bookings.c.device_id == where.device_id
             )

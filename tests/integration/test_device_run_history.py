@@ -39,7 +39,7 @@ def test_a_devices_runs_page_newest_first_with_ties_and_filters(lab: Any) -> Non
         runs.append(run)
         if n != 8:
             lab.cancel_test_run(run.id, by="test")
-    lab.start([other], [case], environment)  # not the bench's
+    others_only = lab.start([other], [case], environment)  # not the bench's
     newest_first = [r.id for r in sorted(runs, key=lambda r: (r.created_at, r.id), reverse=True)]
     for limit in (1, 2, 4, 50):
         assert walk(lab, RunFilter(device_id=bench.id), limit) == newest_first
@@ -48,12 +48,16 @@ def test_a_devices_runs_page_newest_first_with_ties_and_filters(lab: Any) -> Non
     assert walk(lab, aborted_since, 2) == [
         r for r in newest_first if r != runs[8].id and lab.get_test_run(r).created_at >= middle
     ]
+    # with the filters that look at the run's other bookings and cases
+    of_other = sorted(
+        [r for r in runs if other.id in r.device_ids] + [others_only],
+        key=lambda r: (r.created_at, r.id),
+        reverse=True,
+    )
+    both = RunFilter(device_id=other.id, firmware="", test_case_id=case.id)
+    assert walk(lab, both, 3) == [r.id for r in of_other]
     until = RunFilter(device_id=other.id, created_to=middle)
-    assert walk(lab, until, 1) == [
-        r.id
-        for r in sorted(runs, key=lambda r: (r.created_at, r.id), reverse=True)
-        if other.id in r.device_ids and r.created_at <= middle
-    ]
+    assert walk(lab, until, 1) == [r.id for r in of_other if r.created_at <= middle]
 
 
 @pytest.mark.parametrize("database_url", ["sqlite", "postgres"], indirect=True)
