@@ -2,44 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Self
-
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from adapters.persistence.auth_repositories import SqlSessionRepository, SqlUserRepository
+from adapters.persistence.unit_of_work import SessionUnitOfWork
 
 
-class SqlAuthUnitOfWork:
-    """`with uow: ...; uow.commit()`. Leaving the block without committing rolls back."""
+class SqlAuthUnitOfWork(SessionUnitOfWork):
+    """Users and sessions, in the auth database."""
 
-    def __init__(self, session_factory: sessionmaker[Session]) -> None:
-        self.session_factory = session_factory
-        self.session: Session | None = None
-
-    def __enter__(self) -> Self:
-        if self.session is not None:
-            raise RuntimeError("this unit of work is already in use; make a new one")
-        self.session = self.session_factory()
-        self.users = SqlUserRepository(self.session)
-        self.sessions = SqlSessionRepository(self.session)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        session, self.session = self.session, None
-        if session is None:
-            return
-        try:
-            session.rollback()
-        finally:
-            session.close()
-
-    def commit(self) -> None:
-        self._active().commit()
-
-    def rollback(self) -> None:
-        self._active().rollback()
-
-    def _active(self) -> Session:
-        if self.session is None:
-            raise RuntimeError("the unit of work is not open; use it in a `with` block")
-        return self.session
+    def _open_repositories(self, session: Session) -> None:
+        self.users = SqlUserRepository(session)
+        self.sessions = SqlSessionRepository(session)

@@ -17,8 +17,9 @@ from adapters.persistence.repositories import (
 )
 
 
-class SqlAlchemyUnitOfWork:
-    """`with uow: ...; uow.commit()`. Leaving the block without committing rolls back.
+class SessionUnitOfWork:
+    """One SQLAlchemy session, one transaction: `with uow: ...; uow.commit()`. Leaving the
+    block without committing rolls back. Subclasses build their repositories on the session.
 
     The transaction begins with the first statement (on SQLite that is BEGIN IMMEDIATE, see
     `engine.py`). After `commit()` the unit of work may be used again: the next statement
@@ -31,16 +32,12 @@ class SqlAlchemyUnitOfWork:
     def __enter__(self) -> Self:
         if self.session is not None:
             raise RuntimeError("this unit of work is already in use; make a new one")
-        session = self.session_factory()
-        self.session = session
-        self.devices = SqlDeviceRepository(session)
-        self.test_cases = SqlTestCaseRepository(session)
-        self.environments = SqlEnvironmentRepository(session)
-        self.test_runs = SqlTestRunRepository(session)
-        self.outbox = SqlOutbox(session)
-        self.changes = SqlChangeFeed(session)
-        self.statistics = SqlStatistics(session)
+        self.session = self.session_factory()
+        self._open_repositories(self.session)
         return self
+
+    def _open_repositories(self, session: Session) -> None:
+        raise NotImplementedError
 
     def __exit__(self, *exc_info: object) -> None:
         session, self.session = self.session, None
@@ -61,3 +58,16 @@ class SqlAlchemyUnitOfWork:
         if self.session is None:
             raise RuntimeError("the unit of work is not open; use it in a `with` block")
         return self.session
+
+
+class SqlAlchemyUnitOfWork(SessionUnitOfWork):
+    """The devicelab store: devices, test cases, environments, runs, outbox, change log."""
+
+    def _open_repositories(self, session: Session) -> None:
+        self.devices = SqlDeviceRepository(session)
+        self.test_cases = SqlTestCaseRepository(session)
+        self.environments = SqlEnvironmentRepository(session)
+        self.test_runs = SqlTestRunRepository(session)
+        self.outbox = SqlOutbox(session)
+        self.changes = SqlChangeFeed(session)
+        self.statistics = SqlStatistics(session)
