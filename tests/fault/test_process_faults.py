@@ -131,7 +131,7 @@ def test_broker_unreachable_while_runs_start_over_http(deployment, broker_proxy,
 
 def test_paused_runner_past_its_deadline_gets_409_and_changes_nothing(deployment):
     lab = deployment.lab
-    slow_case = deployment.make_lab(devices=0, duration_s=3, timeout_s=3)["case"]
+    slow_case = deployment.make_lab(devices=0, duration_s=4, timeout_s=4)["case"]
     devices = lab["devices"][:2]
     run = deployment.start_run(lab, devices, case=slow_case)
     running = deployment.wait_for(run["id"], {"running"}, 60)

@@ -199,7 +199,7 @@ def test_engineers_on_overlapping_devices_with_runners_consuming(lab, rabbitmq_u
     answers = sum((e.answers for e in engineers), Counter())
     assert [u for e in engineers for u in e.unexpected] == []
     # the load was real: many starts, many collisions, runners busy, some cancellations
-    assert answers["start 201"] >= 2 * ENGINEERS, answers
+    assert answers["start 201"] >= ENGINEERS, answers
     assert answers["start 409"] >= ENGINEERS, answers
     assert monitor.snapshots >= 10
 
