@@ -7,7 +7,6 @@ the checks are in tests/support/booking_checks.py."""
 from __future__ import annotations
 
 import random
-import threading
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from application.use_cases.test_runs import StartTestRunRequest
 from domain.errors import DeviceUnavailable
 from tests.support.booking_checks import history_violations, live_violations
+from tests.support.concurrency import fire_together
 
 STARTERS = 20
 ROUNDS = 100
@@ -30,7 +30,7 @@ def test_twenty_parallel_starts_a_hundred_rounds_never_double_book(lab: Any) -> 
     booked = refused = 0
     for round_number in range(ROUNDS):
         wanted = [pick.sample(devices, pick.randint(1, 3)) for _ in range(STARTERS)]
-        outcomes = _all_at_once(
+        outcomes = fire_together(
             [
                 (lambda ids=ids: lab.start_test_run(StartTestRunRequest([case], environment, ids)))
                 for ids in wanted
@@ -54,26 +54,6 @@ def test_twenty_parallel_starts_a_hundred_rounds_never_double_book(lab: Any) -> 
 def _lost(error: Exception) -> bool:
     """A start that lost the race: the device was taken, or the database asked for a retry."""
     return isinstance(error, DeviceUnavailable) or type(error).__name__ == "ConcurrentUpdate"
-
-
-def _all_at_once(calls: list[Any]) -> list[Any]:
-    barrier = threading.Barrier(len(calls))
-    outcomes: list[Any] = [None] * len(calls)
-
-    def attempt(n: int) -> None:
-        barrier.wait(timeout=30)
-        try:
-            outcomes[n] = calls[n]()
-        except Exception as error:  # asserted on by the caller
-            outcomes[n] = error
-
-    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "a start hung"
-    return outcomes
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)

@@ -4,7 +4,6 @@ race that matters most — many people starting runs on the same devices at the 
 from __future__ import annotations
 
 import random
-import threading
 from collections import Counter
 from typing import Any
 
@@ -25,6 +24,7 @@ from application.use_cases.test_runs import (
 from domain.devices import DeviceStatus
 from domain.errors import DeviceUnavailable, InvalidTransition, RunAlreadyFinished
 from domain.test_runs import Observation, ResultReport, RunStatus, TestRun, Verdict
+from tests.support.concurrency import fire_together
 
 
 def _statuses(lab: Any, *devices: Any) -> list[str]:
@@ -136,27 +136,6 @@ PER_CLUSTER = 5  # plus one "bridge" thread per cluster: 24 threads at once
 ROUNDS = 3
 
 
-def _fire_together(calls: list[Any]) -> list[Any]:
-    """Run the calls in threads released by one barrier; return each result or error."""
-    barrier = threading.Barrier(len(calls))
-    outcomes: list[Any] = [None] * len(calls)
-
-    def attempt(n: int) -> None:
-        barrier.wait(timeout=30)
-        try:
-            outcomes[n] = calls[n]()
-        except Exception as error:  # collected and asserted on below
-            outcomes[n] = error
-
-    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a start hung"
-    return outcomes
-
-
 def _assert_bookings_consistent(lab: Any) -> None:
     """What the database says, whatever the use cases returned."""
     double_booked = lab.rows(
@@ -205,7 +184,7 @@ def test_concurrent_starts_on_overlapping_devices_book_each_device_once(
             lambda ids=ids: start(StartTestRunRequest([case.id], environment.id, ids, {}, "race"))
             for ids in wanted
         ]
-        outcomes = _fire_together(calls)
+        outcomes = fire_together(calls)
 
         winners = [o for o in outcomes if isinstance(o, TestRun)]
         errors = [o for o in outcomes if not isinstance(o, TestRun)]
@@ -248,7 +227,7 @@ def test_a_final_report_and_a_cancel_racing_release_the_devices_once(
             lambda run_id=run.id, reports=reports: record_result(run_id, reports),
             lambda run_id=run.id: cancel(run_id, "bob"),
         ] * 3
-        outcomes = _fire_together(calls)
+        outcomes = fire_together(calls)
 
         changed = [o for o in outcomes if not isinstance(o, Exception) and o.changed]
         assert len(changed) == 1, outcomes
@@ -272,7 +251,7 @@ def test_concurrent_registrations_of_one_name_create_one_device(lab: Any, new_uo
     created and everyone else hears AlreadyExists."""
     register = RegisterDevice(new_uow, lab.clock, UuidGenerator())
     calls = [lambda: register(RegisterDeviceRequest(name="twin-name"))] * 12
-    outcomes = _fire_together(calls)
+    outcomes = fire_together(calls)
     errors = [o for o in outcomes if isinstance(o, Exception)]
     assert len(outcomes) - len(errors) == 1
     assert all(isinstance(e, AlreadyExists) for e in errors), [repr(e) for e in errors]
