@@ -170,8 +170,20 @@ class UnitOfWork(Protocol):
 
     def __enter__(self) -> Self: ...
     def __exit__(self, *exc_info: object) -> None: ...
-    def commit(self) -> None: ...
+    def commit(self) -> None:
+        """Make the changes durable. Refused (RuntimeError) in a read-only unit of work."""
+        ...
+
     def rollback(self) -> None: ...
+
+
+class UnitOfWorkFactory(Protocol):
+    def __call__(self, *, read_only: bool = False) -> UnitOfWork:
+        """A new unit of work. `read_only=True` promises that nothing will be written and lets
+        the store skip what only writers need: on PostgreSQL each statement runs on its own
+        (no BEGIN and ROLLBACK round trips, so statements do not share one snapshot), on
+        SQLite the read does not take the write lock. Use it where one query answers."""
+        ...
 
 
 class Clock(Protocol):

@@ -7,6 +7,7 @@ the median at 10k. A query that misses gets its EXPLAIN (ANALYZE, BUFFERS) print
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -102,7 +103,7 @@ class Measured:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
         factory = make_session_factory(self.engine)
-        uow = lambda: SqlAlchemyUnitOfWork(factory)  # noqa: E731
+        uow = functools.partial(SqlAlchemyUnitOfWork, factory)
         self.list_runs, self.list_devices = ListTestRuns(uow), ListDevices(uow)
         self.statements: list[tuple[str, object]] | None = None
 

@@ -33,6 +33,7 @@ def _upgrade(settings: Settings) -> None:
 
 
 def _seed_if_empty(settings: Settings) -> dict[str, int] | None:
+    from entrypoints.container import dispose_engines
     from entrypoints.demo_data import lab_is_empty, seed_demo
     from entrypoints.wsgi import create_container
 
@@ -48,7 +49,7 @@ def _seed_if_empty(settings: Settings) -> dict[str, int] | None:
             container.create_environment(),
         )
     finally:
-        container.engine().dispose()
+        dispose_engines(container)
 
 
 @click.group()
@@ -177,6 +178,7 @@ def up() -> None:
 @main.command("worker")
 def worker() -> None:
     """Run the outbox relay, the run reaper and offline detection until stopped."""
+    from entrypoints.container import dispose_engines
     from entrypoints.worker import build_worker
     from entrypoints.wsgi import create_container
 
@@ -195,7 +197,7 @@ def worker() -> None:
         loop.run()
     finally:
         container.publisher().close()
-        container.engine().dispose()
+        dispose_engines(container)
 
 
 @main.command("runner")
@@ -274,13 +276,14 @@ NEW_USER_PASSWORD_VARIABLE = "DEVICELAB_NEW_USER_PASSWORD"
 
 @contextmanager
 def _auth_container(settings: Settings):
+    from entrypoints.container import dispose_engines
     from entrypoints.wsgi import create_container
 
     container = create_container(settings)
     try:
         yield container
     finally:
-        container.auth_engine().dispose()
+        dispose_engines(container)
 
 
 def _create_demo_admin_if_no_users(settings: Settings) -> None:

@@ -15,7 +15,13 @@ from adapters.messaging.publisher import BrokerCheck, KombuPublisher
 from adapters.messaging.topology import Topology
 from adapters.persistence.auth_readiness import AuthDatabaseCheck
 from adapters.persistence.auth_unit_of_work import SqlAuthUnitOfWork
-from adapters.persistence.engine import make_engine, make_session_factory
+from adapters.persistence.engine import (
+    engine_for,
+    make_engine,
+    make_read_engine,
+    make_session_factory,
+    read_engine_for,
+)
 from adapters.persistence.readiness import DatabaseCheck
 from adapters.persistence.unit_of_work import SqlAlchemyUnitOfWork
 from application.auth import sessions as auth_sessions
@@ -33,12 +39,21 @@ class Container(containers.DeclarativeContainer):
     ids = providers.Singleton(UuidGenerator)
 
     engine = providers.Singleton(make_engine, config.database_url)
+    read_engine = providers.Singleton(make_read_engine, engine)
     session_factory = providers.Singleton(make_session_factory, engine)
-    uow = providers.Factory(SqlAlchemyUnitOfWork, session_factory)
-    # the auth store: the lab's database unless DEVICELAB_AUTH_DATABASE_URL names another
-    auth_engine = providers.Singleton(make_engine, config.auth_database_url)
+    read_session_factory = providers.Singleton(make_session_factory, read_engine)
+    uow = providers.Factory(
+        SqlAlchemyUnitOfWork, session_factory, read_session_factory=read_session_factory
+    )
+    # the auth store: the lab's database (and its engines) unless DEVICELAB_AUTH_DATABASE_URL
+    # names another
+    auth_engine = providers.Singleton(engine_for, config.auth_database_url, engine)
+    auth_read_engine = providers.Singleton(read_engine_for, auth_engine, engine, read_engine)
     auth_session_factory = providers.Singleton(make_session_factory, auth_engine)
-    auth_uow = providers.Factory(SqlAuthUnitOfWork, auth_session_factory)
+    auth_read_session_factory = providers.Singleton(make_session_factory, auth_read_engine)
+    auth_uow = providers.Factory(
+        SqlAuthUnitOfWork, auth_session_factory, read_session_factory=auth_read_session_factory
+    )
     readiness_checks = providers.List(
         providers.Singleton(DatabaseCheck, engine),
         providers.Singleton(BrokerCheck, config.broker_url),
@@ -158,3 +173,14 @@ class Container(containers.DeclarativeContainer):
     record_run_released = providers.Factory(test_runs.RecordRunReleased, uow.provider, clock, ids)
     record_run_failure = providers.Factory(test_runs.RecordRunFailure, uow.provider, clock, ids)
     expire_overdue_runs = providers.Factory(test_runs.ExpireOverdueRuns, uow.provider, clock, ids)
+
+
+def dispose_engines(container: Container) -> None:
+    """Close the pooled connections of every engine the container may have opened."""
+    for engine in (
+        container.engine,
+        container.read_engine,
+        container.auth_engine,
+        container.auth_read_engine,
+    ):
+        engine().dispose()

@@ -8,7 +8,7 @@ import signal
 
 from adapters.telemetry.mqtt import MqttOptions, MqttTelemetryListener
 from application.use_cases.telemetry import RecordTelemetry
-from entrypoints.container import Container
+from entrypoints.container import Container, dispose_engines
 from entrypoints.settings import Settings, TelemetrySettings
 from entrypoints.wsgi import create_container
 
@@ -41,4 +41,4 @@ def run_telemetry(settings: Settings, telemetry: TelemetrySettings) -> None:
     try:
         listener.run()
     finally:
-        container.engine().dispose()
+        dispose_engines(container)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from dependency_injector.wiring import Provide, inject
+from flask import Response, current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
@@ -22,7 +26,7 @@ from application.use_cases.devices import (
     SetDeviceStatusRequest,
     UpdateDevice,
 )
-from domain.devices import DeviceStatus
+from domain.devices import Device, DeviceStatus
 from domain.users import Permission
 
 blp = Blueprint("devices", __name__, url_prefix="/api/devices", description="Lab devices")
@@ -125,6 +129,36 @@ class HistoryQuerySchema(Schema):
 DevicePageSchema = page_schema(DeviceSchema, "DevicePageSchema")
 
 
+def _time(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def device_json(device: Device) -> dict[str, Any]:
+    """What DeviceSchema dumps, built directly: the device list is the API's busiest read,
+    and marshmallow's field-by-field dump of a page of 50 was a fifth of its time.
+    `tests/unit/test_device_json.py` holds the two to the same output."""
+    return {
+        "id": device.id,
+        "name": device.name,
+        "model": device.model,
+        "serial": device.serial,
+        "firmware_version": device.firmware_version,
+        "location": device.location,
+        "labels": dict(device.labels),
+        "status": device.status.value,
+        "run_id": device.held_by,
+        "offline_pending": device.marked_offline and device.held_by is not None,
+        "last_seen_at": _time(device.last_seen_at),
+        "created_at": _time(device.created_at),
+        "updated_at": _time(device.updated_at),
+    }
+
+
+def _json_response(body: Any) -> Response:
+    # a ready Response is passed through by flask-smorest; the schema still documents it
+    return current_app.json.response(body)
+
+
 @blp.route("")
 class Devices(MethodView):
     @requires(Permission.READ)
@@ -143,7 +177,8 @@ class Devices(MethodView):
             label=label,
         )
         page = list_devices(where, args["limit"], args["cursor"])
-        return {"items": page.items, "next_cursor": page.next_cursor}
+        items = [device_json(device) for device in page.items]
+        return _json_response({"items": items, "next_cursor": page.next_cursor})
 
     @requires(Permission.MANAGE_DEVICES)
     @blp.arguments(DeviceCreateSchema)
@@ -164,7 +199,7 @@ class DeviceById(MethodView):
     @inject
     def get(self, device_id, get_device: GetDevice = Provide["get_device"]):
         """Get one device"""
-        return get_device(device_id)
+        return _json_response(device_json(get_device(device_id)))
 
     @requires(Permission.MANAGE_DEVICES)
     @blp.arguments(DeviceUpdateSchema)

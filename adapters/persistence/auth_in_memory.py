@@ -52,8 +52,8 @@ class InMemoryUserRepository:
 
 
 class InMemorySessionRepository:
-    def __init__(self, sessions: dict[str, Session]) -> None:
-        self._sessions = sessions
+    def __init__(self, sessions: dict[str, Session], users: dict[str, User]) -> None:
+        self._sessions, self._users = sessions, users
 
     def add(self, session: Session) -> None:
         if session.id in self._sessions:
@@ -70,6 +70,11 @@ class InMemorySessionRepository:
     def get_by_token_hash(self, token_hash: str) -> Session | None:
         found = next((s for s in self._sessions.values() if s.token_hash == token_hash), None)
         return copy.deepcopy(found)
+
+    def get_with_user(self, token_hash: str) -> tuple[Session, User] | None:
+        session = self.get_by_token_hash(token_hash)
+        user = self._users.get(session.user_id) if session else None
+        return (session, copy.deepcopy(user)) if session and user else None
 
     def list_active(
         self, user_id: str, now: datetime, limit: int, after: tuple | None
@@ -97,8 +102,8 @@ class InMemorySessionRepository:
 
 
 class InMemoryAuthUnitOfWork:
-    def __init__(self, store: InMemoryAuthStore) -> None:
-        self.store = store
+    def __init__(self, store: InMemoryAuthStore, read_only: bool = False) -> None:
+        self.store, self.read_only = store, read_only
         self._open = False
 
     def __enter__(self) -> Self:
@@ -118,10 +123,12 @@ class InMemoryAuthUnitOfWork:
         self._users = copy.deepcopy(self.store.users)
         self._sessions = copy.deepcopy(self.store.sessions)
         self.users = InMemoryUserRepository(self._users)
-        self.sessions = InMemorySessionRepository(self._sessions)
+        self.sessions = InMemorySessionRepository(self._sessions, self._users)
 
     def commit(self) -> None:
         self._active()
+        if self.read_only:
+            raise RuntimeError("a read-only unit of work cannot commit")
         self.store.users = self._users
         self.store.sessions = self._sessions
         self._begin()

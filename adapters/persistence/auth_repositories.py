@@ -4,6 +4,7 @@ Core. Rows are mapped to entities by hand; nothing here commits."""
 from __future__ import annotations
 
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -83,6 +84,14 @@ def _expired(now: datetime) -> sa.ColumnElement[bool]:
     return sa.or_(s.idle_expires_at <= now, s.absolute_expires_at <= now)
 
 
+# Every API request runs this one: built once, not per call.
+_SESSION_WITH_USER = (
+    sa.select(t.sessions, *(c.label(f"owner_{c.name}") for c in t.users.c))
+    .join(t.users, t.users.c.id == t.sessions.c.user_id)
+    .where(t.sessions.c.token_hash == sa.bindparam("token_hash"))
+)
+
+
 class SqlUserRepository:
     def __init__(self, db: DbSession) -> None:
         self.db = db
@@ -150,6 +159,14 @@ class SqlSessionRepository:
             sa.select(t.sessions).where(t.sessions.c.token_hash == token_hash)
         ).first()
         return _session(row) if row else None
+
+    def get_with_user(self, token_hash: str) -> tuple[Session, User] | None:
+        row = self.db.execute(_SESSION_WITH_USER, {"token_hash": token_hash}).first()
+        if row is None:
+            return None
+        values = row._mapping
+        user = SimpleNamespace(**{c.name: values[f"owner_{c.name}"] for c in t.users.c})
+        return _session(row), _user(user)
 
     def list_active(
         self, user_id: str, now: datetime, limit: int, after: tuple | None

@@ -9,14 +9,17 @@ and then both reserve it. SQLite has no ``SELECT ... FOR UPDATE``; this is its e
 
 from __future__ import annotations
 
+import select
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_S = 30
+READ_ONLY_OPTION = "devicelab_read_only"
 POSTGRES_POOL = {"pool_size": 10, "max_overflow": 20, "pool_recycle": 1800, "pool_timeout": 30}
 
 
@@ -30,8 +33,65 @@ def make_engine(url: str, **kw: Any) -> Engine:
     if backend == "postgresql":
         # pool sizing only applies to the default queue pool, not to e.g. NullPool
         pooling = {} if "poolclass" in kw else POSTGRES_POOL
-        return create_engine(url, **{"pool_pre_ping": True, **pooling, **kw})
+        engine = create_engine(url, **{**pooling, **kw})
+        _refuse_connections_closed_by_the_server(engine)
+        return engine
     return create_engine(url, **kw)
+
+
+def make_read_engine(engine: Engine) -> Engine:
+    """The engine of read-only units of work (see SessionUnitOfWork). PostgreSQL: a pool of
+    its own whose connections are in autocommit from the start: no BEGIN and ROLLBACK round
+    trips, and none to switch a pooled connection in and out of autocommit either (psycopg2
+    pays about one each way). SQLite: the same engine and pool, with the flag that makes the
+    begin hook open a deferred, lock-free transaction."""
+    if engine.dialect.name == "postgresql":
+        return make_engine(engine.url, isolation_level="AUTOCOMMIT")
+    return engine.execution_options(**{READ_ONLY_OPTION: True})
+
+
+def engine_for(url: str, lab_engine: Engine) -> Engine:
+    """The engine for `url`: `lab_engine` when it names the same database (one pool, not
+    two, for the lab and the auth store in the default set-up), else a new one."""
+    return lab_engine if make_url(url) == lab_engine.url else make_engine(url)
+
+
+def read_engine_for(engine: Engine, lab_engine: Engine, lab_read_engine: Engine) -> Engine:
+    return lab_read_engine if engine is lab_engine else make_read_engine(engine)
+
+
+def _refuse_connections_closed_by_the_server(engine: Engine) -> None:
+    """Drop a pooled connection the server has closed before handing it out.
+
+    When PostgreSQL ends a session (restart, `pg_terminate_backend`, an idle timeout) it
+    sends a last message and closes the socket, so an idle connection with bytes waiting on
+    its socket is a dead one. Polling the socket costs a system call; SQLAlchemy's
+    `pool_pre_ping` costs a `SELECT 1` round trip on every checkout, and an API request
+    checks out twice (token, then data). Raising DisconnectionError makes the pool replace
+    the connection and retry. What neither catches is a peer that vanished without closing
+    (a host gone dark): the first statement then fails, and the pool is renewed."""
+
+    @event.listens_for(engine, "checkout")
+    def _check(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if _closed_by_server(dbapi_connection):
+            raise DisconnectionError("the database server closed this pooled connection")
+
+
+def _closed_by_server(dbapi_connection: Any) -> bool:
+    if dbapi_connection.closed:
+        return True
+    poller = select.poll()
+    poller.register(dbapi_connection.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(0))
+
+
+def read_only_options(backend: str) -> dict[str, Any]:
+    """Execution options for a connection that will only read (see SessionUnitOfWork):
+    PostgreSQL runs each statement on its own, with no BEGIN/ROLLBACK round trips; SQLite
+    opens a deferred transaction, a snapshot that does not take the write lock."""
+    if backend == "postgresql":
+        return {"isolation_level": "AUTOCOMMIT"}
+    return {READ_ONLY_OPTION: True}
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -72,6 +132,7 @@ def _sqlite_engine(url: str, kw: dict[str, Any]) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin_immediate(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = connection.get_execution_options().get(READ_ONLY_OPTION, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine

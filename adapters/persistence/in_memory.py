@@ -372,8 +372,8 @@ class InMemoryStatistics:
 
 
 class InMemoryUnitOfWork:
-    def __init__(self, store: InMemoryStore) -> None:
-        self.store = store
+    def __init__(self, store: InMemoryStore, read_only: bool = False) -> None:
+        self.store, self.read_only = store, read_only
 
     def __enter__(self) -> Self:
         self.store.lock.acquire()
@@ -397,6 +397,8 @@ class InMemoryUnitOfWork:
             self.store.lock.release()
 
     def commit(self) -> None:
+        if self.read_only:
+            raise RuntimeError("a read-only unit of work cannot commit")
         self.devices.apply()
         self.test_cases.table.apply()
         self.environments.table.apply()

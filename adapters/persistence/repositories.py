@@ -129,6 +129,34 @@ def _device_values(device: Device) -> dict[str, Any]:
     }
 
 
+# The statements of the start path, built once: values travel as parameters, so no statement
+# object (and cache key) is built per call.
+_UPDATE_DEVICE = t.devices.update().where(
+    t.devices.c.id == sa.bindparam("match_id"),
+    t.devices.c.version == sa.bindparam("match_version"),
+)
+_INSERT_RUN = t.test_runs.insert()
+_INSERT_OUTBOX = t.outbox.insert()
+
+
+def _device(row: Any) -> Device:
+    return Device(
+        id=row.id,
+        name=row.name,
+        model=row.model,
+        serial=row.serial,
+        firmware_version=row.firmware_version,
+        location=row.location,
+        labels={},
+        held_by=row.held_by,
+        marked_offline=row.marked_offline,
+        last_seen_at=row.last_seen_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        version=row.version,
+    )
+
+
 class SqlDeviceRepository(_SqlRepository):
     def __init__(self, session: Session) -> None:
         super().__init__(session)
@@ -145,13 +173,14 @@ class SqlDeviceRepository(_SqlRepository):
         device.version += 1
 
     def update(self, device: Device) -> None:
-        statement = (
-            sa.update(t.devices)
-            .where(t.devices.c.id == device.id, t.devices.c.version == device.version)
-            .values(**_device_values(device), version=device.version + 1)
-        )
+        values = {
+            **_device_values(device),
+            "version": device.version + 1,
+            "match_id": device.id,
+            "match_version": device.version,
+        }
         with self._unique_name("device", "uq_devices_name", device.name):
-            result = self._execute(statement)
+            result = self._execute(_UPDATE_DEVICE, values)
         if result.rowcount != 1:
             raise ConcurrentUpdate(f"device {device.name} was changed meanwhile; retry")
         if self._known_labels.get(device.id) != device.labels:
@@ -181,13 +210,15 @@ class SqlDeviceRepository(_SqlRepository):
         if not device_ids:
             return []
         # Locking in id order means two transactions never wait for each other in a cycle.
+        devices, labels = t.devices.c, t.device_labels.c
         statement = (
-            sa.select(t.devices)
-            .where(t.devices.c.id.in_(sorted(set(device_ids))))
-            .order_by(t.devices.c.id)
-            .with_for_update()
+            sa.select(t.devices, labels.key.label("label_key"), labels.value.label("label_value"))
+            .outerjoin(t.device_labels, labels.device_id == devices.id)
+            .where(devices.id.in_(sorted(set(device_ids))))
+            .order_by(devices.id, labels.key)
+            .with_for_update(of=t.devices)  # the labels stay unlocked (and may be absent)
         )
-        return self._select(statement)
+        return self._collect(self._execute(statement))
 
     def list(self, where: DeviceFilter, limit: int, after: tuple | None) -> list[Device]:
         statement = sa.select(t.devices)
@@ -233,7 +264,7 @@ class SqlDeviceRepository(_SqlRepository):
             .order_by(t.devices.c.id)
             .limit(limit)
         )
-        return self._select(statement)
+        return self._select(statement, order=("id",))
 
     def history(self, device_id: str, limit: int) -> list[StatusChange]:
         changes = t.device_status_changes
@@ -255,38 +286,34 @@ class SqlDeviceRepository(_SqlRepository):
             for row in rows
         ]
 
-    def _select(self, statement: sa.Select[Any]) -> list[Device]:
-        rows = self._execute(statement).all()
-        labels: dict[str, dict[str, str]] = {row.id: {} for row in rows}
-        if rows:
-            label_rows = self._execute(
-                sa.select(t.device_labels)
-                .where(t.device_labels.c.device_id.in_(list(labels)))
-                .order_by(t.device_labels.c.device_id, t.device_labels.c.key)
-            )
-            for label in label_rows:
-                labels[label.device_id][label.key] = label.value
-        devices = []
+    def _select(
+        self, statement: sa.Select[Any], order: Sequence[str] = ("name", "id")
+    ) -> list[Device]:
+        """The devices `statement` selects (a `select(t.devices)` with its filters, order and
+        limit), with their labels, in `order` (column names). One query and one round trip:
+        the statement's devices as a subquery, joined to their labels (a row per label). (An
+        `id IN (subquery)` form reads the same but makes PostgreSQL scan every device.)"""
+        page = statement.subquery("page")
+        labels = t.device_labels.c
+        rows = self._execute(
+            sa.select(page, labels.key.label("label_key"), labels.value.label("label_value"))
+            .select_from(page.outerjoin(t.device_labels, labels.device_id == page.c.id))
+            .order_by(*(page.c[name] for name in order), labels.key)
+        )
+        return self._collect(rows)
+
+    def _collect(self, rows: Any) -> list[Device]:
+        """Devices from rows of device columns plus `label_key`/`label_value`, a row per
+        label (or one with no label), a device's rows together."""
+        found: list[Device] = []
         for row in rows:
-            devices.append(
-                Device(
-                    id=row.id,
-                    name=row.name,
-                    model=row.model,
-                    serial=row.serial,
-                    firmware_version=row.firmware_version,
-                    location=row.location,
-                    labels=labels[row.id],
-                    held_by=row.held_by,
-                    marked_offline=row.marked_offline,
-                    last_seen_at=row.last_seen_at,
-                    created_at=row.created_at,
-                    updated_at=row.updated_at,
-                    version=row.version,
-                )
-            )
-            self._known_labels[row.id] = dict(labels[row.id])
-        return devices
+            if not found or found[-1].id != row.id:
+                found.append(_device(row))
+            if row.label_key is not None:
+                found[-1].labels[row.label_key] = row.label_value
+        for device in found:
+            self._known_labels[device.id] = dict(device.labels)
+        return found
 
     def _insert_labels(self, device_id: str, labels: dict[str, str]) -> None:
         if labels:
@@ -647,9 +674,7 @@ class SqlTestRunRepository(_SqlRepository):
         self._known_results: dict[str, dict[tuple[str, str], CaseResult]] = {}
 
     def add(self, run: TestRun) -> None:
-        self._execute(
-            sa.insert(t.test_runs).values(id=run.id, **_run_values(run), version=run.version)
-        )
+        self._execute(_INSERT_RUN, {"id": run.id, **_run_values(run), "version": run.version})
         self._execute(
             sa.insert(t.test_run_cases),
             [
@@ -871,14 +896,15 @@ class SqlOutbox(_SqlRepository):
 
     def add(self, message: OutboxMessage) -> None:
         self._execute(
-            sa.insert(t.outbox).values(
-                id=message.id,
-                kind=message.kind,
-                run_id=message.run_id,
-                payload=message.payload,
-                created_at=message.created_at,
-                attempts=0,
-            )
+            _INSERT_OUTBOX,
+            {
+                "id": message.id,
+                "kind": message.kind,
+                "run_id": message.run_id,
+                "payload": message.payload,
+                "created_at": message.created_at,
+                "attempts": 0,
+            },
         )
 
     def claim(self, now: datetime, until: datetime, limit: int) -> list[OutboxMessage]:
@@ -925,14 +951,27 @@ class SqlOutbox(_SqlRepository):
 # -- change log ------------------------------------------------------------------------
 
 
+PENDING_CHANGES = "devicelab.pending_changes"
+
+
 def _log_change(
     repository: _SqlRepository, kind: str, entity_id: str, deleted: bool = False
 ) -> None:
-    repository._execute(
-        sa.insert(t.change_log).values(
-            kind=kind, entity_id=entity_id, deleted=deleted, at=datetime.now(UTC)
-        )
+    """Note a change for the change log; `write_logged_changes` writes the transaction's
+    notes in one statement just before it commits (one round trip, not one per entity)."""
+    repository.session.info.setdefault(PENDING_CHANGES, []).append(
+        {"kind": kind, "entity_id": entity_id, "deleted": deleted, "at": datetime.now(UTC)}
     )
+
+
+def write_logged_changes(session: Session) -> None:
+    pending = session.info.pop(PENDING_CHANGES, None)
+    if pending:
+        session.execute(t.change_log.insert(), pending)
+
+
+def forget_logged_changes(session: Session) -> None:
+    session.info.pop(PENDING_CHANGES, None)
 
 
 class SqlChangeFeed(_SqlRepository):

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from application.errors import AlreadyExists, NotFound
 from application.pagination import Page, paginate
-from application.ports import Clock, IdGenerator, NameFilter, UnitOfWork
+from application.ports import Clock, IdGenerator, NameFilter, UnitOfWork, UnitOfWorkFactory
 from domain.environments import Environment
 from domain.test_cases import Criterion, TestCase
 
-UowFactory = Callable[[], UnitOfWork]
+UowFactory = UnitOfWorkFactory
 
 
 def by_name_key(item: TestCase | Environment) -> tuple:

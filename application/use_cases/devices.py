@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from application.errors import AlreadyExists, NotFound
 from application.pagination import Page, paginate
-from application.ports import Clock, DeviceFilter, IdGenerator, UnitOfWork
+from application.ports import Clock, DeviceFilter, IdGenerator, UnitOfWork, UnitOfWorkFactory
 from domain.devices import Device, DeviceStatus, StatusChange
 from domain.errors import InvalidValue
 
-UowFactory = Callable[[], UnitOfWork]
+UowFactory = UnitOfWorkFactory
 
 
 def device_key(device: Device) -> tuple:
@@ -83,7 +82,7 @@ class GetDevice:
         self.uow = uow
 
     def __call__(self, device_id: str) -> Device:
-        with self.uow() as uow:
+        with self.uow(read_only=True) as uow:
             return _load(uow, device_id)
 
 
@@ -94,7 +93,7 @@ class ListDevices:
     def __call__(
         self, where: DeviceFilter, limit: int | None = None, cursor: str | None = None
     ) -> Page[Device]:
-        with self.uow() as uow:
+        with self.uow(read_only=True) as uow:
             return paginate(
                 "devices",
                 lambda n, after: uow.devices.list(where, n, after),

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from application.ports import Change, UnitOfWork
+from application.ports import Change, UnitOfWorkFactory
 from domain.devices import Device
 from domain.test_runs import TestRun
 
-UowFactory = Callable[[], UnitOfWork]
+UowFactory = UnitOfWorkFactory
 
 
 @dataclass(frozen=True)

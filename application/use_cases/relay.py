@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from application.errors import PublishFailed
 from application.job_contract import JOB_KIND
-from application.ports import Clock, MessagePublisher, OutboxMessage, RunCredentials, UnitOfWork
+from application.ports import (
+    Clock,
+    MessagePublisher,
+    OutboxMessage,
+    RunCredentials,
+    UnitOfWorkFactory,
+)
 
-UowFactory = Callable[[], UnitOfWork]
+UowFactory = UnitOfWorkFactory
 
 
 @dataclass(frozen=True)

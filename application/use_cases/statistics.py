@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 
-from application.ports import Clock, LabStatistics, UnitOfWork
+from application.ports import Clock, LabStatistics, UnitOfWorkFactory
 
-UowFactory = Callable[[], UnitOfWork]
+UowFactory = UnitOfWorkFactory
 
 
 class GetLabStatistics:

@@ -7,15 +7,14 @@ discovery on, a device devicelab does not know yet registers itself by reporting
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from application.errors import AlreadyExists
-from application.ports import Clock, IdGenerator, UnitOfWork
+from application.ports import Clock, IdGenerator, UnitOfWorkFactory
 from domain.devices import Device
 
-UowFactory = Callable[[], UnitOfWork]
+UowFactory = UnitOfWorkFactory
 
 # every device that registered itself carries this label, so the lab can find and review them
 DISCOVERED_LABEL = ("discovered", "telemetry")

@@ -9,13 +9,20 @@ from typing import Any
 from application.errors import NotFound
 from application.job_contract import CANCEL_KIND, JOB_KIND, cancel_payload, job_payload
 from application.pagination import Page, paginate
-from application.ports import Clock, IdGenerator, OutboxMessage, RunFilter, UnitOfWork
+from application.ports import (
+    Clock,
+    IdGenerator,
+    OutboxMessage,
+    RunFilter,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from domain.booking import release_devices_of, reserve_devices
 from domain.errors import InvalidValue
 from domain.test_cases import with_parameters
 from domain.test_runs import DeviceSnapshot, ResultReport, TestRun
 
-UowFactory = Callable[[], UnitOfWork]
+UowFactory = UnitOfWorkFactory
 
 RUNNER = "runner"
 

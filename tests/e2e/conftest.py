@@ -13,6 +13,7 @@ from adapters.auth.passwords import cheap_password_hasher
 from adapters.persistence.auth_in_memory import InMemoryAuthStore, InMemoryAuthUnitOfWork
 from adapters.persistence.in_memory import InMemoryStore, InMemoryUnitOfWork
 from application.auth.users import CreateUserRequest
+from entrypoints.container import dispose_engines
 from entrypoints.settings import Settings
 from entrypoints.wsgi import create_app, create_container
 
@@ -53,8 +54,7 @@ def container(request, backend, tmp_path):
     yield container
     container.unwire()
     if backend:
-        container.engine().dispose()
-        container.auth_engine().dispose()
+        dispose_engines(container)
 
 
 ADMIN_EMAIL, ADMIN_PASSWORD = "admin@lab.example", "admin-password-0"

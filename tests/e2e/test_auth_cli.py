@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from application.auth.errors import InvalidCredentials
 from application.auth.sessions import LoginRequest
 from entrypoints import cli
+from entrypoints.container import dispose_engines
 from entrypoints.settings import Settings
 from entrypoints.wsgi import create_container
 
@@ -33,7 +34,7 @@ def _login(email, password):
         return container.login()(LoginRequest(email, password))
     finally:
         container.unwire()
-        container.auth_engine().dispose()
+        dispose_engines(container)
 
 
 def test_db_upgrade_migrates_both_histories(env):

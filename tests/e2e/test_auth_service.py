@@ -20,6 +20,7 @@ from adapters.persistence.in_memory import InMemoryStore, InMemoryUnitOfWork
 from adapters.persistence.schema import upgrade_auth_schema
 from application.auth.users import CreateUserRequest
 from entrypoints.auth_wsgi import create_auth_app
+from entrypoints.container import dispose_engines
 from entrypoints.settings import Settings
 from entrypoints.wsgi import create_app, create_container
 
@@ -83,7 +84,7 @@ def auth_service(tmp_path) -> Iterator[SimpleNamespace]:
     finally:
         process.terminate()
         process.wait(timeout=10)
-        users.auth_engine().dispose()
+        dispose_engines(users)
 
 
 def _call(url: str, method: str = "GET", body: bytes | None = None, token: str = "") -> tuple:
@@ -220,7 +221,7 @@ def test_the_auth_app_alone_serves_only_auth(tmp_path):
         assert client.get("/auth/session").status_code == 401
     finally:
         container.unwire()
-        container.auth_engine().dispose()
+        dispose_engines(container)
 
 
 def test_the_auth_app_needs_the_secret_key(tmp_path):

@@ -8,6 +8,7 @@ they fail: a CI run must not pass by silently testing less."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -97,7 +98,7 @@ def session_factory(engine: sa.Engine) -> Any:
 
 @pytest.fixture
 def new_uow(session_factory: Any) -> Any:
-    return lambda: SqlAlchemyUnitOfWork(session_factory)
+    return functools.partial(SqlAlchemyUnitOfWork, session_factory)
 
 
 @pytest.fixture

@@ -137,8 +137,8 @@ class SqlAuth:
         self.engine = engine
         factory = make_session_factory(engine)
 
-        def uow() -> SqlAuthUnitOfWork:
-            return SqlAuthUnitOfWork(factory)
+        def uow(read_only: bool = False) -> SqlAuthUnitOfWork:
+            return SqlAuthUnitOfWork(factory, read_only)
 
         self.clock = SettableClock(T0)
         self.signer = SessionTokenSigner("integration-secret-key-0123456789-abcdefgh")

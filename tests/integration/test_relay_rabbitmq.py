@@ -61,8 +61,8 @@ class Lab:
         self.clock = SettableClock()
         ids = SequentialIds()
 
-        def uow():
-            return InMemoryUnitOfWork(self.store)
+        def uow(read_only: bool = False):
+            return InMemoryUnitOfWork(self.store, read_only)
 
         register = RegisterDevice(uow, self.clock, ids)
         self.devices = [register(RegisterDeviceRequest(name=f"d{i}")).id for i in range(6)]

@@ -5,6 +5,7 @@ must then give the same items in the same order, page after page."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -115,7 +116,9 @@ def play_story(lab: Any) -> dict[str, Any]:
 @pytest.fixture
 def twin(lab_factory: Any) -> Any:
     store = InMemoryStore()
-    return lab_factory(lambda: InMemoryUnitOfWork(store), SettableClock(T0), SequentialIds())
+    return lab_factory(
+        functools.partial(InMemoryUnitOfWork, store), SettableClock(T0), SequentialIds()
+    )
 
 
 @pytest.fixture

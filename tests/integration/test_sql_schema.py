@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
 from adapters.persistence import tables
-from adapters.persistence.engine import make_engine
+from adapters.persistence.engine import make_engine, make_read_engine
 from adapters.persistence.schema import (
     alembic_config,
     current_revision,
@@ -172,12 +173,45 @@ def test_sqlite_transactions_are_real_transactions(sqlite_url: str) -> None:
 
 
 @pytest.mark.postgres
-def test_postgres_engine_pings_and_pools(migrated_postgres_url: str) -> None:
-    engine = make_engine(migrated_postgres_url)
+def _terminate(url: str, pid: int) -> None:
+    """End backend `pid` from another connection, and wait until it is gone."""
+    # autocommit: in a transaction, pg_stat_activity would keep showing its first snapshot
+    killer = sa.create_engine(url, poolclass=sa.NullPool, isolation_level="AUTOCOMMIT")
     try:
-        assert engine.pool._pre_ping is True  # type: ignore[attr-defined]
-        assert engine.pool.size() == 10  # type: ignore[attr-defined]
-        with engine.connect() as connection:
-            assert connection.exec_driver_sql("SELECT 1").scalar() == 1
+        with killer.connect() as connection:
+            connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            for _ in range(200):
+                alive = connection.execute(
+                    sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"),
+                    {"pid": pid},
+                ).scalar()
+                if not alive:
+                    return
+                time.sleep(0.01)
+        raise AssertionError(f"backend {pid} did not end")
     finally:
+        killer.dispose()
+
+
+def test_postgres_pools_replace_connections_the_server_closed(migrated_postgres_url: str) -> None:
+    """No SELECT 1 before each checkout (pool_pre_ping): the pool looks at the socket of the
+    idle connection instead; one the server has closed is replaced, not handed out."""
+    engine = make_engine(migrated_postgres_url)
+    read_engine = make_read_engine(engine)
+    try:
+        assert engine.pool.size() == read_engine.pool.size() == 10  # type: ignore[attr-defined]
+        assert read_engine.pool is not engine.pool
+        for pooled in (engine, read_engine):
+            with pooled.connect() as connection:
+                first = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            _terminate(migrated_postgres_url, first)  # while it idles in the pool
+            with pooled.connect() as connection:  # would raise if the dead one came back
+                second = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+            assert second != first
+        with read_engine.connect() as connection:
+            assert connection.connection.dbapi_connection.autocommit is True
+        with engine.connect() as connection:
+            assert connection.connection.dbapi_connection.autocommit is False
+    finally:
+        read_engine.dispose()
         engine.dispose()

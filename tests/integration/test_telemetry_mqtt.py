@@ -8,6 +8,7 @@ CI=true, where they fail."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -276,7 +277,7 @@ def test_devicelab_telemetry_records_until_sigterm(
             # the process subscribes at its own pace: publish until the device shows up
             publisher.publish(f"{prefix}/meter-cli/telemetry", {"firmware": "7.0"})
             time.sleep(0.1)
-            return device_named(lambda: SqlAlchemyUnitOfWork(sessions), "meter-cli")
+            return device_named(functools.partial(SqlAlchemyUnitOfWork, sessions), "meter-cli")
 
         assert wait_for(appeared, timeout_s=20).firmware_version == "7.0"
         engine.dispose()

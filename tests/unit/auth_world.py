@@ -62,8 +62,8 @@ class AuthWorld:
         self.update_user = UpdateUser(uow, self.clock)
         self.change_password = ChangePassword(uow, self.hasher, self.clock)
 
-    def new_uow(self) -> InMemoryAuthUnitOfWork:
-        return InMemoryAuthUnitOfWork(self.store)
+    def new_uow(self, read_only: bool = False) -> InMemoryAuthUnitOfWork:
+        return InMemoryAuthUnitOfWork(self.store, read_only)
 
     def add_user(
         self, email: str = "ada@lab.example", role: str = "engineer", password: str = PASSWORD

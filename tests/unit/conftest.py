@@ -121,8 +121,8 @@ class Lab:
         self.cancel_test_run = CancelTestRun(uow, clock, ids)
         self.expire_overdue_runs = ExpireOverdueRuns(uow, clock, ids)
 
-    def new_uow(self) -> InMemoryUnitOfWork:
-        return InMemoryUnitOfWork(self.store)
+    def new_uow(self, read_only: bool = False) -> InMemoryUnitOfWork:
+        return InMemoryUnitOfWork(self.store, read_only)
 
     # -- builders --------------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Callable
 from datetime import timedelta
@@ -345,7 +346,7 @@ def test_a_cursor_from_one_list_is_refused_by_another(lab, history) -> None:
 
 def _fresh() -> tuple[InMemoryStore, Callable[[], InMemoryUnitOfWork], SettableClock]:
     store = InMemoryStore()
-    return store, lambda: InMemoryUnitOfWork(store), SettableClock()
+    return store, functools.partial(InMemoryUnitOfWork, store), SettableClock()
 
 
 device_names_strategy = st.lists(

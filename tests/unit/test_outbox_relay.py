@@ -36,8 +36,8 @@ class Lab:
         self.publisher = InMemoryPublisher()
         self.credentials = SignedRunCredentials(SECRET)
 
-        def uow():
-            return InMemoryUnitOfWork(self.store)
+        def uow(read_only: bool = False):
+            return InMemoryUnitOfWork(self.store, read_only)
 
         self.uow = uow
         register = RegisterDevice(uow, self.clock, self.ids)

@@ -159,8 +159,8 @@ class LabMachine(RuleBasedStateMachine):
         self.clock = SettableClock(T0)
         ids = SequentialIds()
 
-        def uow() -> InMemoryUnitOfWork:
-            return InMemoryUnitOfWork(self.store)
+        def uow(read_only: bool = False) -> InMemoryUnitOfWork:
+            return InMemoryUnitOfWork(self.store, read_only)
 
         register = RegisterDevice(uow, self.clock, ids)
         self.device_ids = [
