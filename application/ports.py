@@ -113,7 +113,9 @@ class Outbox(Protocol):
         oldest first; marks them claimed until `until`, so concurrent relays skip them."""
         ...
 
-    def mark_sent(self, message_id: str, at: datetime) -> None: ...
+    def mark_sent(self, sent: Sequence[tuple[str, datetime]]) -> None:
+        """The broker confirmed these messages: (message id, when), all in one go."""
+        ...
 
     def release_claim(self, message_id: str) -> None:
         """Publishing failed: count the attempt and let the message be claimed again."""

@@ -20,6 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_S = 30
 READ_ONLY_OPTION = "devicelab_read_only"
+# executemany of UPDATE and DELETE in pages (psycopg2's execute_batch), one round trip per page
+# instead of one per row; INSERTs are batched either way
+POSTGRES_EXECUTEMANY = {"executemany_mode": "values_plus_batch"}
 POSTGRES_POOL = {"pool_size": 10, "max_overflow": 20, "pool_recycle": 1800, "pool_timeout": 30}
 
 
@@ -33,7 +36,7 @@ def make_engine(url: str, **kw: Any) -> Engine:
     if backend == "postgresql":
         # pool sizing only applies to the default queue pool, not to e.g. NullPool
         pooling = {} if "poolclass" in kw else POSTGRES_POOL
-        engine = create_engine(url, **{**pooling, **kw})
+        engine = create_engine(url, **{**POSTGRES_EXECUTEMANY, **pooling, **kw})
         _refuse_connections_closed_by_the_server(engine)
         return engine
     return create_engine(url, **kw)

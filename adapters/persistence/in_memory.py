@@ -274,9 +274,10 @@ class InMemoryOutbox:
                     break
         return claimed
 
-    def mark_sent(self, message_id: str, at: datetime) -> None:
-        state = self._state(message_id)
-        state.update(sent_at=at, claimed_until=None, attempts=state["attempts"] + 1)
+    def mark_sent(self, sent: Sequence[tuple[str, datetime]]) -> None:
+        for message_id, at in sent:
+            state = self._state(message_id)
+            state.update(sent_at=at, claimed_until=None, attempts=state["attempts"] + 1)
 
     def release_claim(self, message_id: str) -> None:
         state = self._state(message_id)

@@ -69,8 +69,7 @@ class RelayOutbox:
             # before this commit, its claims run out and the batch goes out again (at least
             # once; runners drop a job whose run is no longer theirs).
             with self.uow() as uow:
-                for message, sent_at in confirmed:
-                    uow.outbox.mark_sent(message.id, sent_at)
+                uow.outbox.mark_sent([(message.id, sent_at) for message, sent_at in confirmed])
                 for unsent in messages[len(confirmed) :]:
                     uow.outbox.release_claim(unsent.id)
                 uow.commit()

@@ -43,16 +43,20 @@ def test_claims_hand_each_message_to_one_relay(small_lab):
     assert [m.run_id for m in first] == runs[:4]  # oldest first
     assert [m.run_id for m in second] == runs[4:]
     with lab.new_uow() as uow:
-        uow.outbox.mark_sent(first[0].id, now)
-        for message in first[1:]:
+        uow.outbox.mark_sent([(first[0].id, now), (first[1].id, now + timedelta(seconds=1))])
+        for message in first[2:]:
             uow.outbox.release_claim(message.id)
         uow.commit()
     with lab.new_uow() as uow:
         again = uow.outbox.claim(now + timedelta(seconds=1), now + timedelta(seconds=30), 10)
         uow.commit()
-    assert [m.run_id for m in again] == runs[1:4]
+    assert [m.run_id for m in again] == runs[2:4]
     attempts = dict(lab.rows("SELECT run_id, attempts FROM outbox"))
-    assert attempts[runs[0]] == 1 and attempts[runs[1]] == 1 and attempts[runs[4]] == 0
+    assert attempts[runs[0]] == attempts[runs[1]] == attempts[runs[2]] == 1
+    assert attempts[runs[4]] == 0
+    # each message keeps its own confirmation time
+    sent = lab.rows("SELECT run_id, sent_at FROM outbox WHERE sent_at IS NOT NULL ORDER BY 2")
+    assert [run_id for run_id, _ in sent] == runs[:2] and sent[0][1] != sent[1][1]
 
 
 def test_concurrent_relays_publish_every_job_exactly_once(small_lab):
