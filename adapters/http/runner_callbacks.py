@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dependency_injector.wiring import Provide, inject
-from flask import request
+from flask import Response, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields, validate
 
+from adapters.http.json_bodies import json_response
 from adapters.http.security import public
-from adapters.http.test_runs import TestRunSchema
+from adapters.http.test_runs import TestRunSchema, run_json
 from application.errors import InvalidRunCredential, WrongRunCredential
 from application.ports import Clock, RunCredentials
 from application.use_cases.test_runs import (
@@ -135,12 +136,15 @@ def _reports(raw: list[dict]) -> list[ResultReport]:
     ]
 
 
-def _outcome(outcome: RunReportOutcome) -> dict:
-    return {
-        "changed": outcome.changed,
-        "released_device_ids": outcome.released_device_ids,
-        "run": outcome.run,
-    }
+def _outcome(outcome: RunReportOutcome) -> Response:
+    """What ReportOutcomeSchema dumps, built directly (see adapters/http/json_bodies.py)."""
+    return json_response(
+        {
+            "changed": outcome.changed,
+            "released_device_ids": list(outcome.released_device_ids),
+            "run": run_json(outcome.run),
+        }
+    )
 
 
 @blp.route("/<run_id>/started")

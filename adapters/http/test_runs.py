@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC
+from typing import Any
 
 from dependency_injector.wiring import Provide, inject
 from flask import current_app
@@ -10,6 +11,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from adapters.http.json_bodies import iso, json_response
 from adapters.http.pagination import PageQuerySchema, page_schema
 from adapters.http.security import current_actor, requires
 from adapters.http.test_cases import CriterionOutSchema
@@ -21,7 +23,8 @@ from application.use_cases.test_runs import (
     StartTestRun,
     StartTestRunRequest,
 )
-from domain.test_runs import RunStatus, Verdict
+from domain.test_cases import TestCaseSnapshot
+from domain.test_runs import CaseResult, RunStatus, TestRun, Verdict
 from domain.users import Permission
 
 blp = Blueprint("test_runs", __name__, url_prefix="/api/test-runs", description="Test runs")
@@ -137,6 +140,99 @@ class TestRunSchema(Schema):
     )
 
 
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _case_json(case: TestCaseSnapshot) -> dict[str, Any]:
+    return {
+        "id": case.id,
+        "version": int(case.version),
+        "name": case.name,
+        "description": case.description,
+        "criteria": [
+            {
+                "metric": c.metric,
+                "condition": c.condition.value,
+                "threshold": float(c.threshold),
+                "unit": c.unit,
+            }
+            for c in case.criteria
+        ],
+        "duration_s": int(case.duration_s),
+        "timeout_s": int(case.timeout_s),
+        "parameters": {str(k): v for k, v in case.parameters.items()},
+        "tags": [str(tag) for tag in case.tags],
+    }
+
+
+def _result_json(result: CaseResult) -> dict[str, Any]:
+    return {
+        "test_case_id": result.test_case_id,
+        "device_id": result.device_id,
+        "verdict": result.verdict.value,
+        "measurements": [
+            {
+                "metric": m.metric,
+                "condition": _text(m.condition),
+                "threshold": float(m.threshold),
+                "unit": m.unit,
+                "value": _number(m.value),
+                "passed": None if m.passed is None else bool(m.passed),
+            }
+            for m in result.measurements
+        ],
+        "message": result.message,
+        "started_at": iso(result.started_at),
+        "finished_at": iso(result.finished_at),
+    }
+
+
+def run_json(run: TestRun) -> dict[str, Any]:
+    """What TestRunSchema dumps (see adapters/http/json_bodies.py)."""
+    environment = run.environment
+    return {
+        "id": run.id,
+        "status": run.status.value,
+        "verdict": run.verdict.value if run.verdict else None,
+        "test_cases": [_case_json(case) for case in run.test_cases],
+        "environment": {
+            "id": environment.id,
+            "name": environment.name,
+            "description": environment.description,
+            "variables": {str(k): _text(v) for k, v in environment.variables.items()},
+        },
+        "devices": [
+            {
+                "id": d.id,
+                "name": d.name,
+                "model": d.model,
+                "serial": d.serial,
+                "firmware_version": d.firmware_version,
+                "labels": {str(k): _text(v) for k, v in d.labels.items()},
+            }
+            for d in run.devices
+        ],
+        "parameters": {str(k): v for k, v in run.parameters.items()},
+        "started_by": run.started_by,
+        "created_at": iso(run.created_at),
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "deadline": iso(run.deadline),
+        "failure_reason": run.failure_reason,
+        "progress": float(run.progress),
+        "progress_message": run.progress_message,
+        "last_report_at": iso(run.last_report_at),
+        "runner": run.runner,
+        "grafana_url": grafana_url(run),
+        "results": [_result_json(r) for r in run.results.values()],
+    }
+
+
 class StartTestRunSchema(Schema):
     test_case_ids = _id_list
     environment_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
@@ -193,7 +289,8 @@ class TestRuns(MethodView):
             created_to=args.get("to"),
         )
         page = list_runs(where, args["limit"], args["cursor"])
-        return {"items": page.items, "next_cursor": page.next_cursor}
+        items = [run_json(run) for run in page.items]
+        return json_response({"items": items, "next_cursor": page.next_cursor})
 
     @requires(Permission.RUN_TESTS)
     @blp.arguments(StartTestRunSchema)
@@ -202,7 +299,8 @@ class TestRuns(MethodView):
     @inject
     def post(self, data, start: StartTestRun = Provide["start_test_run"]):
         """Start a test run: reserves all the devices or none, and queues the job"""
-        return start(StartTestRunRequest(**data, started_by=current_actor()))
+        run = start(StartTestRunRequest(**data, started_by=current_actor()))
+        return json_response(run_json(run), 201)
 
 
 @blp.route("/<run_id>")
@@ -212,7 +310,7 @@ class TestRunById(MethodView):
     @inject
     def get(self, run_id, get_run: GetTestRun = Provide["get_test_run"]):
         """One run with its results"""
-        return get_run(run_id)
+        return json_response(run_json(get_run(run_id)))
 
 
 @blp.route("/<run_id>/cancel")
@@ -223,4 +321,4 @@ class TestRunCancel(MethodView):
     @inject
     def post(self, data, run_id, cancel: CancelTestRun = Provide["cancel_test_run"]):
         """Cancel a queued or running run: it is aborted and its devices are freed at once"""
-        return cancel(run_id, current_actor(), data["reason"]).run
+        return json_response(run_json(cancel(run_id, current_actor(), data["reason"]).run))
