@@ -137,6 +137,10 @@ _UPDATE_DEVICE = t.devices.update().where(
     t.devices.c.version == sa.bindparam("match_version"),
 )
 _INSERT_RUN = t.test_runs.insert()
+_UPDATE_RUN = t.test_runs.update().where(
+    t.test_runs.c.id == sa.bindparam("match_id"),
+    t.test_runs.c.version == sa.bindparam("match_version"),
+)
 _INSERT_OUTBOX = t.outbox.insert()
 _MARK_SENT = (
     t.outbox.update()
@@ -713,12 +717,13 @@ class SqlTestRunRepository(_SqlRepository):
         _log_change(self, "run", run.id)
 
     def update(self, run: TestRun) -> None:
-        statement = (
-            sa.update(t.test_runs)
-            .where(t.test_runs.c.id == run.id, t.test_runs.c.version == run.version)
-            .values(**_run_values(run), version=run.version + 1)
-        )
-        if self._execute(statement).rowcount != 1:
+        values = {
+            **_run_values(run),
+            "version": run.version + 1,
+            "match_id": run.id,
+            "match_version": run.version,
+        }
+        if self._execute(_UPDATE_RUN, values).rowcount != 1:
             raise ConcurrentUpdate(f"test run {run.id} was changed meanwhile; retry")
         self._write_results(run)
         _log_change(self, "run", run.id)
@@ -828,7 +833,7 @@ class SqlTestRunRepository(_SqlRepository):
         cases: dict[str, list[TestCaseSnapshot]] = {i: [] for i in ids}
         devices: dict[str, list[DeviceSnapshot]] = {i: [] for i in ids}
         results: dict[str, dict[tuple[str, str], CaseResult]] = {i: {} for i in ids}
-        for part in self._execute(_run_parts(ids)):
+        for part in self._execute(_RUN_PARTS, {"run_ids": ids}):
             if part.part == _CASE:
                 cases[part.run_id].append(_case_snapshot_from(part.document))
             elif part.part == _DEVICE:
@@ -881,10 +886,11 @@ class SqlTestRunRepository(_SqlRepository):
 _CASE, _DEVICE, _RESULT = 1, 2, 3
 
 
-def _run_parts(run_ids: list[str]) -> sa.CompoundSelect:
-    """The runs' cases, devices and results in one query (one round trip, not three): a
-    UNION ALL of the three tables on common columns, each row tagged with its part, in run
-    and then list order."""
+def _run_parts() -> sa.CompoundSelect:
+    """The cases, devices and results of the runs in `:run_ids` in one query (one round
+    trip, not three): a UNION ALL of the three tables on common columns, each row tagged
+    with its part, in run and then list order. Built once (`_RUN_PARTS`)."""
+    run_ids = sa.bindparam("run_ids", expanding=True)
     cases, devices, results = t.test_run_cases.c, t.test_run_devices.c, t.test_run_results.c
 
     def nothing(kind: sa.types.TypeEngine[Any]) -> sa.ColumnElement[Any]:
@@ -919,6 +925,9 @@ def _run_parts(run_ids: list[str]) -> sa.CompoundSelect:
     return sa.union_all(
         snapshot_rows(cases, _CASE), snapshot_rows(devices, _DEVICE), result_rows
     ).order_by("run_id", "part", "position", "test_case_id", "device_id")
+
+
+_RUN_PARTS = _run_parts()
 
 
 # -- outbox ----------------------------------------------------------------------------
