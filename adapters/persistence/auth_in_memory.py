@@ -67,14 +67,10 @@ class InMemorySessionRepository:
     def get(self, session_id: str) -> Session | None:
         return copy.deepcopy(self._sessions.get(session_id))
 
-    def get_by_token_hash(self, token_hash: str) -> Session | None:
-        found = next((s for s in self._sessions.values() if s.token_hash == token_hash), None)
-        return copy.deepcopy(found)
-
     def get_with_user(self, token_hash: str) -> tuple[Session, User] | None:
-        session = self.get_by_token_hash(token_hash)
+        session = next((s for s in self._sessions.values() if s.token_hash == token_hash), None)
         user = self._users.get(session.user_id) if session else None
-        return (session, copy.deepcopy(user)) if session and user else None
+        return (copy.deepcopy(session), copy.deepcopy(user)) if session and user else None
 
     def list_active(
         self, user_id: str, now: datetime, limit: int, after: tuple | None

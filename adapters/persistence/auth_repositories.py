@@ -154,12 +154,6 @@ class SqlSessionRepository:
         row = self.db.execute(sa.select(t.sessions).where(t.sessions.c.id == session_id)).first()
         return _session(row) if row else None
 
-    def get_by_token_hash(self, token_hash: str) -> Session | None:
-        row = self.db.execute(
-            sa.select(t.sessions).where(t.sessions.c.token_hash == token_hash)
-        ).first()
-        return _session(row) if row else None
-
     def get_with_user(self, token_hash: str) -> tuple[Session, User] | None:
         row = self.db.execute(_SESSION_WITH_USER, {"token_hash": token_hash}).first()
         if row is None:

@@ -16,10 +16,12 @@ from datetime import datetime
 from application.auth.errors import InvalidCredentials, Unauthenticated
 from application.auth.ports import (
     AuthUnitOfWork,
-    AuthUnitOfWorkFactory,
     PasswordHasher,
     Principal,
     TokenSigner,
+)
+from application.auth.ports import (
+    AuthUnitOfWorkFactory as AuthUowFactory,
 )
 from application.errors import NotFound
 from application.pagination import Page, paginate
@@ -29,7 +31,6 @@ from domain.users import PASSWORD_MAX_LENGTH, Session, SessionPolicy, User, norm
 
 log = logging.getLogger("devicelab.auth")
 
-AuthUowFactory = AuthUnitOfWorkFactory
 
 SECRET_BYTES = 32  # 256 bits; the issue asks for at least 128
 MAX_TOKEN_LENGTH = 512  # far longer than any token issued here; longer ones are not looked at

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from application.auth.errors import Unauthenticated
 from application.auth.ports import AuthUnitOfWork, PasswordHasher, Principal
-from application.auth.sessions import AuthUowFactory
+from application.auth.ports import AuthUnitOfWorkFactory as AuthUowFactory
 from application.errors import AlreadyExists, NotFound
 from application.pagination import Page, paginate
 from application.ports import Clock, IdGenerator

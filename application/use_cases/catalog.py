@@ -7,11 +7,10 @@ from typing import Any
 
 from application.errors import AlreadyExists, NotFound
 from application.pagination import Page, paginate
-from application.ports import Clock, IdGenerator, NameFilter, UnitOfWork, UnitOfWorkFactory
+from application.ports import Clock, IdGenerator, NameFilter, UnitOfWork
+from application.ports import UnitOfWorkFactory as UowFactory
 from domain.environments import Environment
 from domain.test_cases import Criterion, TestCase
-
-UowFactory = UnitOfWorkFactory
 
 
 def by_name_key(item: TestCase | Environment) -> tuple:

@@ -8,11 +8,10 @@ from typing import Any
 
 from application.errors import AlreadyExists, NotFound
 from application.pagination import Page, paginate
-from application.ports import Clock, DeviceFilter, IdGenerator, UnitOfWork, UnitOfWorkFactory
+from application.ports import Clock, DeviceFilter, IdGenerator, UnitOfWork
+from application.ports import UnitOfWorkFactory as UowFactory
 from domain.devices import Device, DeviceStatus, StatusChange
 from domain.errors import InvalidValue
-
-UowFactory = UnitOfWorkFactory
 
 
 def device_key(device: Device) -> tuple:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from application.ports import Change, UnitOfWorkFactory
+from application.ports import Change
+from application.ports import UnitOfWorkFactory as UowFactory
 from domain.devices import Device
 from domain.test_runs import TestRun
-
-UowFactory = UnitOfWorkFactory
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ from application.ports import (
     MessagePublisher,
     OutboxMessage,
     RunCredentials,
-    UnitOfWorkFactory,
 )
-
-UowFactory = UnitOfWorkFactory
+from application.ports import (
+    UnitOfWorkFactory as UowFactory,
+)
 
 
 @dataclass(frozen=True)

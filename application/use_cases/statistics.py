@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from application.ports import Clock, LabStatistics, UnitOfWorkFactory
-
-UowFactory = UnitOfWorkFactory
+from application.ports import Clock, LabStatistics
+from application.ports import UnitOfWorkFactory as UowFactory
 
 
 class GetLabStatistics:

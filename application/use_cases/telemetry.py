@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from application.errors import AlreadyExists
-from application.ports import Clock, IdGenerator, UnitOfWorkFactory
+from application.ports import Clock, IdGenerator
+from application.ports import UnitOfWorkFactory as UowFactory
 from domain.devices import Device
-
-UowFactory = UnitOfWorkFactory
 
 # every device that registered itself carries this label, so the lab can find and review them
 DISCOVERED_LABEL = ("discovered", "telemetry")

@@ -15,14 +15,14 @@ from application.ports import (
     OutboxMessage,
     RunFilter,
     UnitOfWork,
-    UnitOfWorkFactory,
+)
+from application.ports import (
+    UnitOfWorkFactory as UowFactory,
 )
 from domain.booking import release_devices_of, reserve_devices
 from domain.errors import InvalidValue
 from domain.test_cases import with_parameters
 from domain.test_runs import DeviceSnapshot, ResultReport, TestRun
-
-UowFactory = UnitOfWorkFactory
 
 RUNNER = "runner"
 
