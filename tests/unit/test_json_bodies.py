@@ -29,9 +29,10 @@ from domain.test_runs import (
 text = st.text(max_size=30)
 name = text.filter(lambda s: s.strip())
 zones = st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5))])
-moments = st.none() | st.datetimes(
+instants = st.datetimes(
     min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1), timezones=zones
 )
+moments = st.none() | instants
 devices = st.builds(
     Device,
     id=st.uuids().map(str),
@@ -108,7 +109,6 @@ results = st.builds(
     started_at=moments,
     finished_at=moments,
 )
-some_moment = moments.filter(lambda m: m is not None)
 runs = st.builds(
     TestRun,
     id=st.uuids().map(str),
@@ -134,8 +134,8 @@ runs = st.builds(
         max_size=3,
     ),
     started_by=text,
-    created_at=some_moment,
-    deadline=some_moment,
+    created_at=instants,
+    deadline=instants,
     parameters=st.dictionaries(text, json_values, max_size=3),
     status=st.sampled_from(list(RunStatus)),
     verdict=st.none() | st.sampled_from(list(Verdict)),
