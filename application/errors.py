@@ -41,5 +41,18 @@ class WrongRunCredential(DomainError):
     code = "wrong_run_credential"
 
 
+class TooManyStreams(DomainError):
+    """The user already holds all the live streams they may; answered 429 with Retry-After."""
+
+    code = "too_many_streams"
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(
+            f"you already have {limit} live streams open (the most one user may); close a "
+            f"tab or another client, or try again in {retry_after} seconds"
+        )
+        self.retry_after = retry_after
+
+
 class PublishFailed(Exception):
     """The broker did not take a message (unreachable, refused, no confirm in time)."""

@@ -144,6 +144,35 @@ class ChangeFeed(Protocol):
 
 
 @dataclass(frozen=True)
+class StreamLease:
+    """One open live stream of a user: it holds one of the user's numbered slots until it ends
+    or stops renewing the lease (`expires_at`), so a stream whose process died frees its
+    slot by itself."""
+
+    id: str
+    user_id: str
+    slot: int
+    expires_at: datetime
+
+
+class StreamLeases(Protocol):
+    """The open live streams, shared by every API process of one instance."""
+
+    def of_user(self, user_id: str) -> list[StreamLease]: ...
+    def add(self, lease: StreamLease) -> None:
+        """Raises ConcurrentUpdate when the user's slot is already held (a stream in another
+        process took it since it was seen free)."""
+        ...
+
+    def renew(self, lease_id: str, expires_at: datetime) -> bool:
+        """Move the lease's expiry; False when the lease is gone."""
+        ...
+
+    def remove(self, lease_id: str) -> None: ...
+    def remove_expired(self, now: datetime) -> int: ...
+
+
+@dataclass(frozen=True)
 class LabStatistics:
     devices_by_status: dict[str, int]
     runs_by_status: dict[str, int]
@@ -169,6 +198,7 @@ class UnitOfWork(Protocol):
     outbox: Outbox
     changes: ChangeFeed
     statistics: StatisticsQueries
+    stream_leases: StreamLeases
 
     def __enter__(self) -> Self: ...
     def __exit__(self, *exc_info: object) -> None: ...

@@ -26,7 +26,15 @@ from adapters.persistence.readiness import DatabaseCheck
 from adapters.persistence.unit_of_work import SqlAlchemyUnitOfWork
 from application.auth import sessions as auth_sessions
 from application.auth import users as auth_users
-from application.use_cases import catalog, devices, live_updates, relay, statistics, test_runs
+from application.use_cases import (
+    catalog,
+    devices,
+    live_streams,
+    live_updates,
+    relay,
+    statistics,
+    test_runs,
+)
 from domain.users import SessionPolicy
 
 
@@ -128,6 +136,20 @@ class Container(containers.DeclarativeContainer):
         remote=providers.Singleton(RemoteTokenVerifier, config.auth_url, config.auth_cache_s),
     )
     authenticator = providers.Singleton(BearerAuthenticator, token_verifier)
+    # live streams: re-checked with the same verifier, capped per user in the lab database
+    stream_lease_s = providers.Callable(live_streams.lease_for, config.stream_recheck_s)
+    open_stream = providers.Factory(
+        live_streams.OpenStream,
+        uow.provider,
+        clock,
+        ids,
+        config.max_streams_per_user,
+        stream_lease_s,
+    )
+    keep_stream_open = providers.Factory(
+        live_streams.KeepStreamOpen, token_verifier, uow.provider, clock, stream_lease_s
+    )
+    close_stream = providers.Factory(live_streams.CloseStream, uow.provider)
     # /auth is the auth service itself: it always checks its own store
     auth_service_authenticator = providers.Singleton(BearerAuthenticator, authenticate)
 

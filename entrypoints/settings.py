@@ -64,6 +64,14 @@ def _auth_settings(env: Mapping[str, str], database_url: str) -> dict:
     }
 
 
+def _stream_recheck_s(env: Mapping[str, str]) -> float:
+    name = "DEVICELAB_STREAM_RECHECK_S"
+    value = _number(env, name, 5, 0.05)
+    if value > 60:  # a stream must notice a logout within seconds, not minutes
+        raise SettingsError(f"{name} must be at most 60, got {env.get(name)!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: str = "var"
@@ -102,6 +110,10 @@ class Settings:
     # reverse proxies in front whose X-Forwarded-For/-Proto are believed (the client IP the
     # login rate limit counts by); 0 believes none, so a client cannot pick its own IP
     trusted_proxies: int = 0
+    # live streams (/api/events): how often an open stream re-checks its session and renews
+    # its lease, and how many one user may hold open at once (across all API processes)
+    stream_recheck_s: float = 5
+    max_streams_per_user: int = 8
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -140,6 +152,8 @@ class Settings:
             relay_interval_s=_number(env, "DEVICELAB_RELAY_INTERVAL_S", 0.05, 0.01),
             reaper_interval_s=_number(env, "DEVICELAB_REAPER_INTERVAL_S", 5, 0.1),
             grafana_url_template=env.get("DEVICELAB_GRAFANA_URL_TEMPLATE") or "",
+            stream_recheck_s=_stream_recheck_s(env),
+            max_streams_per_user=int(_number(env, "DEVICELAB_MAX_STREAMS_PER_USER", 8, 1)),
         )
 
     def require_secret_key(self) -> str:

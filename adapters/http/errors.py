@@ -17,6 +17,7 @@ from application.errors import (
     ConcurrentUpdate,
     InvalidRunCredential,
     NotFound,
+    TooManyStreams,
     WrongRunCredential,
 )
 from domain.errors import (
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 _STATUS_OF: list[tuple[type[DomainError], int]] = [
     (Unauthenticated, 401),
     (Forbidden, 403),
+    (TooManyStreams, 429),
     (AuthServiceUnavailable, 503),
     (NotFound, 404),
     (InvalidValue, 422),
@@ -152,6 +154,9 @@ def register_domain_error_handler(app: Flask) -> None:
         headers = {}
         if isinstance(error, Unauthenticated):
             headers["WWW-Authenticate"] = 'Bearer realm="devicelab"'  # RFC 6750
+        if isinstance(error, TooManyStreams):
+            body["retry_after"] = error.retry_after
+            headers["Retry-After"] = str(error.retry_after)
         return jsonify(body), status, headers
 
     app.register_error_handler(DomainError, handle)

@@ -5,13 +5,22 @@ of the change, so a client that reconnects with `Last-Event-ID` (or `?after=`) m
 nothing. The stream reads the database's change log, which every API process and worker
 writes in the transaction of the change: it works the same with one process or many, with
 or without a broker. A stream ends after `max_seconds`; clients reconnect (the `retry` hint
-tells them how soon)."""
+tells them how soon).
+
+An open stream is re-checked every DEVICELAB_STREAM_RECHECK_S seconds
+(`application.use_cases.live_streams`): once its session has ended (signed out, expired,
+revoked, user disabled, password changed elsewhere) or its role may no longer read, it sends
+a last `session_ended` event, whose data says why, and closes; a client should then sign in
+again rather than reconnect. Each user holds at most DEVICELAB_MAX_STREAMS_PER_USER streams;
+one more is answered 429 with Retry-After. A stream gives its slot back when it ends, for
+whatever reason (client gone, `max_seconds`, session ended)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from dependency_injector.wiring import Provide, inject
 from flask import Response, request, stream_with_context
@@ -20,10 +29,23 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from adapters.http.devices import DeviceSchema
-from adapters.http.security import requires
+from adapters.http.security import bearer_token, current_principal, requires
 from adapters.http.test_runs import TestRunSchema
+from application.ports import StreamLease
+from application.use_cases.live_streams import CloseStream, KeepStreamOpen, OpenStream, StreamEnd
 from application.use_cases.live_updates import ReadChanges, Update
 from domain.users import Permission
+
+log = logging.getLogger(__name__)
+
+# what a client is told in the last event when the stream's session has ended
+SESSION_ENDED_MESSAGES = {
+    StreamEnd.SESSION_ENDED: (
+        "your session has ended (signed out, expired or revoked, or the account was changed); "
+        "sign in again"
+    ),
+    StreamEnd.FORBIDDEN: "your role may no longer see the lab; sign in again or ask an admin",
+}
 
 blp = Blueprint(
     "events", __name__, url_prefix="/api/events", description="Live changes (Server-Sent Events)"
@@ -56,17 +78,37 @@ def _event(update: Update) -> str:
     return f"id: {change.id}\nevent: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
+def _session_ended(end: StreamEnd) -> str:
+    data = {"reason": end.value, "message": SESSION_ENDED_MESSAGES[end]}
+    return f"event: session_ended\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
 def stream_changes(
     read_changes: ReadChanges,
     after: int | None,
     max_seconds: float,
+    recheck: Callable[[], StreamEnd | None] | None = None,
+    recheck_s: float = 5,
     poll_s: float = 0.5,
     keepalive_s: float = 15,
 ) -> Iterator[str]:
+    """The stream's events. `recheck` is asked every `recheck_s` whether the stream may go
+    on, before anything more is sent. A keepalive goes out at least as often, so a client
+    that is gone is noticed (the write fails) and its slot freed within a few re-checks."""
+    poll_s, keepalive_s = min(poll_s, recheck_s), min(keepalive_s, recheck_s)
     cursor = read_changes.cursor(after)
     yield f"retry: 2000\n: stream open at change {cursor.position}\n\n"
-    started = last_sent = time.monotonic()
+    started = last_sent = last_check = time.monotonic()
     while time.monotonic() - started < max_seconds:
+        if recheck is not None and time.monotonic() - last_check >= recheck_s:
+            end = recheck()
+            last_check = time.monotonic()
+            if end in SESSION_ENDED_MESSAGES:
+                yield _session_ended(end)
+                return
+            if end is not None:  # not the session's fault: the client simply reconnects
+                yield f": stream closed ({end.value})\n\n"
+                return
         updates = read_changes(cursor)
         chunk = "".join(_event(update) for update in updates)
         if chunk:
@@ -78,21 +120,77 @@ def stream_changes(
         time.sleep(poll_s)
 
 
+class _SlotRelease:
+    """Gives a stream's slot back once, whichever comes first: the stream's generator ending,
+    or the server closing the response (also when the generator never started)."""
+
+    def __init__(self, close_stream: CloseStream, lease: StreamLease) -> None:
+        self.close_stream, self.lease, self.done = close_stream, lease, False
+
+    def __call__(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        try:
+            self.close_stream(self.lease)
+        except Exception:  # the lease lapses by itself; the stream is over either way
+            log.warning("could not free live stream slot %s", self.lease.id, exc_info=True)
+
+
+def _releasing(stream: Iterator[str], release: _SlotRelease) -> Iterator[str]:
+    try:
+        yield from stream
+    finally:
+        release()
+
+
 @blp.route("")
 class Events(MethodView):
     @requires(Permission.READ)
     @blp.arguments(EventQuerySchema, location="query")
-    @blp.response(200, description="text/event-stream of `device`, `device_deleted` and `run`")
+    @blp.response(
+        200,
+        description="text/event-stream of `device`, `device_deleted` and `run` events; a last "
+        "`session_ended` event (data: reason, message) when the session ends while it is open",
+    )
+    @blp.alt_response(429, "TOO_MANY_REQUESTS")
     @inject
-    def get(self, args, read_changes: ReadChanges = Provide["read_changes"]):
-        """Stream device and run changes as they happen"""
+    def get(
+        self,
+        args,
+        read_changes: ReadChanges = Provide["read_changes"],
+        open_stream: OpenStream = Provide["open_stream"],
+        keep_stream_open: KeepStreamOpen = Provide["keep_stream_open"],
+        close_stream: CloseStream = Provide["close_stream"],
+        recheck_s: float = Provide["config.stream_recheck_s"],
+    ):
+        """Stream device and run changes as they happen
+
+        The stream re-checks its session every few seconds and ends with a `session_ended`
+        event once the session is over. One user may hold a limited number of streams at
+        once (429 with Retry-After beyond it)."""
         after = args.get("after")
         last_event_id = request.headers.get("Last-Event-ID", "")
         if after is None and last_event_id.isdigit():
             after = int(last_event_id)
-        stream = stream_changes(read_changes, after, args["max_seconds"])
-        return Response(
-            stream_with_context(stream),
-            mimetype="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        token = bearer_token(request)
+        lease = open_stream(current_principal().user_id)
+        release = _SlotRelease(close_stream, lease)
+        try:
+            stream = stream_changes(
+                read_changes,
+                after,
+                args["max_seconds"],
+                recheck=lambda: keep_stream_open(token, lease),
+                recheck_s=recheck_s,
+            )
+            response = Response(
+                stream_with_context(_releasing(stream, release)),
+                mimetype="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        except BaseException:
+            release()
+            raise
+        response.call_on_close(release)
+        return response

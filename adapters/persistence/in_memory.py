@@ -9,10 +9,11 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, Self, TypeVar
 
+from application.errors import ConcurrentUpdate
 from application.ports import (
     Change,
     DeviceFilter,
@@ -20,6 +21,7 @@ from application.ports import (
     NameFilter,
     OutboxMessage,
     RunFilter,
+    StreamLease,
 )
 from domain.devices import Device, DeviceStatus, StatusChange
 from domain.environments import Environment
@@ -42,6 +44,7 @@ class InMemoryStore:
     # per outbox message id: sent_at, claimed_until, attempts
     outbox_state: dict[str, dict[str, Any]] = field(default_factory=dict)
     changes: list[Change] = field(default_factory=list)
+    stream_leases: dict[str, StreamLease] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -334,6 +337,51 @@ class InMemoryChangeFeed:
         self.purge_before = None
 
 
+class InMemoryStreamLeases:
+    """Leases staged until commit; a second lease on a held (user, slot) is refused as the
+    database's unique key refuses it."""
+
+    def __init__(self, store: InMemoryStore) -> None:
+        self.store = store
+        self.staged: dict[str, StreamLease | None] = {}
+
+    def _all(self) -> list[StreamLease]:
+        merged = {**self.store.stream_leases, **self.staged}
+        return [lease for lease in merged.values() if lease is not None]
+
+    def of_user(self, user_id: str) -> list[StreamLease]:
+        return sorted((s for s in self._all() if s.user_id == user_id), key=lambda s: s.slot)
+
+    def add(self, lease: StreamLease) -> None:
+        if any(s.user_id == lease.user_id and s.slot == lease.slot for s in self._all()):
+            raise ConcurrentUpdate(f"stream slot {lease.slot} of the user is already held")
+        self.staged[lease.id] = lease
+
+    def renew(self, lease_id: str, expires_at: datetime) -> bool:
+        current = next((s for s in self._all() if s.id == lease_id), None)
+        if current is None:
+            return False
+        self.staged[lease_id] = replace(current, expires_at=expires_at)
+        return True
+
+    def remove(self, lease_id: str) -> None:
+        self.staged[lease_id] = None
+
+    def remove_expired(self, now: datetime) -> int:
+        expired = [s.id for s in self._all() if s.expires_at <= now]
+        for lease_id in expired:
+            self.staged[lease_id] = None
+        return len(expired)
+
+    def apply(self) -> None:
+        for lease_id, lease in self.staged.items():
+            if lease is None:
+                self.store.stream_leases.pop(lease_id, None)
+            else:
+                self.store.stream_leases[lease_id] = lease
+        self.staged.clear()
+
+
 class InMemoryStatistics:
     def __init__(self, store: InMemoryStore) -> None:
         self.store = store
@@ -389,6 +437,7 @@ class InMemoryUnitOfWork:
         )
         self.test_runs = InMemoryTestRunRepository(self.store, self.changes)
         self.outbox = InMemoryOutbox(self.store)
+        self.stream_leases = InMemoryStreamLeases(self.store)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -405,6 +454,7 @@ class InMemoryUnitOfWork:
         self.environments.table.apply()
         self.test_runs.table.apply()
         self.outbox.apply()
+        self.stream_leases.apply()
         self.changes.apply(datetime.now(UTC))
 
     def rollback(self) -> None:
@@ -418,6 +468,7 @@ class InMemoryUnitOfWork:
         self.devices.new_history.clear()
         self.outbox.staged.clear()
         self.outbox.staged_state.clear()
+        self.stream_leases.staged.clear()
         self.outbox.purged = set()
         self.changes.staged.clear()
         self.changes.purge_before = None

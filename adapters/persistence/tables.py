@@ -277,3 +277,16 @@ change_log = sa.Table(
     sa.Column("at", UtcDateTime(), nullable=False),
     sa.Index("ix_change_log_at", "at"),
 )
+
+# the open live streams (application.use_cases.live_streams): one row per stream, in one of
+# its user's numbered slots; the unique key is what stops two processes taking the same slot
+stream_leases = sa.Table(
+    "stream_leases",
+    metadata,
+    sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("user_id", sa.String(ID_LENGTH), nullable=False),
+    sa.Column("slot", sa.Integer(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("user_id", "slot", name="uq_stream_leases_user_id_slot"),
+    sa.Index("ix_stream_leases_expires_at", "expires_at"),
+)

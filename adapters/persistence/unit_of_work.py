@@ -13,6 +13,7 @@ from adapters.persistence.repositories import (
     SqlEnvironmentRepository,
     SqlOutbox,
     SqlStatistics,
+    SqlStreamLeases,
     SqlTestCaseRepository,
     SqlTestRunRepository,
     forget_logged_changes,
@@ -105,3 +106,4 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork):
         self.outbox = SqlOutbox(session)
         self.changes = SqlChangeFeed(session)
         self.statistics = SqlStatistics(session)
+        self.stream_leases = SqlStreamLeases(session)
