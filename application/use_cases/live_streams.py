@@ -60,24 +60,27 @@ class OpenStream:
 
     def __call__(self, user_id: str) -> StreamLease:
         for _ in range(self.ATTEMPTS):
-            now = self.clock.now()
-            with self.uow() as uow:
-                uow.stream_leases.remove_expired(now)
-                held = [s for s in uow.stream_leases.of_user(user_id) if s.expires_at > now]
-                slot = first_free_slot(held, self.max_per_user)
-                if slot is None:
-                    # the soonest a slot can come free: when the oldest renewal lapses
-                    soonest = min(lease.expires_at for lease in held)
-                    wait = max(1, math.ceil((soonest - now).total_seconds()))
-                    raise TooManyStreams(self.max_per_user, wait)
-                lease = StreamLease(self.ids.new_id(), user_id, slot, now + self.lease)
-                try:
-                    uow.stream_leases.add(lease)
-                    uow.commit()
-                except ConcurrentUpdate:
-                    continue  # another process took this slot just now; look again
-                return lease
-        raise TooManyStreams(self.max_per_user, max(1, math.ceil(self.lease.total_seconds())))
+            try:
+                return self._take_slot(user_id)
+            except ConcurrentUpdate:
+                continue  # another process took that slot (or row) just now; look again
+        raise TooManyStreams(self.max_per_user, 1)
+
+    def _take_slot(self, user_id: str) -> StreamLease:
+        now = self.clock.now()
+        with self.uow() as uow:
+            uow.stream_leases.remove_expired(now)
+            held = [s for s in uow.stream_leases.of_user(user_id) if s.expires_at > now]
+            slot = first_free_slot(held, self.max_per_user)
+            if slot is None:
+                # the soonest a slot can come free: when the oldest renewal lapses
+                soonest = min(lease.expires_at for lease in held)
+                wait = max(1, math.ceil((soonest - now).total_seconds()))
+                raise TooManyStreams(self.max_per_user, wait)
+            lease = StreamLease(self.ids.new_id(), user_id, slot, now + self.lease)
+            uow.stream_leases.add(lease)
+            uow.commit()
+            return lease
 
 
 class KeepStreamOpen:

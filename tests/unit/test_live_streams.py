@@ -1,0 +1,172 @@
+"""The live-stream rules on the in-memory twins: at most N streams per user, each in a slot of
+its own that comes free when the stream closes or its lease lapses, a lost race for a slot
+tries the next one; and the periodic re-check ends a stream whose session is over."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapters.identifiers import SequentialIds
+from adapters.persistence.in_memory import InMemoryStore, InMemoryUnitOfWork
+from application.auth.errors import AuthServiceUnavailable
+from application.auth.users import ChangePasswordRequest, UserChanges
+from application.errors import TooManyStreams
+from application.ports import StreamLease
+from application.use_cases.live_streams import (
+    CloseStream,
+    KeepStreamOpen,
+    OpenStream,
+    StreamEnd,
+    lease_for,
+)
+from tests.unit.auth_world import PASSWORD, T0, AuthWorld
+
+LEASE_S = lease_for(5)
+
+
+class Streams:
+    def __init__(self, max_per_user: int = 8, uow_class: type = InMemoryUnitOfWork) -> None:
+        self.store = InMemoryStore()
+        self.auth = AuthWorld()
+        self.clock = self.auth.clock  # one time for sessions and leases
+        self.uow = lambda read_only=False: uow_class(self.store, read_only)
+        self.open = OpenStream(self.uow, self.clock, SequentialIds("s"), max_per_user, LEASE_S)
+        self.keep_open = KeepStreamOpen(self.auth.authenticate, self.uow, self.clock, LEASE_S)
+        self.close = CloseStream(self.uow)
+
+    def held(self, user_id: str) -> list[StreamLease]:
+        with self.uow() as uow:
+            return uow.stream_leases.of_user(user_id)
+
+
+@pytest.fixture
+def streams() -> Streams:
+    return Streams()
+
+
+def test_a_user_gets_at_most_the_cap_and_others_are_not_affected(streams: Streams) -> None:
+    leases = [streams.open("ada") for _ in range(8)]
+    assert sorted(lease.slot for lease in leases) == list(range(8))
+    streams.clock.advance(3)
+    with pytest.raises(TooManyStreams) as refused:
+        streams.open("ada")
+    # the soonest a slot can come free: when the oldest lease runs out unrenewed
+    assert refused.value.retry_after == LEASE_S - 3
+    assert refused.value.code == "too_many_streams"
+    assert streams.open("bob").slot == 0
+    assert len(streams.held("ada")) == 8
+
+
+def test_a_closed_stream_gives_its_slot_back(streams: Streams) -> None:
+    leases = [streams.open("ada") for _ in range(8)]
+    streams.close(leases[3])
+    streams.close(leases[3])  # closing twice is harmless
+    assert len(streams.held("ada")) == 7
+    assert streams.open("ada").slot == 3
+    with pytest.raises(TooManyStreams):
+        streams.open("ada")
+
+
+def test_a_lease_that_is_not_renewed_lapses(streams: Streams) -> None:
+    streams.auth.add_user("ada@lab.example", "viewer")
+    login = streams.auth.sign_in()
+    ada = login.user.id
+    first = streams.open(ada)
+    for _ in range(7):
+        streams.open(ada)
+    streams.clock.advance(LEASE_S - 1)
+    with pytest.raises(TooManyStreams):
+        streams.open(ada)
+    streams.clock.advance(1)  # the leases have run out: their streams are taken for dead
+    assert streams.open(ada).slot == 0
+    assert len(streams.held(ada)) == 1
+    # the stream that missed its renewals learns it has lost its slot
+    assert streams.keep_open(login.token, first) is StreamEnd.LEASE_LOST
+
+
+def test_renewal_keeps_a_stream_alive_past_its_first_lease(streams: Streams) -> None:
+    streams.auth.add_user("ada@lab.example", "viewer")
+    login = streams.auth.sign_in()
+    lease = streams.open(login.user.id)
+    for _ in range(5):
+        streams.clock.advance(LEASE_S / 2)
+        assert streams.keep_open(login.token, lease) is None
+    (renewed,) = streams.held(login.user.id)
+    assert renewed.expires_at == streams.clock.now() + (lease.expires_at - T0)
+
+
+def test_a_lost_race_for_a_slot_takes_the_next_free_one() -> None:
+    class RacedUnitOfWork(InMemoryUnitOfWork):
+        """Another process takes the slot this one has just seen free."""
+
+        raced = False
+
+        def __enter__(self):
+            super().__enter__()
+            leases = self.stream_leases
+            seen_free = leases.of_user
+
+            def of_user(user_id: str) -> list[StreamLease]:
+                held = seen_free(user_id)
+                if not RacedUnitOfWork.raced:
+                    RacedUnitOfWork.raced = True
+                    with InMemoryUnitOfWork(self.store) as other:  # the store's lock is reentrant
+                        other.stream_leases.add(StreamLease("other", user_id, 0, T0.replace(2030)))
+                        other.commit()
+                return held
+
+            leases.of_user = of_user  # type: ignore[method-assign]
+            return self
+
+    streams = Streams(max_per_user=2, uow_class=RacedUnitOfWork)
+    assert streams.open("ada").slot == 1
+    assert sorted(lease.slot for lease in streams.held("ada")) == [0, 1]
+    with pytest.raises(TooManyStreams):
+        streams.open("ada")
+
+
+def test_the_recheck_ends_a_stream_whose_session_is_over(streams: Streams) -> None:
+    auth = streams.auth
+    auth.add_user("admin@lab.example", "admin")  # one enabled admin must remain
+    user = auth.add_user("ada@lab.example", "viewer")
+    # logged out
+    login = auth.sign_in()
+    lease = streams.open(user.id)
+    assert streams.keep_open(login.token, lease) is None
+    auth.logout(login.session.id)
+    assert streams.keep_open(login.token, lease) is StreamEnd.SESSION_ENDED
+
+    # the password changed in another session; the session that changed it goes on
+    other, changer = auth.sign_in(), auth.sign_in()
+    auth.change_password(
+        auth.principal(changer.token), ChangePasswordRequest(PASSWORD, "a new password 123")
+    )
+    assert streams.keep_open(other.token, lease) is StreamEnd.SESSION_ENDED
+    assert streams.keep_open(changer.token, lease) is None
+
+    # the user disabled
+    auth.update_user(user.id, UserChanges(disabled=True))
+    assert streams.keep_open(changer.token, lease) is StreamEnd.SESSION_ENDED
+
+
+def test_the_recheck_ends_a_stream_whose_session_expired(streams: Streams) -> None:
+    streams.auth.add_user("ada@lab.example", "viewer")
+    login = streams.auth.sign_in()
+    lease = streams.open(login.user.id)
+    streams.clock.advance(AuthWorld.policy.idle_timeout.total_seconds() + 1)
+    assert streams.keep_open(login.token, lease) is StreamEnd.SESSION_ENDED
+
+
+def test_the_recheck_fails_closed_when_the_session_cannot_be_checked(streams: Streams) -> None:
+    class Unreachable:
+        def verify(self, token: str):
+            raise AuthServiceUnavailable("the auth service is down")
+
+    keep_open = KeepStreamOpen(Unreachable(), streams.uow, streams.clock, LEASE_S)
+    assert keep_open("token", streams.open("ada")) is StreamEnd.AUTH_UNAVAILABLE
+
+
+def test_a_token_of_another_user_does_not_keep_the_stream(streams: Streams) -> None:
+    streams.auth.add_user("bob@lab.example", "viewer")
+    bob = streams.auth.sign_in("bob@lab.example")
+    assert streams.keep_open(bob.token, streams.open("ada")) is StreamEnd.SESSION_ENDED
