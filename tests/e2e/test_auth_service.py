@@ -233,3 +233,28 @@ def test_the_auth_app_needs_the_secret_key(tmp_path):
             create_auth_app(container)
     finally:
         container.unwire()
+
+
+def test_an_open_stream_ends_once_the_cached_session_runs_out(auth_service, tmp_path):
+    """In remote mode a stream's re-check asks the verifier, through its cache: a logout
+    ends the stream at most DEVICELAB_AUTH_CACHE_S + DEVICELAB_STREAM_RECHECK_S later."""
+    from tests.support.live_streams import Stream
+
+    auth_service.add_user("wall@lab.example", "viewer")
+    container, _ = _backend(tmp_path, auth_service.url, cache_s="30")
+    container.config.stream_recheck_s.from_value(0.1)
+    now = [1000.0]
+    verifier = RemoteTokenVerifier(auth_service.url, cache_s=30, monotonic=lambda: now[0])
+    container.token_verifier.override(providers.Object(verifier))
+    container.authenticator.reset()
+    try:
+        api = create_app(container).test_client()
+        token = _login(auth_service, "wall@lab.example")
+        stream = Stream(api, Authorization=f"Bearer {token}")
+        assert stream.status == 200, stream.body
+        assert _call(f"{auth_service.url}/auth/logout", "POST", b"{}", token)[0] == 204
+        now[0] += 31  # the cached answer has run out; the next re-check asks again
+        name, data = stream.events()[-1]
+        assert (name, data["reason"]) == ("session_ended", "session_ended")
+    finally:
+        container.unwire()

@@ -12,8 +12,6 @@ stream's own `max_seconds`."""
 
 from __future__ import annotations
 
-import json
-import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -21,9 +19,9 @@ from dependency_injector import providers
 
 from adapters.clocks import SettableClock
 from tests.e2e.conftest import sign_in
+from tests.support.live_streams import BOUND_S, Stream
 
 RECHECK_S = 0.1
-BOUND_S = 30  # a stream that never notices would run this long and then fail the test
 
 
 @pytest.fixture
@@ -38,60 +36,8 @@ def rechecked(container):
     container.config.stream_recheck_s.from_value(RECHECK_S)
 
 
-class Stream:
-    """One event stream, opened, read and closed in a thread of its own, as a server would
-    (a request's context belongs to the thread that handles it)."""
-
-    def __init__(self, client, max_seconds=BOUND_S):
-        self.client, self.max_seconds = client, max_seconds
-        self.opened, self.go = threading.Event(), threading.Event()
-        self.status, self.body, self.text, self.action = None, None, "", "close"
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        assert self.opened.wait(BOUND_S)
-
-    def _run(self):
-        response = self.client.get(f"/api/events?max_seconds={self.max_seconds}", buffered=False)
-        try:
-            self.status = response.status_code
-            if self.status != 200:
-                self.body, self.headers = response.get_json(), response.headers
-                return
-            chunks = iter(response.response)
-            assert next(chunks).startswith(b"retry:")  # the stream is open and has begun
-            self.opened.set()
-            self.go.wait()
-            if self.action == "read":
-                self.text = b"".join(chunks).decode()
-        finally:
-            response.close()
-            self.opened.set()
-
-    def events(self):
-        """Read the stream to its end: the named events in it, with their data."""
-        self.action = "read"
-        self._finish()
-        events = []
-        for block in self.text.split("\n\n"):
-            fields = dict(
-                line.split(": ", 1) for line in block.splitlines() if line and line[0] != ":"
-            )
-            if "event" in fields:
-                events.append((fields["event"], json.loads(fields["data"])))
-        return events
-
-    def close(self):
-        """The client goes away."""
-        self._finish()
-
-    def _finish(self):
-        self.go.set()
-        self.thread.join(BOUND_S + 10)
-        assert not self.thread.is_alive()
-
-
-def open_stream(client, max_seconds=BOUND_S):
-    stream = Stream(client, max_seconds)
+def open_stream(client, max_seconds=BOUND_S, **headers):
+    stream = Stream(client, max_seconds, **headers)
     assert stream.status == 200, stream.body
     return stream
 
