@@ -2,10 +2,17 @@
 // Authorization header can be sent). Reconnects with backoff; while the stream is down (or the
 // server has none) subscribers are polled instead, and after a reconnect they are polled once
 // to catch up on what was missed.
+//
+// The server re-checks an open stream's session every few seconds and ends it with a
+// `session_ended` event once the session is over: then the connection stops for good and the
+// app goes to the login screen, as it does on a 401. A user holds a limited number of streams
+// (tabs, the CLI ...): beyond it the server answers 429 with Retry-After; the connection says so
+// once (`notice`, `onLimited`), polls meanwhile and tries again no sooner than asked.
 
 import { authHeader } from './api';
 import { session } from './session.svelte';
-import { reconnectDelay, SseParser } from './sse';
+import { reconnectDelay, retryAfterMs, SseParser } from './sse';
+import { toasts } from './toast.svelte';
 import type { Device, TestRun } from './types';
 
 export type LiveMode = 'off' | 'connecting' | 'live' | 'polling';
@@ -24,19 +31,51 @@ export interface LiveOptions {
   /** No bytes for this long (keepalives included) means the stream is dead. */
   silenceTimeoutMs?: number;
   fetch?: typeof fetch;
-  onUnauthorized?: () => void;
+  /** The session is over (a 401, or the stream's `session_ended` event); `message` says why. */
+  onUnauthorized?: (message: string) => void;
+  /** The server refused the stream: too many open for this user. Called once per episode. */
+  onLimited?: (message: string) => void;
+}
+
+type Outcome = 'ended' | 'failed' | 'absent' | 'unauthorized' | 'session_ended' | 'limited';
+
+const SESSION_OVER = 'Your session has ended. Please log in again.';
+const SESSION_ENDED_TEXT: Record<string, string> = {
+  session_ended: SESSION_OVER,
+  forbidden: 'Your role may no longer see the lab. Please log in again or ask an admin.',
+};
+
+/** What the UI says when a `session_ended` event arrives, from its data. */
+export function sessionEndedMessage(data: string): string {
+  try {
+    const reason = (JSON.parse(data) as { reason?: unknown }).reason;
+    return (typeof reason === 'string' && SESSION_ENDED_TEXT[reason]) || SESSION_OVER;
+  } catch {
+    return SESSION_OVER;
+  }
+}
+
+export function limitedMessage(retryMs: number): string {
+  const seconds = Math.max(1, Math.round(retryMs / 1000));
+  return (
+    'Live updates are paused: your account has too many live connections open (other tabs, ' +
+    `screens or the CLI). Close some; this page refreshes itself meanwhile and tries again in ${seconds} s.`
+  );
 }
 
 export class LiveEvents {
   mode = $state<LiveMode>('off');
   /** When the last event or keepalive arrived (ms since epoch). */
   lastSignalAt = $state<number | null>(null);
+  /** Why live updates are held back (too many streams open), or null. */
+  notice = $state<string | null>(null);
 
   private subscribers = new Set<LiveSubscriber>();
   private controller: AbortController | null = null;
   private pollTimer: ReturnType<typeof setInterval> | null = null;
   private wakeUp: (() => void) | null = null;
-  private readonly options: Required<Omit<LiveOptions, 'onUnauthorized'>> & Pick<LiveOptions, 'onUnauthorized'>;
+  private readonly options: Required<Omit<LiveOptions, 'onUnauthorized' | 'onLimited'>> &
+    Pick<LiveOptions, 'onUnauthorized' | 'onLimited'>;
 
   constructor(options: LiveOptions = {}) {
     this.options = {
@@ -45,6 +84,7 @@ export class LiveEvents {
       silenceTimeoutMs: options.silenceTimeoutMs ?? 45_000,
       fetch: options.fetch ?? ((...args) => fetch(...args)),
       onUnauthorized: options.onUnauthorized,
+      onLimited: options.onLimited,
     };
   }
 
@@ -64,6 +104,7 @@ export class LiveEvents {
     this.controller = null;
     this.stopPolling();
     this.lastEventId = null;
+    this.notice = null;
     this.mode = 'off';
   }
 
@@ -107,6 +148,9 @@ export class LiveEvents {
 
   private lastEventId: string | null = null;
   private retryHintMs: number | null = null;
+  /** Set by connectOnce for the outcomes that carry more: why the session ended, how long to wait. */
+  private endedBecause = SESSION_OVER;
+  private limitedForMs = 0;
 
   private async loop(signal: AbortSignal): Promise<void> {
     let failures = 0;
@@ -120,13 +164,27 @@ export class LiveEvents {
         opened++;
         failures = 0;
         this.stopPolling();
+        this.notice = null;
         this.mode = 'live';
       });
       if (signal.aborted) return;
-      if (outcome === 'unauthorized') {
+      if (outcome === 'unauthorized' || outcome === 'session_ended') {
+        // Reconnecting cannot help: the session is over. Go to the login screen.
+        const message = outcome === 'session_ended' ? this.endedBecause : SESSION_OVER;
         this.stop();
-        this.options.onUnauthorized?.();
+        this.options.onUnauthorized?.(message);
         return;
+      }
+      if (outcome === 'limited') {
+        failures++;
+        this.startPolling();
+        const delay = Math.max(this.limitedForMs, reconnectDelay(failures));
+        if (this.notice === null) {
+          this.notice = limitedMessage(delay);
+          this.options.onLimited?.(this.notice);
+        }
+        await this.sleep(delay, signal);
+        continue;
       }
       if (outcome === 'ended') {
         // The server closes streams after a while; come back as soon as it asked.
@@ -144,7 +202,7 @@ export class LiveEvents {
   private async connectOnce(
     signal: AbortSignal,
     onOpen: () => void,
-  ): Promise<'ended' | 'failed' | 'absent' | 'unauthorized'> {
+  ): Promise<Outcome> {
     const attempt = new AbortController();
     const abort = () => attempt.abort();
     signal.addEventListener('abort', abort);
@@ -162,6 +220,11 @@ export class LiveEvents {
         signal: attempt.signal,
       });
       if (response.status === 401) return 'unauthorized';
+      if (response.status === 429) {
+        // No sooner than the server asked (at least 5 s if it did not say), never hammering it.
+        this.limitedForMs = retryAfterMs(response.headers.get('Retry-After')) ?? 5000;
+        return 'limited';
+      }
       if (response.status === 404 || response.status === 405) return 'absent';
       if (!response.ok || !response.body) return 'failed';
       onOpen();
@@ -174,6 +237,10 @@ export class LiveEvents {
         feedWatchdog();
         this.lastSignalAt = Date.now();
         for (const event of parser.feed(value)) {
+          if (event.event === 'session_ended') {
+            this.endedBecause = sessionEndedMessage(event.data);
+            return 'session_ended';
+          }
           if (event.id !== null) this.lastEventId = event.id;
           try {
             this.emit(event.event, JSON.parse(event.data));
@@ -209,5 +276,6 @@ export class LiveEvents {
 
 /** The app's one live connection; started once the user is signed in. */
 export const live = new LiveEvents({
-  onUnauthorized: () => session.expire('Your session has ended. Please log in again.'),
+  onUnauthorized: (message) => session.expire(message),
+  onLimited: (message) => toasts.show(message, 'info', 15_000),
 });

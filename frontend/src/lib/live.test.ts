@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { LiveEvents } from './live.svelte';
+import { limitedMessage, LiveEvents, sessionEndedMessage } from './live.svelte';
 import type { Device, TestRun } from './types';
 
 function streamOf(chunks: string[], keepOpen = false): ReadableStream<Uint8Array> {
@@ -18,7 +18,10 @@ const until = async (check: () => boolean) => {
 };
 
 let live: LiveEvents | null = null;
-afterEach(() => live?.stop());
+afterEach(() => {
+  live?.stop();
+  vi.useRealTimers();
+});
 
 describe('LiveEvents', () => {
   it('hands device and run events to subscribers and sends the resume id on reconnect', async () => {
@@ -79,5 +82,88 @@ describe('LiveEvents', () => {
     live.emit('device', { id: 'd1' });
     expect(seen).toEqual(['d1']);
     expect(error).toHaveBeenCalled();
+  });
+
+  it('goes to the login screen when the server ends the stream with session_ended, without reconnecting', async () => {
+    const fetchMock = vi.fn().mockResolvedValue(
+      new Response(
+        streamOf(
+          [
+            'retry: 10\n: stream open\n\n',
+            'id: 5\nevent: device\ndata: {"id":"d1","status":"offline"}\n\n',
+            'event: session_ended\ndata: {"reason":"session_ended","message":"your session has ended; sign in again"}\n\n',
+          ],
+          true, // the server closes after the event; even a stream left open must not be read on
+        ),
+        { status: 200 },
+      ),
+    );
+    const onUnauthorized = vi.fn();
+    live = new LiveEvents({ fetch: fetchMock, onUnauthorized });
+    const devices: Device[] = [];
+    live.subscribe({ device: (d) => devices.push(d) });
+    live.start();
+    await until(() => onUnauthorized.mock.calls.length === 1);
+    expect(onUnauthorized).toHaveBeenCalledWith('Your session has ended. Please log in again.');
+    expect(devices.map((d) => d.id)).toEqual(['d1']);
+    expect(live.mode).toBe('off');
+    await new Promise((r) => setTimeout(r, 50)); // the retry hint (10 ms) has long passed
+    expect(fetchMock).toHaveBeenCalledTimes(1);
+  });
+
+  it('says why the session ended', () => {
+    expect(sessionEndedMessage('{"reason":"forbidden","message":"x"}')).toMatch(/role may no longer/);
+    expect(sessionEndedMessage('{"reason":"session_ended"}')).toMatch(/session has ended/);
+    expect(sessionEndedMessage('not json')).toMatch(/session has ended/);
+  });
+
+  it('on 429 says so once, polls meanwhile and reconnects no sooner than Retry-After', async () => {
+    vi.useFakeTimers();
+    const limited = () =>
+      new Response('{"code":"too_many_streams","message":"too many","errors":{},"retry_after":5}', {
+        status: 429,
+        headers: { 'Retry-After': '5' },
+      });
+    const fetchMock = vi
+      .fn()
+      .mockResolvedValueOnce(limited())
+      .mockResolvedValueOnce(limited())
+      .mockResolvedValue(new Response(streamOf(['retry: 10\n: stream open\n\n'], true), { status: 200 }));
+    const onLimited = vi.fn();
+    const onUnauthorized = vi.fn();
+    live = new LiveEvents({ fetch: fetchMock, onLimited, onUnauthorized, pollIntervalMs: 1000 });
+    let polls = 0;
+    live.subscribe({ poll: () => void polls++ });
+    live.start();
+    await vi.advanceTimersByTimeAsync(10);
+    expect(fetchMock).toHaveBeenCalledTimes(1);
+    expect(live.mode).toBe('polling');
+    expect(live.notice).toBe(limitedMessage(5000));
+    expect(onLimited).toHaveBeenCalledTimes(1);
+    expect(onLimited.mock.calls[0][0]).toMatch(/too many live connections/);
+
+    await vi.advanceTimersByTimeAsync(4900); // not before the server said
+    expect(fetchMock).toHaveBeenCalledTimes(1);
+    expect(polls).toBeGreaterThanOrEqual(4); // the page kept itself up to date meanwhile
+    await vi.advanceTimersByTimeAsync(200);
+    expect(fetchMock).toHaveBeenCalledTimes(2); // refused again: no second message
+    expect(onLimited).toHaveBeenCalledTimes(1);
+
+    await vi.advanceTimersByTimeAsync(5100);
+    expect(fetchMock).toHaveBeenCalledTimes(3);
+    expect(live.mode).toBe('live');
+    expect(live.notice).toBeNull();
+    expect(onUnauthorized).not.toHaveBeenCalled();
+  });
+
+  it('backs off on 429 even when Retry-After is missing', async () => {
+    vi.useFakeTimers();
+    const fetchMock = vi.fn().mockResolvedValue(new Response('{}', { status: 429 }));
+    live = new LiveEvents({ fetch: fetchMock });
+    live.start();
+    await vi.advanceTimersByTimeAsync(4900);
+    expect(fetchMock).toHaveBeenCalledTimes(1);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(fetchMock).toHaveBeenCalledTimes(2);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { reconnectDelay, SseParser } from './sse';
+import { reconnectDelay, retryAfterMs, SseParser } from './sse';
 
 describe('SseParser', () => {
   it('dispatches named events on a blank line', () => {
@@ -44,5 +44,18 @@ describe('reconnectDelay', () => {
     expect(reconnectDelay(3, () => 1)).toBe(4000);
     expect(reconnectDelay(20, () => 1)).toBe(30000);
     expect(reconnectDelay(20, () => 0)).toBe(15000);
+  });
+});
+
+describe('retryAfterMs', () => {
+  it('reads delay-seconds and HTTP dates, and nothing else', () => {
+    expect(retryAfterMs('7')).toBe(7000);
+    expect(retryAfterMs(' 0 ')).toBe(0);
+    const now = Date.parse('2026-12-01T10:00:00Z');
+    expect(retryAfterMs('Tue, 01 Dec 2026 10:00:30 GMT', now)).toBe(30_000);
+    expect(retryAfterMs('Tue, 01 Dec 2026 09:00:00 GMT', now)).toBe(0);
+    expect(retryAfterMs(null)).toBeNull();
+    expect(retryAfterMs('soon')).toBeNull();
+    expect(retryAfterMs('-3')).toBeNull();
   });
 });

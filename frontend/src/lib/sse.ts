@@ -75,3 +75,16 @@ export function reconnectDelay(attempt: number, random: () => number = Math.rand
   const base = Math.min(capMs, 1000 * 2 ** Math.max(0, attempt - 1));
   return Math.round(base / 2 + (random() * base) / 2);
 }
+
+/**
+ * A Retry-After header in ms: delay-seconds or an HTTP date (RFC 9110 §10.2.3); null when absent
+ * or unreadable. Never negative.
+ */
+export function retryAfterMs(header: string | null, now: number = Date.now()): number | null {
+  if (header === null) return null;
+  const value = header.trim();
+  if (/^\d+$/.test(value)) return Number(value) * 1000;
+  if (!/GMT$/.test(value)) return null; // an HTTP date ends so; Date.parse would take '-3' as a year
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? null : Math.max(0, at - now);
+}
