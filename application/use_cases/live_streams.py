@@ -41,6 +41,10 @@ def lease_for(recheck_s: float) -> float:
 
 
 def first_free_slot(held: list[StreamLease], slots: int) -> int | None:
+    """The lowest free slot; None when `slots` streams are held (also when the cap was
+    lowered and streams from before still hold higher slots)."""
+    if len(held) >= slots:
+        return None
     taken = {lease.slot for lease in held}
     return next((slot for slot in range(slots) if slot not in taken), None)
 

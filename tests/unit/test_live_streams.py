@@ -19,6 +19,8 @@ from application.use_cases.live_streams import (
     StreamEnd,
     lease_for,
 )
+from domain import users
+from domain.users import Role
 from tests.unit.auth_world import PASSWORD, T0, AuthWorld
 
 LEASE_S = lease_for(5)
@@ -170,3 +172,45 @@ def test_a_token_of_another_user_does_not_keep_the_stream(streams: Streams) -> N
     streams.auth.add_user("bob@lab.example", "viewer")
     bob = streams.auth.sign_in("bob@lab.example")
     assert streams.keep_open(bob.token, streams.open("ada")) is StreamEnd.SESSION_ENDED
+
+
+def test_the_recheck_ends_a_stream_whose_role_may_no_longer_read(
+    streams: Streams, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    streams.auth.add_user("ada@lab.example", "viewer")
+    login = streams.auth.sign_in()
+    lease = streams.open(login.user.id)
+    # every role reads today; should one stop doing so, its open streams end
+    monkeypatch.setitem(users.ROLE_PERMISSIONS, Role.VIEWER, frozenset())
+    assert streams.keep_open(login.token, lease) is StreamEnd.FORBIDDEN
+
+
+def test_a_lowered_cap_counts_the_streams_opened_before(streams: Streams) -> None:
+    wide = OpenStream(streams.uow, streams.clock, SequentialIds("w"), 8, LEASE_S)
+    for _ in range(8):
+        wide("ada")
+    for lease in streams.held("ada")[:5]:  # slots 0-4 come free, 5-7 stay held
+        streams.close(lease)
+    narrow = OpenStream(streams.uow, streams.clock, SequentialIds("n"), 3, LEASE_S)
+    with pytest.raises(TooManyStreams):
+        narrow("ada")
+
+
+def test_the_stream_settings() -> None:
+    from entrypoints.settings import Settings, SettingsError, variable_names
+
+    defaults = Settings.from_env({})
+    assert (defaults.stream_recheck_s, defaults.max_streams_per_user) == (5, 8)
+    chosen = Settings.from_env(
+        {"DEVICELAB_STREAM_RECHECK_S": "0.5", "DEVICELAB_MAX_STREAMS_PER_USER": "3"}
+    )
+    assert (chosen.stream_recheck_s, chosen.max_streams_per_user) == (0.5, 3)
+    for name, bad in [
+        ("DEVICELAB_STREAM_RECHECK_S", "0"),
+        ("DEVICELAB_STREAM_RECHECK_S", "61"),
+        ("DEVICELAB_STREAM_RECHECK_S", "soon"),
+        ("DEVICELAB_MAX_STREAMS_PER_USER", "0"),
+    ]:
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env({name: bad})
+    assert {"DEVICELAB_STREAM_RECHECK_S", "DEVICELAB_MAX_STREAMS_PER_USER"} <= variable_names()
