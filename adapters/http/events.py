@@ -103,11 +103,12 @@ def stream_changes(
         if recheck is not None and time.monotonic() - last_check >= recheck_s:
             end = recheck()
             last_check = time.monotonic()
-            if end in SESSION_ENDED_MESSAGES:
-                yield _session_ended(end)
-                return
-            if end is not None:  # not the session's fault: the client simply reconnects
-                yield f": stream closed ({end.value})\n\n"
+            if end is not None:
+                # a client whose session is over is told why; any other may simply reconnect
+                if end in SESSION_ENDED_MESSAGES:
+                    yield _session_ended(end)
+                else:
+                    yield f": stream closed ({end.value})\n\n"
                 return
         updates = read_changes(cursor)
         chunk = "".join(_event(update) for update in updates)
