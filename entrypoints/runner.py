@@ -1,9 +1,10 @@
 """The reference Test Runner process (`devicelab runner`): composition and run loop.
 
 It consumes the job queue one job at a time, executes each job with the executor its test
-cases ask for (simulate by default), reports to the callback URL in the job and acknowledges
-the message only once its outcome has reached devicelab. Several runner processes may consume
-the same queue.
+cases' executions name (simulate by default), reports to the callback URL in the job and
+acknowledges the message only once its outcome has reached devicelab. Several runner processes
+may consume the same queue. It holds no secret key and no database URL (see
+`withhold_server_secrets`): only the broker, and per job the credential of that one run.
 
 Shutdown: SIGTERM or SIGINT stops the job in progress without reporting anything and gives its
 message back to the queue (requeue), so that another runner takes it; then the process ends.
