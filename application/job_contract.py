@@ -1,4 +1,8 @@
-"""The job message a Test Runner receives (contract version 1).
+"""The job message a Test Runner receives (contract version 2).
+
+Version 2 added each test case's `execution` and took the execution out of the parameters:
+a version 1 runner read `executor` and `command` from them, so it must refuse these messages
+rather than run a run's parameters as a command.
 
 The runner's callback credential is not part of the stored message: it is added when the
 message is published, so no secret sits in the database."""
@@ -9,7 +13,7 @@ from typing import Any
 
 from domain.test_runs import TestRun
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = 2
 JOB_KIND = "test_run.job"
 CANCEL_KIND = "test_run.cancel"
 
@@ -31,6 +35,7 @@ def job_payload(run: TestRun) -> dict[str, Any]:
                 "timeout_s": case.timeout_s,
                 "parameters": dict(case.parameters),
                 "tags": list(case.tags),
+                "execution": case.execution.as_json(),
                 "criteria": [
                     {
                         "metric": c.metric,

@@ -175,9 +175,10 @@ def load_catalog(url: str, devices: int) -> None:
             connection.execute(
                 sa.text(
                     "INSERT INTO test_cases (id, name, description, criteria, duration_s, "
-                    "timeout_s, default_parameters, tags, version, created_at, updated_at) VALUES "
-                    "(:id, :name, '', CAST(:criteria AS jsonb), 60, 300, '{}', '[\"bench\"]', 1, "
-                    ":now, :now)"
+                    "timeout_s, default_parameters, tags, execution, version, created_at, "
+                    "updated_at) VALUES (:id, :name, '', CAST(:criteria AS jsonb), 60, 300, '{}', "
+                    '\'["bench"]\', \'{"executor": "", "command": [], "per_device": true}\', '
+                    "1, :now, :now)"
                 ),
                 {**snapshot, "criteria": json.dumps(snapshot["criteria"]), "now": NOW},
             )

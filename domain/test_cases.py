@@ -11,6 +11,7 @@ from typing import Any
 
 from domain.editing import apply_edit
 from domain.errors import InvalidValue
+from domain.execution import Execution
 
 MAX_TIMEOUT_S = 7 * 24 * 3600
 
@@ -96,6 +97,8 @@ class TestCaseSnapshot:
     timeout_s: int
     parameters: dict[str, Any]
     tags: tuple[str, ...]
+    # how the case is executed: from its definition only, never from a run's parameters
+    execution: Execution = field(default_factory=Execution)
 
 
 @dataclass(eq=False)
@@ -110,6 +113,7 @@ class TestCase:
     timeout_s: int = 300
     default_parameters: dict[str, Any] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
+    execution: Execution = field(default_factory=Execution)
     version: int = 1
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -130,6 +134,8 @@ class TestCase:
             raise InvalidValue("timeout_s", "must not be shorter than duration_s")
         self.tags = sorted({t.strip() for t in self.tags if t and t.strip()})
         self.default_parameters = dict(self.default_parameters or {})
+        if not isinstance(self.execution, Execution):
+            raise InvalidValue("execution", "must be an Execution")
 
     def revise(self, at: datetime, **changes: Any) -> None:
         """Apply an edit; any real change bumps the version so runs can tell versions apart."""
@@ -141,6 +147,7 @@ class TestCase:
             "timeout_s",
             "default_parameters",
             "tags",
+            "execution",
         }
         unknown = set(changes) - allowed
         if unknown:
@@ -162,9 +169,11 @@ class TestCase:
             timeout_s=self.timeout_s,
             parameters=dict(self.default_parameters),
             tags=tuple(self.tags),
+            execution=self.execution,
         )
 
 
 def with_parameters(snapshot: TestCaseSnapshot, overrides: dict[str, Any]) -> TestCaseSnapshot:
-    """The snapshot a run executes: the case's defaults overlaid with the run's parameters."""
+    """The snapshot a run executes: the case's defaults overlaid with the run's parameters.
+    Only the parameters: how the case is executed stays as its definition says."""
     return replace(snapshot, parameters={**snapshot.parameters, **overrides})

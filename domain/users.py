@@ -36,6 +36,9 @@ class Permission(StrEnum):
     OPERATE_DEVICES = "devices:operate"  # override a device's status, record heartbeats
     EDIT_CATALOG = "catalog:edit"  # create, edit and delete test cases and environments
     RUN_TESTS = "runs:operate"  # start and cancel test runs
+    # decide what a test case executes on a runner host (its executor and command): whoever
+    # holds it can run programs there, so only admins do
+    DEFINE_EXECUTION = "executions:define"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from entrypoints.settings import Settings, SettingsError, demo_secret_key
+from entrypoints.settings import Settings, SettingsError, demo_secret_key, runner_environment
 
 
 def _settings() -> Settings:
@@ -168,7 +168,7 @@ def up() -> None:
     click.echo(f"devicelab on {base}  —  API docs: {base}/api/docs  —  Ctrl-C stops it")
     # the demo lab runs its own worker (relay, reaper) and one simulating runner beside the
     # server, so a run started in the demo completes by itself
-    companions = [_spawn("worker"), _spawn("runner")]
+    companions = [_spawn("worker"), _spawn("runner", runner_environment(os.environ))]
     try:
         _run_gunicorn(settings)
     finally:
@@ -216,11 +216,12 @@ def runner(executor: str | None, runner_id: str | None, time_factor: float | Non
     """Run the reference Test Runner: take jobs off the queue until SIGTERM / Ctrl-C."""
     import dataclasses
 
-    from entrypoints.runner import run_runner
+    from entrypoints.runner import run_runner, withhold_server_secrets
     from entrypoints.settings import RunnerSettings
 
-    settings = _settings()
+    withheld = withhold_server_secrets(os.environ)  # the runner needs none of them
     try:
+        settings = Settings.from_env(runner_environment(os.environ))
         runner_settings = RunnerSettings.from_env()
     except SettingsError as error:
         raise click.UsageError(str(error)) from None
@@ -231,6 +232,12 @@ def runner(executor: str | None, runner_id: str | None, time_factor: float | Non
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if withheld:
+        logging.getLogger("devicelab.runner").warning(
+            "%s set in the runner's environment: a runner needs none of it, it was removed "
+            "from this process; remove it from the runner's deployment",
+            ", ".join(withheld),
+        )
     run_runner(settings, runner_settings)
 
 
@@ -253,8 +260,8 @@ def telemetry() -> None:
     run_telemetry(settings, telemetry_settings)
 
 
-def _spawn(command: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "entrypoints.cli", command])
+def _spawn(command: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "entrypoints.cli", command], env=env)
 
 
 def _stop(processes: list[subprocess.Popen]) -> None:

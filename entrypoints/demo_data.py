@@ -10,6 +10,7 @@ from application.use_cases.catalog import (
     CreateTestCase,
     CriterionInput,
     EnvironmentInput,
+    ExecutionInput,
     ListEnvironments,
     ListTestCases,
     TestCaseInput,
@@ -115,6 +116,9 @@ _METERS = [
     ),
 ]
 
+# The demo's cases are simulated whatever the runner's default executor is.
+_SIMULATED = ExecutionInput(executor="simulate")
+
 _TEST_CASES = [
     TestCaseInput(
         name="Voltage accuracy",
@@ -127,6 +131,7 @@ _TEST_CASES = [
         timeout_s=120,
         default_parameters={"reference_voltage": 230},
         tags=["accuracy", "smoke"],
+        execution=_SIMULATED,
     ),
     TestCaseInput(
         name="Energy register accuracy",
@@ -136,6 +141,7 @@ _TEST_CASES = [
         timeout_s=300,
         default_parameters={"load_kw": 2.5},
         tags=["accuracy"],
+        execution=_SIMULATED,
     ),
     TestCaseInput(
         name="Telemetry latency",
@@ -147,6 +153,7 @@ _TEST_CASES = [
         duration_s=45,
         timeout_s=180,
         tags=["connectivity"],
+        execution=_SIMULATED,
     ),
     TestCaseInput(
         name="Standby power",
@@ -155,6 +162,7 @@ _TEST_CASES = [
         duration_s=20,
         timeout_s=90,
         tags=["power", "smoke"],
+        execution=_SIMULATED,
     ),
 ]
 
@@ -204,7 +212,8 @@ def seed_demo(
             )
         )
     for case in _TEST_CASES:
-        create_test_case(case)
+        # the lab's operator seeds the demo: as an admin would, setting how cases execute
+        create_test_case(case, may_define_execution=True)
     for environment in _ENVIRONMENTS:
         create_environment(environment)
     return {

@@ -1,9 +1,10 @@
 """The reference Test Runner process (`devicelab runner`): composition and run loop.
 
 It consumes the job queue one job at a time, executes each job with the executor its test
-cases ask for (simulate by default), reports to the callback URL in the job and acknowledges
-the message only once its outcome has reached devicelab. Several runner processes may consume
-the same queue.
+cases' executions name (simulate by default), reports to the callback URL in the job and
+acknowledges the message only once its outcome has reached devicelab. Several runner processes
+may consume the same queue. It holds no secret key and no database URL (see
+`withhold_server_secrets`): only the broker, and per job the credential of that one run.
 
 Shutdown: SIGTERM or SIGINT stops the job in progress without reporting anything and gives its
 message back to the queue (requeue), so that another runner takes it; then the process ends.
@@ -13,8 +14,10 @@ this runner's last report is older than the takeover time, otherwise the run exp
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +44,7 @@ from application.runner import (
     RunnerOptions,
     RunningJobs,
 )
-from entrypoints.settings import RunnerSettings, Settings
+from entrypoints.settings import SERVER_ONLY_VARIABLES, RunnerSettings, Settings
 
 log = logging.getLogger("devicelab.runner")
 
@@ -59,7 +62,7 @@ def build_executors(runner: RunnerSettings, clock: Clock) -> dict[str, Executor]
     influx = _influx(runner)
     return {
         SIMULATE: SimulateExecutor(clock, runner.seed, runner.pass_probability, runner.time_factor),
-        COMMAND: CommandExecutor(clock),
+        COMMAND: CommandExecutor(clock, work_root=runner.work_dir or None),
         INFLUXDB: InfluxDBExecutor(influx, clock, runner.time_factor),
     }
 
@@ -147,8 +150,31 @@ def build_runner(
     return Runner(consumer, execute_job, running, stopping)
 
 
+def withhold_server_secrets(environ: MutableMapping[str, str]) -> list[str]:
+    """Remove what only the servers need (the secret key, the database URLs) from the
+    runner's environment; returns the names that were there."""
+    found = [name for name in SERVER_ONLY_VARIABLES if name in environ]
+    for name in found:
+        del environ[name]
+    return found
+
+
+def warn_if_root(geteuid: Callable[[], int] | None = None) -> bool:
+    """A runner executes the lab's test commands with its own rights: as root, a command
+    can do anything to the host. Logs loudly; returns whether it runs as root."""
+    geteuid = geteuid or getattr(os, "geteuid", None)
+    if geteuid is None or geteuid() != 0:
+        return False
+    log.warning(
+        "THE RUNNER RUNS AS ROOT: every test command it executes can do anything on this "
+        "host. Run it as an unprivileged user of its own."
+    )
+    return True
+
+
 def run_runner(settings: Settings, runner: RunnerSettings) -> None:
     """Run until SIGTERM / SIGINT."""
+    warn_if_root()
     built = build_runner(settings, runner)
     built.stop_on_signals()
     log.info(

@@ -179,6 +179,22 @@ def demo_secret_key(data_dir: str) -> tuple[str, Path]:
     return path.read_text().strip(), path
 
 
+# What only the API, the auth service and the worker need. A runner holds none of it: with the
+# secret key anyone could forge session tokens and run credentials, and the databases are the
+# lab's whole state. `devicelab up` starts its runner without them, `devicelab runner` ignores them.
+SERVER_ONLY_VARIABLES = (
+    "DEVICELAB_SECRET_KEY",
+    "DEVICELAB_DATABASE_URL",
+    "DEVICELAB_AUTH_DATABASE_URL",
+    "DEVICELAB_REDIS_URL",
+)
+
+
+def runner_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """`env` without what a runner must not hold (SERVER_ONLY_VARIABLES)."""
+    return {k: v for k, v in env.items() if k not in SERVER_ONLY_VARIABLES}
+
+
 def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     raw = (env.get(name) or "").strip().lower()
     if not raw:
@@ -206,6 +222,9 @@ class RunnerSettings:
     influx_username: str = ""
     influx_password: str = field(default="", repr=False)
     write_metrics: bool = False
+    # where the command executor makes each command's working directory ("": the system's
+    # temporary directory)
+    work_dir: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RunnerSettings:
@@ -231,6 +250,7 @@ class RunnerSettings:
             influx_username=env.get("DEVICELAB_INFLUX_USERNAME") or "",
             influx_password=env.get("DEVICELAB_INFLUX_PASSWORD") or "",
             write_metrics=_flag(env, "DEVICELAB_RUNNER_WRITE_METRICS"),
+            work_dir=(env.get("DEVICELAB_RUNNER_WORK_DIR") or "").strip(),
         )
 
 

@@ -8,17 +8,19 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from adapters.http.pagination import PageQuerySchema, page_schema
-from adapters.http.security import requires
+from adapters.http.security import current_principal, requires
 from application.ports import NameFilter
 from application.use_cases.catalog import (
     CreateTestCase,
     CriterionInput,
     DeleteTestCase,
+    ExecutionInput,
     GetTestCase,
     ListTestCases,
     TestCaseInput,
     UpdateTestCase,
 )
+from domain.execution import EXECUTORS, MAX_ARGUMENT_LENGTH, MAX_COMMAND_ARGUMENTS
 from domain.test_cases import MAX_TIMEOUT_S, Condition
 from domain.users import Permission
 
@@ -39,6 +41,33 @@ class CriterionSchema(Schema):
 
 class CriterionOutSchema(CriterionSchema):
     condition = fields.Function(lambda c: c.condition.value, metadata={"enum": CONDITIONS})
+
+
+class ExecutionSchema(Schema):
+    """How the case is executed. Setting anything but the default needs permission
+    executions:define (admins)."""
+
+    executor = fields.String(
+        load_default="",
+        validate=validate.OneOf(["", *EXECUTORS]),
+        metadata={"description": "simulate, command or influxdb; empty: the runner's default"},
+    )
+    command = fields.List(
+        fields.String(validate=validate.Length(max=MAX_ARGUMENT_LENGTH)),
+        load_default=list,
+        validate=validate.Length(max=MAX_COMMAND_ARGUMENTS),
+        metadata={"description": "the command executor's program and fixed arguments; no shell"},
+    )
+    per_device = fields.Boolean(
+        load_default=True,
+        metadata={"description": "false: the command runs once for all the run's devices"},
+    )
+
+
+class ExecutionOutSchema(Schema):
+    executor = fields.String()
+    command = fields.List(fields.String())
+    per_device = fields.Boolean()
 
 
 _parameters = fields.Dict(
@@ -62,6 +91,7 @@ class TestCaseSchema(Schema):
     timeout_s = fields.Integer()
     default_parameters = fields.Dict(keys=fields.String(), values=fields.Raw())
     tags = fields.List(fields.String())
+    execution = fields.Nested(ExecutionOutSchema)
     version = fields.Integer()
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
@@ -79,6 +109,7 @@ class TestCaseWriteSchema(Schema):
     timeout_s = fields.Integer(strict=True, load_default=300, validate=_seconds)
     default_parameters = _parameters
     tags = _tags
+    execution = fields.Nested(ExecutionSchema, load_default=dict)
 
 
 class TestCasePatchSchema(Schema):
@@ -91,6 +122,7 @@ class TestCasePatchSchema(Schema):
     timeout_s = fields.Integer(strict=True, validate=_seconds)
     default_parameters = _parameters
     tags = _tags
+    execution = fields.Nested(ExecutionSchema)
 
 
 class TestCaseQuerySchema(PageQuerySchema):
@@ -105,6 +137,10 @@ TestCasePageSchema = page_schema(TestCaseSchema, "TestCasePageSchema")
 
 def _criteria(raw: list[dict]) -> list[CriterionInput]:
     return [CriterionInput(**c) for c in raw]
+
+
+def _may_define_execution() -> bool:
+    return current_principal().can(Permission.DEFINE_EXECUTION)
 
 
 @blp.route("")
@@ -127,9 +163,12 @@ class TestCases(MethodView):
     @blp.response(201, TestCaseSchema)
     @inject
     def post(self, data, create: CreateTestCase = Provide["create_test_case"]):
-        """Create a test case"""
+        """Create a test case
+
+        A non-default `execution` needs permission executions:define (admins)."""
         data["criteria"] = _criteria(data["criteria"])
-        return create(TestCaseInput(**data))
+        data["execution"] = ExecutionInput(**data["execution"])
+        return create(TestCaseInput(**data), _may_define_execution())
 
 
 @blp.route("/<test_case_id>")
@@ -146,10 +185,14 @@ class TestCaseById(MethodView):
     @blp.response(200, TestCaseSchema)
     @inject
     def patch(self, changes, test_case_id, update: UpdateTestCase = Provide["update_test_case"]):
-        """Edit a test case; a real change bumps its version. Past runs keep their snapshot."""
+        """Edit a test case; a real change bumps its version. Past runs keep their snapshot.
+
+        Changing `execution` needs permission executions:define (admins)."""
         if "criteria" in changes:
             changes["criteria"] = _criteria(changes["criteria"])
-        return update(test_case_id, changes)
+        if "execution" in changes:
+            changes["execution"] = ExecutionInput(**changes["execution"])
+        return update(test_case_id, changes, _may_define_execution())
 
     @requires(Permission.EDIT_CATALOG)
     @blp.response(204)

@@ -14,7 +14,7 @@ from marshmallow import Schema, fields, validate
 from adapters.http.json_bodies import iso, json_response
 from adapters.http.pagination import PageQuerySchema, page_schema
 from adapters.http.security import current_actor, requires
-from adapters.http.test_cases import CriterionOutSchema
+from adapters.http.test_cases import CriterionOutSchema, ExecutionOutSchema
 from application.ports import RunFilter
 from application.use_cases.test_runs import (
     CancelTestRun,
@@ -50,6 +50,7 @@ class TestCaseSnapshotSchema(Schema):
     timeout_s = fields.Integer()
     parameters = fields.Dict(keys=fields.String(), values=fields.Raw())
     tags = fields.List(fields.String())
+    execution = fields.Nested(ExecutionOutSchema)
 
 
 class DeviceSnapshotSchema(Schema):
@@ -167,6 +168,7 @@ def _case_json(case: TestCaseSnapshot) -> dict[str, Any]:
         "timeout_s": int(case.timeout_s),
         "parameters": {str(k): v for k, v in case.parameters.items()},
         "tags": [str(tag) for tag in case.tags],
+        "execution": case.execution.as_json(),
     }
 
 
@@ -242,7 +244,10 @@ class StartTestRunSchema(Schema):
         values=fields.Raw(),
         load_default=dict,
         validate=validate.Length(max=100),
-        metadata={"description": "override the test cases' default parameters"},
+        metadata={
+            "description": "override the test cases' default parameters: data handed to what "
+            "the case executes, never how it is executed"
+        },
     )
 
 

@@ -38,6 +38,7 @@ from application.ports import (
 from domain.devices import Device, DeviceStatus, StatusChange
 from domain.environments import Environment, EnvironmentSnapshot
 from domain.errors import InvalidValue
+from domain.execution import Execution
 from domain.test_cases import Condition, Criterion, TestCase, TestCaseSnapshot
 from domain.test_runs import (
     CaseResult,
@@ -384,6 +385,7 @@ def _test_case_values(case: TestCase) -> dict[str, Any]:
         "timeout_s": case.timeout_s,
         "default_parameters": dict(case.default_parameters),
         "tags": list(case.tags),
+        "execution": case.execution.as_json(),
         "version": case.version,
         "created_at": case.created_at,
         "updated_at": case.updated_at,
@@ -466,6 +468,7 @@ class SqlTestCaseRepository(_SqlRepository):
                     timeout_s=row.timeout_s,
                     default_parameters=dict(row.default_parameters),
                     tags=list(row.tags),
+                    execution=Execution.from_json(row.execution),
                     version=row.version,
                     created_at=row.created_at,
                     updated_at=row.updated_at,
@@ -565,6 +568,7 @@ def _case_snapshot_json(case: TestCaseSnapshot) -> dict[str, Any]:
         "timeout_s": case.timeout_s,
         "parameters": dict(case.parameters),
         "tags": list(case.tags),
+        "execution": case.execution.as_json(),
     }
 
 
@@ -579,6 +583,8 @@ def _case_snapshot_from(data: dict[str, Any]) -> TestCaseSnapshot:
         timeout_s=data["timeout_s"],
         parameters=dict(data["parameters"]),
         tags=tuple(data["tags"]),
+        # snapshots older than migration 0004 hold none: the runner's default
+        execution=Execution.from_json(data.get("execution")),
     )
 
 

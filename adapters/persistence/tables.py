@@ -144,6 +144,8 @@ test_cases = sa.Table(
     sa.Column("timeout_s", sa.Integer(), nullable=False),
     sa.Column("default_parameters", json_document(), nullable=False),
     sa.Column("tags", json_document(), nullable=False),
+    # how the case is executed (domain.execution.Execution as JSON); set by admins only
+    sa.Column("execution", json_document(), nullable=False),
     # the content version (TestCase.version): bumped by real edits, copied into run snapshots
     sa.Column("version", sa.Integer(), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=True),

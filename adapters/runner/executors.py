@@ -1,7 +1,8 @@
 """The runner's executors: `simulate` (demos and tests), `command` (a program of the lab's that
 prints its measurements) and `influxdb` (what the devices' telemetry says, the MeterLab way).
 
-A test case picks one with its parameter `executor`; the runner's default applies otherwise."""
+A test case picks one in its execution (domain.execution.Execution), which only admins set; the
+runner's default applies otherwise. A run's parameters are data handed to the executor."""
 
 from __future__ import annotations
 
@@ -12,14 +13,17 @@ import math
 import os
 import random
 import re
-import shlex
+import shutil
 import signal
 import subprocess
+import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from adapters.runner.influxdb import InfluxDB, InfluxError
@@ -100,6 +104,13 @@ class SimulateExecutor:
 
 # -- command -----------------------------------------------------------------------------------
 
+# What a command finds in its environment besides the job: nothing of the runner's own.
+COMMAND_PATH = "/usr/local/bin:/usr/bin:/bin"
+COMMAND_LANG = "C.UTF-8"
+OUTPUT_LIMIT_BYTES = 1024 * 1024  # read at most this much of stdout, and of stderr
+PARAMETERS_FILE = "parameters.json"
+_READ_CHUNK = 64 * 1024
+
 
 @dataclass
 class _Finished:
@@ -108,6 +119,8 @@ class _Finished:
     stderr: str
     stopped: str = ""  # "timeout" | "cancelled" when the runner killed it
     start_error: str = ""
+    stdout_cut: bool = False  # stdout was longer than the limit: the rest was not read
+    stderr_cut: bool = False  # stderr was longer than the limit: only its end was kept
 
 
 @dataclass
@@ -120,33 +133,87 @@ def environment_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
 
 
-class CommandExecutor:
-    """Runs the test case's parameter `command` (a string split like a shell would, or a list)
-    once per device, all devices at once, with the job as DEVICELAB_* environment variables.
-    Each stdout line `{"metric": ..., "value": ..., "unit": ...}` is a measurement; other
-    lines are ignored. The case's timeout kills the command's whole process group; a non-zero
-    exit gives an error result with the tail of stderr.
+class _CappedReader(threading.Thread):
+    """Drains one pipe to its end (so the command never blocks on a full pipe) and keeps at
+    most `limit` bytes of it: the beginning, or with `keep_end` the end."""
 
-    With parameter `command_per_device: false` the command runs once for all devices
-    (DEVICELAB_DEVICE_IDS, DEVICELAB_DEVICES) and each line names its "device_id"; a line
-    without one counts for every device."""
+    def __init__(self, pipe: Any, limit: int, keep_end: bool) -> None:
+        super().__init__(name="command output", daemon=True)
+        self.pipe, self.limit, self.keep_end = pipe, limit, keep_end
+        self.kept = bytearray()
+        self.cut = False
+
+    def run(self) -> None:
+        fd = self.pipe.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, _READ_CHUNK)
+            except OSError:
+                break
+            if not chunk:
+                break
+            if self.keep_end:
+                self.kept += chunk
+                if len(self.kept) > self.limit:
+                    del self.kept[: len(self.kept) - self.limit]
+                    self.cut = True
+            else:
+                room = self.limit - len(self.kept)
+                self.kept += chunk[:room]
+                self.cut = self.cut or len(chunk) > room
+        with contextlib.suppress(OSError):
+            self.pipe.close()
+
+    def text(self) -> str:
+        kept = bytes(self.kept)
+        if self.cut and not self.keep_end and b"\n" in kept:
+            kept = kept[: kept.rindex(b"\n") + 1]  # no half line at the cut
+        return kept.decode("utf-8", "replace")
+
+
+def _usable_in_environment(value: str) -> bool:
+    if "\x00" in value:
+        return False
+    try:
+        os.fsencode(value)
+    except UnicodeError:
+        return False
+    return True
+
+
+class CommandExecutor:
+    """Runs the command of the test case's execution (a program and its fixed arguments, no
+    shell) once per device, all devices at once; with `per_device` false once for all devices
+    (DEVICELAB_DEVICE_IDS, DEVICELAB_DEVICES) and each line names its "device_id" (a line
+    without one counts for every device). Each stdout line `{"metric": ..., "value": ...,
+    "unit": ...}` is a measurement; other lines are ignored.
+
+    The command gets a minimal environment of its own — nothing of the runner's process:
+    PATH, LANG, HOME and TMPDIR (inside its working directory) and the job as DEVICELAB_*
+    variables; the run's parameters as DEVICELAB_PARAM_<NAME> and as JSON in the file named
+    by DEVICELAB_PARAMETERS_FILE. It starts in a fresh working directory under `work_root`
+    (the system's temporary directory by default), removed when it ends. At most
+    `output_limit` bytes of stdout (its beginning) and of stderr (its end) are read. The
+    case's timeout kills the command's whole process group; a non-zero exit gives an error
+    result with the tail of stderr."""
 
     def __init__(
         self,
         clock: Clock,
         kill_grace_s: float = 3.0,
         stderr_tail: int = 2000,
-        base_environment: Mapping[str, str] | None = None,
+        work_root: str | None = None,
+        output_limit: int = OUTPUT_LIMIT_BYTES,
     ) -> None:
         self.clock, self.kill_grace_s, self.stderr_tail = clock, kill_grace_s, stderr_tail
-        self.base_environment = base_environment
+        self.work_root, self.output_limit = work_root, output_limit
 
     def execute(
         self, request: ExecutionRequest, cancel: CancelSignal, report_partial: ReportPartial
     ) -> list[ResultReport]:
         argv = self._argv(request)
         deadline = time.monotonic() + request.case.timeout_s
-        if request.parameters.get("command_per_device", True) is False:
+        if not request.case.execution.per_device:
             return self._run_once_for_all(request, argv, deadline, cancel, report_partial)
         with ThreadPoolExecutor(
             max_workers=len(request.devices), thread_name_prefix="command"
@@ -160,15 +227,14 @@ class CommandExecutor:
             return [future.result() for future in futures]
 
     def _argv(self, request: ExecutionRequest) -> list[str]:
-        command = request.parameters.get("command")
-        if isinstance(command, str) and command.strip():
-            return shlex.split(command)
-        if isinstance(command, list) and command and all(isinstance(part, str) for part in command):
-            return list(command)
-        raise ValueError(
-            f"test case {request.case.name!r} runs with the command executor but its "
-            "parameter 'command' is missing (a string, or a list of strings)"
-        )
+        # only from the case's definition: the run's parameters are data, never the command
+        command = list(request.case.execution.command)
+        if not command:
+            raise ValueError(
+                f"test case {request.case.name!r} runs with the command executor but its "
+                "execution names no command (an admin sets it on the test case)"
+            )
+        return command
 
     def _run_for_device(
         self,
@@ -182,7 +248,7 @@ class CommandExecutor:
         started_at = self.clock.now()
         env = self._environment(request)
         env.update(_device_environment(device))
-        finished = self._run(argv, env, deadline, cancel)
+        finished = self._run(request, argv, env, deadline, cancel)
         parsed = _parse_measurements(finished.stdout, {device.id})
         observations = parsed.by_device.get(None, []) + parsed.by_device.get(device.id, [])
         result = self._result(request, device, finished, parsed, observations, started_at)
@@ -216,7 +282,7 @@ class CommandExecutor:
         )
         if len(request.devices) == 1:
             env.update(_device_environment(request.devices[0]))
-        finished = self._run(argv, env, deadline, cancel)
+        finished = self._run(request, argv, env, deadline, cancel)
         parsed = _parse_measurements(finished.stdout, {d.id for d in request.devices})
         results = []
         for device in request.devices:
@@ -254,9 +320,12 @@ class CommandExecutor:
             error = False
         if parsed.ignored:
             notes.append(f"{parsed.ignored} malformed measurement line(s) ignored")
+        if finished.stdout_cut:
+            notes.append(f"stdout was cut after {self.output_limit} bytes; the rest was not read")
         stderr = finished.stderr.strip()
         if error and stderr:
-            notes.append("stderr: " + stderr[-self.stderr_tail :])
+            cut = " (end only)" if finished.stderr_cut else ""
+            notes.append(f"stderr{cut}: " + stderr[-self.stderr_tail :])
         return ResultReport(
             request.case.id,
             device.id,
@@ -268,30 +337,67 @@ class CommandExecutor:
         )
 
     def _environment(self, request: ExecutionRequest) -> dict[str, str]:
-        base = os.environ if self.base_environment is None else self.base_environment
-        # the runner's own configuration is not the command's business
-        env = {k: v for k, v in base.items() if not k.startswith("DEVICELAB_")}
+        """Built from nothing: the runner's own environment (its settings, credentials,
+        whatever its host put there) is not the command's business."""
         case = request.case
-        env.update(
-            {
-                "DEVICELAB_RUN_ID": request.run_id,
-                "DEVICELAB_TEST_CASE_ID": case.id,
-                "DEVICELAB_TEST_CASE_NAME": case.name,
-                "DEVICELAB_DURATION_S": str(case.duration_s),
-                "DEVICELAB_TIMEOUT_S": str(case.timeout_s),
-                "DEVICELAB_ENVIRONMENT_ID": request.environment.id,
-                "DEVICELAB_ENVIRONMENT_NAME": request.environment.name,
-            }
-        )
+        env = {
+            "PATH": COMMAND_PATH,
+            "LANG": COMMAND_LANG,
+            "DEVICELAB_RUN_ID": request.run_id,
+            "DEVICELAB_TEST_CASE_ID": case.id,
+            "DEVICELAB_TEST_CASE_NAME": case.name,
+            "DEVICELAB_DURATION_S": str(case.duration_s),
+            "DEVICELAB_TIMEOUT_S": str(case.timeout_s),
+            "DEVICELAB_ENVIRONMENT_ID": request.environment.id,
+            "DEVICELAB_ENVIRONMENT_NAME": request.environment.name,
+        }
         for name, value in request.environment.variables.items():
             env[f"DEVICELAB_ENV_{environment_name(name)}"] = str(value)
         for name, value in request.parameters.items():
             text = value if isinstance(value, str) else json.dumps(value)
             env[f"DEVICELAB_PARAM_{environment_name(name)}"] = text
-        return env
+        # a value no environment can hold (NUL) is still in the parameters file
+        return {k: v for k, v in env.items() if _usable_in_environment(v)}
 
     def _run(
-        self, argv: list[str], env: dict[str, str], deadline: float, cancel: CancelSignal
+        self,
+        request: ExecutionRequest,
+        argv: list[str],
+        env: dict[str, str],
+        deadline: float,
+        cancel: CancelSignal,
+    ) -> _Finished:
+        """In a fresh working directory of its own, removed afterwards."""
+        root = self.work_root or tempfile.gettempdir()
+        try:
+            Path(root).mkdir(parents=True, exist_ok=True)
+            work = Path(tempfile.mkdtemp(prefix="devicelab-run-", dir=root))
+        except OSError as error:
+            return _Finished(
+                None, "", "", start_error=f"could not make a working directory in {root}: {error}"
+            )
+        try:
+            (work / "tmp").mkdir()
+            parameters = work / PARAMETERS_FILE
+            parameters.write_text(json.dumps(dict(request.parameters)))
+            env = {
+                **env,
+                "HOME": str(work),
+                "TMPDIR": str(work / "tmp"),
+                "DEVICELAB_WORK_DIR": str(work),
+                "DEVICELAB_PARAMETERS_FILE": str(parameters),
+            }
+            return self._spawn(argv, env, work, deadline, cancel)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    def _spawn(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        work: Path,
+        deadline: float,
+        cancel: CancelSignal,
     ) -> _Finished:
         try:
             process = subprocess.Popen(
@@ -300,43 +406,48 @@ class CommandExecutor:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=env,
+                cwd=work,
                 start_new_session=True,  # its own process group, so a kill reaches its children
             )
-        except OSError as error:
+        except (OSError, ValueError) as error:
             return _Finished(None, "", "", start_error=f"could not start {argv[0]!r}: {error}")
+        stdout = _CappedReader(process.stdout, self.output_limit, keep_end=False)
+        stderr = _CappedReader(process.stderr, self.output_limit, keep_end=True)
+        stdout.start()
+        stderr.start()
         stopped = ""
-        while True:
-            try:
-                out, err = process.communicate(
-                    timeout=max(0.0, min(0.2, deadline - time.monotonic()))
-                )
+        # done once the command has exited and its output is read to the end (a child it
+        # left behind may still hold the pipes: the timeout covers that too)
+        while process.poll() is None or stdout.is_alive() or stderr.is_alive():
+            if cancel.wait(max(0.0, min(0.1, deadline - time.monotonic()))):
+                stopped = "cancelled"
+            elif time.monotonic() >= deadline:
+                stopped = "timeout"
+            if stopped:
+                self._kill(process)
                 break
-            except subprocess.TimeoutExpired:
-                if cancel.is_set():
-                    stopped = "cancelled"
-                elif time.monotonic() >= deadline:
-                    stopped = "timeout"
-                if stopped:
-                    out, err = self._kill(process)
-                    break
+        for reader in (stdout, stderr):
+            reader.join(self.kill_grace_s)
         return _Finished(
             process.returncode,
-            out.decode("utf-8", "replace"),
-            err.decode("utf-8", "replace"),
+            stdout.text(),
+            stderr.text(),
             stopped,
+            stdout_cut=stdout.cut,
+            stderr_cut=stderr.cut,
         )
 
-    def _kill(self, process: subprocess.Popen[bytes]) -> tuple[bytes, bytes]:
+    def _kill(self, process: subprocess.Popen[bytes]) -> None:
         """SIGTERM to the process group, SIGKILL after a grace period."""
         for sig in (signal.SIGTERM, signal.SIGKILL):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, sig)
             try:
-                return process.communicate(timeout=self.kill_grace_s)
+                process.wait(timeout=self.kill_grace_s)
+                return
             except subprocess.TimeoutExpired:
                 continue
         log.error("command %s (pid %s) survived SIGKILL", process.args, process.pid)
-        return b"", b""
 
 
 def _device_environment(device: DeviceSnapshot) -> dict[str, str]:

@@ -35,8 +35,6 @@ from domain.test_runs import ResultReport
 
 log = logging.getLogger(__name__)
 
-EXECUTOR_PARAMETER = "executor"
-
 
 class Disposition(enum.StrEnum):
     """What the message queue must do with the job's message."""
@@ -239,8 +237,9 @@ class _Execution:
     def _choose_executors(self) -> dict[str, Executor] | str:
         chosen: dict[str, Executor] = {}
         for case in self.job.test_cases:
-            name = case.parameters.get(EXECUTOR_PARAMETER) or self.options.default_executor
-            if not isinstance(name, str) or name not in self.executors:
+            # from the case's definition only: a run's parameters never choose what runs
+            name = case.execution.executor or self.options.default_executor
+            if name not in self.executors:
                 return (
                     f"test case {case.name!r} asks for executor {name!r}; this runner has "
                     f"{', '.join(sorted(self.executors))}"

@@ -1,4 +1,4 @@
-"""The job a Test Runner receives, parsed from its message (contract version 1).
+"""The job a Test Runner receives, parsed from its message (contract version 2).
 
 The message is `application.job_contract.job_payload(run)` plus the `callback` block the
 publisher adds. Parsing is strict about what the runner needs and lenient about the rest:
@@ -16,6 +16,7 @@ from typing import Any
 from application.job_contract import CONTRACT_VERSION
 from domain.environments import EnvironmentSnapshot
 from domain.errors import DomainError, InvalidValue
+from domain.execution import Execution
 from domain.test_cases import Criterion, TestCaseSnapshot
 from domain.test_runs import DeviceSnapshot
 
@@ -45,7 +46,8 @@ class Job:
     created_at: datetime
     deadline: datetime
     parameters: Mapping[str, Any]
-    # Each case's parameters are already its defaults overlaid with the run's parameters.
+    # Each case's parameters are already its defaults overlaid with the run's parameters:
+    # data for what the case executes. What it executes is each case's `execution`.
     test_cases: tuple[TestCaseSnapshot, ...]
     environment: EnvironmentSnapshot
     devices: tuple[DeviceSnapshot, ...]
@@ -222,6 +224,7 @@ def _test_case(data: Mapping[str, Any], where: str) -> TestCaseSnapshot:
         timeout_s=timeout_s,
         parameters=_object(data, "parameters", where, required=False),
         tags=tuple(tags),
+        execution=Execution.from_json(_object(data, "execution", where)),
     )
 
 

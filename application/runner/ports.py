@@ -17,7 +17,8 @@ from domain.test_runs import DeviceSnapshot, ResultReport
 
 @dataclass(frozen=True)
 class ExecutionRequest:
-    """One test case of a run, to execute on every device of the run."""
+    """One test case of a run, to execute on every device of the run. What to execute is
+    `case.execution`; `parameters` are only data to hand to it."""
 
     run_id: str
     case: TestCaseSnapshot

@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from application.auth.errors import Forbidden
 from application.errors import AlreadyExists, NotFound
 from application.pagination import Page, paginate
 from application.ports import Clock, IdGenerator, NameFilter, UnitOfWork
 from application.ports import UnitOfWorkFactory as UowFactory
 from domain.environments import Environment
+from domain.execution import Execution
 from domain.test_cases import Criterion, TestCase
+from domain.users import Permission
 
 
 def by_name_key(item: TestCase | Environment) -> tuple:
@@ -29,6 +32,15 @@ class CriterionInput:
 
 
 @dataclass(frozen=True)
+class ExecutionInput:
+    """How the case is executed; the default leaves it to the runner's default executor."""
+
+    executor: str = ""
+    command: list[str] = field(default_factory=list)
+    per_device: bool = True
+
+
+@dataclass(frozen=True)
 class TestCaseInput:
     __test__ = False
 
@@ -39,10 +51,27 @@ class TestCaseInput:
     timeout_s: int = 300
     default_parameters: dict[str, Any] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
+    execution: ExecutionInput = field(default_factory=ExecutionInput)
 
 
 def _criteria(inputs: list[CriterionInput]) -> list[Criterion]:
     return [Criterion(c.metric, c.condition, c.threshold, c.unit) for c in inputs]
+
+
+def _execution(data: ExecutionInput) -> Execution:
+    return Execution(data.executor, tuple(data.command), data.per_device)
+
+
+def _refuse_execution_change() -> None:
+    """What a test case executes runs on a runner host with the runner's rights: deciding it
+    is a permission of its own (admins), not part of editing the catalog."""
+    permission = Permission.DEFINE_EXECUTION
+    error = Forbidden(
+        f"only a user with permission {permission.value} (role admin) may set how a test case "
+        "is executed"
+    )
+    error.errors = {"execution": [f"needs permission {permission.value}"]}
+    raise error
 
 
 def _load_case(uow: UnitOfWork, test_case_id: str) -> TestCase:
@@ -62,7 +91,12 @@ class CreateTestCase:
     def __init__(self, uow: UowFactory, clock: Clock, ids: IdGenerator) -> None:
         self.uow, self.clock, self.ids = uow, clock, ids
 
-    def __call__(self, data: TestCaseInput) -> TestCase:
+    def __call__(self, data: TestCaseInput, may_define_execution: bool = False) -> TestCase:
+        """`may_define_execution`: the caller holds Permission.DEFINE_EXECUTION; without it
+        the case can only leave its execution to the runner's default."""
+        execution = _execution(data.execution)
+        if not execution.is_runner_default and not may_define_execution:
+            _refuse_execution_change()
         now = self.clock.now()
         case = TestCase(
             id=self.ids.new_id(),
@@ -73,6 +107,7 @@ class CreateTestCase:
             timeout_s=data.timeout_s,
             default_parameters=data.default_parameters,
             tags=data.tags,
+            execution=execution,
             created_at=now,
             updated_at=now,
         )
@@ -87,12 +122,24 @@ class UpdateTestCase:
     def __init__(self, uow: UowFactory, clock: Clock) -> None:
         self.uow, self.clock = uow, clock
 
-    def __call__(self, test_case_id: str, changes: dict[str, Any]) -> TestCase:
+    def __call__(
+        self, test_case_id: str, changes: dict[str, Any], may_define_execution: bool = False
+    ) -> TestCase:
+        """`may_define_execution` as in CreateTestCase: without it, an `execution` equal to
+        the current one is fine (a form sending everything back), a different one is not."""
         changes = dict(changes)
         if "criteria" in changes:
             changes["criteria"] = _criteria(changes["criteria"])
+        if "execution" in changes:
+            changes["execution"] = _execution(changes["execution"])
         with self.uow() as uow:
             case = _load_case(uow, test_case_id)
+            if (
+                "execution" in changes
+                and changes["execution"] != case.execution
+                and not may_define_execution
+            ):
+                _refuse_execution_change()
             if isinstance(changes.get("name"), str):
                 _ensure_case_name_free(uow, changes["name"], own_id=case.id)
             case.revise(self.clock.now(), **changes)

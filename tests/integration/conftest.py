@@ -162,7 +162,9 @@ class Lab:
         **details: Any,
     ) -> TestCase:
         inputs = [CriterionInput(m, c, v) for m, c, v in criteria]
-        return self.create_test_case(TestCaseInput(name=name, criteria=inputs, **details))
+        return self.create_test_case(
+            TestCaseInput(name=name, criteria=inputs, **details), may_define_execution=True
+        )
 
     def add_environment(self, name: str = "climate chamber", **details: Any) -> Environment:
         return self.create_environment(EnvironmentInput(name=name, **details))

@@ -15,6 +15,7 @@ from typing import Any
 from application.job_contract import job_payload
 from application.runner import Callback, CallbackReply, CallbackStatus
 from domain.environments import EnvironmentSnapshot
+from domain.execution import Execution
 from domain.test_cases import Criterion, TestCaseSnapshot
 from domain.test_runs import DeviceSnapshot, ResultReport, TestRun
 
@@ -29,6 +30,7 @@ def make_run(
     duration_s: int = 0,
     timeout_s: int = 60,
     parameters: dict[str, Any] | None = None,
+    execution: Execution | None = None,
 ) -> TestRun:
     """A run built from domain objects, as StartTestRun would store it."""
     return TestRun.create(
@@ -44,6 +46,7 @@ def make_run(
                 timeout_s=timeout_s,
                 parameters=dict(parameters or {}),
                 tags=(),
+                execution=execution or Execution(),
             )
             for n in range(1, cases + 1)
         ],

@@ -139,7 +139,10 @@ class Lab:
             CriterionInput(metric, condition, threshold)
             for metric, condition, threshold in criteria
         ]
-        return self.create_test_case(TestCaseInput(name=name, criteria=inputs, **details))
+        # the builder sets up the lab as an admin would, execution included
+        return self.create_test_case(
+            TestCaseInput(name=name, criteria=inputs, **details), may_define_execution=True
+        )
 
     def add_environment(self, name: str = "climate chamber", **details: Any) -> Environment:
         return self.create_environment(EnvironmentInput(name=name, **details))

@@ -184,6 +184,7 @@ EXPECTED = {
     Permission.OPERATE_DEVICES: (True, True, False),
     Permission.EDIT_CATALOG: (True, True, False),
     Permission.RUN_TESTS: (True, True, False),
+    Permission.DEFINE_EXECUTION: (True, False, False),
 }
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from application.job_contract import CONTRACT_VERSION
 from application.runner import InvalidJob, parse_cancellation, parse_job
 from application.runner.jobs import Job
 from domain.environments import EnvironmentSnapshot
@@ -63,10 +64,10 @@ def test_any_json_document_parses_or_is_refused_as_invalid(document):
 
 @SETTINGS
 @given(st.dictionaries(st.text(max_size=12), json_values, max_size=12))
-def test_any_object_claiming_version_1_parses_or_is_refused(fields):
-    parses_or_refuses({**fields, "contract_version": 1})
+def test_any_object_claiming_the_current_version_parses_or_is_refused(fields):
+    parses_or_refuses({**fields, "contract_version": CONTRACT_VERSION})
     with contextlib.suppress(InvalidJob):
-        parse_cancellation({**fields, "contract_version": 1})
+        parse_cancellation({**fields, "contract_version": CONTRACT_VERSION})
 
 
 def _paths(value, prefix=()):

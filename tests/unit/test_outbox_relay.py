@@ -87,7 +87,7 @@ def test_each_job_is_published_once_with_a_callback_for_its_run(lab):
         callback = job["callback"]
         assert callback["base_url"] == f"http://lab:8000/api/runner/test-runs/{job['run_id']}"
         assert lab.credentials.verify(callback["token"], lab.clock.now()) == job["run_id"]
-        assert job["contract_version"] == 1 and job["devices"] and job["test_cases"]
+        assert job["contract_version"] == 2 and job["devices"] and job["test_cases"]
 
 
 def test_the_credential_expires_after_the_deadline_plus_grace(lab):
@@ -134,7 +134,7 @@ def test_cancellations_go_out_too(lab):
     kinds = [kind for kind, _ in lab.publisher.published]
     assert kinds == [JOB_KIND, CANCEL_KIND]
     assert lab.publisher.published[1][1] == {
-        "contract_version": 1,
+        "contract_version": 2,
         "run_id": run.id,
         "reason": "wrong firmware",
     }

@@ -1,10 +1,11 @@
 """The command executor with a tiny Python program: environment, JSON lines, exit status,
-timeout (the whole process group is killed) and cancellation."""
+timeout (the whole process group is killed) and cancellation; the command comes only from the
+case's execution, runs with nothing of the runner's environment, in a working directory of its
+own that is removed afterwards, and only so much of its output is read."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time
@@ -13,15 +14,18 @@ from pathlib import Path
 import pytest
 
 from adapters.clocks import SettableClock
-from adapters.runner.executors import CommandExecutor
+from adapters.runner.executors import COMMAND_PATH, CommandExecutor
 from application.runner import ExecutionRequest
+from domain.execution import Execution
 from tests.support.runner import T0, make_run
 
 ENV_DUMP = """
 import json, os, sys
 out = os.path.join(sys.argv[1], os.environ.get("DEVICELAB_DEVICE_ID", "all") + ".json")
+with open(os.environ["DEVICELAB_PARAMETERS_FILE"]) as f:
+    parameters = json.load(f)
 with open(out, "w") as f:
-    json.dump({k: v for k, v in os.environ.items() if k.startswith("DEVICELAB_")}, f)
+    json.dump({"env": dict(os.environ), "cwd": os.getcwd(), "parameters": parameters}, f)
 print("warming up the load bank")  # not a measurement
 print(json.dumps({"metric": "voltage", "value": 231.5, "unit": "V"}))
 """
@@ -58,16 +62,30 @@ def program(tmp_path: Path, source: str, *args: str) -> list[str]:
     return [sys.executable, str(path), *args]
 
 
-def run_command(command, timeout_s=60, devices=2, cancel=None, **parameters):
+def run_command(
+    argv,
+    timeout_s=60,
+    devices=2,
+    cancel=None,
+    per_device=True,
+    work_root=None,
+    output_limit=1024 * 1024,
+    **parameters,
+):
     run = make_run(
-        devices=devices, timeout_s=timeout_s, parameters={"command": command, **parameters}
+        devices=devices,
+        timeout_s=timeout_s,
+        parameters=parameters,
+        execution=Execution("command", tuple(argv), per_device),
     )
+    return execute(run, cancel=cancel, work_root=work_root, output_limit=output_limit)
+
+
+def execute(run, cancel=None, work_root=None, output_limit=1024 * 1024):
     case = run.test_cases[0]
     request = ExecutionRequest(run.id, case, run.devices, run.environment, case.parameters)
     executor = CommandExecutor(
-        SettableClock(T0),
-        kill_grace_s=2,
-        base_environment={**os.environ, "DEVICELAB_SECRET_KEY": "no"},
+        SettableClock(T0), kill_grace_s=2, work_root=work_root, output_limit=output_limit
     )
     partials: list = []
     results = executor.execute(request, cancel or threading.Event(), partials.append)
@@ -107,20 +125,92 @@ def test_each_device_runs_the_command_with_the_job_in_its_environment(tmp_path):
         assert [(o.metric, o.value, o.unit) for o in result.observations] == [
             ("voltage", 231.5, "V")
         ]
-    env = json.loads((tmp_path / "dev-2.json").read_text())
+    env = json.loads((tmp_path / "dev-2.json").read_text())["env"]
     assert env["DEVICELAB_RUN_ID"] == "run-1"
     assert env["DEVICELAB_TEST_CASE_ID"] == "case-1"
     assert (env["DEVICELAB_DEVICE_ID"], env["DEVICELAB_DEVICE_NAME"]) == ("dev-2", "meter-02")
     assert (env["DEVICELAB_DEVICE_SERIAL"], env["DEVICELAB_DEVICE_FIRMWARE"]) == ("S2", "1.0")
     assert env["DEVICELAB_ENV_TEMP_C"] == "40"
     assert env["DEVICELAB_PARAM_LOAD_KW"] == "2.5"
-    assert "DEVICELAB_SECRET_KEY" not in env  # the runner's own settings stay with the runner
 
 
-def test_a_command_given_as_a_string_is_split_like_a_shell_would(tmp_path):
-    command = " ".join(f"'{part}'" for part in program(tmp_path, ENV_DUMP, str(tmp_path)))
-    results, _ = run_command(command, devices=1)
-    assert results[0].observations[0].value == 231.5
+def test_the_command_inherits_nothing_from_the_runner(tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNNER_CANARY", "only-the-runner-knows")
+    monkeypatch.setenv("DEVICELAB_SECRET_KEY", "signs-everyones-tokens-0123456789abcdef")
+    monkeypatch.setenv("LD_PRELOAD", "/tmp/evil.so")
+
+    run_command(program(tmp_path, ENV_DUMP, str(tmp_path)), devices=1)
+
+    env = json.loads((tmp_path / "dev-1.json").read_text())["env"]
+    assert "RUNNER_CANARY" not in env and "LD_PRELOAD" not in env
+    assert "DEVICELAB_SECRET_KEY" not in env
+    assert env["PATH"] == COMMAND_PATH and env["LANG"] == "C.UTF-8"
+    # what it gets is the fixed base and the job, nothing else
+    base = {"PATH", "LANG", "HOME", "TMPDIR"}
+    assert base <= set(env)
+    assert all(name in base or name.startswith("DEVICELAB_") for name in env), sorted(env)
+
+
+def test_run_parameters_are_data_never_the_command(tmp_path):
+    pwned = tmp_path / "pwned"
+    hostile = {
+        "executor": "command",
+        "command": [sys.executable, "-c", f"open({str(pwned)!r}, 'w').close()"],
+        "command_per_device": False,
+    }
+
+    results, _ = run_command(program(tmp_path, ENV_DUMP, str(tmp_path)), devices=2, **hostile)
+
+    assert not pwned.exists()
+    assert [r.error for r in results] == [False, False]  # ran per device, as the case says
+    dump = json.loads((tmp_path / "dev-1.json").read_text())
+    assert dump["parameters"] == hostile  # handed over as data: the file ...
+    assert json.loads(dump["env"]["DEVICELAB_PARAM_COMMAND"]) == hostile["command"]  # ... and env
+
+
+def test_each_run_and_device_gets_a_fresh_working_directory_removed_afterwards(tmp_path):
+    root = tmp_path / "work"
+    command = program(tmp_path, ENV_DUMP, str(tmp_path))
+
+    run_command(command, devices=2, work_root=str(root), load_kw=2.5)
+    first = {
+        device: json.loads((tmp_path / f"{device}.json").read_text())
+        for device in ("dev-1", "dev-2")
+    }
+    run_command(command, devices=1, work_root=str(root))
+    again = json.loads((tmp_path / "dev-1.json").read_text())
+
+    cwds = [first["dev-1"]["cwd"], first["dev-2"]["cwd"], again["cwd"]]
+    assert len(set(cwds)) == 3
+    for dump in (*first.values(), again):
+        work = Path(dump["cwd"])
+        assert work.parent == root
+        assert dump["env"]["HOME"] == str(work)
+        assert Path(dump["env"]["TMPDIR"]).parent == work
+        assert Path(dump["env"]["DEVICELAB_PARAMETERS_FILE"]).parent == work
+    assert first["dev-1"]["parameters"] == {"load_kw": 2.5}
+    assert list(root.iterdir()) == []  # every one removed once its command ended
+
+
+LOUD = """
+import json, sys
+print(json.dumps({"metric": "voltage", "value": 230}))
+sys.stdout.write(("x" * 99 + "\\n") * 5000)  # 500 kB of chatter
+print(json.dumps({"metric": "current", "value": 3}))
+sys.stderr.write("e" * 300000 + "the real problem")
+sys.exit(1)
+"""
+
+
+def test_only_so_much_output_is_read(tmp_path):
+    results, _ = run_command(program(tmp_path, LOUD), devices=1, output_limit=100_000)
+
+    (result,) = results
+    assert [o.metric for o in result.observations] == ["voltage"]  # the rest was not read
+    assert "stdout was cut after 100000 bytes" in result.message
+    assert "stderr (end only): " in result.message
+    assert result.message.endswith("the real problem")
+    assert len(result.message) < 2500  # the stderr tail stays short
 
 
 def test_a_non_zero_exit_is_an_error_with_the_tail_of_stderr(tmp_path):
@@ -163,7 +253,7 @@ def test_a_cancelled_command_is_killed_and_reports_no_partial(tmp_path):
 
 
 def test_once_for_all_devices_lines_name_their_device(tmp_path):
-    results, _ = run_command(program(tmp_path, ALL_AT_ONCE), command_per_device=False)
+    results, _ = run_command(program(tmp_path, ALL_AT_ONCE), per_device=False)
 
     for result in results:
         assert not result.error
@@ -180,7 +270,9 @@ def test_a_missing_program_is_an_error_result(tmp_path):
     assert "could not start" in results[0].message
 
 
-@pytest.mark.parametrize("command", [None, "", [], [1, 2]])
-def test_a_case_without_a_command_cannot_run(command):
-    with pytest.raises(ValueError, match="parameter 'command'"):
-        run_command(command)
+def test_a_case_without_a_command_cannot_run():
+    """The runner's default executor is `command`, the case leaves it to the default: the
+    command is not looked for anywhere else, not even in the parameters."""
+    run = make_run(parameters={"command": ["true"]})  # execution: the runner's default
+    with pytest.raises(ValueError, match="execution names no command"):
+        execute(run)

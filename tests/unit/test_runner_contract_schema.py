@@ -13,6 +13,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from application.job_contract import JOB_KIND, cancel_payload
 from application.runner import parse_job
+from application.use_cases.catalog import ExecutionInput
 from tests.support.runner import job_message, make_run
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "job-message.schema.json"
@@ -43,7 +44,8 @@ def published(lab) -> dict[str, Any]:
             criteria=[("voltage", ">=", 207), ("voltage", "<=", 253)],
             duration_s=30,
             timeout_s=120,
-            default_parameters={"executor": "simulate", "load": {"kw": 2.5, "steps": [1, 2]}},
+            default_parameters={"load": {"kw": 2.5, "steps": [1, 2]}},
+            execution=ExecutionInput("command", ["/opt/lab/measure", "--load"], per_device=False),
             tags=["power", "nightly"],
             description="holds the voltage window under load",
         ),
@@ -99,7 +101,10 @@ def test_the_cancel_message_is_valid(schema):
         lambda m: m.pop("callback"),
         lambda m: m["callback"].pop("token"),
         lambda m: m["callback"].update(base_url="ftp://devicelab.example/x"),
-        lambda m: m.update(contract_version=2),
+        lambda m: m.update(contract_version=1),
+        lambda m: m["test_cases"][0].pop("execution"),
+        lambda m: m["test_cases"][0]["execution"].update(executor="sh"),
+        lambda m: m["test_cases"][0]["execution"].update(command="rm -rf /"),
         lambda m: m.update(deadline="next tuesday"),
         lambda m: m.update(devices=[]),
         lambda m: m["test_cases"][0]["criteria"][0].update(condition="=<"),

@@ -21,6 +21,7 @@ from application.runner import (
     RunnerOptions,
     RunningJobs,
 )
+from application.use_cases.catalog import ExecutionInput
 from domain.devices import DeviceStatus
 from domain.test_runs import Observation, ResultReport, RunStatus, Verdict
 from tests.support.runner import ScriptedCallbacks, reply
@@ -156,23 +157,37 @@ def test_pass_probability_zero_makes_the_run_fail(lab, bench, runner):
     assert {r.verdict for r in finished.results.values()} == {Verdict.FAIL}
 
 
-def test_each_case_goes_to_the_executor_it_names(lab, bench, runner):
+def test_each_case_goes_to_the_executor_its_execution_names(lab, bench, runner):
     bench.current = lab.add_test_case(
         "current by command",
         criteria=[("voltage", "<=", 240)],
         duration_s=0,
-        default_parameters={"executor": "other"},
+        execution=ExecutionInput("command", ["/opt/lab/measure"]),
     )
     run = start(lab, bench)
-    default, other = Recording(), Recording(value=250)
-    execute, _, _ = runner({"default": default, "other": other})
+    default, command = Recording(), Recording(value=250)
+    execute, _, _ = runner({"simulate": default, "command": command})
 
     execute(message_for(run))
 
     assert [r.case.id for r in default.requests] == [bench.voltage.id]
-    assert [r.case.id for r in other.requests] == [bench.current.id]
-    assert other.requests[0].parameters["executor"] == "other"
+    assert [r.case.id for r in command.requests] == [bench.current.id]
+    assert command.requests[0].case.execution.command == ("/opt/lab/measure",)
     assert lab.get_test_run(run.id).verdict is Verdict.FAIL  # 250 V fails "<= 240"
+
+
+def test_run_parameters_never_choose_the_executor(lab, bench, runner):
+    hostile = {"executor": "command", "command": ["sh", "-c", "id"], "command_per_device": False}
+    run = start(lab, bench, cases=[bench.voltage], parameters=hostile)
+    default, command = Recording(), Recording()
+    execute, _, _ = runner({"simulate": default, "command": command})
+
+    assert execute(message_for(run)).reason == "completed"
+
+    assert command.requests == []
+    (request,) = default.requests
+    assert request.case.execution.is_runner_default
+    assert request.parameters == hostile  # handed over as data, nothing more
 
 
 def test_the_run_parameters_reach_the_executor(lab, bench, runner):
@@ -342,7 +357,8 @@ def test_a_job_for_an_unknown_run_is_dead_lettered(lab, bench, runner):
         (b"not json at all", "invalid_job"),
         (b"[1, 2]", "invalid_job"),
         (b'{"contract_version": 99, "run_id": "r"}', "unsupported_contract_version"),
-        (b'{"contract_version": 1, "run_id": "r"}', "invalid_job"),
+        (b'{"contract_version": 2, "run_id": "r"}', "invalid_job"),
+        (b'{"contract_version": 1, "run_id": "r"}', "unsupported_contract_version"),
     ],
 )
 def test_a_message_that_is_no_job_is_dead_lettered(runner, body, reason):
@@ -456,7 +472,7 @@ def test_a_cancel_message_stops_the_executor_and_reports_nothing(lab, bench, run
 
 def test_a_cancel_message_for_another_run_changes_nothing(runner):
     _, _, running = runner()
-    assert not CancelJob(running)(b'{"contract_version": 1, "run_id": "elsewhere"}')
+    assert not CancelJob(running)(b'{"contract_version": 2, "run_id": "elsewhere"}')
 
 
 def test_shutting_down_gives_the_job_back_and_reports_nothing(lab, bench, runner):
@@ -503,17 +519,19 @@ def test_an_executor_error_fails_the_run_with_the_reason(lab, bench, runner):
     assert {lab.get_device(d.id).status for d in (bench.d1, bench.d2)} == {DeviceStatus.AVAILABLE}
 
 
-def test_an_unknown_executor_fails_the_run(lab, bench, runner):
+def test_an_executor_this_runner_lacks_fails_the_run(lab, bench, runner):
     bench.voltage = lab.add_test_case(
-        "exotic", criteria=[("voltage", "<=", 240)], default_parameters={"executor": "telepathy"}
+        "from telemetry",
+        criteria=[("voltage", "<=", 240)],
+        execution=ExecutionInput("influxdb"),
     )
     run = start(lab, bench, cases=[bench.voltage])
-    execute, _, _ = runner()
+    execute, _, _ = runner()  # simulate only
 
     outcome = execute(message_for(run))
 
     assert outcome.reason == "failed"
-    assert "'telepathy'" in lab.get_test_run(run.id).failure_reason
+    assert "'influxdb'" in lab.get_test_run(run.id).failure_reason
 
 
 def test_an_executor_past_its_timeout_is_stopped_and_the_run_fails(lab, bench, runner):

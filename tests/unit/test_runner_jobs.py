@@ -8,6 +8,7 @@ import pytest
 
 from application.job_contract import cancel_payload
 from application.runner import InvalidJob, UnsupportedContractVersion, parse_cancellation, parse_job
+from domain.execution import Execution
 from domain.test_cases import Condition
 from tests.support.runner import job_bytes, job_message, make_run
 
@@ -24,7 +25,7 @@ def test_a_job_message_becomes_a_typed_job():
     job = parse_job(job_bytes(run, token="t0k3n"))
 
     assert job.run_id == run.id
-    assert job.contract_version == 1
+    assert job.contract_version == 2
     assert (job.created_at, job.deadline) == (run.created_at, run.deadline)
     assert job.parameters == {"load_kw": 2.5}
     assert [c.id for c in job.test_cases] == ["case-1", "case-2"]
@@ -39,6 +40,26 @@ def test_a_job_message_becomes_a_typed_job():
     assert job.callback.base_url == f"http://devicelab.test/api/runner/test-runs/{run.id}"
     assert job.callback.token == "t0k3n"
     assert "t0k3n" not in repr(job)
+
+
+def test_each_case_carries_its_execution():
+    execution = Execution("command", ("/opt/lab/measure", "--bench", "3"), per_device=False)
+    run = make_run(execution=execution, parameters={"command": ["sh", "-c", "id"]})
+
+    case = parse_job(job_bytes(run)).test_cases[0]
+
+    assert case.execution == execution
+    assert case.parameters == {"command": ["sh", "-c", "id"]}  # only data
+
+
+def test_a_version_1_message_is_refused_not_guessed():
+    """Version 1 runners took the command from the parameters: its messages are not run."""
+    message = job_message(make_run(parameters={"executor": "command", "command": ["id"]}))
+    message["contract_version"] = 1
+    for case in message["test_cases"]:
+        del case["execution"]
+    with pytest.raises(UnsupportedContractVersion, match="speaks version 2"):
+        parse_job(message)
 
 
 def test_a_decoded_message_and_unknown_fields_are_fine():
@@ -61,7 +82,7 @@ def test_a_body_that_is_no_json_object_is_invalid(body, problem):
         parse_job(body)
 
 
-@pytest.mark.parametrize("version", [None, 0, 2, "1", True])
+@pytest.mark.parametrize("version", [None, 0, 1, 3, "2", True])
 def test_another_contract_version_is_unsupported(version):
     message = broken(lambda m: m.update(contract_version=version))
     with pytest.raises(UnsupportedContractVersion, match="contract_version"):
@@ -91,6 +112,15 @@ def test_another_contract_version_is_unsupported(version):
         (lambda m: m["test_cases"][0].update(timeout_s=0), "timeout_s must be a whole number"),
         (lambda m: m["test_cases"][0].update(duration_s=1.5), "duration_s must be a whole"),
         (lambda m: m["environment"].update(variables={"a": 1}), "variables must map"),
+        (lambda m: m["test_cases"][0].pop("execution"), r"test_cases\[0\].execution is missing"),
+        (
+            lambda m: m["test_cases"][0]["execution"].update(executor="telepathy"),
+            "executor must be one of",
+        ),
+        (
+            lambda m: m["test_cases"][0]["execution"].update(executor="command", command="rm -rf"),
+            "command must be a list of strings",
+        ),
         (lambda m: m.pop("callback"), "callback is missing"),
         (lambda m: m["callback"].update(token=""), "callback.token"),
         (lambda m: m["callback"].update(base_url="ftp://x/runs/1"), "http:// or https://"),
@@ -112,4 +142,4 @@ def test_a_cancel_message_names_its_run():
 
 def test_a_broken_cancel_message_is_invalid():
     with pytest.raises(InvalidJob):
-        parse_cancellation(b'{"contract_version": 1}')
+        parse_cancellation(b'{"contract_version": 2}')

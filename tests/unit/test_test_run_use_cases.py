@@ -86,7 +86,7 @@ def test_starting_a_run_queues_exactly_one_job_following_the_contract(lab, bench
     assert message.created_at == lab.clock.now()
     payload = message.payload
     assert payload == job_payload(lab.get_test_run(run.id))
-    assert payload["contract_version"] == CONTRACT_VERSION == 1
+    assert payload["contract_version"] == CONTRACT_VERSION == 2
     assert payload["run_id"] == run.id
     assert payload["parameters"] == {"load": 1}
     assert payload["deadline"] == run.deadline.isoformat()
@@ -101,6 +101,7 @@ def test_starting_a_run_queues_exactly_one_job_following_the_contract(lab, bench
         "timeout_s": 120,
         "parameters": {"load": 1},  # the run's parameters overlay the case defaults
         "tags": ["power"],
+        "execution": {"executor": "", "command": [], "per_device": True},
         "criteria": [{"metric": "voltage", "condition": "<=", "threshold": 240.0, "unit": ""}],
     }
     assert payload["environment"] == {

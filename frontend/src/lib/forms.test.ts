@@ -105,6 +105,7 @@ describe('test case form', () => {
     timeout_s: 120,
     default_parameters: { load_kw: 0 },
     tags: ['power', 'smoke'],
+    execution: { executor: '', command: [], per_device: true },
     version: 3,
     created_at: '',
     updated_at: '',

@@ -17,10 +17,11 @@ export type Permission =
   | 'catalog.edit' // test cases and environments
   | 'runs.start'
   | 'runs.cancel'
-  | 'users.manage';
+  | 'users.manage'
+  | 'executions.define'; // what a test case executes on the runners
 
 const ALLOWED: Record<Role, Permission[]> = {
-  admin: ['devices.manage', 'devices.status', 'catalog.edit', 'runs.start', 'runs.cancel', 'users.manage'],
+  admin: ['devices.manage', 'devices.status', 'catalog.edit', 'runs.start', 'runs.cancel', 'users.manage', 'executions.define'],
   engineer: ['devices.status', 'catalog.edit', 'runs.start', 'runs.cancel'],
   viewer: [],
 };

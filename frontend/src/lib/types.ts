@@ -72,6 +72,18 @@ export interface Criterion {
   unit: string;
 }
 
+/** '' leaves the choice to the runner's default executor. */
+export type Executor = '' | 'simulate' | 'command' | 'influxdb';
+
+/** How a test case is executed; only users with permission executions:define (admins) set it. */
+export interface Execution {
+  executor: Executor;
+  /** The command executor's program and fixed arguments (no shell). */
+  command: string[];
+  /** false: the command runs once for all the run's devices. */
+  per_device: boolean;
+}
+
 export interface TestCaseWrite {
   name: string;
   description: string;
@@ -80,9 +92,12 @@ export interface TestCaseWrite {
   timeout_s: number;
   default_parameters: Record<string, unknown>;
   tags: string[];
+  /** Left out: the runner's default on create, unchanged on edit. */
+  execution?: Execution;
 }
 
 export interface TestCase extends TestCaseWrite {
+  execution: Execution;
   id: string;
   version: number;
   created_at: string;
@@ -130,6 +145,7 @@ export interface TestCaseSnapshot {
   timeout_s: number;
   parameters: Record<string, unknown>;
   tags: string[];
+  execution: Execution;
 }
 
 export interface DeviceSnapshot {
