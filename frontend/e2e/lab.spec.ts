@@ -210,7 +210,7 @@ test('start a run on two devices and watch it complete live', async () => {
   quickRunId = page.url().split('/').pop()!;
   // Mark the document: if the page reloaded, the mark would be gone.
   await page.evaluate(() => ((window as unknown as { e2eMark: string }).e2eMark = 'same page'));
-  await expect(page.getByText('waiting for the runner…').first().or(page.getByTestId('run-outcome'))).toBeVisible();
+  await expect(page.getByText(/^(measuring|waiting for a runner)…$/).first().or(page.getByTestId('run-outcome'))).toBeVisible();
 
   const status = await waitForRunStatus(quickRunId, ['running', 'completed', 'failed'], 20_000);
   if (status === 'queued') {
