@@ -100,9 +100,8 @@ def requires(permission: Permission | str) -> Callable[[F], F]:
         info = load_info_from_docstring(func.__doc__ or "")
         needs = f"Needs {_roles_text(permission)}."
         description = f"{info['description']}\n\n{needs}" if info.get("description") else needs
-        responses: dict[int, str] = {401: "UNAUTHORIZED"}
-        if permission != SIGNED_IN:
-            responses[403] = "FORBIDDEN"
+        # 403 also for any role: a session with a temporary password may do almost nothing
+        responses: dict[int, str] = {401: "UNAUTHORIZED", 403: "FORBIDDEN"}
         documented = Blueprint.doc(
             security=[{BEARER_SCHEME: []}],
             responses=responses,
