@@ -1,5 +1,7 @@
 # The two commands: `make up` runs devicelab on embedded defaults, `make test` runs every test.
 # Both set up what they need themselves (a virtualenv with the project installed).
+# Debian packages are installed without their recommends (chromium would pull in cups, avahi
+# and samba libraries that no test needs).
 
 PYTHON ?= python3
 VENV := .venv
@@ -74,19 +76,19 @@ bench: $(STAMP) $(WRK)
 
 $(WRK):
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk postgresql-contrib
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk postgresql-contrib
 
 # the deployment files (Dockerfile, deploy/): checked statically, no container engine needed
 deploy-check: $(STAMP)
 	$(BIN)/pytest -q tests/deploy
 
 $(INFLUXD):
-	-apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq influxdb \
+	-apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends influxdb \
 		|| echo "Debian's influxdb could not be installed: the InfluxDB tests will skip"
 
 $(CHROMIUM):
 	apt-get update
-	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis $(FRONTEND)/node_modules $(FRONTEND)/dist

@@ -12,11 +12,11 @@ from domain.test_runs import TestRun
 
 def reserve_devices(run: TestRun, devices: Iterable[Device], at: datetime, actor: str) -> None:
     devices = list(devices)
-    unavailable = {
-        d.id: d.status.value for d in devices if not d.is_available and d.held_by != run.id
-    }
-    if unavailable:
-        raise DeviceUnavailable(unavailable)
+    refused = [d for d in devices if not d.is_available and d.held_by != run.id]
+    if refused:
+        raise DeviceUnavailable(
+            {d.id: d.status.value for d in refused}, {d.id: d.name for d in refused}
+        )
     for device in devices:
         device.reserve(run.id, at, actor)
 

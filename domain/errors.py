@@ -35,10 +35,15 @@ class DeviceUnavailable(DomainError):
 
     code = "device_unavailable"
 
-    def __init__(self, unavailable: dict[str, str]) -> None:
-        # unavailable maps device id -> its current status (in_test / offline)
+    def __init__(self, unavailable: dict[str, str], names: dict[str, str] | None = None) -> None:
+        # unavailable maps device id -> its current status (in_test / offline); names maps
+        # device id -> its name, so that people read "Meter 7", not only an id
         self.unavailable = dict(unavailable)
-        listed = ", ".join(f"{device_id} ({status})" for device_id, status in unavailable.items())
+        self.names = {d: (names or {}).get(d, d) for d in self.unavailable}
+        listed = ", ".join(
+            f"{self.names[d]} ({d}, {status})" if self.names[d] != d else f"{d} ({status})"
+            for d, status in self.unavailable.items()
+        )
         super().__init__(f"devices not available: {listed}")
 
 

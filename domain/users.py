@@ -16,6 +16,8 @@ PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
 EMAIL_MAX_LENGTH = 254
 NAME_MAX_LENGTH = 200
+USER_AGENT_MAX_LENGTH = 300
+CLIENT_IP_MAX_LENGTH = 64  # an IPv6 address with a zone index fits
 
 # A session's idle deadline is pushed forward at most this often (or a tenth of the idle
 # timeout, if that is shorter): one write per session a minute instead of one per request.
@@ -113,6 +115,9 @@ class User:
     created_at: datetime
     updated_at: datetime
     disabled: bool = False
+    # set by an admin's reset: the password is a temporary one, and until the user picks their
+    # own, their sessions may do nothing but change it (see Principal.password_change_due)
+    must_change_password: bool = False
 
     def __post_init__(self) -> None:
         self.email = normalize_email(self.email)
@@ -139,7 +144,26 @@ class User:
         self.updated_at = now
 
     def replace_password_hash(self, password_hash: str, now: datetime) -> None:
+        """The same password, hashed anew (e.g. with stronger parameters)."""
         self.password_hash = password_hash
+        self.updated_at = now
+
+    def change_password(self, password_hash: str, now: datetime) -> None:
+        """The user chose a new password: a temporary one is no longer in force."""
+        self.password_hash = password_hash
+        self.must_change_password = False
+        self.updated_at = now
+
+    def reset_password(self, temporary_password_hash: str, now: datetime, by: str | None) -> None:
+        """An admin (`by`, a user id; None for the command line) gave the user a temporary
+        password, which the user must replace at their next sign-in. One's own password is
+        changed, not reset: resetting it would lock oneself into the change screen."""
+        if by == self.id:
+            raise InvalidTransition(
+                "you cannot reset your own password; change it on your account page"
+            )
+        self.password_hash = temporary_password_hash
+        self.must_change_password = True
         self.updated_at = now
 
     @property
@@ -182,6 +206,7 @@ class Session:
     idle_expires_at: datetime
     absolute_expires_at: datetime
     user_agent: str = ""
+    client_ip: str = ""  # where the session was opened from, as the server saw it
 
     @classmethod
     def open(
@@ -192,6 +217,7 @@ class Session:
         now: datetime,
         policy: SessionPolicy,
         user_agent: str = "",
+        client_ip: str = "",
     ) -> Session:
         absolute = now + policy.lifetime
         return cls(
@@ -202,7 +228,8 @@ class Session:
             last_used_at=now,
             idle_expires_at=min(now + policy.idle_timeout, absolute),
             absolute_expires_at=absolute,
-            user_agent=user_agent[:300],
+            user_agent=user_agent[:USER_AGENT_MAX_LENGTH],
+            client_ip=client_ip[:CLIENT_IP_MAX_LENGTH],
         )
 
     @property

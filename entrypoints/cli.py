@@ -367,6 +367,26 @@ def users_list() -> None:
             cursor = page.next_cursor
 
 
+@users.command("reset-password")
+@click.option("--email", required=True)
+def users_reset_password(email: str) -> None:
+    """Give a user a temporary password (shown once) and end their sessions; they must
+    choose their own at their next sign-in."""
+    from domain.errors import DomainError
+
+    with _auth_container(_settings()) as container:
+        try:
+            user = container.find_user_by_email()(email)
+            reset = container.reset_password()(user.id)
+        except DomainError as error:
+            raise click.ClickException(error.message) from None
+    click.echo(
+        f"temporary password of {reset.user.email} (shown only this once; they must change "
+        f"it when they sign in): {reset.temporary_password}\n"
+        f"ended {reset.sessions_ended} session(s)"
+    )
+
+
 @users.command("purge-sessions")
 def users_purge_sessions() -> None:
     """Delete expired sessions (signing in does this too, along the way)."""

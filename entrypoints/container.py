@@ -117,6 +117,7 @@ class Container(containers.DeclarativeContainer):
     get_session = providers.Factory(auth_sessions.GetSession, auth_uow.provider)
     list_sessions = providers.Factory(auth_sessions.ListSessions, auth_uow.provider, clock)
     revoke_session = providers.Factory(auth_sessions.RevokeSession, auth_uow.provider)
+    end_other_sessions = providers.Factory(auth_sessions.EndOtherSessions, auth_uow.provider)
     purge_expired_sessions = providers.Factory(
         auth_sessions.PurgeExpiredSessions, auth_uow.provider, clock
     )
@@ -129,6 +130,10 @@ class Container(containers.DeclarativeContainer):
     change_password = providers.Factory(
         auth_users.ChangePassword, auth_uow.provider, password_hasher, clock
     )
+    reset_password = providers.Factory(
+        auth_users.ResetPassword, auth_uow.provider, password_hasher, clock
+    )
+    find_user_by_email = providers.Factory(auth_users.FindUserByEmail, auth_uow.provider)
     # /api: tokens verified in-process (local) or by the auth service (remote, cached)
     token_verifier = providers.Selector(
         config.auth_mode,

@@ -55,7 +55,9 @@ class RemoteTokenVerifier:
                 return cached[1]
             self._cache.pop(key, None)
         principal = self._ask(token)
-        if self.cache_s > 0:
+        # a session that must change its password is not cached: once changed, the
+        # restriction ends with the next request, not a cache period later
+        if self.cache_s > 0 and not principal.password_change_due:
             session_left = (principal.session_expires_at - datetime.now(UTC)).total_seconds()
             until = now + min(self.cache_s, max(session_left, 0))
             with self._lock:
@@ -91,6 +93,7 @@ class RemoteTokenVerifier:
                 role=Role(user["role"]),
                 session_id=str(session["id"]),
                 session_expires_at=datetime.fromisoformat(session["expires_at"]),
+                password_change_due=user.get("must_change_password") is True,
             )
         except (KeyError, TypeError, ValueError):
             raise AuthServiceUnavailable("the auth service gave an unexpected answer") from None

@@ -25,6 +25,7 @@ from adapters.http.nul_characters import refuse_nul_characters
 from adapters.http.pagination import PageQuerySchema, page_schema
 from adapters.http.security import (
     SIGNED_IN,
+    before_password_change,
     current_principal,
     document_bearer_scheme,
     public,
@@ -32,6 +33,7 @@ from adapters.http.security import (
 )
 from application.auth.ports import Principal
 from application.auth.sessions import (
+    EndOtherSessions,
     GetSession,
     ListSessions,
     Login,
@@ -46,6 +48,7 @@ from application.auth.users import (
     CreateUserRequest,
     GetUser,
     ListUsers,
+    ResetPassword,
     UpdateUser,
     UserChanges,
 )
@@ -70,6 +73,9 @@ class UserSchema(Schema):
     name = fields.String()
     role = fields.Function(lambda u: u.role.value, metadata={"enum": ROLES})
     disabled = fields.Boolean()
+    must_change_password = fields.Boolean(
+        metadata={"description": "signed in with a temporary password that must be changed"}
+    )
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
 
@@ -79,6 +85,12 @@ class UserSummarySchema(Schema):
     email = fields.String()
     name = fields.String()
     role = fields.Function(lambda u: u.role.value, metadata={"enum": ROLES})
+    must_change_password = fields.Boolean(
+        metadata={
+            "description": "the password is a temporary one: this session can only change it "
+            "(POST /auth/password), read /auth/session and log out"
+        }
+    )
 
 
 class SessionSchema(Schema):
@@ -92,6 +104,9 @@ class SessionSchema(Schema):
         metadata={"description": "when the session ends however much it is used"}
     )
     user_agent = fields.String()
+    client_ip = fields.String(
+        metadata={"description": "where the session was opened from, as the server saw it"}
+    )
     current = fields.Function(
         lambda s: s.id == getattr(getattr(g, "principal", None), "session_id", None),
         metadata={"description": "the session of the token this request carries"},
@@ -123,6 +138,21 @@ class PasswordChangeSchema(Schema):
 
 class PasswordChangedSchema(Schema):
     other_sessions_ended = fields.Integer()
+
+
+class OtherSessionsEndedSchema(Schema):
+    sessions_ended = fields.Integer()
+
+
+class PasswordResetSchema(Schema):
+    user = fields.Nested(UserSchema)
+    temporary_password = fields.String(
+        metadata={
+            "description": "shown only in this answer: hand it to the user through a safe "
+            "channel; they must change it when they sign in"
+        }
+    )
+    sessions_ended = fields.Integer()
 
 
 class UserCreateSchema(Schema):
@@ -192,6 +222,7 @@ class LoginView(MethodView):
 
 @blp.route("/logout")
 class LogoutView(MethodView):
+    @before_password_change
     @requires(SIGNED_IN)
     @blp.response(204)
     @inject
@@ -202,6 +233,7 @@ class LogoutView(MethodView):
 
 @blp.route("/session")
 class CurrentSession(MethodView):
+    @before_password_change
     @requires(SIGNED_IN)
     @blp.response(200, SessionViewSchema)
     @inject
@@ -223,6 +255,16 @@ class Sessions(MethodView):
         return {"items": page.items, "next_cursor": page.next_cursor}
 
 
+@blp.route("/sessions/end-others")
+class OtherSessions(MethodView):
+    @requires(SIGNED_IN)
+    @blp.response(200, OtherSessionsEndedSchema)
+    @inject
+    def post(self, end_others: EndOtherSessions = Provide["end_other_sessions"]):
+        """End every one of one's sessions except this one"""
+        return {"sessions_ended": end_others(current_principal())}
+
+
 @blp.route("/sessions/<session_id>")
 class SessionById(MethodView):
     @requires(SIGNED_IN)
@@ -236,12 +278,16 @@ class SessionById(MethodView):
 
 @blp.route("/password")
 class Password(MethodView):
+    @before_password_change
     @requires(SIGNED_IN)
     @blp.arguments(PasswordChangeSchema)
     @blp.response(200, PasswordChangedSchema)
     @inject
     def post(self, data, change: ChangePassword = Provide["change_password"]):
-        """Change one's own password; ends every other session of the user"""
+        """Change one's own password; ends every other session of the user
+
+        After a sign-in with a temporary password (an admin's reset) this is the one thing
+        the session may do; the current password is then the temporary one."""
         ended = change(
             current_principal(),
             ChangePasswordRequest(data["current_password"], data["new_password"]),
@@ -288,6 +334,28 @@ class UserById(MethodView):
         Disabling ends all their sessions. The last enabled admin can be neither demoted nor
         disabled (409)."""
         return update_user(user_id, UserChanges(**changes))
+
+
+@blp.route("/users/<user_id>/reset-password")
+class UserPasswordReset(MethodView):
+    @requires(Permission.MANAGE_USERS)
+    @blp.response(200, PasswordResetSchema)
+    @blp.alt_response(404, "NOT_FOUND")
+    @blp.alt_response(409, "CONFLICT")
+    @inject
+    def post(self, user_id, reset: ResetPassword = Provide["reset_password"]):
+        """Give a user a temporary password, for one who forgot theirs
+
+        The answer holds the temporary password, once. It ends all the user's sessions; when
+        they sign in with it, they must choose their own password before doing anything else.
+        One's own password cannot be reset (409): change it instead."""
+        result = reset(user_id, by=current_principal().user_id)
+        body = {
+            "user": result.user,
+            "temporary_password": result.temporary_password,
+            "sessions_ended": result.sessions_ended,
+        }
+        return body, 200, NO_STORE
 
 
 # -- rate limits ----------------------------------------------------------------------------

@@ -78,6 +78,11 @@ class ErrorSchema(ma.Schema):
         values=ma.fields.String(),
         metadata={"description": "device id → status, for device_unavailable errors"},
     )
+    unavailable_names = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.String(),
+        metadata={"description": "device id → name, for device_unavailable errors"},
+    )
     retry_after = ma.fields.Integer(
         metadata={"description": "seconds to wait, for too_many_requests errors"}
     )
@@ -150,6 +155,7 @@ def register_domain_error_handler(app: Flask) -> None:
         body = error_body(error.code, error.message, getattr(error, "errors", None))
         if isinstance(error, DeviceUnavailable):
             body["unavailable"] = error.unavailable
+            body["unavailable_names"] = error.names
             body["errors"] = {"device_ids": [f"{d} is {s}" for d, s in error.unavailable.items()]}
         headers = {}
         if isinstance(error, Unauthenticated):

@@ -9,6 +9,9 @@ Every request under a protected prefix (/api, /auth) passes `install_authenticat
     request's method (else 403).
 A view that declares nothing is not left open: reading it needs a valid session, changing
 anything through it needs the admin role, and a warning names it at startup.
+A session opened with a temporary password (an admin's reset) may only use the views marked
+`@before_password_change` (change the password, say who it is, log out): everything else
+answers 403 `password_change_required` until the user has chosen their own password.
 
 `@requires` also writes the view's OpenAPI security requirement and its 401/403 responses, so
 the spec (and Swagger UI's "Authorize") shows what each operation needs."""
@@ -24,7 +27,7 @@ from flask_smorest import Blueprint
 from flask_smorest.utils import load_info_from_docstring
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from application.auth.errors import Forbidden, Unauthenticated
+from application.auth.errors import Forbidden, PasswordChangeRequired, Unauthenticated
 from application.auth.ports import Principal, TokenVerifier
 from domain.users import Permission, roles_with
 
@@ -33,6 +36,7 @@ log = logging.getLogger(__name__)
 BEARER_SCHEME = "bearerAuth"
 PUBLIC_ENDPOINT_ATTRIBUTE = "_devicelab_public"
 PERMISSION_ATTRIBUTE = "_devicelab_permission"
+BEFORE_PASSWORD_CHANGE_ATTRIBUTE = "_devicelab_before_password_change"
 SIGNED_IN = "signed-in"  # any valid session, whatever the role
 NO_AUTH_METHODS = frozenset({"OPTIONS"})
 
@@ -73,6 +77,13 @@ def public(view):
     return view
 
 
+def before_password_change(func: F) -> F:
+    """Let a session that must change its temporary password use this view method too. Put
+    it above `@requires`."""
+    setattr(func, BEFORE_PASSWORD_CHANGE_ATTRIBUTE, True)
+    return func
+
+
 def _roles_text(permission: Permission | str) -> str:
     if permission == SIGNED_IN:
         return "any signed-in user"
@@ -89,9 +100,8 @@ def requires(permission: Permission | str) -> Callable[[F], F]:
         info = load_info_from_docstring(func.__doc__ or "")
         needs = f"Needs {_roles_text(permission)}."
         description = f"{info['description']}\n\n{needs}" if info.get("description") else needs
-        responses: dict[int, str] = {401: "UNAUTHORIZED"}
-        if permission != SIGNED_IN:
-            responses[403] = "FORBIDDEN"
+        # 403 also for any role: a session with a temporary password may do almost nothing
+        responses: dict[int, str] = {401: "UNAUTHORIZED", 403: "FORBIDDEN"}
         documented = Blueprint.doc(
             security=[{BEARER_SCHEME: []}],
             responses=responses,
@@ -146,6 +156,13 @@ def declared_permission(view, method: str) -> Permission | str | None:
     return getattr(handler, PERMISSION_ATTRIBUTE, None)
 
 
+def _usable_before_password_change(view, method: str) -> bool:
+    method = "GET" if method == "HEAD" else method
+    view_class = getattr(view, "view_class", None)
+    handler = getattr(view_class, method.lower(), None) if view_class else view
+    return bool(getattr(handler, BEFORE_PASSWORD_CHANGE_ATTRIBUTE, False))
+
+
 def _fallback_permission(method: str) -> Permission:
     return Permission.READ if method in ("GET", "HEAD") else Permission.MANAGE_USERS
 
@@ -185,6 +202,10 @@ def install_authentication(app: Flask, authenticator: RequestAuthenticator, pref
             return  # no such route (404/405 follow), or open on purpose
         principal = authenticator.authenticate(request)
         g.principal = principal
+        if principal.password_change_due and not _usable_before_password_change(
+            view, request.method
+        ):
+            raise PasswordChangeRequired()
         needed = declared_permission(view, request.method) or _fallback_permission(request.method)
         if needed != SIGNED_IN and not principal.can(Permission(needed)):
             raise Forbidden(

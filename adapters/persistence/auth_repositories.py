@@ -25,6 +25,7 @@ def _user(row: Any) -> User:
         role=Role(row.role),
         password_hash=row.password_hash,
         disabled=row.disabled,
+        must_change_password=row.must_change_password,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -38,6 +39,7 @@ def _user_row(user: User) -> dict[str, Any]:
         "role": user.role.value,
         "password_hash": user.password_hash,
         "disabled": user.disabled,
+        "must_change_password": user.must_change_password,
         "created_at": user.created_at,
         "updated_at": user.updated_at,
     }
@@ -53,6 +55,7 @@ def _session(row: Any) -> Session:
         idle_expires_at=row.idle_expires_at,
         absolute_expires_at=row.absolute_expires_at,
         user_agent=row.user_agent,
+        client_ip=row.client_ip,
     )
 
 
@@ -66,6 +69,7 @@ def _session_row(session: Session) -> dict[str, Any]:
         "idle_expires_at": session.idle_expires_at,
         "absolute_expires_at": session.absolute_expires_at,
         "user_agent": session.user_agent,
+        "client_ip": session.client_ip,
     }
 
 

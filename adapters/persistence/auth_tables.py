@@ -27,6 +27,8 @@ users = sa.Table(
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("password_hash", sa.Text(), nullable=False),
     sa.Column("disabled", sa.Boolean(), nullable=False),
+    # a temporary password from an admin's reset is in force (a0002)
+    sa.Column("must_change_password", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.CheckConstraint("role IN ('admin', 'engineer', 'viewer')", name="role"),
@@ -48,5 +50,6 @@ sessions = sa.Table(
     sa.Column("idle_expires_at", UtcDateTime(), nullable=False, index=True),
     sa.Column("absolute_expires_at", UtcDateTime(), nullable=False, index=True),
     sa.Column("user_agent", sa.String(300), nullable=False),
+    sa.Column("client_ip", sa.String(64), nullable=False, server_default=""),  # a0002
     sa.Index(None, "user_id", "created_at"),
 )

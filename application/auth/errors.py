@@ -31,6 +31,19 @@ class Forbidden(DomainError):
     code = "forbidden"
 
 
+class PasswordChangeRequired(Forbidden):
+    """The caller signed in with a temporary password and must choose their own first."""
+
+    code = "password_change_required"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "you signed in with a temporary password: choose your own first "
+            "(POST /auth/password); until then this session can only do that, "
+            "read /auth/session and log out"
+        )
+
+
 class AuthServiceUnavailable(DomainError):
     """The remote auth service could not be asked whether a token is valid."""
 

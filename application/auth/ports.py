@@ -19,13 +19,24 @@ class Principal:
     role: Role
     session_id: str
     session_expires_at: datetime
+    # signed in with a temporary password (an admin's reset): until it is changed, the
+    # session may only change it, say who it is and log out
+    password_change_due: bool = False
 
     def can(self, permission: Permission) -> bool:
         return role_allows(self.role, permission)
 
     @classmethod
     def of(cls, user: User, session: Session) -> Principal:
-        return cls(user.id, user.email, user.name, user.role, session.id, session.expires_at)
+        return cls(
+            user.id,
+            user.email,
+            user.name,
+            user.role,
+            session.id,
+            session.expires_at,
+            password_change_due=user.must_change_password,
+        )
 
 
 class UserRepository(Protocol):

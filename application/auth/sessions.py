@@ -125,6 +125,7 @@ class Login:
                 now,
                 self.policy,
                 user_agent=request.user_agent,
+                client_ip=request.client_ip,
             )
             uow.sessions.add(session)
             uow.sessions.remove_expired(now)  # the cleanup rides along with each sign-in
@@ -237,6 +238,21 @@ class RevokeSession:
                 raise NotFound("session", session_id)
             uow.sessions.remove(session_id)
             uow.commit()
+
+
+class EndOtherSessions:
+    """End every session of the caller but the one making the request (a lost laptop, a
+    shared computer); returns how many ended."""
+
+    def __init__(self, uow: AuthUowFactory) -> None:
+        self.uow = uow
+
+    def __call__(self, principal: Principal) -> int:
+        with self.uow() as uow:
+            ended = uow.sessions.remove_all_of(principal.user_id, keep=principal.session_id)
+            uow.commit()
+        log.info("user %s ended %d other sessions", principal.user_id, ended)
+        return ended
 
 
 class Logout:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
 from dataclasses import dataclass
 
 from application.auth.errors import Unauthenticated
@@ -20,6 +22,10 @@ from domain.users import (
     normalize_email,
     parse_role,
 )
+
+log = logging.getLogger("devicelab.auth")
+
+TEMPORARY_PASSWORD_BYTES = 12  # 96 random bits, 16 characters
 
 
 def user_key(user: User) -> tuple:
@@ -161,8 +167,57 @@ class ChangePassword:
             user = uow.users.get(principal.user_id)
             if user is None:
                 raise Unauthenticated()
-            user.replace_password_hash(new_hash, now)
+            user.change_password(new_hash, now)
             uow.users.update(user)
             ended = uow.sessions.remove_all_of(user.id, keep=principal.session_id)
             uow.commit()
         return ended
+
+
+@dataclass(frozen=True)
+class PasswordReset:
+    user: User
+    temporary_password: str  # shown once to whoever reset it, stored nowhere in clear
+    sessions_ended: int
+
+
+class ResetPassword:
+    """An admin's reset of someone's forgotten password: a random temporary password, which
+    the user must replace at their next sign-in (until then their session can do nothing
+    else). Every session of the user ends, so whoever held one is out."""
+
+    def __init__(self, uow: AuthUowFactory, hasher: PasswordHasher, clock: Clock) -> None:
+        self.uow, self.hasher, self.clock = uow, hasher, clock
+
+    def __call__(self, user_id: str, by: str | None = None) -> PasswordReset:
+        """`by` is the resetting admin's user id (None from the command line)."""
+        with self.uow() as uow:  # fail fast, before the slow hash
+            _load(uow, user_id)
+        temporary = secrets.token_urlsafe(TEMPORARY_PASSWORD_BYTES)
+        temporary_hash = self.hasher.hash(temporary)
+        now = self.clock.now()
+        with self.uow() as uow:
+            user = _load(uow, user_id)
+            user.reset_password(temporary_hash, now, by)
+            uow.users.update(user)
+            ended = uow.sessions.remove_all_of(user.id)
+            uow.commit()
+        log.warning(
+            "password of user %s reset by %s; %d sessions ended", user.id, by or "the CLI", ended
+        )
+        return PasswordReset(user, temporary, ended)
+
+
+class FindUserByEmail:
+    """The user with this email (for the command line, which names users by email)."""
+
+    def __init__(self, uow: AuthUowFactory) -> None:
+        self.uow = uow
+
+    def __call__(self, email: str) -> User:
+        email = normalize_email(email)
+        with self.uow() as uow:
+            user = uow.users.get_by_email(email)
+        if user is None:
+            raise NotFound("user", email)
+        return user

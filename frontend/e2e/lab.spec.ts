@@ -140,6 +140,12 @@ test('create a test case, with problems shown next to their fields', async () =>
   await page.getByRole('button', { name: 'Create test case' }).click();
   await expect(page.getByLabel('Name', { exact: true })).toHaveAttribute('aria-invalid', 'true');
   await expect(page.getByLabel('Threshold 1')).toHaveAttribute('aria-invalid', 'true');
+  await expect(page.getByText('Please correct the marked fields.')).toBeVisible();
+  // Fixing a field takes its mark away at once; the others stay marked until they are fixed.
+  await page.getByLabel('Name', { exact: true }).fill('x');
+  await expect(page.getByLabel('Name', { exact: true })).not.toHaveAttribute('aria-invalid', 'true');
+  await expect(page.locator('#error-name')).toHaveCount(0);
+  await expect(page.getByLabel('Threshold 1')).toHaveAttribute('aria-invalid', 'true');
 
   // A name that is taken: the server's answer appears under the name.
   await page.getByLabel('Name', { exact: true }).fill(LONG_CASE);
@@ -162,6 +168,8 @@ test('create a test case, with problems shown next to their fields', async () =>
   await page.getByRole('button', { name: 'Create test case' }).click();
   await expect(page.locator('#error-name')).toContainText(/taken|exists/i);
   await shot(page, '05-test-case-form');
+  await page.getByLabel('Name', { exact: true }).fill(`${LONG_CASE} 2`);
+  await expect(page.locator('#error-name')).toHaveCount(0); // gone before the next submit
 
   await page.getByLabel('Name', { exact: true }).fill(CASE_NAME);
   await page.getByRole('button', { name: 'Create test case' }).click();
@@ -210,7 +218,7 @@ test('start a run on two devices and watch it complete live', async () => {
   quickRunId = page.url().split('/').pop()!;
   // Mark the document: if the page reloaded, the mark would be gone.
   await page.evaluate(() => ((window as unknown as { e2eMark: string }).e2eMark = 'same page'));
-  await expect(page.getByText('waiting for the runner…').first().or(page.getByTestId('run-outcome'))).toBeVisible();
+  await expect(page.getByText(/^(measuring|waiting for a runner)…$/).first().or(page.getByTestId('run-outcome'))).toBeVisible();
 
   const status = await waitForRunStatus(quickRunId, ['running', 'completed', 'failed'], 20_000);
   if (status === 'queued') {
@@ -295,6 +303,18 @@ test('runs history filters by status', async () => {
   await page.getByRole('link', { name: 'Runs', exact: true }).click();
   await expect(page.getByTestId('runs-table')).toBeVisible();
   await shot(page, '12-runs');
+  const headers = page.getByTestId('runs-table').locator('thead th');
+  await expect(headers).toContainText(['Duration', 'Finished']);
+  // The filters are a <search> landmark of separate fields, not one pico "search group" with a
+  // pill-shaped ring around all of it when a field has the focus.
+  const filters = page.locator('search[aria-label="Filter runs"] form.filters');
+  await filters.getByLabel('Status').focus();
+  expect(await filters.evaluate((form) => [form.getAttribute('role'), getComputedStyle(form).boxShadow])).toEqual([null, 'none']);
+  await filters.getByLabel('From').fill('2026-01-31T23:45');
+  const from = filters.getByLabel('From');
+  await expect(from).toHaveValue('2026-01-31T23:45');
+  expect((await from.boundingBox())!.width).toBeGreaterThanOrEqual(16 * 15); // date and time fit
+  await filters.getByLabel('From').fill('');
   await page.getByLabel('Status').selectOption('aborted');
   await expect(page).toHaveURL(/status=aborted/);
   const badges = page.getByTestId('runs-table').locator('tbody td:nth-child(5) [data-status]');
@@ -344,6 +364,9 @@ test('admin pages: users and my sessions', async () => {
   await page.getByTestId('user-menu').click();
   await page.getByRole('link', { name: /My account/ }).click();
   await expect(page.getByTestId('sessions-table')).toContainText('this browser');
+  const mine = page.getByTestId('sessions-table').locator('tbody tr', { hasText: 'this browser' });
+  await expect(mine.locator('[data-column="client"]')).toHaveText(/^Chrome.* \d+ on Linux$/);
+  await expect(mine.locator('[data-column="ip"]')).toHaveText('127.0.0.1');
   await shot(page, '17-my-sessions');
 });
 
@@ -377,4 +400,52 @@ test('a viewer reads but changes nothing', async () => {
   await page.getByTestId('user-menu').click();
   await page.getByRole('button', { name: 'Log out', exact: true }).click();
   await expect(page.getByRole('button', { name: 'Log in' })).toBeVisible();
+});
+
+test('an admin resets a password; the user must choose their own before anything else', async () => {
+  test.skip(!authRequired(), 'the server runs without the auth service: there are no passwords');
+  await page.getByLabel('Email').fill(credentials().email);
+  await page.getByLabel('Password').fill(credentials().password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.goto('/users');
+  const row = page.getByTestId('users-table').locator('tbody tr', { hasText: VIEWER.email });
+  await row.getByRole('button', { name: 'Reset password' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Reset password' }).click();
+  const shown = page.getByTestId('temporary-password');
+  await expect(shown).toBeVisible();
+  const temporary = (await shown.textContent())!.trim();
+  expect(temporary.length).toBeGreaterThanOrEqual(12);
+  await shot(page, '18-temporary-password');
+  await page.getByRole('dialog').getByRole('button', { name: 'Done' }).click();
+  await expect(row).toContainText('temporary password');
+  await page.getByTestId('user-menu').click();
+  await page.getByRole('button', { name: 'Log out', exact: true }).click();
+
+  // The old password is gone; the temporary one opens only the change screen.
+  await page.getByLabel('Email').fill(VIEWER.email);
+  await page.getByLabel('Password').fill(VIEWER.password);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page.getByRole('alert')).toContainText(/wrong email or password/i);
+  await page.getByLabel('Password').fill(temporary);
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page.getByRole('heading', { name: 'Choose your password' })).toBeVisible();
+  await expect(page.getByTestId('user-menu')).toHaveCount(0);
+  await page.goto('/devices');
+  await expect(page.getByRole('heading', { name: 'Choose your password' })).toBeVisible();
+  await expect(page.getByTestId('devices-table')).toHaveCount(0);
+  await shot(page, '19-forced-password-change');
+
+  const form = page.getByTestId('password-form');
+  await form.getByLabel('Temporary password').fill(temporary);
+  await form.getByLabel('New password', { exact: true }).fill('viewer-own-passphrase');
+  await form.getByLabel('New password again').fill('viewer-own-passphrase');
+  await form.getByRole('button', { name: 'Set my password' }).click();
+  await expect(page.getByTestId('devices-table')).toBeVisible();
+  await expect(page.getByTestId('user-menu')).toContainText('viewer');
+  await page.getByTestId('user-menu').click();
+  await page.getByRole('button', { name: 'Log out', exact: true }).click();
+  await page.getByLabel('Email').fill(VIEWER.email);
+  await page.getByLabel('Password').fill('viewer-own-passphrase');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await expect(page.getByTestId('user-menu')).toContainText('viewer');
 });

@@ -47,7 +47,10 @@ def test_run_lifecycle_reserves_reports_and_releases(client, lab, report):
     assert clash.status_code == 409
     body = clash.get_json()
     assert body["code"] == "device_unavailable"
-    assert body["unavailable"] == {lab["devices"][1]["id"]: "in_test"}
+    busy = lab["devices"][1]
+    assert body["unavailable"] == {busy["id"]: "in_test"}
+    assert body["unavailable_names"] == {busy["id"]: busy["name"]}
+    assert f"{busy['name']} ({busy['id']}, in_test)" in body["message"]
     assert device_status(client, lab["devices"][2]) == "available"
 
     started = report(run["id"], "started", {})

@@ -43,7 +43,8 @@ def test_login_answers_a_bearer_token_that_opens_the_api(client, anonymous):
     body = response.get_json()
     assert body["token_type"] == "Bearer"
     assert body["user"]["email"] == ADMIN_EMAIL and body["user"]["role"] == "admin"
-    assert set(body["user"]) == {"id", "email", "name", "role"}
+    assert set(body["user"]) == {"id", "email", "name", "role", "must_change_password"}
+    assert body["user"]["must_change_password"] is False
     assert body["expires_at"] == body["session"]["expires_at"]
     assert body["session"]["current"] is True
     assert anonymous.get("/api/devices", headers=bearer(body["token"])).status_code == 200
@@ -409,6 +410,21 @@ def test_listing_and_revoking_ones_sessions(app, client):
     assert_error(client.delete(f"/auth/sessions/{other[0]['id']}"), 404, "not_found")
 
 
+def test_sessions_name_their_address_and_all_others_can_be_ended_at_once(app, client):
+    laptop = sign_in(app, ADMIN_EMAIL, ADMIN_PASSWORD)
+    phone = sign_in(app, ADMIN_EMAIL, ADMIN_PASSWORD)
+    sessions = client.get("/auth/sessions").get_json()["items"]
+    assert len(sessions) == 3
+    assert {s["client_ip"] for s in sessions} == {"127.0.0.1"}  # the test client's address
+
+    ended = client.post("/auth/sessions/end-others")
+    assert ended.status_code == 200 and ended.get_json() == {"sessions_ended": 2}
+    assert_error(laptop.get("/api/devices"), 401)
+    assert_error(phone.get("/auth/session"), 401)
+    assert client.get("/api/devices").status_code == 200
+    assert [s["current"] for s in client.get("/auth/sessions").get_json()["items"]] == [True]
+
+
 def test_someone_elses_session_is_not_found(client, signed_in):
     viewer = signed_in("viewer")
     admin_session = client.get("/auth/session").get_json()["session"]["id"]
@@ -442,7 +458,8 @@ def test_admins_manage_users(client, anonymous):
     assert created.status_code == 201
     user = created.get_json()
     assert (user["email"], user["role"], user["disabled"]) == ("new@lab.example", "viewer", False)
-    assert "password" not in str(user) and "hash" not in str(user)
+    assert "pw-123456" not in str(user) and "argon2" not in str(user)
+    assert not any("hash" in key or key == "password" for key in user)
 
     duplicate = client.post(
         "/auth/users",
@@ -476,3 +493,76 @@ def test_the_last_admin_cannot_lock_everyone_out(client):
 def test_an_unknown_user_is_not_found(client):
     assert_error(client.patch("/auth/users/nobody", json={"name": "x"}), 404)
     assert_error(client.get("/auth/users/nobody"), 404)
+    assert_error(client.post("/auth/users/nobody/reset-password"), 404)
+
+
+# -- an admin's password reset --------------------------------------------------------------
+
+
+def test_a_reset_password_must_be_changed_before_anything_else(app, client, signed_in, lab):
+    engineer = signed_in("engineer", "eng@lab.example")
+    user_id = engineer.get("/auth/session").get_json()["user"]["id"]
+
+    reset = client.post(f"/auth/users/{user_id}/reset-password")
+    assert reset.status_code == 200, reset.get_json()
+    assert reset.headers["Cache-Control"] == "no-store"
+    body = reset.get_json()
+    temporary = body["temporary_password"]
+    assert len(temporary) >= 12 and body["sessions_ended"] == 1
+    assert body["user"]["must_change_password"] is True
+    assert_error(engineer.get("/api/devices"), 401)  # the reset ended the session
+    assert_error(  # and the old password is gone
+        app.test_client().post(
+            "/auth/login", json={"email": "eng@lab.example", "password": "a-fine-password"}
+        ),
+        401,
+    )
+
+    restricted = sign_in(app, "eng@lab.example", temporary)
+    who = restricted.get("/auth/session")
+    assert who.status_code == 200 and who.get_json()["user"]["must_change_password"] is True
+    for method, path in [
+        ("get", "/api/devices"),
+        ("get", f"/api/test-cases/{lab['cases'][0]['id']}"),
+        ("post", "/api/environments"),
+        ("get", "/auth/sessions"),
+        ("post", "/auth/sessions/end-others"),
+    ]:
+        response = getattr(restricted, method)(path, json={"name": "x"})
+        body = assert_error(response, 403, "password_change_required")
+        assert "temporary password" in body["message"], path
+
+    changed = restricted.post(
+        "/auth/password",
+        json={"current_password": temporary, "new_password": "my very own passphrase"},
+    )
+    assert changed.status_code == 200, changed.get_json()
+    assert restricted.get("/api/devices").status_code == 200
+    me = restricted.get("/auth/session").get_json()["user"]
+    assert me["must_change_password"] is False
+    assert_error(  # the temporary password was good for one change only
+        app.test_client().post(
+            "/auth/login", json={"email": "eng@lab.example", "password": temporary}
+        ),
+        401,
+    )
+
+
+def test_a_restricted_session_can_still_log_out(app, client, signed_in):
+    viewer = signed_in("viewer", "view@lab.example")
+    user_id = viewer.get("/auth/session").get_json()["user"]["id"]
+    temporary = client.post(f"/auth/users/{user_id}/reset-password").get_json()[
+        "temporary_password"
+    ]
+    restricted = sign_in(app, "view@lab.example", temporary)
+    assert restricted.post("/auth/logout").status_code == 204
+    assert_error(restricted.get("/auth/session"), 401)
+
+
+def test_only_admins_reset_passwords_and_not_their_own(client, signed_in):
+    engineer = signed_in("engineer")
+    me = client.get("/auth/session").get_json()["user"]["id"]
+    assert_error(engineer.post(f"/auth/users/{me}/reset-password"), 403, "forbidden")
+    body = assert_error(client.post(f"/auth/users/{me}/reset-password"), 409)
+    assert "change it" in body["message"]
+    assert client.get("/api/devices").status_code == 200  # nothing happened to the admin

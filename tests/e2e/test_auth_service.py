@@ -69,6 +69,10 @@ def auth_service(tmp_path) -> Iterator[SimpleNamespace]:
     def add_user(email: str, role: str) -> None:
         users.create_user()(CreateUserRequest(email, email.split("@")[0], role, "the-password"))
 
+    def reset_password(email: str) -> str:
+        user = users.find_user_by_email()(email)
+        return users.reset_password()(user.id).temporary_password
+
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-c", SERVE, str(port)],
@@ -80,7 +84,7 @@ def auth_service(tmp_path) -> Iterator[SimpleNamespace]:
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(base, process)
-        yield SimpleNamespace(url=base, add_user=add_user)
+        yield SimpleNamespace(url=base, add_user=add_user, reset_password=reset_password)
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -185,6 +189,32 @@ def test_the_cache_delays_a_logout_by_at_most_its_ttl(auth_service, tmp_path):
         assert api.get("/api/devices", headers=headers).status_code == 200
         now[0] += 2
         assert api.get("/api/devices", headers=headers).status_code == 401
+    finally:
+        container.unwire()
+
+
+def test_a_remote_backend_holds_a_temporary_password_session_to_the_change(auth_service, tmp_path):
+    import json
+
+    auth_service.add_user("eng@lab.example", "engineer")
+    temporary = auth_service.reset_password("eng@lab.example")
+    container, api = _backend(tmp_path, auth_service.url, cache_s="30")
+    try:
+        body = json.dumps({"email": "eng@lab.example", "password": temporary}).encode()
+        status, answer = _call(f"{auth_service.url}/auth/login", "POST", body)
+        assert status == 200 and answer["user"]["must_change_password"] is True
+        headers = {"Authorization": f"Bearer {answer['token']}"}
+        refused = api.get("/api/devices", headers=headers)
+        assert refused.status_code == 403
+        assert refused.get_json()["code"] == "password_change_required"
+
+        change = json.dumps({"current_password": temporary, "new_password": "my own one!"})
+        assert (
+            _call(f"{auth_service.url}/auth/password", "POST", change.encode(), answer["token"])[0]
+            == 200
+        )
+        # the restricted answer was not cached: the change counts here at once
+        assert api.get("/api/devices", headers=headers).status_code == 200
     finally:
         container.unwire()
 

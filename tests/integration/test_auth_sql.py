@@ -30,6 +30,7 @@ from adapters.persistence.schema import (
 from application.auth.errors import InvalidCredentials, Unauthenticated
 from application.auth.sessions import (
     Authenticate,
+    EndOtherSessions,
     ListSessions,
     Login,
     LoginRequest,
@@ -44,6 +45,7 @@ from application.auth.users import (
     CreateUser,
     CreateUserRequest,
     ListUsers,
+    ResetPassword,
     UpdateUser,
     UserChanges,
 )
@@ -80,7 +82,7 @@ def test_the_auth_history_goes_up_and_down_beside_the_lab_schema(fresh_url: str)
     assert current_auth_revision(fresh_url) is None
 
     upgrade_auth_schema(fresh_url)
-    assert current_auth_revision(fresh_url) == auth_head_revision() == "a0001"
+    assert current_auth_revision(fresh_url) == auth_head_revision()
     assert current_revision(fresh_url) is not None  # the lab's history is its own
     assert _tables(fresh_url) == lab_tables | {"users", "sessions", VERSION_TABLE}
 
@@ -89,7 +91,44 @@ def test_the_auth_history_goes_up_and_down_beside_the_lab_schema(fresh_url: str)
     assert _tables(fresh_url) - {VERSION_TABLE} == lab_tables  # the lab's tables untouched
 
     upgrade_auth_schema(fresh_url)
-    assert current_auth_revision(fresh_url) == "a0001"
+    assert current_auth_revision(fresh_url) == auth_head_revision()
+
+
+def test_a0002_upgrades_a_store_with_users_and_sessions_in_it(fresh_url: str) -> None:
+    upgrade_auth_schema(fresh_url, "a0001")
+    engine = make_engine(fresh_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO users (id, email, name, role, password_hash, disabled, "
+                    "created_at, updated_at) VALUES ('u1', 'ada@lab.example', 'Ada', 'admin', "
+                    "'$argon2id$x', false, :t, :t)"
+                ),
+                {"t": T0},
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO sessions (id, user_id, token_hash, created_at, last_used_at, "
+                    "idle_expires_at, absolute_expires_at, user_agent) VALUES "
+                    "('s1', 'u1', :hash, :t, :t, :t, :t, 'Firefox')"
+                ),
+                {"hash": "0" * 64, "t": T0},
+            )
+        upgrade_auth_schema(fresh_url, "a0002")
+        assert current_auth_revision(fresh_url) == "a0002"
+        factory = make_session_factory(engine)
+        with SqlAuthUnitOfWork(factory) as uow:
+            user = uow.users.get("u1")
+            session = uow.sessions.get("s1")
+        assert user is not None and user.must_change_password is False
+        assert session is not None and (session.client_ip, session.user_agent) == ("", "Firefox")
+
+        downgrade_auth_schema(fresh_url, "a0001")  # and back, keeping the rows
+        with engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT id FROM sessions")).scalars().all() == ["s1"]
+    finally:
+        engine.dispose()
 
 
 def test_the_auth_schema_can_live_alone_in_its_own_database(fresh_url: str) -> None:
@@ -153,12 +192,16 @@ class SqlAuth:
         self.list_users = ListUsers(uow)
         self.update_user = UpdateUser(uow, self.clock)
         self.change_password = ChangePassword(uow, hasher, self.clock)
+        self.reset_password = ResetPassword(uow, hasher, self.clock)
+        self.end_other_sessions = EndOtherSessions(uow)
 
     def add(self, email: str, role: str = "engineer") -> User:
         return self.create_user(CreateUserRequest(email, email.split("@")[0], role, PASSWORD))
 
     def sign_in(self, email: str, password: str = PASSWORD) -> Any:
-        return self.login(LoginRequest(email, password, user_agent="pytest/1.0"))
+        return self.login(
+            LoginRequest(email, password, client_ip="2001:db8::7", user_agent="pytest/1.0")
+        )
 
     def rows(self, sql: str) -> list[Any]:
         with self.engine.connect() as connection:
@@ -276,6 +319,35 @@ def test_password_change_and_disabling_end_sessions(auth: SqlAuth) -> None:
     assert auth.rows("SELECT id FROM sessions") == []
     with pytest.raises(InvalidCredentials):
         auth.sign_in("ada@lab.example", "new passphrase")
+
+
+def test_a_reset_password_is_kept_temporary_until_changed(auth: SqlAuth) -> None:
+    root = auth.add("root@lab.example", "admin")
+    ada = auth.add("ada@lab.example")
+    old = auth.sign_in("ada@lab.example")
+    reset = auth.reset_password(ada.id, by=root.id)
+    assert reset.sessions_ended == 1
+    with pytest.raises(Unauthenticated):
+        auth.authenticate(old.token)
+    [(must_change,)] = auth.rows(f"SELECT must_change_password FROM users WHERE id = '{ada.id}'")
+    assert bool(must_change) is True
+
+    signed_in = auth.sign_in("ada@lab.example", reset.temporary_password)
+    principal = auth.authenticate(signed_in.token)
+    assert principal.password_change_due is True
+    auth.change_password(principal, ChangePasswordRequest(reset.temporary_password, "mine now!"))
+    assert auth.authenticate(signed_in.token).password_change_due is False
+
+
+def test_sessions_keep_their_address_and_the_others_can_be_ended(auth: SqlAuth) -> None:
+    auth.add("ada@lab.example")
+    here, there = auth.sign_in("ada@lab.example"), auth.sign_in("ada@lab.example")
+    listed = auth.list_sessions(here.user.id).items
+    assert {s.client_ip for s in listed} == {"2001:db8::7"}
+    assert auth.end_other_sessions(auth.authenticate(here.token)) == 1
+    with pytest.raises(Unauthenticated):
+        auth.authenticate(there.token)
+    assert auth.authenticate(here.token).session_id == here.session.id
 
 
 def test_the_last_admin_stays(auth: SqlAuth) -> None:

@@ -13,6 +13,7 @@ from adapters.persistence.auth_in_memory import InMemoryAuthStore, InMemoryAuthU
 from application.auth.ports import Principal
 from application.auth.sessions import (
     Authenticate,
+    EndOtherSessions,
     GetSession,
     ListSessions,
     Login,
@@ -28,6 +29,7 @@ from application.auth.users import (
     CreateUserRequest,
     GetUser,
     ListUsers,
+    ResetPassword,
     UpdateUser,
 )
 from domain.users import SessionPolicy, User
@@ -55,12 +57,14 @@ class AuthWorld:
         self.get_session = GetSession(uow)
         self.list_sessions = ListSessions(uow, self.clock)
         self.revoke_session = RevokeSession(uow)
+        self.end_other_sessions = EndOtherSessions(uow)
         self.purge_expired = PurgeExpiredSessions(uow, self.clock)
         self.create_user = CreateUser(uow, self.hasher, self.clock, self.ids)
         self.list_users = ListUsers(uow)
         self.get_user = GetUser(uow)
         self.update_user = UpdateUser(uow, self.clock)
         self.change_password = ChangePassword(uow, self.hasher, self.clock)
+        self.reset_password = ResetPassword(uow, self.hasher, self.clock)
 
     def new_uow(self, read_only: bool = False) -> InMemoryAuthUnitOfWork:
         return InMemoryAuthUnitOfWork(self.store, read_only)

@@ -318,3 +318,21 @@ def test_get_session_tells_the_user_and_the_session(world: AuthWorld) -> None:
     assert view.user.id == result.user.id
     assert view.session.id == result.session.id
     assert view.session.created_at == T0
+
+
+def test_a_session_remembers_where_it_was_opened_from(world: AuthWorld) -> None:
+    result = world.sign_in()  # from 10.0.0.1
+    assert world.list_sessions(result.user.id).items[0].client_ip == "10.0.0.1"
+
+
+def test_ending_all_other_sessions_keeps_only_this_one(world: AuthWorld) -> None:
+    world.add_user("bob@lab.example")
+    here, laptop, phone = world.sign_in(), world.sign_in(), world.sign_in()
+    bob = world.sign_in("bob@lab.example")
+    assert world.end_other_sessions(world.authenticate(here.token)) == 2
+    for ended in (laptop, phone):
+        with pytest.raises(Unauthenticated):
+            world.authenticate(ended.token)
+    assert world.authenticate(here.token).session_id == here.session.id
+    assert world.authenticate(bob.token).email == "bob@lab.example"  # others' untouched
+    assert [s.id for s in world.list_sessions(here.user.id).items] == [here.session.id]

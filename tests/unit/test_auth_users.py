@@ -174,6 +174,77 @@ def test_a_refused_password_change_changes_nothing(
     assert world.sign_in("ada@lab.example", PASSWORD)
 
 
+# -- an admin's password reset -------------------------------------------------------------
+
+
+def test_a_reset_gives_a_temporary_password_and_ends_every_session(world: AuthWorld) -> None:
+    admin = world.sign_in("root@lab.example")
+    ada = world.add_user("ada@lab.example")
+    sessions = [world.sign_in("ada@lab.example") for _ in range(2)]
+
+    reset = world.reset_password(ada.id, by=admin.user.id)
+    assert reset.sessions_ended == 2 and reset.user.must_change_password
+    assert len(reset.temporary_password) >= 12
+    assert reset.temporary_password not in world.store.users[ada.id].password_hash
+    for ended in sessions:
+        with pytest.raises(Unauthenticated):
+            world.authenticate(ended.token)
+    with pytest.raises(InvalidCredentials):
+        world.sign_in("ada@lab.example", PASSWORD)
+    assert world.authenticate(admin.token).email == "root@lab.example"  # the admin stays
+
+    signed_in = world.sign_in("ada@lab.example", reset.temporary_password)
+    assert world.authenticate(signed_in.token).password_change_due is True
+
+
+def test_changing_the_temporary_password_lifts_the_restriction(world: AuthWorld) -> None:
+    ada = world.add_user("ada@lab.example")
+    temporary = world.reset_password(ada.id).temporary_password
+    signed_in = world.sign_in("ada@lab.example", temporary)
+    world.change_password(
+        world.authenticate(signed_in.token), ChangePasswordRequest(temporary, "my own passphrase")
+    )
+    principal = world.authenticate(signed_in.token)  # the same session goes on
+    assert principal.password_change_due is False
+    assert world.get_user(ada.id).must_change_password is False
+    with pytest.raises(InvalidCredentials):
+        world.sign_in("ada@lab.example", temporary)
+    assert world.sign_in("ada@lab.example", "my own passphrase")
+
+
+def test_every_reset_makes_a_new_temporary_password(world: AuthWorld) -> None:
+    ada = world.add_user("ada@lab.example")
+    first, second = world.reset_password(ada.id), world.reset_password(ada.id)
+    assert first.temporary_password != second.temporary_password
+    with pytest.raises(InvalidCredentials):
+        world.sign_in("ada@lab.example", first.temporary_password)
+
+
+def test_rehashing_at_sign_in_keeps_the_password_temporary(world: AuthWorld) -> None:
+    from adapters.auth.passwords import Argon2PasswordHasher
+
+    ada = world.add_user("ada@lab.example")
+    temporary = world.reset_password(ada.id).temporary_password
+    old_hash = world.store.users[ada.id].password_hash
+    world.login.hasher = Argon2PasswordHasher(memory_cost_kib=16, time_cost=1)
+    signed_in = world.sign_in("ada@lab.example", temporary)
+    assert world.store.users[ada.id].password_hash != old_hash  # rehashed
+    assert world.authenticate(signed_in.token).password_change_due is True
+
+
+def test_an_admin_cannot_reset_their_own_password(world: AuthWorld) -> None:
+    admin = world.sign_in("root@lab.example")
+    with pytest.raises(InvalidTransition):
+        world.reset_password(admin.user.id, by=admin.user.id)
+    assert world.authenticate(admin.token).password_change_due is False
+    assert world.sign_in("root@lab.example", PASSWORD)
+
+
+def test_resetting_an_unknown_user_is_not_found(world: AuthWorld) -> None:
+    with pytest.raises(NotFound):
+        world.reset_password("nobody")
+
+
 # -- roles and permissions ------------------------------------------------------------------
 
 EXPECTED = {

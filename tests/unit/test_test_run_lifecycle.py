@@ -580,7 +580,10 @@ def test_reserving_is_all_or_nothing_and_names_every_unavailable_device() -> Non
     with pytest.raises(DeviceUnavailable) as raised:
         reserve_devices(run, [d1, d2, d3], at(1), "alice")
     assert raised.value.unavailable == {"d2": "in_test", "d3": "offline"}
-    assert "d2 (in_test)" in raised.value.message
+    assert raised.value.names == {"d2": "meter d2", "d3": "meter d3"}
+    assert raised.value.message == (
+        "devices not available: meter d2 (d2, in_test), meter d3 (d3, offline)"
+    )
     assert d1.held_by is None
     assert d1.new_history == []
     assert d2.held_by == "run-0"

@@ -11,6 +11,7 @@ import type {
   EnvironmentWrite,
   LoginResponse,
   Page,
+  PasswordReset,
   RunFilters,
   SessionInfo,
   StartRunRequest,
@@ -244,6 +245,7 @@ export const auth = {
   session: (signal?: AbortSignal) => send<CurrentSession>('GET', '/auth/session', { signal }),
   sessions: () => listAll<SessionInfo>('/auth/sessions'),
   revokeSession: (sessionId: string) => send<void>('DELETE', `/auth/sessions/${id(sessionId)}`),
+  endOtherSessions: () => send<{ sessions_ended: number }>('POST', '/auth/sessions/end-others'),
   changePassword: (current_password: string, new_password: string) =>
     send<void>('POST', '/auth/password', { body: { current_password, new_password } }),
   users: () => listAll<User>('/auth/users'),
@@ -251,6 +253,7 @@ export const auth = {
     send<User>('POST', '/auth/users', { body: user }),
   updateUser: (userId: string, changes: Partial<Pick<User, 'role' | 'name' | 'disabled'>>) =>
     send<User>('PATCH', `/auth/users/${id(userId)}`, { body: changes }),
+  resetPassword: (userId: string) => send<PasswordReset>('POST', `/auth/users/${id(userId)}/reset-password`),
 };
 
 export interface DeviceQuery extends Query, DeviceFilters {

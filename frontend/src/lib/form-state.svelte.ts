@@ -2,7 +2,9 @@
 // Client-side checks and server answers land in the same `errors`, keyed by field path.
 
 import { ApiError, type FieldErrors } from './api';
-import { hasErrors, unshownErrors } from './forms';
+import { hasErrors, unshownErrors, withoutEditedFields } from './forms';
+
+export const CORRECT_MARKED = 'Please correct the marked fields.';
 
 export class FormState {
   errors = $state<FieldErrors>({});
@@ -27,7 +29,7 @@ export class FormState {
     this.reset();
     if (hasErrors(problems)) {
       this.errors = problems;
-      this.message = 'Please correct the marked fields.';
+      this.message = CORRECT_MARKED;
       this.details = unshownErrors(problems, this.fields);
       return undefined;
     }
@@ -42,13 +44,44 @@ export class FormState {
     }
   }
 
+  /**
+   * For `{@attach form.clearOnEdit}` on the <form>: as soon as a marked field is edited (an
+   * `input` or `change` event from it), its problem goes away, not only at the next submit. A
+   * field is known by the message its input, or a group around it, points at with
+   * `aria-describedby` (see `fieldAttrs`).
+   */
+  clearOnEdit = (form: HTMLElement): (() => void) => {
+    const edited = (event: Event) => {
+      const ids: string[] = [];
+      for (let node = event.target as Element | null; node && node !== form; node = node.parentElement) {
+        ids.push(...(node.getAttribute('aria-describedby') ?? '').split(/\s+/).filter(Boolean));
+      }
+      this.clearEdited(ids);
+    };
+    form.addEventListener('input', edited);
+    form.addEventListener('change', edited);
+    return () => {
+      form.removeEventListener('input', edited);
+      form.removeEventListener('change', edited);
+    };
+  };
+
+  /** Drops the problems shown in these messages (ids from `errorId`); and the general "correct
+   * the marked fields" once no marked field is left. */
+  clearEdited(messageIds: string[]): void {
+    const left = withoutEditedFields(this.errors, messageIds);
+    if (Object.keys(left).length === Object.keys(this.errors).length) return;
+    this.errors = left;
+    if (!hasErrors(left) && this.message === CORRECT_MARKED && this.details.length === 0) this.message = '';
+  }
+
   fail(error: unknown): void {
     if (error instanceof ApiError) {
       this.error = error;
       this.errors = error.fieldErrors;
       this.details = unshownErrors(error.fieldErrors, this.fields);
       const allShown = hasErrors(error.fieldErrors) && this.details.length === 0;
-      this.message = allShown && error.status === 422 ? 'Please correct the marked fields.' : error.message;
+      this.message = allShown && error.status === 422 ? CORRECT_MARKED : error.message;
     } else {
       this.message = `Something went wrong: ${error instanceof Error ? error.message : String(error)}`;
     }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   criteriaFromRows,
   describeUnavailable,
+  errorId,
   emptyCriterionRow,
   fieldAttrs,
   fieldMessage,
@@ -15,6 +16,7 @@ import {
   testCaseForm,
   testCasePayload,
   unshownErrors,
+  withoutEditedFields,
 } from './forms';
 import type { TestCase } from './types';
 
@@ -172,5 +174,15 @@ describe('small helpers', () => {
     expect(fieldAttrs(errors, 'name')).toEqual({ 'aria-invalid': 'true', 'aria-describedby': 'error-name' });
     expect(fieldAttrs(errors, 'description')).toEqual({ 'aria-invalid': undefined, 'aria-describedby': undefined });
     expect(unshownErrors(errors, ['name', 'criteria'])).toEqual(['schema: odd']);
+  });
+});
+
+describe('withoutEditedFields', () => {
+  it('drops the edited fields and the fields nested in an edited group', () => {
+    const errors = { name: ['a'], 'criteria.0.metric': ['b'], 'criteria.1.threshold': ['c'], tags: ['d'] };
+    expect(withoutEditedFields(errors, [errorId('criteria.0.metric')])).toEqual({ name: ['a'], 'criteria.1.threshold': ['c'], tags: ['d'] });
+    expect(withoutEditedFields(errors, [errorId('criteria'), errorId('tags')])).toEqual({ name: ['a'] });
+    expect(withoutEditedFields(errors, ['why-device-7'])).toEqual(errors);
+    expect(withoutEditedFields(errors, [])).toBe(errors);
   });
 });

@@ -266,6 +266,21 @@ export function fieldAttrs(errors: FieldErrors, name: string): Record<string, st
   };
 }
 
+/**
+ * The problems left once the fields whose messages have these ids (`errorId`) were edited: a
+ * field's own problems, and those of the fields nested in it (a group of checkboxes or rows
+ * points at the message of the whole group).
+ */
+export function withoutEditedFields(errors: FieldErrors, messageIds: string[]): FieldErrors {
+  if (messageIds.length === 0) return errors;
+  const ids = new Set(messageIds);
+  const edited = (field: string) => {
+    const parts = field.split('.');
+    return parts.some((_, end) => ids.has(errorId(parts.slice(0, end + 1).join('.'))));
+  };
+  return Object.fromEntries(Object.entries(errors).filter(([field]) => !edited(field)));
+}
+
 /** Field problems not covered by any of the fields a form shows. */
 export function unshownErrors(errors: FieldErrors, shown: string[]): string[] {
   return Object.entries(errors)

@@ -56,6 +56,8 @@ class Session {
 
   role = $derived<Role | null>(this.mode === 'open' ? 'admin' : (this.user?.role ?? null));
   signedIn = $derived(this.mode === 'open' || (this.mode === 'required' && !!this.token && !!this.user));
+  /** Signed in with a temporary password: the server allows nothing but changing it. */
+  passwordChangeDue = $derived(this.signedIn && this.mode === 'required' && !!this.user?.must_change_password);
 
   constructor() {
     configureApi({

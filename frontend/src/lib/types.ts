@@ -191,6 +191,8 @@ export interface User {
   name: string;
   role: Role;
   disabled?: boolean;
+  /** Signed in with a temporary password (an admin's reset): it must be changed first. */
+  must_change_password?: boolean;
   created_at?: string;
   last_login_at?: string | null;
 }
@@ -209,7 +211,15 @@ export interface SessionInfo {
   expires_at: string;
   current?: boolean;
   user_agent?: string;
-  ip?: string;
+  /** Where the session was opened from, as the server saw it ('' when unknown). */
+  client_ip?: string;
+}
+
+export interface PasswordReset {
+  user: User;
+  /** Shown once: the user signs in with it and must then choose their own. */
+  temporary_password: string;
+  sessions_ended: number;
 }
 
 export interface CurrentSession {
