@@ -57,3 +57,20 @@ class ConflictingReport(DomainError):
     """A runner report contradicts one that was already accepted."""
 
     code = "conflicting_report"
+
+
+class RunClaimed(InvalidTransition):
+    """Another runner holds a live claim on the run. `retry_after_s` says when the claim
+    lapses if that runner stays silent (None: it does not lapse by silence)."""
+
+    code = "run_claimed"
+
+    def __init__(self, run_id: str, runner: str, retry_after_s: float | None) -> None:
+        lapse = (
+            ""
+            if retry_after_s is None
+            else f"; its claim lapses in {retry_after_s:.1f} s unless that runner reports again"
+        )
+        super().__init__(f"run {run_id} is being executed by runner {runner}{lapse}")
+        self.runner = runner
+        self.retry_after_s = None if retry_after_s is None else max(0.0, retry_after_s)

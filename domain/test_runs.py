@@ -10,7 +10,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from domain.environments import EnvironmentSnapshot
-from domain.errors import ConflictingReport, InvalidTransition, InvalidValue, RunAlreadyFinished
+from domain.errors import (
+    ConflictingReport,
+    InvalidTransition,
+    InvalidValue,
+    RunAlreadyFinished,
+    RunClaimed,
+)
 from domain.test_cases import Criterion, TestCaseSnapshot
 
 TIMEOUT_REASON = "timeout"
@@ -223,24 +229,26 @@ class TestRun:
 
     def start(self, at: datetime, runner: str = "", takeover_after_s: float | None = None) -> bool:
         """A runner picked the job up. A repeat by the same runner is accepted and changes
-        nothing. Another runner may only take the run over once the one executing it has been
-        silent for longer than `takeover_after_s` (a crashed runner's job was redelivered)."""
-        previous_report = self.last_report_at or self.started_at
+        nothing (it is the same runner asking again, or the same runner restarted under its
+        stable id: either way it executes the run). Another runner may only take the run over
+        once the claimant has been silent for longer than `takeover_after_s`, the claim lease
+        (it crashed and the broker redelivered its job); until then it gets RunClaimed, which
+        says when the claim lapses. Without a lease the claim never lapses by silence."""
         self._refuse_if_finished("start report")
         if self.status is RunStatus.RUNNING:
-            self.last_report_at = at
             if not runner or runner == self.runner:
                 return False
             if self.runner:
-                silent_s = (at - (previous_report or at)).total_seconds()
-                if takeover_after_s is None or silent_s <= takeover_after_s:
-                    self.last_report_at = previous_report
-                    raise InvalidTransition(
-                        f"run {self.id} is being executed by runner {self.runner}"
-                    )
+                last_heard = self.last_report_at or self.started_at or at
+                silent_s = (at - last_heard).total_seconds()
+                if takeover_after_s is None:
+                    raise RunClaimed(self.id, self.runner, None)
+                if silent_s <= takeover_after_s:
+                    raise RunClaimed(self.id, self.runner, takeover_after_s - silent_s)
             # unclaimed (given back by a stopping runner), or its runner fell silent: the new
             # runner executes the run afresh and gets the full timeout for it
             self.runner = runner
+            self.last_report_at = at
             self.deadline = max(self.deadline, at + timedelta(seconds=self.timeout_s))
             return True
         self.status = RunStatus.RUNNING
@@ -269,10 +277,15 @@ class TestRun:
         message: str = "",
         partial_results: Iterable[ResultReport] = (),
         lease_s: float = 0,
+        runner: str = "",
     ) -> bool:
-        """A heartbeat from the runner, with optional partial results; extends the lease.
-        Always a change worth keeping: even a repeat renews the runner's lease."""
+        """A heartbeat from the runner, with optional partial results; extends the lease and
+        renews the runner's claim. Always a change worth keeping: even a repeat renews them.
+        A runner that names itself and is not the claimant lost the run to another runner
+        (it was silent past the claim lease): RunClaimed tells it to stop."""
         self._refuse_if_finished("progress report")
+        if runner and self.runner and runner != self.runner:
+            raise RunClaimed(self.id, self.runner, None)
         if isinstance(progress, bool) or not (
             isinstance(progress, int | float) and math.isfinite(progress)
         ):
@@ -281,7 +294,7 @@ class TestRun:
             raise InvalidValue("progress", "must be between 0 and 1")
         new_results = self._evaluate(partial_results)
         if self.status is RunStatus.QUEUED:
-            self.start(at)
+            self.start(at, runner)
         self.results.update(new_results)
         self.progress = float(progress)
         self.progress_message = message

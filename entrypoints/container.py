@@ -191,7 +191,7 @@ class Container(containers.DeclarativeContainer):
     list_test_runs = providers.Factory(test_runs.ListTestRuns, uow.provider)
     cancel_test_run = providers.Factory(test_runs.CancelTestRun, uow.provider, clock, ids)
     record_run_started = providers.Factory(
-        test_runs.RecordRunStarted, uow.provider, clock, ids, config.progress_lease_s
+        test_runs.RecordRunStarted, uow.provider, clock, ids, config.claim_lease_s
     )
     record_run_progress = providers.Factory(
         test_runs.RecordRunProgress, uow.provider, clock, ids, config.progress_lease_s

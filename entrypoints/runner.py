@@ -6,13 +6,17 @@ acknowledges the message only once its outcome has reached devicelab. Several ru
 may consume the same queue. It holds no secret key and no database URL (see
 `withhold_server_secrets`): only the broker, and per job the credential of that one run.
 
-Shutdown: SIGTERM or SIGINT stops the job in progress without reporting anything and gives its
-message back to the queue (requeue), so that another runner takes it; then the process ends.
-The run stays `running` in devicelab meanwhile: the next runner's `started` is accepted once
-this runner's last report is older than the takeover time, otherwise the run expires."""
+Shutdown: SIGTERM or SIGINT stops the job in progress without reporting anything, gives the
+run back (`released`) and its message back to the queue (requeue), so that another runner
+takes it at once; then the process ends.
+
+Without DEVICELAB_RUNNER_ID the runner names itself "<hostname>-<slot>" after the first free
+slot in the data directory (adapters/runner/runner_slot.py): the same id after a restart, so
+a runner that crashed gets its own run back at once when it starts again."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -34,6 +38,7 @@ from adapters.runner.executors import (
     SimulateExecutor,
 )
 from adapters.runner.influxdb import InfluxDB, InfluxMetricsWriter
+from adapters.runner.runner_slot import RunnerSlot, claim_runner_slot
 from application.ports import Clock
 from application.runner import (
     CallbackClient,
@@ -126,6 +131,7 @@ def build_runner(
             default_executor=runner.executor,
             heartbeat_s=runner.heartbeat_s,
             callback_patience_s=runner.callback_patience_s,
+            claim_patience_s=runner.claim_patience_s,
         ),
         build_metrics_writer(runner),
     )
@@ -172,15 +178,27 @@ def warn_if_root(geteuid: Callable[[], int] | None = None) -> bool:
     return True
 
 
+def runner_slots_dir(settings: Settings) -> Path:
+    return Path(settings.data_dir) / "runner-slots"
+
+
 def run_runner(settings: Settings, runner: RunnerSettings) -> None:
     """Run until SIGTERM / SIGINT."""
     warn_if_root()
-    built = build_runner(settings, runner)
-    built.stop_on_signals()
-    log.info(
-        "runner %s: default executor %s, broker %s",
-        runner.runner_id,
-        runner.executor,
-        settings.broker_url.split("@")[-1],
-    )
-    built.run()
+    slot: RunnerSlot | None = None
+    if not runner.runner_id:
+        slot = claim_runner_slot(runner_slots_dir(settings))
+        runner = dataclasses.replace(runner, runner_id=slot.runner_id)
+    try:
+        built = build_runner(settings, runner)
+        built.stop_on_signals()
+        log.info(
+            "runner %s: default executor %s, broker %s",
+            runner.runner_id,
+            runner.executor,
+            settings.broker_url.split("@")[-1],
+        )
+        built.run()
+    finally:
+        if slot is not None:
+            slot.release()

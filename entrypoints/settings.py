@@ -27,6 +27,10 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 
     return value
 
 
+def _claim_lease_s(env: Mapping[str, str]) -> float:
+    return _number(env, "DEVICELAB_CLAIM_LEASE_S", 20, 1)
+
+
 def _auth_settings(env: Mapping[str, str], database_url: str) -> dict:
     """The auth service's settings and how the API verifies tokens."""
     from limits import parse_many
@@ -83,6 +87,9 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     queue_allowance_s: float = 600
     progress_lease_s: float = 300
+    # a runner's claim on its run lapses when it has not reported for this long (its heartbeat
+    # renews it); then another runner may take the run over
+    claim_lease_s: float = 20
     device_silence_s: float = 300
     log_level: str = "INFO"
     # Signs session tokens and runner callback credentials. Required outside demo mode.
@@ -134,6 +141,7 @@ class Settings:
             max_body_bytes=int(_number(env, "DEVICELAB_MAX_BODY_BYTES", 1024 * 1024, 1024)),
             queue_allowance_s=_number(env, "DEVICELAB_QUEUE_ALLOWANCE_S", 600),
             progress_lease_s=_number(env, "DEVICELAB_PROGRESS_LEASE_S", 300),
+            claim_lease_s=_claim_lease_s(env),
             device_silence_s=_number(env, "DEVICELAB_DEVICE_SILENCE_S", 300, 1),
             log_level=(env.get("DEVICELAB_LOG_LEVEL") or "INFO").upper(),
             secret_key=env.get("DEVICELAB_SECRET_KEY") or "",
@@ -217,6 +225,12 @@ class RunnerSettings:
     time_factor: float = 1.0
     heartbeat_s: float = 2.0
     callback_patience_s: float = 60.0
+    # the server's claim lease, as this runner assumes it: its heartbeat must renew the claim
+    # several times within it
+    claim_lease_s: float = 20.0
+    # how long a job whose run another runner claims is held, asking again as the claim would
+    # lapse, before it goes back to the queue (and waits as long again before the next try)
+    claim_patience_s: float = 60.0
     influx_url: str = ""
     influx_db: str = "devicelab"
     influx_username: str = ""
@@ -237,14 +251,32 @@ class RunnerSettings:
         pass_probability = _number(env, "DEVICELAB_RUNNER_PASS_PROBABILITY", 0.8)
         if pass_probability > 1:
             raise SettingsError("DEVICELAB_RUNNER_PASS_PROBABILITY must be between 0 and 1")
+        heartbeat_s = _number(env, "DEVICELAB_RUNNER_HEARTBEAT_S", 2.0, 0.01)
+        claim_lease_s = _claim_lease_s(env)
+        if heartbeat_s * 3 > claim_lease_s:
+            raise SettingsError(
+                f"DEVICELAB_RUNNER_HEARTBEAT_S ({heartbeat_s:g}) must be at most a third of "
+                f"DEVICELAB_CLAIM_LEASE_S ({claim_lease_s:g}): a runner whose heartbeats "
+                "cannot keep its claim alive loses its runs to other runners"
+            )
+        claim_patience_s = _number(env, "DEVICELAB_RUNNER_CLAIM_PATIENCE_S", 3 * claim_lease_s)
+        if claim_patience_s < claim_lease_s:
+            raise SettingsError(
+                f"DEVICELAB_RUNNER_CLAIM_PATIENCE_S ({claim_patience_s:g}) must be at least "
+                f"DEVICELAB_CLAIM_LEASE_S ({claim_lease_s:g}), or a crashed runner's job would "
+                "go back to the queue before its claim lapses"
+            )
         return cls(
-            runner_id=env.get("DEVICELAB_RUNNER_ID") or f"{socket.gethostname()}-{os.getpid()}",
+            # empty: the runner takes a stable id of its own, "<hostname>-<slot>" (runner.py)
+            runner_id=(env.get("DEVICELAB_RUNNER_ID") or "").strip(),
             executor=executor,
             seed=env.get("DEVICELAB_RUNNER_SEED") or None,
             pass_probability=pass_probability,
             time_factor=_number(env, "DEVICELAB_RUNNER_TIME_FACTOR", 1.0),
-            heartbeat_s=_number(env, "DEVICELAB_RUNNER_HEARTBEAT_S", 2.0, 0.01),
+            heartbeat_s=heartbeat_s,
             callback_patience_s=_number(env, "DEVICELAB_RUNNER_CALLBACK_PATIENCE_S", 60.0),
+            claim_lease_s=claim_lease_s,
+            claim_patience_s=claim_patience_s,
             influx_url=(env.get("DEVICELAB_INFLUX_URL") or "").rstrip("/"),
             influx_db=env.get("DEVICELAB_INFLUX_DB") or "devicelab",
             influx_username=env.get("DEVICELAB_INFLUX_USERNAME") or "",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 from dependency_injector.wiring import Provide, inject
-from flask import Response, request
+from flask import Response, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields, validate
 
+from adapters.http.errors import error_body
 from adapters.http.json_bodies import json_response
 from adapters.http.security import public
 from adapters.http.test_runs import TestRunSchema, run_json
@@ -22,6 +25,7 @@ from application.use_cases.test_runs import (
     RecordRunStarted,
     RunReportOutcome,
 )
+from domain.errors import RunClaimed
 from domain.test_runs import Observation, ResultReport
 
 blp = Blueprint(
@@ -55,6 +59,20 @@ def run_credential_required() -> None:
     """Runner callbacks authenticate with the per-run credential, never a user session; the
     credential is checked before the body is even read."""
     _check_run_credential((request.view_args or {}).get("run_id", ""))
+
+
+@blp.errorhandler(RunClaimed)
+def run_claimed(error: RunClaimed):
+    """409 `run_claimed`, plus when the claim lapses (`retry_after`, whole seconds, also as
+    Retry-After) if its holder stays silent: a runner asks again then instead of dropping
+    the job. Without a lapse time the asking runner has lost the run and must stop."""
+    body = error_body(error.code, error.message)
+    headers = {}
+    if error.retry_after_s is not None:
+        retry_after = max(1, math.ceil(error.retry_after_s))
+        body["retry_after"] = retry_after
+        headers["Retry-After"] = str(retry_after)
+    return jsonify(body), 409, headers
 
 
 class _Report(Schema):
@@ -93,6 +111,11 @@ class ReleasedSchema(_Report):
 
 
 class ProgressSchema(_Report):
+    runner = fields.String(
+        load_default="",
+        validate=validate.Length(max=200),
+        metadata={"description": "the reporting runner's id: renews its claim on the run"},
+    )
     progress = fields.Float(
         required=True,
         allow_nan=False,
@@ -152,7 +175,11 @@ def _outcome(outcome: RunReportOutcome) -> Response:
 class RunStarted(MethodView):
     @blp.arguments(StartedSchema)
     @blp.response(200, ReportOutcomeSchema)
-    @blp.alt_response(409, description="finished, cancelled, or being executed by another runner")
+    @blp.alt_response(
+        409,
+        description="finished or cancelled (`run_finished`), or another runner holds a live "
+        "claim (`run_claimed`, with `retry_after` and Retry-After: when the claim lapses)",
+    )
     @blp.doc(security=RUN_CREDENTIAL)
     @inject
     def post(self, data, run_id, record: RecordRunStarted = Provide["record_run_started"]):
@@ -165,12 +192,18 @@ class RunStarted(MethodView):
 class RunProgress(MethodView):
     @blp.arguments(ProgressSchema)
     @blp.response(200, ReportOutcomeSchema)
-    @blp.alt_response(409, description="the run has already finished or was cancelled")
+    @blp.alt_response(
+        409,
+        description="the run has already finished or was cancelled (`run_finished`), or "
+        "another runner took it over (`run_claimed`): stop executing it",
+    )
     @blp.doc(security=RUN_CREDENTIAL)
     @inject
     def post(self, data, run_id, record: RecordRunProgress = Provide["record_run_progress"]):
-        """Heartbeat with progress and partial results; extends the run's lease"""
-        report = ProgressReport(data["progress"], data["message"], _reports(data["results"]))
+        """Heartbeat with progress and partial results; extends the lease, renews the claim"""
+        report = ProgressReport(
+            data["progress"], data["message"], _reports(data["results"]), data["runner"]
+        )
         return _outcome(record(run_id, report))
 
 

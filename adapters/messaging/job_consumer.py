@@ -5,9 +5,13 @@
 - the handler runs in a worker thread while this thread keeps serving the connection
   (AMQP heartbeats, cancellations on the control exchange); every ack, requeue and
   dead-letter happens on this thread, the only one that touches the channel;
-- a lost broker connection is re-established with exponential backoff; a job in progress then
-  runs to its end (its message went back to the queue with the connection, and devicelab
-  turns the redelivered copy away once the run has finished);
+- a lost broker connection is re-established with exponential backoff (starting afresh once
+  consuming worked again); a job in progress then runs to its end (its message went back to
+  the queue with the connection, and devicelab turns the redelivered copy away once the run
+  has finished);
+- a deferred job (its run is claimed by a live runner) is published again at the end of the
+  job queue with a not-before time and its message acked; whoever takes that copy holds it,
+  without starting it, until then: a delayed requeue that works on every transport;
 - `stop()` (safe to call from a signal handler) asks the handler's owner to stop the job in
   progress (`on_shutdown`) and ends once its message has been settled."""
 
@@ -27,13 +31,20 @@ from kombu import Connection, Consumer, Producer, Queue
 from kombu.exceptions import OperationalError
 from kombu.message import Message
 
-from adapters.messaging.topology import DEAD_ROUTING_KEY, Topology, supports_fanout
+from adapters.messaging.topology import (
+    DEAD_ROUTING_KEY,
+    JOB_ROUTING_KEY,
+    Topology,
+    supports_fanout,
+)
 from application.runner import Disposition, JobOutcome
 
 log = logging.getLogger(__name__)
 
 DEAD_REASON_HEADER = "x-devicelab-dead-reason"
 DEAD_DETAIL_HEADER = "x-devicelab-dead-detail"
+NOT_BEFORE_HEADER = "x-devicelab-not-before"  # a deferred job: seconds since the epoch
+DEFERRALS_HEADER = "x-devicelab-deferrals"  # how often the job was deferred so far
 
 
 @dataclass(frozen=True)
@@ -45,19 +56,40 @@ class ConsumerOptions:
     max_reconnect_delay_s: float = 30.0
     # the embedded (SQLAlchemy) transport polls its tables this often
     polling_interval_s: float = 1.0
+    # the longest a deferred job is held before it starts, whatever its not-before time says
+    # (another host's clock may be off)
+    max_defer_s: float = 600.0
 
 
 class _Job:
-    """A job message whose handler runs in a worker thread."""
+    """A job message whose handler runs in a worker thread, from `hold_s` on (a deferred
+    job waits so long first)."""
 
-    def __init__(self, message: Message, handle: Callable[[bytes], JobOutcome]) -> None:
+    def __init__(
+        self, message: Message, handle: Callable[[bytes], JobOutcome], hold_s: float = 0.0
+    ) -> None:
         self.message = message
         self.outcome: JobOutcome | None = None
         self.done = threading.Event()
         self.began = time.monotonic()
+        self.due = self.began + hold_s
+        self.started = False
         self.thread = threading.Thread(
             target=self._run, args=(handle, _raw_body(message)), name="job", daemon=True
         )
+
+    def start_when_due(self) -> None:
+        if not self.started and time.monotonic() >= self.due:
+            self.started = True
+            self.began = time.monotonic()
+            self.thread.start()
+
+    def give_back_unstarted(self) -> None:
+        """The runner stops before the job's time came: the message goes back untouched."""
+        if not self.started:
+            self.started = True
+            self.outcome = JobOutcome(Disposition.REQUEUE, "shutdown")
+            self.done.set()
 
     def _run(self, handle: Callable[[bytes], JobOutcome], body: bytes) -> None:
         try:
@@ -128,6 +160,9 @@ class JobConsumer:
                     self._serve(connection)
                     delay = self.options.first_reconnect_delay_s
             except errors as error:
+                if self.ready.is_set():
+                    # it was consuming: a new outage, so the backoff starts afresh
+                    delay = self.options.first_reconnect_delay_s
                 self.ready.clear()
                 log.warning(
                     "broker connection lost or refused (%s: %s)", type(error).__name__, error
@@ -191,8 +226,12 @@ class JobConsumer:
                 if consuming:
                     jobs.cancel()  # take no new job while the last one is settled
                     consuming = False
+                if self._job is not None:
+                    self._job.give_back_unstarted()
                 if self._job is None:
                     break
+            if self._job is not None:
+                self._job.start_when_due()
             with contextlib.suppress(TimeoutError):  # quiet broker: look at the flags again
                 connection.drain_events(timeout=self.wait_s())
             connection.heartbeat_check()
@@ -209,6 +248,8 @@ class JobConsumer:
         job = self._job
         if job is None:
             return self.options.poll_s
+        if not job.started:  # a deferred job: look again when it is due
+            return min(self.options.poll_s, max(0.002, job.due - time.monotonic()))
         return min(self.options.poll_s, max(0.002, (time.monotonic() - job.began) / 10))
 
     # -- messages --------------------------------------------------------------------------------
@@ -218,8 +259,14 @@ class JobConsumer:
             # prefetch 1 makes this rare; never run two jobs at once
             message.requeue()
             return
-        self._job = _Job(message, self.handle_job)
-        self._job.thread.start()
+        self._job = _Job(message, self.handle_job, self._hold_s(message))
+        self._job.start_when_due()
+
+    def _hold_s(self, message: Message) -> float:
+        raw = (message.headers or {}).get(NOT_BEFORE_HEADER)
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            return 0.0
+        return min(max(0.0, raw - time.time()), self.options.max_defer_s)
 
     def _on_control(self, message: Message) -> None:
         assert self.on_cancel is not None
@@ -237,6 +284,9 @@ class JobConsumer:
         message = job.message
         if outcome.disposition is Disposition.REQUEUE:
             message.requeue()
+        elif outcome.disposition is Disposition.DEFER:
+            self._defer(producer, message, outcome)
+            message.ack()
         elif outcome.disposition is Disposition.DEAD_LETTER:
             self._dead_letter(producer, message, outcome)
             message.ack()
@@ -248,26 +298,46 @@ class JobConsumer:
         )
 
     def _dead_letter(self, producer: Producer, message: Message, outcome: JobOutcome) -> None:
-        headers = dict(message.headers or {})
-        headers.update(
-            {
-                DEAD_REASON_HEADER: outcome.reason,
-                DEAD_DETAIL_HEADER: outcome.detail[:1000],
-                "x-devicelab-dead-lettered-by": self.name,
-                "x-devicelab-dead-lettered-at": datetime.now(UTC).isoformat(),
-            }
+        headers = {
+            DEAD_REASON_HEADER: outcome.reason,
+            DEAD_DETAIL_HEADER: outcome.detail[:1000],
+            "x-devicelab-dead-lettered-by": self.name,
+            "x-devicelab-dead-lettered-at": datetime.now(UTC).isoformat(),
+        }
+        self._publish_copy(producer, message, DEAD_ROUTING_KEY, headers)
+        log.warning("job message dead-lettered: %s (%s)", outcome.reason, outcome.detail)
+
+    def _defer(self, producer: Producer, message: Message, outcome: JobOutcome) -> None:
+        """A copy at the end of the job queue that no runner starts before the delay; the
+        original is acked after the copy was published (confirmed, on RabbitMQ)."""
+        deferrals = (message.headers or {}).get(DEFERRALS_HEADER)
+        count = deferrals + 1 if isinstance(deferrals, int) and deferrals >= 0 else 1
+        headers = {NOT_BEFORE_HEADER: time.time() + outcome.delay_s, DEFERRALS_HEADER: count}
+        self._publish_copy(producer, message, JOB_ROUTING_KEY, headers)
+        log.info(
+            "job %s deferred for %.0f s (%d time(s) so far): %s",
+            outcome.run_id or "?",
+            outcome.delay_s,
+            count,
+            outcome.detail,
+        )
+
+    def _publish_copy(
+        self, producer: Producer, message: Message, routing_key: str, headers: dict[str, Any]
+    ) -> None:
+        queue = (
+            self.topology.dead_letters if routing_key == DEAD_ROUTING_KEY else self.topology.jobs
         )
         producer.publish(
             _raw_body(message),
             exchange=self.topology.job_exchange,
-            routing_key=DEAD_ROUTING_KEY,
+            routing_key=routing_key,
             content_type=message.content_type or "application/octet-stream",
             content_encoding=message.content_encoding or "binary",
-            headers=headers,
+            headers={**(message.headers or {}), **headers},
             delivery_mode=2,
-            declare=[self.topology.dead_letters],
+            declare=[queue],
         )
-        log.warning("job message dead-lettered: %s (%s)", outcome.reason, outcome.detail)
 
     # -- stopping ---------------------------------------------------------------------------------
 
@@ -282,7 +352,7 @@ class JobConsumer:
         """The connection is gone and with it the job's message (back in the queue): let the
         job run to its end, its outcome reaches devicelab over HTTP all the same."""
         job, self._job = self._job, None
-        if job is None:
+        if job is None or not job.started:  # a deferred job not started yet: nothing runs
             return
         log.warning("the broker connection dropped during a job; finishing it first")
         while not job.done.wait(self.options.poll_s):

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 _RETRYABLE = {408, 425, 429}
 _CONCURRENT_UPDATE = "concurrent_update"
+_RUN_CLAIMED = "run_claimed"
 
 
 def result_json(report: ResultReport) -> dict[str, Any]:
@@ -48,6 +49,8 @@ def status_of(http_status: int, code: str = "") -> CallbackStatus:
         return CallbackStatus.ACCEPTED
     if http_status == 409 and code == _CONCURRENT_UPDATE:
         return CallbackStatus.UNAVAILABLE  # someone changed the run meanwhile: ask again
+    if http_status == 409 and code == _RUN_CLAIMED:
+        return CallbackStatus.CLAIMED
     if http_status == 409:
         return CallbackStatus.FINISHED
     if http_status in (401, 403):
@@ -98,8 +101,10 @@ class HttpCallbackClient:
         message: str,
         partial_results: Sequence[ResultReport],
         give_up_at: datetime,
+        runner: str = "",
     ) -> CallbackReply:
         body = {
+            "runner": runner[:200],
             "progress": min(1.0, max(0.0, progress)),
             "message": message[:1000],
             "results": [result_json(r) for r in partial_results],
@@ -157,11 +162,17 @@ class HttpCallbackClient:
                 return CallbackReply(status_of(response.status), response.status), None
         except urllib.error.HTTPError as error:
             with error:
-                code, message = _error_body(error.read())
+                code, message, body_retry_after = _error_body(error.read())
             retry_after = _seconds(error.headers.get("Retry-After"))
             status = status_of(error.code, code)
+            # a claimed run is not retried here: the caller decides whether to wait for it
+            claim_lapses_in = retry_after if retry_after is not None else body_retry_after
             return CallbackReply(
-                status, error.code, code, message or str(error.reason)
+                status,
+                error.code,
+                code,
+                message or str(error.reason),
+                claim_lapses_in if status is CallbackStatus.CLAIMED else None,
             ), retry_after
         except (OSError, http.client.HTTPException, ValueError) as error:
             # no connection, a timeout, a broken answer: worth another try
@@ -169,15 +180,22 @@ class HttpCallbackClient:
             return CallbackReply(CallbackStatus.UNAVAILABLE, None, "", f"no answer: {reason}"), None
 
 
-def _error_body(raw: bytes) -> tuple[str, str]:
+def _error_body(raw: bytes) -> tuple[str, str, float | None]:
+    """The error body's code, message and retry_after (seconds), as far as they make sense."""
     try:
         body = json.loads(raw)
     except ValueError:
-        return "", raw.decode("utf-8", "replace")[:300]
+        return "", raw.decode("utf-8", "replace")[:300], None
     if not isinstance(body, dict):
-        return "", ""
-    code, message = body.get("code"), body.get("message")
-    return (code if isinstance(code, str) else ""), (message if isinstance(message, str) else "")
+        return "", "", None
+    code, message, retry_after = body.get("code"), body.get("message"), body.get("retry_after")
+    if isinstance(retry_after, bool) or not isinstance(retry_after, int | float):
+        retry_after = None
+    return (
+        code if isinstance(code, str) else "",
+        message if isinstance(message, str) else "",
+        None if retry_after is None else min(max(0.0, float(retry_after)), 3600.0),
+    )
 
 
 def _seconds(raw: str | None) -> float | None:

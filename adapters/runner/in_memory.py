@@ -25,6 +25,7 @@ from domain.errors import (
     InvalidTransition,
     InvalidValue,
     RunAlreadyFinished,
+    RunClaimed,
 )
 from domain.test_runs import ResultReport
 
@@ -65,8 +66,9 @@ class InProcessCallbackClient:
         message: str,
         partial_results: Sequence[ResultReport],
         give_up_at: datetime,
+        runner: str = "",
     ) -> CallbackReply:
-        report = ProgressReport(progress, message, list(partial_results))
+        report = ProgressReport(progress, message, list(partial_results), runner)
         return _reply(lambda: self.record_progress(run_id_of(callback), report))
 
     def result(
@@ -81,6 +83,10 @@ class InProcessCallbackClient:
 def _reply(report: Callable[[], RunReportOutcome]) -> CallbackReply:
     try:
         report()
+    except RunClaimed as error:
+        return CallbackReply(
+            CallbackStatus.CLAIMED, 409, error.code, error.message, error.retry_after_s
+        )
     except (RunAlreadyFinished, ConflictingReport, InvalidTransition) as error:
         return CallbackReply(CallbackStatus.FINISHED, 409, error.code, error.message)
     except NotFound as error:

@@ -1,10 +1,16 @@
 """The Test Runner's use case: execute one job and decide what becomes of its message.
 
 A job is acknowledged only once its outcome reached devicelab (the result, or a failure), or
-once devicelab said there is nothing left to do (409: the run finished, was cancelled, or another
-runner has it). A message that can never succeed (unparseable, unknown contract version, a
-credential the server refuses, an unknown run) is dead-lettered. Everything else — devicelab
-unreachable for too long, the runner shutting down — gives the message back to the queue.
+once devicelab said there is nothing left to do (409: the run finished or was cancelled). A
+message that can never succeed (unparseable, unknown contract version, a credential the server
+refuses, an unknown run) is dead-lettered. Everything else — devicelab unreachable for too long,
+the runner shutting down — gives the message back to the queue.
+
+A job whose run another runner claims (409 run_claimed on `started`: a redelivered copy) is
+neither dropped nor executed at once: the runner asks again when the claim would lapse, so a
+crashed claimant's run is taken over within the claim lease; a claimant that stays alive past
+the claim patience gets the job deferred (back to the queue, not to be tried again before a
+delay), never a hot requeue loop.
 
 Executors run in a thread of their own, so the use case can send a heartbeat every few seconds,
 notice a cancellation and enforce each test case's timeout while they work; every callback is
@@ -15,7 +21,7 @@ from __future__ import annotations
 import enum
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +41,11 @@ from domain.test_runs import ResultReport
 
 log = logging.getLogger(__name__)
 
+# asked again this long after the claim would lapse, so the server sees it lapsed
+CLAIM_MARGIN_S = 0.25
+# progress stays below this until the result is delivered
+PROGRESS_CAP = 0.99
+
 
 class Disposition(enum.StrEnum):
     """What the message queue must do with the job's message."""
@@ -42,16 +53,20 @@ class Disposition(enum.StrEnum):
     ACK = "ack"  # done with it: the outcome reached devicelab, or there is nothing left to do
     DEAD_LETTER = "dead_letter"  # it can never succeed: move it to the dead-letter queue, ack
     REQUEUE = "requeue"  # not done here: give it back so a runner takes it again
+    # not now: give it back to the end of the queue, not to be taken before `delay_s`
+    DEFER = "defer"
 
 
 @dataclass(frozen=True)
 class JobOutcome:
     disposition: Disposition
-    # completed | failed | run_finished | cancelled | shutdown | backend_unavailable |
-    # unauthorized | unknown_run | invalid_job | unsupported_contract_version
+    # completed | failed | run_finished | run_claimed | claim_lost | cancelled | shutdown |
+    # backend_unavailable | unauthorized | unknown_run | invalid_job |
+    # unsupported_contract_version
     reason: str
     detail: str = ""
     run_id: str | None = None
+    delay_s: float = 0.0  # DEFER: how long the message waits before a runner takes it again
 
 
 @dataclass(frozen=True)
@@ -67,11 +82,16 @@ class RunnerOptions:
     timeout_grace_s: float = 10.0
     # How long a stopped executor may take to return before its thread is abandoned.
     stop_grace_s: float = 10.0
+    # How long a job whose run another runner claims is held, asking again as the claim
+    # would lapse, before it is deferred for as long again. At least the claim lease, so a
+    # crashed claimant's run is taken over by the first runner that gets its job.
+    claim_patience_s: float = 60.0
 
 
 class StopReason(enum.StrEnum):
     CANCELLED = "cancelled"  # a control message: the run was cancelled
     FINISHED = "run_finished"  # a progress report got 409
+    CLAIM_LOST = "claim_lost"  # a progress report got 409 run_claimed: another runner has it
     SHUTDOWN = "shutdown"  # this runner is stopping
     TIMEOUT = "timeout"
     UNAUTHORIZED = "unauthorized"  # a progress report got 401 / 403
@@ -160,6 +180,10 @@ class CancelJob:
         return stopped
 
 
+def _wait_on(event: threading.Event, seconds: float) -> bool:
+    return event.wait(seconds)
+
+
 class ExecuteJob:
     def __init__(
         self,
@@ -169,13 +193,17 @@ class ExecuteJob:
         running: RunningJobs,
         options: RunnerOptions,
         metrics: MetricsWriter | None = None,
+        pause: Callable[[threading.Event, float], bool] = _wait_on,
     ) -> None:
+        """`pause(stop, seconds)` waits between tries of a claimed run and returns True
+        when `stop` was set meanwhile (by default it waits on the event)."""
         if options.default_executor not in executors:
             raise ValueError(
                 f"default executor {options.default_executor!r} is not one of {sorted(executors)}"
             )
         self.callbacks, self.executors, self.clock = callbacks, dict(executors), clock
         self.running, self.options, self.metrics = running, options, metrics
+        self.pause = pause
 
     def __call__(self, message: bytes | str | Mapping[str, Any]) -> JobOutcome:
         try:
@@ -197,10 +225,11 @@ class _Execution:
         self.job, self.control = job, control
         self.callbacks, self.clock = use_case.callbacks, use_case.clock
         self.options, self.metrics = use_case.options, use_case.metrics
-        self.executors = use_case.executors
+        self.executors, self.pause = use_case.executors, use_case.pause
         self.deadline = job.deadline
         self.cases_done = 0
         self.current_case: TestCaseSnapshot | None = None
+        self.case_started_at: datetime | None = None  # while the current case executes
         self.pending: dict[tuple[str, str], ResultReport] = {}  # partial results not yet sent
         self.pending_lock = threading.Lock()
 
@@ -209,7 +238,11 @@ class _Execution:
     def run(self) -> JobOutcome:
         job = self.job
         # first ask devicelab whether this job is still ours to do (a redelivery may not be)
-        reply = self.callbacks.started(job.callback, self.options.runner_id, self._give_up_at())
+        reply = self._claim()
+        if reply.status is CallbackStatus.CLAIMED:
+            if self.control.stopped:
+                return self._stopped(claimed=False)
+            return self._defer(reply)
         if reply.status is not CallbackStatus.ACCEPTED:
             return self._after_refusal("started", reply)
         # started extends the run's deadline to at least now + the cases' timeouts
@@ -233,6 +266,39 @@ class _Execution:
         if self.control.stopped:
             return self._stopped()
         return self._deliver(results)
+
+    def _claim(self) -> CallbackReply:
+        """`started`; while another runner holds a live claim, asked again as it would lapse
+        (a crashed claimant is silent, so its run is taken over then), for at most the claim
+        patience, and not after this runner was told to stop."""
+        patience_ends = self.clock.now() + timedelta(seconds=self.options.claim_patience_s)
+        while True:
+            reply = self.callbacks.started(
+                self.job.callback, self.options.runner_id, self._give_up_at()
+            )
+            if reply.status is not CallbackStatus.CLAIMED or reply.retry_after_s is None:
+                return reply
+            pause_s = reply.retry_after_s + CLAIM_MARGIN_S
+            if self.clock.now() + timedelta(seconds=pause_s) > patience_ends:
+                return reply
+            log.info(
+                "run %s: %s; asking again in %.1f s", self.job.run_id, _describe(reply), pause_s
+            )
+            if self.pause(self.control.event, pause_s):
+                return reply
+
+    def _defer(self, reply: CallbackReply) -> JobOutcome:
+        delay_s = self.options.claim_patience_s
+        detail = f"started: {_describe(reply)}"
+        log.warning(
+            "run %s: still claimed by another runner after %.0f s; deferring the job for "
+            "%.0f s (%s)",
+            self.job.run_id,
+            self.options.claim_patience_s,
+            delay_s,
+            detail,
+        )
+        return JobOutcome(Disposition.DEFER, "run_claimed", detail, self.job.run_id, delay_s)
 
     def _choose_executors(self) -> dict[str, Executor] | str:
         chosen: dict[str, Executor] = {}
@@ -267,6 +333,7 @@ class _Execution:
         started_at = self.clock.now()
         give_up = started_at + timedelta(seconds=case.timeout_s + self.options.timeout_grace_s)
         thread = threading.Thread(target=work, name=f"executor {job.run_id}", daemon=True)
+        self.case_started_at = started_at
         thread.start()
         while not done.wait(self.options.heartbeat_s):
             if self.control.stopped:
@@ -281,6 +348,7 @@ class _Execution:
             self._send_progress(f"{case.name}: running on {len(job.devices)} device(s)")
             if self.control.stopped:
                 break
+        self.case_started_at = None
         if not done.is_set():
             self._wait_for_executor(done, case)
         if self.control.stopped:
@@ -364,10 +432,14 @@ class _Execution:
         """A heartbeat with the partial results not yet sent; a refusal stops the run."""
         with self.pending_lock:
             sending = dict(self.pending)
-        fraction = self.cases_done / len(self.job.test_cases)
         # a heartbeat is not retried: the next one follows soon, with the same partials
         reply = self.callbacks.progress(
-            self.job.callback, fraction, message, list(sending.values()), self.clock.now()
+            self.job.callback,
+            self._fraction_done(),
+            message,
+            list(sending.values()),
+            self.clock.now(),
+            self.options.runner_id,
         )
         if reply.status is CallbackStatus.ACCEPTED:
             with self.pending_lock:
@@ -380,11 +452,23 @@ class _Execution:
             return
         reason = {
             CallbackStatus.FINISHED: StopReason.FINISHED,
+            CallbackStatus.CLAIMED: StopReason.CLAIM_LOST,
             CallbackStatus.UNAUTHORIZED: StopReason.UNAUTHORIZED,
             CallbackStatus.UNKNOWN_RUN: StopReason.UNKNOWN_RUN,
             CallbackStatus.REJECTED: StopReason.REJECTED,
         }[reply.status]
         self.control.stop(reason, _describe(reply))
+
+    def _fraction_done(self) -> float:
+        """Finished cases, plus the running case's share by its planned duration: a one-case
+        run moves too. Below 1 until the result is delivered."""
+        cases = len(self.job.test_cases)
+        in_case = 0.0
+        case, started_at = self.current_case, self.case_started_at
+        if case is not None and started_at is not None and case.duration_s > 0:
+            elapsed_s = (self.clock.now() - started_at).total_seconds()
+            in_case = min(1.0, max(0.0, elapsed_s / case.duration_s))
+        return min(PROGRESS_CAP, (self.cases_done + in_case) / cases)
 
     def _deliver(self, results: list[ResultReport]) -> JobOutcome:
         reply = self.callbacks.result(self.job.callback, results, self._give_up_at())
@@ -407,6 +491,9 @@ class _Execution:
 
     def _after_refusal(self, report: str, reply: CallbackReply) -> JobOutcome:
         detail = f"{report}: {_describe(reply)}"
+        if reply.status is CallbackStatus.CLAIMED:
+            log.info("run %s: another runner has it (%s)", self.job.run_id, detail)
+            return self._outcome(Disposition.ACK, "claim_lost", detail)
         if reply.status is CallbackStatus.FINISHED:
             log.info("run %s: nothing left to do (%s)", self.job.run_id, detail)
             return self._outcome(Disposition.ACK, "run_finished", detail)
@@ -426,9 +513,13 @@ class _Execution:
         log.error("run %s: dead-lettering the job (%s)", self.job.run_id, detail)
         return self._outcome(Disposition.DEAD_LETTER, reply.status.value, detail)
 
-    def _stopped(self) -> JobOutcome:
-        """The run was stopped while executing; what follows depends on why."""
+    def _stopped(self, claimed: bool = True) -> JobOutcome:
+        """The run was stopped while executing (or, not `claimed`, while waiting for another
+        runner's claim to lapse); what follows depends on why."""
         reason, detail = self.control.reason, self.control.detail
+        if reason is StopReason.SHUTDOWN and not claimed:
+            log.warning("run %s: runner stopping, giving the job back", self.job.run_id)
+            return self._outcome(Disposition.REQUEUE, "shutdown")
         if reason is StopReason.SHUTDOWN:
             log.warning("run %s: runner stopping, giving the job back", self.job.run_id)
             # release the claim first, so the runner that gets the job next may start at once
@@ -444,6 +535,11 @@ class _Execution:
         if reason is StopReason.FINISHED:
             log.info("run %s stopped: %s", self.job.run_id, detail)
             return self._outcome(Disposition.ACK, "run_finished", detail)
+        if reason is StopReason.CLAIM_LOST:
+            # it was silent past the claim lease and another runner took the run over (with
+            # its own copy of the job): this copy has nothing left to do
+            log.warning("run %s stopped, another runner took it over: %s", self.job.run_id, detail)
+            return self._outcome(Disposition.ACK, "claim_lost", detail)
         if reason in (StopReason.UNAUTHORIZED, StopReason.UNKNOWN_RUN):
             log.error("run %s stopped, dead-lettering the job: %s", self.job.run_id, detail)
             return self._outcome(Disposition.DEAD_LETTER, reason.value, detail)

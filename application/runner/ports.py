@@ -51,7 +51,10 @@ class Executor(Protocol):
 
 class CallbackStatus(enum.StrEnum):
     ACCEPTED = "accepted"  # 200
-    FINISHED = "finished"  # 409: the run finished or was cancelled, or another runner has it
+    FINISHED = "finished"  # 409: the run finished or was cancelled: nothing left to do
+    # 409 run_claimed: another runner holds a live claim; `retry_after_s` says when it lapses
+    # (on `started`: ask again then), none on `progress`: this runner lost the run, stop
+    CLAIMED = "claimed"
     UNAUTHORIZED = "unauthorized"  # 401 / 403: the credential will never work
     UNKNOWN_RUN = "unknown_run"  # 404
     REJECTED = "rejected"  # 422 and other 4xx: the runner sent something the API refuses
@@ -64,6 +67,7 @@ class CallbackReply:
     http_status: int | None = None
     code: str = ""  # the error code of the API's error body, e.g. "run_finished"
     message: str = ""
+    retry_after_s: float | None = None  # CLAIMED: when the other runner's claim lapses
 
 
 class CallbackClient(Protocol):
@@ -80,7 +84,10 @@ class CallbackClient(Protocol):
         message: str,
         partial_results: Sequence[ResultReport],
         give_up_at: datetime,
-    ) -> CallbackReply: ...
+        runner: str = "",
+    ) -> CallbackReply:
+        """A heartbeat; naming the runner renews its claim on the run."""
+        ...
 
     def result(
         self, callback: Callback, results: Sequence[ResultReport], give_up_at: datetime

@@ -177,19 +177,20 @@ class _RunTransition:
 
 
 class RecordRunStarted(_RunTransition):
-    """A runner took the job. A second runner is refused while the first one keeps
-    reporting; once the first has been silent longer than the progress lease (it died and
-    the broker redelivered the job), the second one takes over."""
+    """A runner took the job. Another runner is refused (RunClaimed) while the claimant's
+    heartbeats keep coming; once it has been silent longer than the claim lease (it died
+    and the broker redelivered the job), the other one takes over. The claim lease is much
+    shorter than the progress lease, so a crashed runner's job runs again soon."""
 
     def __init__(
-        self, uow: UowFactory, clock: Clock, ids: IdGenerator, takeover_after_s: float = 300
+        self, uow: UowFactory, clock: Clock, ids: IdGenerator, claim_lease_s: float = 20
     ) -> None:
         super().__init__(uow, clock, ids)
-        self.takeover_after_s = takeover_after_s
+        self.claim_lease_s = claim_lease_s
 
     def __call__(self, run_id: str, runner: str = "") -> RunReportOutcome:
         now = self.clock.now()
-        return self._apply(run_id, lambda run: run.start(now, runner, self.takeover_after_s))
+        return self._apply(run_id, lambda run: run.start(now, runner, self.claim_lease_s))
 
 
 class RecordRunReleased(_RunTransition):
@@ -205,6 +206,7 @@ class ProgressReport:
     progress: float
     message: str = ""
     partial_results: list[ResultReport] = field(default_factory=list)
+    runner: str = ""  # who reports: a runner that lost its claim is told to stop
 
 
 class RecordRunProgress(_RunTransition):
@@ -219,7 +221,12 @@ class RecordRunProgress(_RunTransition):
         return self._apply(
             run_id,
             lambda run: run.record_progress(
-                now, report.progress, report.message, report.partial_results, self.lease_s
+                now,
+                report.progress,
+                report.message,
+                report.partial_results,
+                self.lease_s,
+                report.runner,
             ),
         )
 

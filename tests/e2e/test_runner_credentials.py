@@ -57,7 +57,22 @@ def test_a_second_runner_cannot_take_a_running_run(client, lab, report):
     assert report(run["id"], "started", {"runner": "runner-a"}).get_json()["changed"] is False
     clash = report(run["id"], "started", {"runner": "runner-b"})
     assert clash.status_code == 409
-    assert "runner-a" in clash.get_json()["message"]
+    body = clash.get_json()
+    assert body["code"] == "run_claimed" and "runner-a" in body["message"]
+    # when runner-a's claim lapses unless it reports again: the claim lease (20 s by default)
+    assert 1 <= body["retry_after"] <= 20
+    assert clash.headers["Retry-After"] == str(body["retry_after"])
+
+
+def test_a_heartbeat_from_a_runner_that_lost_the_run_is_refused(client, lab, report):
+    run = start(client, lab, 0)
+    assert report(run["id"], "started", {"runner": "runner-a"}).status_code == 200
+    beat = report(run["id"], "progress", {"progress": 0.5, "runner": "runner-a"})
+    assert beat.status_code == 200
+    lost = report(run["id"], "progress", {"progress": 0.5, "runner": "runner-b"})
+    assert lost.status_code == 409
+    assert lost.get_json()["code"] == "run_claimed" and "Retry-After" not in lost.headers
+    assert client.get(f"/api/test-runs/{run['id']}").get_json()["runner"] == "runner-a"
 
 
 def test_a_stopping_runner_gives_the_run_back_and_the_next_one_claims_it(client, lab, report):

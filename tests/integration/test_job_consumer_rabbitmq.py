@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -24,7 +25,12 @@ from typing import Any
 import pytest
 from kombu import Connection, Consumer, Producer
 
-from adapters.messaging.job_consumer import DEAD_REASON_HEADER, ConsumerOptions, JobConsumer
+from adapters.messaging.job_consumer import (
+    DEAD_REASON_HEADER,
+    NOT_BEFORE_HEADER,
+    ConsumerOptions,
+    JobConsumer,
+)
 from adapters.messaging.topology import JOB_ROUTING_KEY, Topology
 from application.job_contract import cancel_payload
 from application.runner import Disposition, JobOutcome
@@ -92,7 +98,7 @@ def broker(request, tmp_path) -> tuple[str, Topology]:
 # -- helpers ---------------------------------------------------------------------------------------
 
 
-def publish(url: str, topology: Topology, body: bytes) -> None:
+def publish(url: str, topology: Topology, body: bytes, headers: dict | None = None) -> None:
     with Connection(url) as connection:
         Producer(connection.channel()).publish(
             body,
@@ -101,6 +107,7 @@ def publish(url: str, topology: Topology, body: bytes) -> None:
             content_type="application/json",
             content_encoding="utf-8",
             delivery_mode=2,
+            headers=headers or {},
             declare=[topology.jobs, topology.dead_letters],
         )
 
@@ -219,6 +226,42 @@ def test_an_unparseable_message_is_dead_lettered_with_the_reason(broker):
     assert "not JSON" in headers["x-devicelab-dead-detail"]
     assert server.received == []
     assert waiting(url, topology.job_queue) == 0
+
+
+def test_a_deferred_job_goes_behind_the_queue_and_waits_out_its_delay(broker):
+    """A job whose run another runner claims: not requeued hot, not dropped."""
+    url, topology = broker
+    handled: list[tuple[bytes, float]] = []
+
+    def handle(body: bytes) -> JobOutcome:
+        handled.append((body, time.monotonic()))
+        if body == b'{"job": "claimed"}' and len(handled) == 1:
+            return JobOutcome(Disposition.DEFER, "run_claimed", "runner-b has it", delay_s=2)
+        return JobOutcome(Disposition.ACK, "completed")
+
+    for body in (b'{"job": "claimed"}', b'{"job": "next"}'):
+        publish(url, topology, body)
+    with consuming(JobConsumer(url, handle, topology=topology, options=FAST)) as consumer:
+        assert until(lambda: len(handled) == 3 and not consumer.busy)
+    bodies = [body for body, _ in handled]
+    assert bodies == [b'{"job": "claimed"}', b'{"job": "next"}', b'{"job": "claimed"}']
+    assert handled[2][1] - handled[0][1] >= 1.9  # held, not started, until its delay was over
+    assert waiting(url, topology.job_queue) == 0
+
+
+def test_stopping_while_a_deferred_job_waits_gives_it_back_unstarted(broker):
+    url, topology = broker
+    handled: list[bytes] = []
+
+    def handle(body: bytes) -> JobOutcome:
+        handled.append(body)
+        return JobOutcome(Disposition.ACK, "completed")
+
+    publish(url, topology, b'{"job": "later"}', {NOT_BEFORE_HEADER: time.time() + 60})
+    with consuming(JobConsumer(url, handle, topology=topology, options=FAST)) as consumer:
+        assert until(lambda: consumer.busy)  # holding it until it is due
+    assert handled == []
+    assert waiting(url, topology.job_queue) == 1
 
 
 @pytest.mark.rabbitmq

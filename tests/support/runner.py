@@ -122,8 +122,11 @@ class ScriptedCallbacks:
         message: str,
         partial_results: Sequence[ResultReport],
         give_up_at: datetime,
+        runner: str = "",
     ) -> CallbackReply:
-        return self._answer("progress", callback, progress, message, partial_results, give_up_at)
+        return self._answer(
+            "progress", callback, progress, message, partial_results, give_up_at, runner
+        )
 
     def result(
         self, callback: Callback, results: Sequence[ResultReport], give_up_at: datetime

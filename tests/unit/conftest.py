@@ -76,6 +76,7 @@ T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 MAX_SILENCE_S = 300
 QUEUE_ALLOWANCE_S = 600
 LEASE_S = 300
+CLAIM_LEASE_S = 20
 
 
 class Lab:
@@ -85,6 +86,7 @@ class Lab:
     max_silence_s = MAX_SILENCE_S
     queue_allowance_s = QUEUE_ALLOWANCE_S
     lease_s = LEASE_S
+    claim_lease_s = CLAIM_LEASE_S
 
     def __init__(self, store: InMemoryStore, clock: SettableClock, ids: SequentialIds) -> None:
         self.store, self.clock, self.ids = store, clock, ids
@@ -113,7 +115,7 @@ class Lab:
         self.start_test_run = StartTestRun(uow, clock, ids, queue_allowance_s=QUEUE_ALLOWANCE_S)
         self.get_test_run = GetTestRun(uow)
         self.list_test_runs = ListTestRuns(uow)
-        self.record_started = RecordRunStarted(uow, clock, ids)
+        self.record_started = RecordRunStarted(uow, clock, ids, claim_lease_s=CLAIM_LEASE_S)
         self.record_released = RecordRunReleased(uow, clock, ids)
         self.record_progress = RecordRunProgress(uow, clock, ids, lease_s=LEASE_S)
         self.record_result = RecordRunResult(uow, clock, ids)

@@ -15,7 +15,7 @@ def consumer_with_job_of_age(age_s: float | None) -> JobConsumer:
         "amqp://guest:guest@127.0.0.1:1//", lambda body: None, options=ConsumerOptions(poll_s=1.0)
     )
     if age_s is not None:
-        consumer._job = SimpleNamespace(began=time.monotonic() - age_s)
+        consumer._job = SimpleNamespace(began=time.monotonic() - age_s, started=True)
     return consumer
 
 

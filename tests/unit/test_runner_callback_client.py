@@ -126,6 +126,36 @@ def test_final_answers_come_back_at_once_with_their_error_code(clock, status, co
     assert len(server.received) == 1 and pauses.seconds == []
 
 
+@pytest.mark.parametrize(
+    ("headers", "body_retry_after", "expected"),
+    [({"Retry-After": "12"}, 12, 12.0), ({}, 7, 7.0), ({}, None, None)],
+)
+def test_a_claimed_run_comes_back_at_once_with_when_the_claim_lapses(
+    clock, headers, body_retry_after, expected
+):
+    body = {"code": "run_claimed", "message": "being executed by runner-b", "errors": {}}
+    if body_retry_after is not None:
+        body["retry_after"] = body_retry_after
+    pauses = Pauses(clock)
+    with callback_server(answers((409, body, headers))) as server:
+        reply = client_for(clock, pauses).started(
+            callback_of(server), "r", clock.now() + timedelta(minutes=5)
+        )
+
+    assert (reply.status, reply.code, reply.retry_after_s) == (
+        CallbackStatus.CLAIMED,
+        "run_claimed",
+        expected,
+    )
+    assert len(server.received) == 1 and pauses.seconds == []  # the runner decides
+
+
+def test_a_heartbeat_names_its_runner(clock):
+    with callback_server() as server:
+        client_for(clock).progress(callback_of(server), 0.5, "", [], clock.now(), "host-3")
+    assert server.received[0].body["runner"] == "host-3"
+
+
 def test_server_errors_are_retried_with_growing_pauses_until_accepted(clock):
     pauses = Pauses(clock)
     error = {"code": "internal_error", "message": "boom"}

@@ -22,6 +22,7 @@ from application.runner import (
     RunningJobs,
 )
 from application.use_cases.catalog import ExecutionInput
+from application.use_cases.test_runs import ProgressReport
 from domain.devices import DeviceStatus
 from domain.test_runs import Observation, ResultReport, RunStatus, Verdict
 from tests.support.runner import ScriptedCallbacks, reply
@@ -84,7 +85,7 @@ def bench(lab):
 def runner(lab):
     """Build ExecuteJob on the lab; returns (execute_job, callbacks, running)."""
 
-    def build(executors=None, callbacks=None, metrics=None, **options):
+    def build(executors=None, callbacks=None, metrics=None, pause=None, **options):
         in_process = InProcessCallbackClient(
             lab.record_started, lab.record_progress, lab.record_result, lab.record_failure
         )
@@ -103,10 +104,26 @@ def runner(lab):
             running,
             RunnerOptions(runner_id="runner-a", default_executor=next(iter(executors)), **options),
             metrics,
+            pause or passing_time(lab),
         )
         return execute, callbacks, running
 
     return build
+
+
+def passing_time(lab, meanwhile: Callable[[], None] = lambda: None):
+    """A pause between tries of a claimed run in which the lab's clock moves on (in steps of
+    at most 2 s, calling `meanwhile` after each) instead of the test waiting."""
+
+    def pause(stop: threading.Event, seconds: float) -> bool:
+        while seconds > 0 and not stop.is_set():
+            step = min(2.0, seconds)
+            lab.clock.advance(step)
+            seconds -= step
+            meanwhile()
+        return stop.is_set()
+
+    return pause
 
 
 def message_for(run) -> bytes:
@@ -257,6 +274,57 @@ def test_heartbeats_carry_partial_results_while_the_executor_works(lab, bench, r
     assert lab.get_test_run(run.id).status is RunStatus.COMPLETED
 
 
+def test_progress_moves_within_a_test_case_by_its_planned_duration(lab, bench, runner):
+    long = lab.add_test_case("soak", criteria=[("voltage", "<=", 240)], duration_s=100)
+    run = start(lab, bench, cases=[long, bench.voltage])
+
+    def heard_at(fraction_above: float, request) -> None:
+        for _ in range(WAIT_S * 100):  # until a heartbeat reached devicelab
+            if lab.get_test_run(request.run_id).progress > fraction_above:
+                return
+            threading.Event().wait(0.01)
+
+    class Soak:
+        def execute(self, request, cancel, report_partial):
+            if request.case.id == long.id:
+                lab.clock.advance(50)  # half the planned duration
+                heard_at(0.2, request)
+                lab.clock.advance(100)  # overrunning: the case counts as done, no more
+                heard_at(0.45, request)
+            return [
+                ResultReport(request.case.id, d.id, (Observation("voltage", 230.0),))
+                for d in request.devices
+            ]
+
+    execute, callbacks, _ = runner({"soak": Soak()})
+
+    assert execute(message_for(run)).reason == "completed"
+    fractions = [call.args[1] for call in callbacks.reports("progress")]
+    assert 0.25 in fractions  # half of the first of two cases
+    assert max(fractions) == 0.5  # never beyond the cases done plus the one running
+    assert fractions == sorted(fractions)
+
+
+def test_a_single_case_run_shows_progress_but_not_done_before_its_result(lab, bench, runner):
+    run = start(lab, bench, cases=[lab.add_test_case("one", duration_s=10)])
+
+    class Overrun:
+        def execute(self, request, cancel, report_partial):
+            lab.clock.advance(30)
+            for _ in range(WAIT_S * 100):
+                if lab.get_test_run(request.run_id).progress > 0:
+                    break
+                cancel.wait(0.01)
+            return []
+
+    execute, callbacks, _ = runner({"overrun": Overrun()})
+
+    execute(message_for(run))
+    fractions = {call.args[1] for call in callbacks.reports("progress")}
+    assert 0.99 in fractions and fractions <= {0.0, 0.99}  # 0 if a beat came before the clock moved
+    assert lab.get_test_run(run.id).progress == 1.0  # with the result
+
+
 def test_between_cases_a_progress_report_carries_the_finished_case(lab, bench, runner):
     run = start(lab, bench)
     execute, callbacks, _ = runner()
@@ -325,18 +393,93 @@ def test_a_job_of_a_cancelled_run_is_dropped(lab, bench, runner):
     assert recording.requests == []
 
 
-def test_a_job_another_runner_is_executing_is_dropped(lab, bench, runner):
+def test_a_job_whose_claimant_fell_silent_is_taken_over_once_the_claim_lapses(lab, bench, runner):
     run = start(lab, bench)
-    lab.record_started(run.id, "runner-b")  # the job's first delivery went there
-    recording = Recording()
-    execute, _, _ = runner({"recording": recording})
+    lab.record_started(run.id, "runner-b")  # the first delivery went there, and it crashed
+    lab.clock.advance(5)
+    execute, callbacks, _ = runner()
+    began = lab.clock.now()
 
     outcome = execute(message_for(run))
 
-    assert (outcome.disposition, outcome.reason) == (Disposition.ACK, "run_finished")
-    assert "runner-b" in outcome.detail
+    assert (outcome.disposition, outcome.reason) == (Disposition.ACK, "completed")
+    finished = lab.get_test_run(run.id)
+    assert (finished.status, finished.runner) == (RunStatus.COMPLETED, "runner-a")
+    assert len(callbacks.reports("started")) == 2  # refused once, then after the lapse
+    assert (finished.finished_at - began).total_seconds() <= lab.claim_lease_s
+
+
+def test_a_job_whose_claimant_stays_alive_is_deferred_not_dropped(lab, bench, runner):
+    run = start(lab, bench)
+    lab.record_started(run.id, "runner-b")
+
+    def alive() -> None:  # runner-b's heartbeats go on while runner-a waits
+        lab.record_progress(run.id, ProgressReport(0.5, runner="runner-b"))
+
+    recording = Recording()
+    execute, callbacks, _ = runner(
+        {"recording": recording}, pause=passing_time(lab, alive), claim_patience_s=60
+    )
+    began = lab.clock.now()
+
+    outcome = execute(message_for(run))
+
+    assert (outcome.disposition, outcome.reason) == (Disposition.DEFER, "run_claimed")
+    assert outcome.delay_s == 60 and "runner-b" in outcome.detail
     assert recording.requests == []
-    assert lab.get_test_run(run.id).status is RunStatus.RUNNING
+    assert len(callbacks.reports("started")) >= 3  # asked again as the claim would lapse
+    assert (lab.clock.now() - began).total_seconds() <= 60
+    assert lab.get_test_run(run.id).runner == "runner-b"
+
+
+def test_a_runner_stopping_while_it_waits_for_a_claim_gives_the_job_back(lab, bench, runner):
+    run = start(lab, bench)
+    lab.record_started(run.id, "runner-b")
+    holder = {}
+
+    def stop_meanwhile(stop: threading.Event, seconds: float) -> bool:
+        holder["running"].shut_down()
+        return stop.is_set()
+
+    execute, callbacks, running = runner(pause=stop_meanwhile)
+    holder["running"] = running
+
+    outcome = execute(message_for(run))
+
+    assert (outcome.disposition, outcome.reason) == (Disposition.REQUEUE, "shutdown")
+    assert callbacks.reports("released") == []  # it never held the claim
+    assert lab.get_test_run(run.id).runner == "runner-b"
+
+
+def test_the_same_runner_restarted_executes_its_own_run_again_at_once(lab, bench, runner):
+    run = start(lab, bench)
+    lab.record_started(run.id, "runner-a")  # this runner's id, before it was killed
+    lab.record_progress(run.id, ProgressReport(0.5, "half way", runner="runner-a"))
+    execute, callbacks, _ = runner(pause=lambda stop, seconds: pytest.fail("it waited"))
+
+    outcome = execute(message_for(run))
+
+    assert (outcome.disposition, outcome.reason) == (Disposition.ACK, "completed")
+    finished = lab.get_test_run(run.id)
+    assert (finished.status, finished.runner) == (RunStatus.COMPLETED, "runner-a")
+    assert len(finished.results) == 4 and len(callbacks.reports("started")) == 1
+
+
+def test_a_runner_that_lost_its_run_stops_at_its_next_heartbeat(lab, bench, runner):
+    def taken_over(request, cancel, report_partial):
+        lab.clock.advance(lab.claim_lease_s + 1)  # this runner froze
+        lab.record_started(request.run_id, "runner-b")
+
+    executor = Acting(taken_over)
+    run = start(lab, bench)
+    execute, callbacks, _ = runner({"slow": executor})
+
+    outcome = execute(message_for(run))
+
+    assert (outcome.disposition, outcome.reason) == (Disposition.ACK, "claim_lost")
+    assert executor.saw_cancel.is_set()
+    assert callbacks.reports("result") == [] and callbacks.reports("failed") == []
+    assert lab.get_test_run(run.id).runner == "runner-b"
 
 
 def test_a_job_for_an_unknown_run_is_dead_lettered(lab, bench, runner):

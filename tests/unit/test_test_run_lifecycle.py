@@ -17,6 +17,7 @@ from domain.errors import (
     InvalidTransition,
     InvalidValue,
     RunAlreadyFinished,
+    RunClaimed,
 )
 from domain.test_cases import Criterion, TestCase, TestCaseSnapshot
 from domain.test_runs import (
@@ -172,6 +173,40 @@ def test_another_runner_takes_over_once_the_first_has_been_silent_too_long() -> 
     assert run.last_report_at == at(351)
     with pytest.raises(InvalidTransition):  # and now the first one is the intruder
         run.start(at(352), "runner-a", takeover_after_s=300)
+
+
+def test_a_refusal_says_who_holds_the_claim_and_when_it_lapses() -> None:
+    run = a_run()
+    run.start(at(5), "runner-a", takeover_after_s=20)
+    run.record_progress(at(10), 0.2, runner="runner-a")  # a heartbeat renews the claim
+    with pytest.raises(RunClaimed) as refused:
+        run.start(at(16), "runner-b", takeover_after_s=20)
+    assert refused.value.runner == "runner-a"
+    assert refused.value.retry_after_s == pytest.approx(14)
+    assert run.last_report_at == at(10)  # a refused start renews nobody's claim
+    assert run.start(at(30.5), "runner-b", takeover_after_s=20) is True
+    assert run.runner == "runner-b"
+
+
+def test_the_same_runner_restarted_is_accepted_at_once_and_keeps_its_claim() -> None:
+    run = a_run()
+    run.start(at(5), "host-0", takeover_after_s=20)
+    assert run.start(at(6), "host-0", takeover_after_s=20) is False  # nothing to store
+    assert (run.status, run.runner) == (RunStatus.RUNNING, "host-0")
+    with pytest.raises(RunClaimed):
+        run.start(at(7), "host-1", takeover_after_s=20)
+
+
+def test_a_heartbeat_from_a_runner_that_lost_the_run_is_refused() -> None:
+    run = a_run()
+    run.start(at(5), "runner-a", takeover_after_s=20)
+    run.start(at(26), "runner-b", takeover_after_s=20)
+    with pytest.raises(RunClaimed) as refused:
+        run.record_progress(at(27), 0.9, runner="runner-a")
+    assert refused.value.retry_after_s is None
+    assert (run.progress, run.last_report_at) == (0.0, at(26))
+    assert run.record_progress(at(27), 0.1, runner="runner-b") is True
+    assert run.record_progress(at(28), 0.2) is True  # an anonymous heartbeat is not checked
 
 
 def test_without_a_takeover_allowance_another_runner_is_always_refused() -> None:

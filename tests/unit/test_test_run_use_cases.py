@@ -24,6 +24,7 @@ from domain.errors import (
     InvalidTransition,
     InvalidValue,
     RunAlreadyFinished,
+    RunClaimed,
 )
 from domain.test_runs import Observation, ResultReport, RunStatus, Verdict
 
@@ -196,26 +197,57 @@ def test_a_second_runner_is_refused_until_the_first_has_been_silent_too_long(lab
     run = lab.start([bench.d1], [bench.voltage], bench.chamber)
     lab.record_started(run.id, runner="runner-a")
     lab.clock.advance(200)
-    lab.record_progress(run.id, ProgressReport(0.3))
-    lab.clock.advance(300)  # exactly the allowed silence (the default: 300 s)
-    with pytest.raises(InvalidTransition):
+    lab.record_progress(run.id, ProgressReport(0.3, runner="runner-a"))
+    lab.clock.advance(15)
+    with pytest.raises(RunClaimed) as refused:
+        lab.record_started(run.id, runner="runner-b")
+    assert refused.value.code == "run_claimed" and "runner-a" in refused.value.message
+    assert refused.value.retry_after_s == pytest.approx(lab.claim_lease_s - 15)
+    lab.clock.advance(5)  # exactly the claim lease: still refused
+    with pytest.raises(RunClaimed):
         lab.record_started(run.id, runner="runner-b")
     assert lab.get_test_run(run.id).runner == "runner-a"
-    lab.clock.advance(1)
+    lab.clock.advance(0.5)  # well within the progress lease: the claim lapsed all the same
     assert lab.record_started(run.id, runner="runner-b").changed
     assert lab.get_test_run(run.id).runner == "runner-b"
     assert held_by(lab, bench.d1) == [run.id]
 
 
-def test_a_runner_repeating_the_same_progress_keeps_its_run(lab, bench) -> None:
+def test_a_runner_that_keeps_its_heartbeat_keeps_its_run(lab, bench) -> None:
     run = lab.start([bench.d1], [bench.voltage], bench.chamber)
     lab.record_started(run.id, runner="runner-a")
-    for _ in range(5):  # a long step: the same heartbeat every 100 s
-        lab.clock.advance(100)
-        lab.record_progress(run.id, ProgressReport(0.5, "measuring"))
-    with pytest.raises(InvalidTransition):
+    for _ in range(50):  # the same heartbeat every 2 s, well past the claim lease
+        lab.clock.advance(2)
+        lab.record_progress(run.id, ProgressReport(0.5, "measuring", runner="runner-a"))
+    with pytest.raises(RunClaimed):
         lab.record_started(run.id, runner="runner-b")
     assert lab.get_test_run(run.id).runner == "runner-a"
+
+
+def test_a_runner_restarted_under_its_id_gets_its_run_back_at_once(lab, bench) -> None:
+    run = lab.start([bench.d1], [bench.voltage], bench.chamber)
+    lab.record_started(run.id, runner="host-0")
+    lab.record_progress(run.id, ProgressReport(0.4, "half way", runner="host-0"))
+    lab.clock.advance(1)  # killed and started again: its claim is still live
+    outcome = lab.record_started(run.id, runner="host-0")
+    assert outcome.run.status is RunStatus.RUNNING and outcome.run.runner == "host-0"
+    lab.record_progress(run.id, ProgressReport(0.1, "again", runner="host-0"))
+    lab.record_result(
+        run.id, [ResultReport(bench.voltage.id, bench.d1.id, (Observation("voltage", 230),))]
+    )
+    assert lab.get_test_run(run.id).verdict is Verdict.PASS
+
+
+def test_a_runner_that_lost_its_run_is_told_so_by_its_next_heartbeat(lab, bench) -> None:
+    run = lab.start([bench.d1], [bench.voltage], bench.chamber)
+    lab.record_started(run.id, runner="runner-a")
+    lab.clock.advance(lab.claim_lease_s + 1)  # runner-a froze
+    lab.record_started(run.id, runner="runner-b")
+    with pytest.raises(RunClaimed) as refused:
+        lab.record_progress(run.id, ProgressReport(0.5, runner="runner-a"))
+    assert refused.value.retry_after_s is None  # nothing to wait for: stop
+    assert lab.record_progress(run.id, ProgressReport(0.1, runner="runner-b")).changed
+    assert lab.get_test_run(run.id).progress == 0.1
 
 
 def test_repeating_the_same_progress_still_extends_the_lease(lab, bench) -> None:
