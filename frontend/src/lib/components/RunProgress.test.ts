@@ -8,7 +8,7 @@ function running(startedSecondsAgo: number, progress = 0): TestRun {
     id: 'r1',
     status: 'running',
     verdict: null,
-    test_cases: [{ id: 'c1', version: 1, name: 'One case', description: '', criteria: [], duration_s: 300, timeout_s: 600, parameters: {}, tags: [] }],
+    test_cases: [{ id: 'c1', version: 1, name: 'One case', description: '', criteria: [], duration_s: 300, timeout_s: 600, parameters: {}, tags: [], execution: { executor: 'simulate', command: [], per_device: true } }],
     environment: { id: 'e1', name: 'Bench', description: '', variables: {} },
     devices: [],
     parameters: {},
