@@ -43,3 +43,15 @@ class WrongRunCredential(DomainError):
 
 class PublishFailed(Exception):
     """The broker did not take a message (unreachable, refused, no confirm in time)."""
+
+
+class StoreUnavailable(DomainError):
+    """The store cannot be used right now: the database is down or restarting, refuses
+    connections (`too many clients`), or every pooled connection is busy. Nothing the caller
+    sent is wrong; the same request may succeed after `retry_after_s` seconds."""
+
+    code = "store_unavailable"
+    retry_after_s = 5
+
+    def __init__(self, message: str = "the database is unavailable; retry shortly") -> None:
+        super().__init__(message)
