@@ -105,6 +105,4 @@ def test_twenty_identical_starts_one_wins_the_rest_get_409(deployment):
         ]
         log = (deployment.logs / "api.log").read_text()
         context = [line for line in log.splitlines() if any(i in line for i in ids)]
-        pytest.fail(
-            "\n".join([*unexpected, "--- api log", *context, deployment.tail("api", 80)])
-        )
+        pytest.fail("\n".join([*unexpected, "--- api log", *context, deployment.tail("api", 80)]))
