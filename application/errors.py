@@ -48,10 +48,9 @@ class PublishFailed(Exception):
 class StoreUnavailable(DomainError):
     """The store cannot be used right now: the database is down or restarting, refuses
     connections (`too many clients`), or every pooled connection is busy. Nothing the caller
-    sent is wrong; the same request may succeed after `retry_after_s` seconds."""
+    sent is wrong; the same request may succeed in a few seconds."""
 
     code = "store_unavailable"
-    retry_after_s = 5
 
     def __init__(self, message: str = "the database is unavailable; retry shortly") -> None:
         super().__init__(message)

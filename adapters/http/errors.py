@@ -32,6 +32,9 @@ from domain.errors import (
 
 log = logging.getLogger(__name__)
 
+# what a 503 asks to wait: the database or the auth service back, or a pooled connection free
+RETRY_AFTER_S = 5
+
 _STATUS_OF: list[tuple[type[DomainError], int]] = [
     (Unauthenticated, 401),
     (Forbidden, 403),
@@ -83,8 +86,8 @@ class ErrorSchema(ma.Schema):
     )
     retry_after = ma.fields.Integer(
         metadata={
-            "description": "seconds to wait (as in Retry-After), for too_many_requests and "
-            "store_unavailable errors"
+            "description": "seconds to wait (as in Retry-After), for too_many_requests, store_unavailable "
+            "and auth_unavailable errors"
         }
     )
     request_id = ma.fields.String(
@@ -175,15 +178,16 @@ def register_domain_error_handler(app: Flask) -> None:
         headers = {}
         if isinstance(error, Unauthenticated):
             headers["WWW-Authenticate"] = 'Bearer realm="devicelab"'  # RFC 6750
-        if isinstance(error, StoreUnavailable):
+        if isinstance(error, StoreUnavailable | AuthServiceUnavailable):
             log.warning(
-                "database unavailable answering %s %s: %s",
+                "%s answering %s %s: %s",
+                error.code,
                 request.method,
                 request.path,
-                error.__cause__,
+                error.__cause__ or error.message,
             )
-            body["retry_after"] = error.retry_after_s
-            headers["Retry-After"] = str(error.retry_after_s)
+            body["retry_after"] = RETRY_AFTER_S
+            headers["Retry-After"] = str(RETRY_AFTER_S)
         return jsonify(body), status, headers
 
     app.register_error_handler(DomainError, handle)
