@@ -1,6 +1,7 @@
 """Twenty identical starts on one device at the same instant, round after round, through the
-API as `devicelab up` runs it on a server (gunicorn with two worker processes, the worker,
-a runner; one PostgreSQL database for the lab and the auth store, RabbitMQ): exactly one start wins each round, every other one gets 409 — never a 500.
+API as `devicelab up` runs it on a server (gunicorn with two worker processes, the worker, a
+runner; one PostgreSQL database for the lab and the auth store, RabbitMQ): exactly one start
+wins each round, every other one gets 409 — never a 500.
 
 Issue 11 saw one 500 among the 409s once, on a machine busy with other work, and no error in
 PostgreSQL's log. The session is made to slide every few seconds (a short idle timeout), so
@@ -77,6 +78,8 @@ def _start(deployment: Deployment, body: dict):
 
 def test_twenty_identical_starts_one_wins_the_rest_get_409(deployment):
     lab = deployment.make_lab(devices=1, duration_s=1)
+    labels = {"labels": {"type": "meter", "bench": "A", "rack": "3"}}  # as the demo lab's
+    assert deployment.request("PATCH", f"/api/devices/{lab['devices'][0]}", labels)[0] == 200
     body = {
         "test_case_ids": [lab["case"]],
         "environment_id": lab["env"],
