@@ -56,3 +56,14 @@ class TooManyStreams(DomainError):
 
 class PublishFailed(Exception):
     """The broker did not take a message (unreachable, refused, no confirm in time)."""
+
+
+class StoreUnavailable(DomainError):
+    """The store cannot be used right now: the database is down or restarting, refuses
+    connections (`too many clients`), or every pooled connection is busy. Nothing the caller
+    sent is wrong; the same request may succeed in a few seconds."""
+
+    code = "store_unavailable"
+
+    def __init__(self, message: str = "the database is unavailable; retry shortly") -> None:
+        super().__init__(message)

@@ -35,16 +35,22 @@ def decode_cursor(cursor: str | None, kind: str, arity: int) -> tuple | None:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         key = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        key = None
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
+        key = None  # RecursionError: a made-up cursor of a thousand `[`
     if not (
         isinstance(key, list)
         and len(key) == arity + 1
         and key[0] == kind
-        and all(isinstance(k, str) for k in key)
+        and all(isinstance(k, str) and _storable(k) for k in key)
     ):
         raise InvalidValue("cursor", "is not a cursor this API issued for this list")
     return tuple(key[1:])
+
+
+def _storable(text: str) -> bool:
+    """No cursor this API issued holds a NUL or a lone surrogate (the escapes `\\u0000` and
+    `\\udfff` in a made-up one); PostgreSQL could not even compare them with its text."""
+    return "\x00" not in text and not any("\ud800" <= c <= "\udfff" for c in text)
 
 
 def check_limit(limit: int | None) -> int:

@@ -411,13 +411,15 @@ def _run_gunicorn(settings: Settings) -> None:
         raise click.UsageError(str(error)) from None
     from gunicorn.app.base import BaseApplication
 
+    from entrypoints.gunicorn_worker import WORKER_CLASS
     from entrypoints.wsgi import create_app
 
     class _Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{settings.host}:{settings.port}")
             self.cfg.set("workers", settings.workers)
-            self.cfg.set("worker_class", "gthread")
+            # gunicorn's gthread worker, answering what gunicorn refuses itself in JSON
+            self.cfg.set("worker_class", WORKER_CLASS)
             self.cfg.set("threads", settings.threads)
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("accesslog", "-")

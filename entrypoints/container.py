@@ -46,19 +46,25 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Singleton(SystemClock)
     ids = providers.Singleton(UuidGenerator)
 
-    engine = providers.Singleton(make_engine, config.database_url)
-    read_engine = providers.Singleton(make_read_engine, engine)
-    session_factory = providers.Singleton(make_session_factory, engine)
-    read_session_factory = providers.Singleton(make_session_factory, read_engine)
+    # engines and their session factories are made at the first requests of a worker, by
+    # threads that come together: thread-safe, or two threads could build two pools
+    engine = providers.ThreadSafeSingleton(make_engine, config.database_url)
+    read_engine = providers.ThreadSafeSingleton(make_read_engine, engine)
+    session_factory = providers.ThreadSafeSingleton(make_session_factory, engine)
+    read_session_factory = providers.ThreadSafeSingleton(make_session_factory, read_engine)
     uow = providers.Factory(
         SqlAlchemyUnitOfWork, session_factory, read_session_factory=read_session_factory
     )
     # the auth store: the lab's database (and its engines) unless DEVICELAB_AUTH_DATABASE_URL
     # names another
-    auth_engine = providers.Singleton(engine_for, config.auth_database_url, engine)
-    auth_read_engine = providers.Singleton(read_engine_for, auth_engine, engine, read_engine)
-    auth_session_factory = providers.Singleton(make_session_factory, auth_engine)
-    auth_read_session_factory = providers.Singleton(make_session_factory, auth_read_engine)
+    auth_engine = providers.ThreadSafeSingleton(engine_for, config.auth_database_url, engine)
+    auth_read_engine = providers.ThreadSafeSingleton(
+        read_engine_for, auth_engine, engine, read_engine
+    )
+    auth_session_factory = providers.ThreadSafeSingleton(make_session_factory, auth_engine)
+    auth_read_session_factory = providers.ThreadSafeSingleton(
+        make_session_factory, auth_read_engine
+    )
     auth_uow = providers.Factory(
         SqlAuthUnitOfWork, auth_session_factory, read_session_factory=auth_read_session_factory
     )

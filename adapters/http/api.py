@@ -15,7 +15,9 @@ from adapters.http import (
     test_runs,
 )
 from adapters.http.errors import DevicelabApi, register_domain_error_handler
+from adapters.http.json_limits import refuse_unreadable_json
 from adapters.http.nul_characters import refuse_nul_characters
+from adapters.http.response_headers import protect_api_answers
 from adapters.http.security import document_bearer_scheme
 
 BLUEPRINTS = [
@@ -48,7 +50,9 @@ def install_api(app: Flask) -> DevicelabApi:
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint)
     register_domain_error_handler(app)
+    refuse_unreadable_json(app)  # before anything parses the body
     refuse_nul_characters(app)
+    protect_api_answers(app)
     document_bearer_scheme(api)
     api.spec.components.security_scheme(
         "runCredential",

@@ -18,11 +18,13 @@ from flask import Flask, g, jsonify, request
 from flask.views import MethodView
 from flask_limiter import Limiter, RateLimitExceeded
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from adapters.http.errors import DevicelabApi, error_body, register_domain_error_handler
+from adapters.http.json_limits import refuse_unreadable_json
 from adapters.http.nul_characters import refuse_nul_characters
 from adapters.http.pagination import PageQuerySchema, page_schema
+from adapters.http.response_headers import protect_api_answers
 from adapters.http.security import (
     SIGNED_IN,
     before_password_change,
@@ -168,6 +170,11 @@ class UserPatchSchema(Schema):
     disabled = fields.Boolean(
         metadata={"description": "a disabled user cannot sign in; disabling ends their sessions"}
     )
+
+    @validates_schema
+    def _changes_something(self, data, **_kwargs):
+        if not data:
+            raise ValidationError("nothing to change: give name, role or disabled")
 
 
 class AuthHealthSchema(Schema):
@@ -455,7 +462,9 @@ def install_auth_service(app: Flask, rate_limit: str, rate_limit_storage_uri: st
         app.config.setdefault(key, value)
     api = DevicelabApi(app)
     register_domain_error_handler(app)
+    refuse_unreadable_json(app)  # before anything parses the body
     refuse_nul_characters(app)
+    protect_api_answers(app)
     document_bearer_scheme(api)
     install_auth_api(app, api, rate_limit, rate_limit_storage_uri)
     return api

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from http import HTTPStatus
 from typing import Any
 
 import marshmallow as ma
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from flask_smorest import Api
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from application.auth.errors import AuthServiceUnavailable, Forbidden, Unauthenticated
 from application.errors import (
@@ -17,6 +18,7 @@ from application.errors import (
     ConcurrentUpdate,
     InvalidRunCredential,
     NotFound,
+    StoreUnavailable,
     TooManyStreams,
     WrongRunCredential,
 )
@@ -31,11 +33,15 @@ from domain.errors import (
 
 log = logging.getLogger(__name__)
 
+# what a 503 asks to wait: the database or the auth service back, or a pooled connection free
+RETRY_AFTER_S = 5
+
 _STATUS_OF: list[tuple[type[DomainError], int]] = [
     (Unauthenticated, 401),
     (Forbidden, 403),
     (TooManyStreams, 429),
     (AuthServiceUnavailable, 503),
+    (StoreUnavailable, 503),
     (NotFound, 404),
     (InvalidValue, 422),
     (AlreadyExists, 409),
@@ -57,9 +63,11 @@ _CODE_OF_STATUS = {
     406: "not_acceptable",
     409: "conflict",
     413: "payload_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
     422: "validation_error",
     429: "too_many_requests",
+    431: "headers_too_large",
     500: "internal_error",
     503: "service_unavailable",
 }
@@ -84,7 +92,13 @@ class ErrorSchema(ma.Schema):
         metadata={"description": "device id → name, for device_unavailable errors"},
     )
     retry_after = ma.fields.Integer(
-        metadata={"description": "seconds to wait, for too_many_requests errors"}
+        metadata={
+            "description": "seconds to wait (as in Retry-After), for too_many_requests, store_unavailable "
+            "and auth_unavailable errors"
+        }
+    )
+    request_id = ma.fields.String(
+        metadata={"description": "names the request in the server log, for internal errors"}
     )
 
 
@@ -128,12 +142,20 @@ class DevicelabApi(Api):
             errors = data["errors"]
         elif "messages" in data:
             errors = _flatten_locations(data["messages"])
+        request_id = None
         if status >= 500:
+            request_id = uuid.uuid4().hex[:16]
             log.error(
-                "server error answering a request",
+                "server error answering %s %s (request_id=%s)",
+                request.method,
+                request.path,
+                request_id,
                 exc_info=getattr(error, "original_exception", None),
             )
-            message = "the server failed to handle the request; it has been logged"
+            message = (
+                "the server failed to handle the request; it has been logged "
+                f"as request {request_id}"
+            )
         elif "message" in data:
             message = str(data["message"])
         elif errors:
@@ -145,7 +167,11 @@ class DevicelabApi(Api):
             message,
             errors,
         )
-        headers = data.get("headers", {})
+        if request_id:
+            body["request_id"] = request_id
+        headers = dict(data.get("headers") or {})
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            headers["Allow"] = ", ".join(error.valid_methods)  # RFC 9110: a 405 must say
         return body, status, headers
 
 
@@ -163,6 +189,16 @@ def register_domain_error_handler(app: Flask) -> None:
         if isinstance(error, TooManyStreams):
             body["retry_after"] = error.retry_after
             headers["Retry-After"] = str(error.retry_after)
+        if isinstance(error, StoreUnavailable | AuthServiceUnavailable):
+            log.warning(
+                "%s answering %s %s: %s",
+                error.code,
+                request.method,
+                request.path,
+                error.__cause__ or error.message,
+            )
+            body["retry_after"] = RETRY_AFTER_S
+            headers["Retry-After"] = str(RETRY_AFTER_S)
         return jsonify(body), status, headers
 
     app.register_error_handler(DomainError, handle)

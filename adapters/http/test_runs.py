@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from dependency_injector.wiring import Provide, inject
 from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from adapters.http.json_bodies import iso, json_response
 from adapters.http.pagination import PageQuerySchema, page_schema
@@ -118,7 +118,9 @@ class TestRunSchema(Schema):
     id = fields.String()
     status = fields.Function(lambda r: r.status.value, metadata={"enum": STATUSES})
     verdict = fields.Function(
-        lambda r: r.verdict.value if r.verdict else None, metadata={"enum": VERDICTS}
+        lambda r: r.verdict.value if r.verdict else None,
+        allow_none=True,
+        metadata={"enum": [*VERDICTS, None], "description": "null until the run has finished"},
     )
     test_cases = fields.List(fields.Nested(TestCaseSnapshotSchema))
     environment = fields.Nested(EnvironmentSnapshotSchema)
@@ -251,6 +253,15 @@ class StartTestRunSchema(Schema):
     )
 
 
+def _within_utc_range(moment: datetime) -> None:
+    """Runs are stored and compared in UTC: 9999-12-31T23:59:59-23:59 is a valid ISO 8601
+    time, but past the last datetime Python (and so the database adapter) can hold."""
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        raise ValidationError("is out of range once converted to UTC") from None
+
+
 class RunQuerySchema(PageQuerySchema):
     status = fields.String(validate=validate.OneOf(STATUSES))
     verdict = fields.String(validate=validate.OneOf(VERDICTS))
@@ -261,10 +272,13 @@ class RunQuerySchema(PageQuerySchema):
     from_ = fields.AwareDateTime(
         data_key="from",
         default_timezone=UTC,
+        validate=_within_utc_range,
         metadata={"description": "created at or after (ISO 8601)"},
     )
     to = fields.AwareDateTime(
-        default_timezone=UTC, metadata={"description": "created at or before (ISO 8601)"}
+        default_timezone=UTC,
+        validate=_within_utc_range,
+        metadata={"description": "created at or before (ISO 8601)"},
     )
 
 

@@ -3,7 +3,7 @@ Core. Rows are mapped to entities by hand; nothing here commits."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -76,9 +76,11 @@ def _session_row(session: Session) -> dict[str, Any]:
 def _cursor_time(value: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        # in UTC, as stored; a made-up offset can push it past year 9999 (OverflowError)
+        moment = moment.astimezone(UTC) if moment.tzinfo is not None else None
+    except (ValueError, OverflowError):
         moment = None
-    if moment is None or moment.tzinfo is None:
+    if moment is None:
         raise InvalidValue("cursor", "is not a cursor this API issued for this list")
     return moment
 

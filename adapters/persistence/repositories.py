@@ -62,7 +62,7 @@ class _SqlRepository:
         try:
             return self.session.execute(statement, params)  # type: ignore[return-value]
         except OperationalError as error:
-            if _is_transient(error):
+            if is_transient(error):
                 raise ConcurrentUpdate(
                     "the database was busy with a conflicting change; retry"
                 ) from error
@@ -80,7 +80,7 @@ class _SqlRepository:
             raise
 
 
-def _is_transient(error: OperationalError) -> bool:
+def is_transient(error: OperationalError) -> bool:
     code = getattr(error.orig, "pgcode", None)
     if code is not None:
         return code in _RETRYABLE_PGCODES
@@ -677,9 +677,10 @@ def _run_values(run: TestRun) -> dict[str, Any]:
 def _cursor_time(value: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        # in UTC, as stored; a made-up offset can push it past year 9999 (OverflowError)
+        return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InvalidValue("cursor", "is not a cursor this API issued for this list") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class SqlTestRunRepository(_SqlRepository):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Self
 
+from sqlalchemy import exc
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.persistence.engine import read_only_options
@@ -17,8 +20,45 @@ from adapters.persistence.repositories import (
     SqlTestCaseRepository,
     SqlTestRunRepository,
     forget_logged_changes,
+    is_transient,
     write_logged_changes,
 )
+from application.errors import StoreUnavailable
+
+# SQLSTATE classes of a server that cannot serve: connection exception, insufficient
+# resources (53300 too_many_connections), operator intervention (57P01 admin_shutdown,
+# 57P02 crash_shutdown, 57P03 cannot_connect_now)
+_UNAVAILABLE_PGCODE_PREFIXES = ("08", "53", "57P")
+_UNAVAILABLE_SQLITE_MESSAGES = ("unable to open database file", "disk I/O error")
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Does `error` say the database cannot be used right now (rather than that this
+    statement or this data is wrong)?"""
+    if isinstance(error, exc.TimeoutError):  # no pooled connection came free in time
+        return True
+    if not isinstance(error, exc.DBAPIError):
+        return False
+    if error.connection_invalidated or isinstance(error, exc.InterfaceError):
+        return True  # a dropped connection; the pool has thrown it (and its peers) away
+    if not isinstance(error, exc.OperationalError) or is_transient(error):
+        return False
+    if hasattr(error.orig, "pgcode"):  # psycopg2; no code: refused before the server spoke
+        code = error.orig.pgcode
+        return code is None or code.startswith(_UNAVAILABLE_PGCODE_PREFIXES)
+    return any(message in str(error.orig) for message in _UNAVAILABLE_SQLITE_MESSAGES)
+
+
+@contextmanager
+def unavailability_as_store_unavailable() -> Iterator[None]:
+    """Raise the database's "cannot serve now" errors as the port's StoreUnavailable, so the
+    callers (HTTP answers 503 with Retry-After) need not know SQLAlchemy."""
+    try:
+        yield
+    except (exc.DBAPIError, exc.TimeoutError) as error:
+        if is_unavailable(error):
+            raise StoreUnavailable() from error
+        raise
 
 
 class SessionUnitOfWork:
@@ -53,29 +93,41 @@ class SessionUnitOfWork:
         else:
             self.session = self.session_factory()
             backend = self.session.get_bind().dialect.name
-            self.session.connection(execution_options=read_only_options(backend))
+            try:
+                with unavailability_as_store_unavailable():
+                    self.session.connection(execution_options=read_only_options(backend))
+            except BaseException:
+                self.session, session = None, self.session
+                session.close()
+                raise
         self._open_repositories(self.session)
         return self
 
     def _open_repositories(self, session: Session) -> None:
         raise NotImplementedError
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(self, _type: object, error: BaseException | None, _tb: object) -> None:
         session, self.session = self.session, None
         if session is None:
             return
-        try:
-            session.rollback()
-        finally:
-            session.close()
+        with unavailability_as_store_unavailable():
+            try:
+                session.rollback()
+            finally:
+                session.close()
+        # a statement of the block found the database gone (the repositories run them)
+        if error is not None and is_unavailable(error):
+            raise StoreUnavailable() from error
 
     def commit(self) -> None:
         if self.read_only:
             raise RuntimeError("a read-only unit of work cannot commit")
-        self._active().commit()
+        with unavailability_as_store_unavailable():
+            self._active().commit()
 
     def rollback(self) -> None:
-        self._active().rollback()
+        with unavailability_as_store_unavailable():
+            self._active().rollback()
 
     def _active(self) -> Session:
         if self.session is None:

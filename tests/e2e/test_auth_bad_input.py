@@ -104,6 +104,13 @@ def test_invalid_user_patches_are_422(client, body):
     assert_error(client.patch(f"/auth/users/{me}", json=body), 422)
 
 
+def test_a_user_patch_without_changes_is_422(client):
+    me = client.get("/auth/session").get_json()["user"]["id"]
+    assert_error(client.patch(f"/auth/users/{me}"), 422, "validation_error")
+    body = assert_error(client.patch(f"/auth/users/{me}", json={}), 422, "validation_error")
+    assert "nothing to change" in body["message"]
+
+
 @pytest.mark.parametrize(
     "body",
     [

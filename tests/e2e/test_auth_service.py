@@ -225,7 +225,9 @@ def test_an_unreachable_auth_service_is_503_not_500(tmp_path):
         response = api.get("/api/devices", headers={"Authorization": "Bearer some.token"})
         assert response.status_code == 503
         body = response.get_json()
-        assert body["code"] == "auth_unavailable" and set(body) == {"code", "message", "errors"}
+        assert body["code"] == "auth_unavailable"
+        assert set(body) == {"code", "message", "errors", "retry_after"}
+        assert response.headers["Retry-After"] == str(body["retry_after"])
         assert api.get("/api/ready").status_code == 503
         assert api.get("/api/devices").status_code == 401  # no token: no need to ask
     finally:

@@ -183,4 +183,7 @@ def test_bad_runner_reports(client, lab, report):
 
 
 def test_wrong_method(client):
-    assert_error(client.put("/api/devices", json={}), 405, "method_not_allowed")
+    response = client.put("/api/devices", json={})
+    assert_error(response, 405, "method_not_allowed")
+    # RFC 9110: a 405 names the methods the resource has
+    assert {"GET", "POST"} <= {m.strip() for m in response.headers["Allow"].split(",")}

@@ -25,8 +25,11 @@ SETTINGS = settings(
 # the in-memory backend: these examples are about parsing, not storage
 pytestmark = pytest.mark.parametrize("backend", ["memory"], indirect=True)
 
-# what a valid report may say: any text but the NUL character, which the API refuses anywhere
-valid_text = st.text(alphabet=st.characters(exclude_characters="\x00"), max_size=100)
+# what a valid report may say: any text but the NUL character and lone surrogates (category
+# Cs), which the API refuses anywhere
+valid_text = st.text(
+    alphabet=st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=100
+)
 
 json_scalars = (
     st.none()

@@ -1,0 +1,69 @@
+"""The gunicorn worker devicelab's servers run: gunicorn's threaded worker, except that the
+requests gunicorn refuses itself, before the app sees them, are answered in the API's JSON
+error shape rather than as an HTML page.
+
+gunicorn reads the request line and headers and refuses, among others, a request line over
+`limit_request_line` (414), headers over `limit_request_field_size` or more than
+`limit_request_fields` of them (431) and a request it cannot parse (400). Clients of the API
+(the web UI, the CLI, scripts) expect `{"code", "message", "errors"}` with every 4xx.
+`devicelab serve` uses this worker; a gunicorn started by hand takes it with
+`--worker-class entrypoints.gunicorn_worker.JsonErrorsWorker`."""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+
+from gunicorn.http.errors import (
+    InvalidResponseHeader,
+    InvalidResponseHeaderName,
+    LimitRequestHeaders,
+    LimitRequestLine,
+    ParseException,
+)
+from gunicorn.workers.gthread import ThreadWorker
+
+from adapters.http.errors import error_body
+
+WORKER_CLASS = f"{__name__}.JsonErrorsWorker"
+
+
+def refusal(error: BaseException) -> tuple[int, str, str] | None:
+    """(status, code, message) of a request gunicorn refuses as the client's fault, or None
+    when `error` is not one (the app's own failure: gunicorn answers 500 as usual)."""
+    if isinstance(error, InvalidResponseHeader | InvalidResponseHeaderName):
+        return None  # a header the app tried to send
+    if isinstance(error, LimitRequestLine):
+        return 414, "uri_too_long", "the request line (method, path and query) is too long"
+    if isinstance(error, LimitRequestHeaders):
+        return 431, "headers_too_large", f"the request headers are too large ({error})"
+    if isinstance(error, ParseException):
+        return 400, "bad_request", f"the request is not valid HTTP ({type(error).__name__})"
+    return None
+
+
+def json_error_response(status: int, code: str, message: str) -> bytes:
+    body = json.dumps(error_body(code, message)).encode()
+    head = (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/json\r\n"
+        "X-Content-Type-Options: nosniff\r\n"
+        "Cache-Control: no-store\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+class JsonErrorsWorker(ThreadWorker):
+    def handle_error(self, req, client, addr, exc):
+        answer = refusal(exc)
+        if answer is None:
+            return super().handle_error(req, client, addr, exc)
+        status, code, message = answer
+        self.log.warning("refused a request from %s with %d: %s", (addr or ("",))[0], status, exc)
+        try:
+            client.sendall(json_error_response(status, code, message))
+        except OSError:
+            self.log.debug("could not send the %d answer", status)
+        return None
