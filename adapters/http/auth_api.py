@@ -380,7 +380,7 @@ def install_auth_api(app: Flask, api, rate_limit: str, rate_limit_storage_uri: s
 def install_auth_service(app: Flask, rate_limit: str, rate_limit_storage_uri: str = ""):
     """The auth service alone (its own WSGI app): /auth, its OpenAPI document at
     /auth/openapi.json and Swagger UI at /auth/docs."""
-    from adapters.http.api import OPENAPI_SETTINGS
+    from adapters.http.api import OPENAPI_SETTINGS, install_docs_page
 
     settings = {**OPENAPI_SETTINGS, "API_TITLE": "devicelab auth", "OPENAPI_URL_PREFIX": "/auth"}
     for key, value in settings.items():
@@ -389,5 +389,6 @@ def install_auth_service(app: Flask, rate_limit: str, rate_limit_storage_uri: st
     register_domain_error_handler(app)
     refuse_nul_characters(app)
     document_bearer_scheme(api)
+    install_docs_page(app)
     install_auth_api(app, api, rate_limit, rate_limit_storage_uri)
     return api
