@@ -22,12 +22,22 @@ from adapters.persistence.engine import (
     make_session_factory,
     read_engine_for,
 )
+from adapters.persistence.rate_limit_storage import URI as SQL_RATE_LIMIT_STORAGE
 from adapters.persistence.readiness import DatabaseCheck
 from adapters.persistence.unit_of_work import SqlAlchemyUnitOfWork
 from application.auth import sessions as auth_sessions
 from application.auth import users as auth_users
 from application.use_cases import catalog, devices, live_updates, relay, statistics, test_runs
 from domain.users import SessionPolicy
+
+
+def choose_login_limit_storage(redis_url: str, auth_engine) -> tuple[str, dict]:
+    """Where the login rate limit counts (a `limits` storage URI and its options): Redis when
+    configured, else the auth store's database, so every process of an instance shares one
+    count."""
+    if redis_url:
+        return redis_url, {}
+    return SQL_RATE_LIMIT_STORAGE, {"engine": auth_engine}
 
 
 class Container(containers.DeclarativeContainer):
@@ -120,6 +130,9 @@ class Container(containers.DeclarativeContainer):
     update_user = providers.Factory(auth_users.UpdateUser, auth_uow.provider, clock)
     change_password = providers.Factory(
         auth_users.ChangePassword, auth_uow.provider, password_hasher, clock
+    )
+    login_limit_storage = providers.Callable(
+        choose_login_limit_storage, config.redis_url, auth_engine
     )
     # /api: tokens verified in-process (local) or by the auth service (remote, cached)
     token_verifier = providers.Selector(
