@@ -11,6 +11,7 @@ from typing import Any
 
 from domain.editing import apply_edit
 from domain.errors import InvalidValue
+from domain.names import clean_name, name_key
 
 MAX_TIMEOUT_S = 7 * 24 * 3600
 
@@ -115,12 +116,7 @@ class TestCase:
     updated_at: datetime | None = None
 
     def __post_init__(self) -> None:
-        name = (self.name or "").strip()
-        if not name:
-            raise InvalidValue("name", "must not be empty")
-        if len(name) > 200:
-            raise InvalidValue("name", "must be at most 200 characters")
-        self.name = name
+        self.name = clean_name(self.name)
         self.criteria = list(self.criteria or [])
         if not self.criteria:
             raise InvalidValue("criteria", "a test case needs at least one success criterion")
@@ -130,6 +126,10 @@ class TestCase:
             raise InvalidValue("timeout_s", "must not be shorter than duration_s")
         self.tags = sorted({t.strip() for t in self.tags if t and t.strip()})
         self.default_parameters = dict(self.default_parameters or {})
+
+    @property
+    def name_key(self) -> str:
+        return name_key(self.name)
 
     def revise(self, at: datetime, **changes: Any) -> None:
         """Apply an edit; any real change bumps the version so runs can tell versions apart."""

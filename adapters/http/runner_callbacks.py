@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 from adapters.http.json_bodies import json_response
+from adapters.http.json_fields import JsonNumber
 from adapters.http.security import public
 from adapters.http.test_runs import TestRunSchema, run_json
 from application.errors import InvalidRunCredential, WrongRunCredential
@@ -65,7 +66,7 @@ class _Report(Schema):
 
 class ObservationSchema(_Report):
     metric = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    value = fields.Float(required=True, allow_nan=False)
+    value = JsonNumber(required=True)
     unit = fields.String(load_default="", validate=validate.Length(max=50))
 
 
@@ -93,9 +94,8 @@ class ReleasedSchema(_Report):
 
 
 class ProgressSchema(_Report):
-    progress = fields.Float(
+    progress = JsonNumber(
         required=True,
-        allow_nan=False,
         validate=validate.Range(min=0, max=1),
         metadata={"description": "fraction done, 0–1"},
     )
