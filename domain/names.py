@@ -42,8 +42,10 @@ def check_text(field: str, value: str, what: str = "") -> str:
     return value
 
 
-def clean_name(value: str, field: str = "name", max_length: int = NAME_MAX_LENGTH) -> str:
+def clean_name(value: str | None, field: str = "name", max_length: int = NAME_MAX_LENGTH) -> str:
     """A name as it is stored: trimmed, in NFC, not empty, not too long, nothing forbidden."""
+    if value is None:
+        value = ""
     if not isinstance(value, str):
         raise InvalidValue(field, "must be text")
     check_text(field, value)
