@@ -17,9 +17,21 @@ class NotFound(DomainError):
 class AlreadyExists(DomainError):
     code = "already_exists"
 
-    def __init__(self, kind: str, field: str, value: str) -> None:
-        super().__init__(f"a {kind} with {field} {value!r} already exists")
-        self.errors = {field: [f"{value!r} is already taken"]}
+    def __init__(
+        self, kind: str, field: str, value: str, existing: str | None = None, existing_id: str = ""
+    ) -> None:
+        """`existing`: the value as the record that has it spells it, when it is not `value`
+        letter for letter (names are compared without case, see domain/names.py)."""
+        taken_by = existing if existing is not None else value
+        which = f" (id {existing_id})" if existing_id else ""
+        if taken_by == value:
+            message = f"a {kind} with {field} {value!r} already exists{which}"
+            detail = f"{value!r} is already taken"
+        else:
+            message = f"{value!r} is taken: a {kind} with {field} {taken_by!r}{which} exists"
+            detail = f"{value!r} is already taken by {taken_by!r}"
+        super().__init__(message)
+        self.errors = {field: [detail + which]}
 
 
 class ConcurrentUpdate(DomainError):

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from domain.editing import apply_edit
 from domain.errors import InvalidTransition, InvalidValue
+from domain.names import check_text, clean_name, name_key
 
 
 class DeviceStatus(enum.StrEnum):
@@ -26,15 +27,6 @@ class StatusChange:
     actor: str
     reason: str = ""
     run_id: str | None = None
-
-
-def _require_text(field_name: str, value: str, max_length: int = 200) -> str:
-    value = (value or "").strip()
-    if not value:
-        raise InvalidValue(field_name, "must not be empty")
-    if len(value) > max_length:
-        raise InvalidValue(field_name, f"must be at most {max_length} characters")
-    return value
 
 
 @dataclass(eq=False)
@@ -60,11 +52,17 @@ class Device:
     new_history: list[StatusChange] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
-        self.name = _require_text("name", self.name)
+        self.name = clean_name(self.name)
         self.labels = {str(k): str(v) for k, v in (self.labels or {}).items()}
-        for key in self.labels:
+        for key, value in self.labels.items():
             if not key.strip():
                 raise InvalidValue("labels", "label keys must not be empty")
+            check_text("labels", key, "label keys ")
+            check_text("labels", value, f"the value of label {key!r} ")
+
+    @property
+    def name_key(self) -> str:
+        return name_key(self.name)
 
     @property
     def status(self) -> DeviceStatus:

@@ -12,6 +12,7 @@ from typing import Any
 from domain.editing import apply_edit
 from domain.errors import InvalidValue
 from domain.execution import Execution
+from domain.names import clean_name, name_key
 
 MAX_TIMEOUT_S = 7 * 24 * 3600
 
@@ -119,12 +120,7 @@ class TestCase:
     updated_at: datetime | None = None
 
     def __post_init__(self) -> None:
-        name = (self.name or "").strip()
-        if not name:
-            raise InvalidValue("name", "must not be empty")
-        if len(name) > 200:
-            raise InvalidValue("name", "must be at most 200 characters")
-        self.name = name
+        self.name = clean_name(self.name)
         self.criteria = list(self.criteria or [])
         if not self.criteria:
             raise InvalidValue("criteria", "a test case needs at least one success criterion")
@@ -136,6 +132,10 @@ class TestCase:
         self.default_parameters = dict(self.default_parameters or {})
         if not isinstance(self.execution, Execution):
             raise InvalidValue("execution", "must be an Execution")
+
+    @property
+    def name_key(self) -> str:
+        return name_key(self.name)
 
     def revise(self, at: datetime, **changes: Any) -> None:
         """Apply an edit; any real change bumps the version so runs can tell versions apart."""

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from domain.errors import InvalidTransition, InvalidValue
+from domain.names import clean_name
 
 PASSWORD_MIN_LENGTH = 8
 PASSWORD_MAX_LENGTH = 128
@@ -97,12 +98,8 @@ def check_password_policy(password: str, field: str = "password") -> None:
 
 
 def _clean_name(name: str) -> str:
-    name = name.strip()
-    if not name:
-        raise InvalidValue("name", "must not be empty")
-    if len(name) > NAME_MAX_LENGTH:
-        raise InvalidValue("name", f"must be at most {NAME_MAX_LENGTH} characters")
-    return name
+    # display names follow the rules of every name (domain/names.py), but need not be unique
+    return clean_name(name, max_length=NAME_MAX_LENGTH)
 
 
 @dataclass

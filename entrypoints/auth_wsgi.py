@@ -28,7 +28,7 @@ def create_auth_app(container: Container | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = container.config.max_body_bytes()
     app.json.sort_keys = False
     app.extensions["devicelab.container"] = container
-    install_auth_service(app, container.config.login_rate_limit(), container.config.redis_url())
+    install_auth_service(app, container.config.login_rate_limit(), *container.login_limit_storage())
     install_authentication(app, container.auth_service_authenticator(), prefix="/auth")
     trust_reverse_proxies(app, container.config.trusted_proxies())
     return app

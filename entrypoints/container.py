@@ -22,6 +22,7 @@ from adapters.persistence.engine import (
     make_session_factory,
     read_engine_for,
 )
+from adapters.persistence.rate_limit_storage import URI as SQL_RATE_LIMIT_STORAGE
 from adapters.persistence.readiness import DatabaseCheck
 from adapters.persistence.unit_of_work import SqlAlchemyUnitOfWork
 from application.auth import sessions as auth_sessions
@@ -36,6 +37,15 @@ from application.use_cases import (
     test_runs,
 )
 from domain.users import SessionPolicy
+
+
+def choose_login_limit_storage(redis_url: str, auth_engine) -> tuple[str, dict]:
+    """Where the login rate limit counts (a `limits` storage URI and its options): Redis when
+    configured, else the auth store's database, so every process of an instance shares one
+    count."""
+    if redis_url:
+        return redis_url, {}
+    return SQL_RATE_LIMIT_STORAGE, {"engine": auth_engine}
 
 
 class Container(containers.DeclarativeContainer):
@@ -140,6 +150,9 @@ class Container(containers.DeclarativeContainer):
         auth_users.ResetPassword, auth_uow.provider, password_hasher, clock
     )
     find_user_by_email = providers.Factory(auth_users.FindUserByEmail, auth_uow.provider)
+    login_limit_storage = providers.Callable(
+        choose_login_limit_storage, config.redis_url, auth_engine
+    )
     # /api: tokens verified in-process (local) or by the auth service (remote, cached)
     token_verifier = providers.Selector(
         config.auth_mode,

@@ -39,7 +39,7 @@ def create_app(container: Container | None = None) -> Flask:
     api = install_api(app)
     if container.config.auth_mode() == "local":  # else the auth service runs elsewhere
         install_auth_api(
-            app, api, container.config.login_rate_limit(), container.config.redis_url()
+            app, api, container.config.login_rate_limit(), *container.login_limit_storage()
         )
         install_authentication(app, container.auth_service_authenticator(), prefix="/auth")
     install_authentication(app, container.authenticator(), prefix="/api")

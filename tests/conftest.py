@@ -144,7 +144,9 @@ def empty_auth_postgres_url(auth_postgres_url: str) -> str:
     engine = make_engine(auth_postgres_url, poolclass=NullPool)
     try:
         with engine.begin() as connection:
-            connection.exec_driver_sql("TRUNCATE sessions, users RESTART IDENTITY CASCADE")
+            connection.exec_driver_sql(
+                "TRUNCATE sessions, users, rate_limit_hits RESTART IDENTITY CASCADE"
+            )
     finally:
         engine.dispose()
     return auth_postgres_url

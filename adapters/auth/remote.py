@@ -107,6 +107,7 @@ class AuthServiceCheck:
     """Readiness: does the remote auth service answer?"""
 
     name = "auth_service"
+    critical = True  # no token can be checked without it
 
     def __init__(self, auth_url: str, timeout_s: float = 3) -> None:
         self.health_url = auth_url.rstrip("/") + "/auth/health"

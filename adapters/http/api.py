@@ -14,6 +14,7 @@ from adapters.http import (
     test_cases,
     test_runs,
 )
+from adapters.http.api_docs import install_api_docs
 from adapters.http.errors import DevicelabApi, register_domain_error_handler
 from adapters.http.json_limits import refuse_unreadable_json
 from adapters.http.nul_characters import refuse_nul_characters
@@ -37,10 +38,16 @@ OPENAPI_SETTINGS = {
     "OPENAPI_VERSION": "3.0.3",
     "OPENAPI_URL_PREFIX": "/api",
     "OPENAPI_JSON_PATH": "openapi.json",
-    "OPENAPI_SWAGGER_UI_PATH": "/docs",
-    # Swagger UI is loaded from a CDN by the browser; the server itself needs no network.
-    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+    # no OPENAPI_SWAGGER_UI_*: flask-smorest's page loads Swagger UI from a CDN; ours
+    # (install_docs_page) serves it from the package, under a strict CSP
 }
+
+
+def install_docs_page(app: Flask) -> None:
+    """Swagger UI at `<OPENAPI_URL_PREFIX>/docs` for the app's OpenAPI document."""
+    prefix = app.config["OPENAPI_URL_PREFIX"].rstrip("/")
+    spec_path = f"{prefix}/{app.config['OPENAPI_JSON_PATH']}"
+    install_api_docs(app, prefix, spec_path, app.config["API_TITLE"])
 
 
 def install_api(app: Flask) -> DevicelabApi:
@@ -54,6 +61,7 @@ def install_api(app: Flask) -> DevicelabApi:
     refuse_nul_characters(app)
     protect_api_answers(app)
     document_bearer_scheme(api)
+    install_docs_page(app)
     api.spec.components.security_scheme(
         "runCredential",
         {

@@ -3,8 +3,9 @@ admins) the users.
 
 Login is rate limited with flask-limiter, per client IP and per account: once the failed
 attempts of either reach the limit, every login for it (right password or not) answers 429
-with Retry-After until the window has moved on. The counters live in memory, or in Redis when
-DEVICELAB_REDIS_URL is set, so that several processes share them."""
+with Retry-After until the window has moved on. The counters are shared by every process of
+an instance: in Redis when DEVICELAB_REDIS_URL is set, else in the auth store's database (the
+storage is chosen by the entrypoint; in memory only for tests)."""
 
 from __future__ import annotations
 
@@ -395,16 +396,19 @@ def _refused_password_change(response) -> bool:
     return response.status_code == 422
 
 
-def install_auth_rate_limits(app: Flask, limit: str, storage_uri: str = "") -> Limiter:
+def install_auth_rate_limits(
+    app: Flask, limit: str, storage_uri: str = "", storage_options: dict | None = None
+) -> Limiter:
     """Limit failed logins per client IP and per account, and refused password changes per
-    user, to `limit` (e.g. "10/minute") each."""
+    user, to `limit` (e.g. "10/minute") each, counted in the `limits` storage `storage_uri`."""
     limiter = Limiter(
         key_func=_client_ip,
         storage_uri=storage_uri or "memory://",
+        storage_options=storage_options or {},
         strategy="moving-window",
         key_prefix="devicelab-auth",
         headers_enabled=False,  # Retry-After goes on 429 answers only (below)
-        in_memory_fallback_enabled=True,  # Redis down: count in memory, never fail logins
+        in_memory_fallback_enabled=True,  # storage down: count in memory, never fail logins
         swallow_errors=True,
     )
     limiter.init_app(app)
@@ -446,16 +450,27 @@ def install_auth_rate_limits(app: Flask, limit: str, storage_uri: str = "") -> L
     return limiter
 
 
-def install_auth_api(app: Flask, api, rate_limit: str, rate_limit_storage_uri: str = "") -> None:
+def install_auth_api(
+    app: Flask,
+    api,
+    rate_limit: str,
+    rate_limit_storage_uri: str = "",
+    rate_limit_storage_options: dict | None = None,
+) -> None:
     """Serve /auth on `app`, documented in `api`'s OpenAPI spec."""
     api.register_blueprint(blp)
-    install_auth_rate_limits(app, rate_limit, rate_limit_storage_uri)
+    install_auth_rate_limits(app, rate_limit, rate_limit_storage_uri, rate_limit_storage_options)
 
 
-def install_auth_service(app: Flask, rate_limit: str, rate_limit_storage_uri: str = ""):
+def install_auth_service(
+    app: Flask,
+    rate_limit: str,
+    rate_limit_storage_uri: str = "",
+    rate_limit_storage_options: dict | None = None,
+):
     """The auth service alone (its own WSGI app): /auth, its OpenAPI document at
     /auth/openapi.json and Swagger UI at /auth/docs."""
-    from adapters.http.api import OPENAPI_SETTINGS
+    from adapters.http.api import OPENAPI_SETTINGS, install_docs_page
 
     settings = {**OPENAPI_SETTINGS, "API_TITLE": "devicelab auth", "OPENAPI_URL_PREFIX": "/auth"}
     for key, value in settings.items():
@@ -466,5 +481,6 @@ def install_auth_service(app: Flask, rate_limit: str, rate_limit_storage_uri: st
     refuse_nul_characters(app)
     protect_api_answers(app)
     document_bearer_scheme(api)
-    install_auth_api(app, api, rate_limit, rate_limit_storage_uri)
+    install_docs_page(app)
+    install_auth_api(app, api, rate_limit, rate_limit_storage_uri, rate_limit_storage_options)
     return api

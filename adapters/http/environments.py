@@ -18,14 +18,22 @@ from application.use_cases.catalog import (
     ListEnvironments,
     UpdateEnvironment,
 )
+from domain.environments import VARIABLE_NAME_MAX_LENGTH, VARIABLE_NAME_PATTERN
 from domain.users import Permission
 
 blp = Blueprint(
     "environments", __name__, url_prefix="/api/environments", description="Test environments"
 )
 
+# names: a pattern, not a free text, and not one that changes how programs run (the domain
+# refuses those: domain/environments.py)
 _variables = fields.Dict(
-    keys=fields.String(validate=validate.Length(min=1, max=100)),
+    keys=fields.String(
+        validate=[
+            validate.Length(min=1, max=VARIABLE_NAME_MAX_LENGTH),
+            validate.Regexp(f"^{VARIABLE_NAME_PATTERN.pattern}$"),
+        ]
+    ),
     values=fields.String(validate=validate.Length(max=1000)),
     validate=validate.Length(max=100),
 )

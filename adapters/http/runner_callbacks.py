@@ -12,6 +12,7 @@ from marshmallow import EXCLUDE, Schema, fields, validate
 
 from adapters.http.errors import error_body
 from adapters.http.json_bodies import json_response
+from adapters.http.json_fields import JsonNumber
 from adapters.http.security import public
 from adapters.http.test_runs import TestRunSchema, run_json
 from application.errors import InvalidRunCredential, WrongRunCredential
@@ -83,7 +84,7 @@ class _Report(Schema):
 
 class ObservationSchema(_Report):
     metric = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    value = fields.Float(required=True, allow_nan=False)
+    value = JsonNumber(required=True)
     unit = fields.String(load_default="", validate=validate.Length(max=50))
 
 
@@ -116,9 +117,8 @@ class ProgressSchema(_Report):
         validate=validate.Length(max=200),
         metadata={"description": "the reporting runner's id: renews its claim on the run"},
     )
-    progress = fields.Float(
+    progress = JsonNumber(
         required=True,
-        allow_nan=False,
         validate=validate.Range(min=0, max=1),
         metadata={"description": "fraction done, 0–1"},
     )

@@ -7,6 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from adapters.http.json_fields import JsonInteger, JsonNumber
 from adapters.http.pagination import PageQuerySchema, page_schema
 from adapters.http.security import current_principal, requires
 from application.ports import NameFilter
@@ -35,7 +36,7 @@ _seconds = validate.Range(min=0, max=MAX_TIMEOUT_S)
 class CriterionSchema(Schema):
     metric = fields.String(required=True, validate=validate.Length(min=1, max=200))
     condition = fields.String(required=True, validate=validate.OneOf(CONDITIONS))
-    threshold = fields.Float(required=True, allow_nan=False)
+    threshold = JsonNumber(required=True)
     unit = fields.String(load_default="", validate=validate.Length(max=50))
 
 
@@ -105,8 +106,8 @@ class TestCaseWriteSchema(Schema):
     criteria = fields.List(
         fields.Nested(CriterionSchema), required=True, validate=validate.Length(min=1, max=50)
     )
-    duration_s = fields.Integer(strict=True, load_default=60, validate=_seconds)
-    timeout_s = fields.Integer(strict=True, load_default=300, validate=_seconds)
+    duration_s = JsonInteger(load_default=60, validate=_seconds)
+    timeout_s = JsonInteger(load_default=300, validate=_seconds)
     default_parameters = _parameters
     tags = _tags
     execution = fields.Nested(ExecutionSchema, load_default=dict)
@@ -118,8 +119,8 @@ class TestCasePatchSchema(Schema):
     name = fields.String(validate=validate.Length(min=1, max=200))
     description = fields.String(validate=validate.Length(max=5000))
     criteria = fields.List(fields.Nested(CriterionSchema), validate=validate.Length(min=1, max=50))
-    duration_s = fields.Integer(strict=True, validate=_seconds)
-    timeout_s = fields.Integer(strict=True, validate=_seconds)
+    duration_s = JsonInteger(validate=_seconds)
+    timeout_s = JsonInteger(validate=_seconds)
     default_parameters = _parameters
     tags = _tags
     execution = fields.Nested(ExecutionSchema)

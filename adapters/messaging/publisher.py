@@ -123,9 +123,11 @@ class KombuPublisher:
 
 
 class BrokerCheck:
-    """Readiness: can we open a connection to the broker?"""
+    """Readiness: can we open a connection to the broker? Without it the API still serves
+    (a started run's job waits in the outbox), so it only degrades readiness."""
 
     name = "broker"
+    critical = False
 
     def __init__(self, broker_url: str, timeout_s: float = 2) -> None:
         self.broker_url = broker_url

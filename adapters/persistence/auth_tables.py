@@ -1,4 +1,5 @@
-"""The auth store's schema (users and sessions), as SQLAlchemy Core tables.
+"""The auth store's schema (users, sessions, the login limit's counters), as SQLAlchemy Core
+tables.
 
 A metadata of its own, migrated by its own Alembic history (`auth_migrations/`, version table
 `alembic_version_auth`), so the auth store can live in the lab's database or in another one
@@ -14,6 +15,7 @@ VERSION_TABLE = "alembic_version_auth"
 ID_LENGTH = 64
 EMAIL_LENGTH = 254
 TOKEN_HASH_LENGTH = 64  # SHA-256, hex
+RATE_LIMIT_KEY_LENGTH = 255
 
 auth_metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -52,4 +54,16 @@ sessions = sa.Table(
     sa.Column("user_agent", sa.String(300), nullable=False),
     sa.Column("client_ip", sa.String(64), nullable=False, server_default=""),  # a0002
     sa.Index(None, "user_id", "created_at"),
+)
+
+# the login rate limit's counted attempts, shared by every process (rate_limit_storage.py): one
+# row per attempt, as epoch seconds (what the `limits` library computes in)
+rate_limit_hits = sa.Table(
+    "rate_limit_hits",
+    auth_metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("key", key_text(RATE_LIMIT_KEY_LENGTH), nullable=False),
+    sa.Column("hit_at", sa.Double(), nullable=False),
+    sa.Column("expires_at", sa.Double(), nullable=False, index=True),
+    sa.Index(None, "key", "expires_at"),
 )

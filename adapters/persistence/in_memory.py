@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, Self, TypeVar
 
-from application.errors import ConcurrentUpdate
+from application.errors import AlreadyExists, ConcurrentUpdate
 from application.ports import (
     Change,
     DeviceFilter,
@@ -25,6 +25,7 @@ from application.ports import (
 )
 from domain.devices import Device, DeviceStatus, StatusChange
 from domain.environments import Environment
+from domain.names import name_key
 from domain.test_cases import TestCase
 from domain.test_runs import RunStatus, TestRun, Verdict
 
@@ -97,6 +98,18 @@ def _name_key(item: TestCase | Environment | Device) -> tuple:
     return (item.name, item.id)
 
 
+def _named(table: _StagedTable, name: str) -> Any:
+    key = name_key(name)
+    return next((e for e in table.all() if e.name_key == key), None)
+
+
+def _refuse_taken_name(table: _StagedTable, entity: Any, kind: str) -> None:
+    """What the database's unique index on the name key does."""
+    other = _named(table, entity.name)
+    if other is not None and other.id != entity.id:
+        raise AlreadyExists(kind, "name", entity.name, other.name, other.id)
+
+
 class InMemoryDeviceRepository:
     def __init__(self, store: InMemoryStore, changes: InMemoryChangeFeed) -> None:
         self.table: _StagedTable[Device] = _StagedTable(store.devices)
@@ -108,6 +121,7 @@ class InMemoryDeviceRepository:
         self.update(device)
 
     def update(self, device: Device) -> None:
+        _refuse_taken_name(self.table, device, "device")
         self.new_history.extend((device.id, change) for change in device.new_history)
         device.new_history.clear()
         device.version += 1
@@ -122,7 +136,7 @@ class InMemoryDeviceRepository:
         return self.table.get(device_id)
 
     def get_by_name(self, name: str) -> Device | None:
-        return next((d for d in self.table.all() if d.name == name), None)
+        return _named(self.table, name)
 
     def get_many_for_update(self, device_ids: Sequence[str]) -> list[Device]:
         found = [self.table.get(i) for i in sorted(set(device_ids))]
@@ -170,13 +184,15 @@ class InMemoryDeviceRepository:
 
 
 class _InMemoryNamedRepository(Generic[E]):
-    def __init__(self, committed: dict[str, E]) -> None:
+    def __init__(self, committed: dict[str, E], kind: str) -> None:
         self.table: _StagedTable[E] = _StagedTable(committed)
+        self.kind = kind
 
     def add(self, entity: E) -> None:
-        self.table.put(entity)
+        self.update(entity)
 
     def update(self, entity: E) -> None:
+        _refuse_taken_name(self.table, entity, self.kind)
         self.table.put(entity)
 
     def remove(self, entity: E) -> None:
@@ -186,7 +202,7 @@ class _InMemoryNamedRepository(Generic[E]):
         return self.table.get(entity_id)
 
     def get_by_name(self, name: str) -> E | None:
-        return next((e for e in self.table.all() if e.name == name), None)
+        return _named(self.table, name)
 
     def _matches(self, entity: E, where: NameFilter) -> bool:
         if where.text and where.text.lower() not in entity.name.lower():
@@ -430,10 +446,10 @@ class InMemoryUnitOfWork:
         self.statistics = InMemoryStatistics(self.store)
         self.devices = InMemoryDeviceRepository(self.store, self.changes)
         self.test_cases: _InMemoryNamedRepository[TestCase] = _InMemoryNamedRepository(
-            self.store.test_cases
+            self.store.test_cases, "test case"
         )
         self.environments: _InMemoryNamedRepository[Environment] = _InMemoryNamedRepository(
-            self.store.environments
+            self.store.environments, "environment"
         )
         self.test_runs = InMemoryTestRunRepository(self.store, self.changes)
         self.outbox = InMemoryOutbox(self.store)

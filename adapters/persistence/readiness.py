@@ -7,6 +7,7 @@ from sqlalchemy import Engine, text
 
 class DatabaseCheck:
     name = "database"
+    critical = True
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine

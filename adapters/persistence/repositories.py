@@ -39,6 +39,7 @@ from domain.devices import Device, DeviceStatus, StatusChange
 from domain.environments import Environment, EnvironmentSnapshot
 from domain.errors import InvalidValue
 from domain.execution import Execution
+from domain.names import name_key
 from domain.test_cases import Condition, Criterion, TestCase, TestCaseSnapshot
 from domain.test_runs import (
     CaseResult,
@@ -90,8 +91,9 @@ def is_transient(error: OperationalError) -> bool:
 def _violates(error: IntegrityError, constraint: str) -> bool:
     diag = getattr(error.orig, "diag", None)
     if diag is not None and getattr(diag, "constraint_name", None):
-        return diag.constraint_name == constraint
+        return diag.constraint_name in (constraint, f"{constraint}_key")  # name or its key
     # SQLite names the columns, not the constraint: "UNIQUE constraint failed: devices.name"
+    # (or devices.name_key)
     table = constraint.removeprefix("uq_").removesuffix("_name")
     return f"UNIQUE constraint failed: {table}.name" in str(error.orig)
 
@@ -119,6 +121,7 @@ def _contains_text(column: sa.ColumnElement[str], text: str) -> sa.ColumnElement
 def _device_values(device: Device) -> dict[str, Any]:
     return {
         "name": device.name,
+        "name_key": device.name_key,
         "model": device.model,
         "serial": device.serial,
         "firmware_version": device.firmware_version,
@@ -215,7 +218,7 @@ class SqlDeviceRepository(_SqlRepository):
         return found[0] if found else None
 
     def get_by_name(self, name: str) -> Device | None:
-        found = self._select(sa.select(t.devices).where(t.devices.c.name == name))
+        found = self._select(sa.select(t.devices).where(t.devices.c.name_key == name_key(name)))
         return found[0] if found else None
 
     def get_many_for_update(self, device_ids: Sequence[str]) -> list[Device]:
@@ -379,6 +382,7 @@ def _criterion_from(data: dict[str, Any]) -> Criterion:
 def _test_case_values(case: TestCase) -> dict[str, Any]:
     return {
         "name": case.name,
+        "name_key": case.name_key,
         "description": case.description,
         "criteria": [_criterion_json(c) for c in case.criteria],
         "duration_s": case.duration_s,
@@ -433,7 +437,9 @@ class SqlTestCaseRepository(_SqlRepository):
         return found[0] if found else None
 
     def get_by_name(self, name: str) -> TestCase | None:
-        found = self._select(sa.select(t.test_cases).where(t.test_cases.c.name == name))
+        found = self._select(
+            sa.select(t.test_cases).where(t.test_cases.c.name_key == name_key(name))
+        )
         return found[0] if found else None
 
     def list(self, where: NameFilter, limit: int, after: tuple | None) -> list[TestCase]:
@@ -481,6 +487,7 @@ class SqlTestCaseRepository(_SqlRepository):
 def _environment_values(environment: Environment) -> dict[str, Any]:
     return {
         "name": environment.name,
+        "name_key": environment.name_key,
         "description": environment.description,
         "variables": dict(environment.variables),
         "created_at": environment.created_at,
@@ -516,7 +523,9 @@ class SqlEnvironmentRepository(_SqlRepository):
         return found[0] if found else None
 
     def get_by_name(self, name: str) -> Environment | None:
-        found = self._select(sa.select(t.environments).where(t.environments.c.name == name))
+        found = self._select(
+            sa.select(t.environments).where(t.environments.c.name_key == name_key(name))
+        )
         return found[0] if found else None
 
     def list(self, where: NameFilter, limit: int, after: tuple | None) -> list[Environment]:

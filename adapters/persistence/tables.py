@@ -78,6 +78,8 @@ devices = sa.Table(
     metadata,
     sa.Column("id", key_text(ID_LENGTH), primary_key=True),
     sa.Column("name", key_text(NAME_LENGTH), nullable=False),
+    # domain.names.name_key(name): unique, so names differing only in case or Unicode form clash
+    sa.Column("name_key", sa.Text(), nullable=False),
     sa.Column("model", sa.Text(), nullable=False),
     sa.Column("serial", sa.Text(), nullable=False),
     sa.Column("firmware_version", sa.Text(), nullable=False),
@@ -91,6 +93,7 @@ devices = sa.Table(
     sa.Column("updated_at", UtcDateTime(), nullable=True),
     sa.Column("version", sa.Integer(), nullable=False),
     sa.UniqueConstraint("name", name="uq_devices_name"),
+    sa.UniqueConstraint("name_key", name="uq_devices_name_key"),
     sa.Index("ix_devices_status_name", "status", "name"),
     sa.Index("ix_devices_last_seen_at", "last_seen_at"),
 )
@@ -138,6 +141,8 @@ test_cases = sa.Table(
     metadata,
     sa.Column("id", key_text(ID_LENGTH), primary_key=True),
     sa.Column("name", key_text(NAME_LENGTH), nullable=False),
+    # domain.names.name_key(name): unique, so names differing only in case or Unicode form clash
+    sa.Column("name_key", sa.Text(), nullable=False),
     sa.Column("description", sa.Text(), nullable=False),
     sa.Column("criteria", json_document(), nullable=False),
     sa.Column("duration_s", sa.Integer(), nullable=False),
@@ -151,6 +156,7 @@ test_cases = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=True),
     sa.Column("updated_at", UtcDateTime(), nullable=True),
     sa.UniqueConstraint("name", name="uq_test_cases_name"),
+    sa.UniqueConstraint("name_key", name="uq_test_cases_name_key"),
 )
 
 environments = sa.Table(
@@ -158,11 +164,14 @@ environments = sa.Table(
     metadata,
     sa.Column("id", key_text(ID_LENGTH), primary_key=True),
     sa.Column("name", key_text(NAME_LENGTH), nullable=False),
+    # domain.names.name_key(name): unique, so names differing only in case or Unicode form clash
+    sa.Column("name_key", sa.Text(), nullable=False),
     sa.Column("description", sa.Text(), nullable=False),
     sa.Column("variables", json_document(), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=True),
     sa.Column("updated_at", UtcDateTime(), nullable=True),
     sa.UniqueConstraint("name", name="uq_environments_name"),
+    sa.UniqueConstraint("name_key", name="uq_environments_name_key"),
 )
 
 test_runs = sa.Table(

@@ -84,7 +84,7 @@ def _load_case(uow: UnitOfWork, test_case_id: str) -> TestCase:
 def _ensure_case_name_free(uow: UnitOfWork, name: str, own_id: str | None = None) -> None:
     other = uow.test_cases.get_by_name(name.strip())
     if other is not None and other.id != own_id:
-        raise AlreadyExists("test case", "name", name.strip())
+        raise AlreadyExists("test case", "name", name.strip(), other.name, other.id)
 
 
 class CreateTestCase:
@@ -206,7 +206,7 @@ def _load_environment(uow: UnitOfWork, environment_id: str) -> Environment:
 def _ensure_environment_name_free(uow: UnitOfWork, name: str, own_id: str | None = None) -> None:
     other = uow.environments.get_by_name(name.strip())
     if other is not None and other.id != own_id:
-        raise AlreadyExists("environment", "name", name.strip())
+        raise AlreadyExists("environment", "name", name.strip(), other.name, other.id)
 
 
 class CreateEnvironment:

@@ -35,7 +35,7 @@ def _load_locked(uow: UnitOfWork, device_id: str) -> Device:
 def _ensure_name_free(uow: UnitOfWork, name: str, own_id: str | None = None) -> None:
     other = uow.devices.get_by_name(name.strip())
     if other is not None and other.id != own_id:
-        raise AlreadyExists("device", "name", name.strip())
+        raise AlreadyExists("device", "name", name.strip(), other.name, other.id)
 
 
 @dataclass(frozen=True)

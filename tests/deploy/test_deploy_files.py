@@ -281,6 +281,83 @@ def test_the_proxy_sends_auth_and_api_traffic_to_the_right_services(services) ->
     assert "/etc/nginx/nginx.conf" in mounted
 
 
+NGINX_TLS = DEPLOY / "nginx-tls.conf"
+COMPOSE_TLS = DEPLOY / "compose.tls.yaml"
+# what the TLS example may offer: TLS 1.2 and 1.3, forward-secret AEAD ciphers only
+WEAK_CIPHER_PARTS = ("RC4", "3DES", "DES-", "MD5", "NULL", "EXPORT", "aNULL", "CBC", "SHA:", "PSK")
+
+
+def _nginx_blocks(config: str, opening: str) -> list[str]:
+    """The bodies of every `opening {...}` block (nested braces included)."""
+    bodies = []
+    for match in re.finditer(re.escape(opening) + r"\s*\{", config):
+        depth, start = 1, match.end()
+        index = start
+        while depth:
+            depth += {"{": 1, "}": -1}.get(config[index], 0)
+            index += 1
+        bodies.append(config[start : index - 1])
+    return bodies
+
+
+def _directives(block: str, name: str) -> list[str]:
+    return [value.strip() for value in re.findall(rf"^\s*{name}\s+([^;]*);", block, re.M)]
+
+
+def test_the_tls_example_redirects_plain_http_and_serves_https_with_hsts() -> None:
+    config = NGINX_TLS.read_text()
+    assert config.count("{") == config.count("}")
+    plain, tls = _nginx_blocks(config, "server")
+    assert _directives(plain, "listen") == ["80"]
+    assert re.search(r"location / \{\s*return 301 https://\$host\$request_uri;\s*\}", plain)
+    # on plain HTTP only the health check is proxied (the compose health check uses it)
+    assert re.findall(r"location ([^{]*)\{\s*proxy_pass", plain) == ["= /api/health "]
+    assert "443 ssl" in _directives(tls, "listen")
+    assert _directives(tls, "ssl_certificate") == ["/etc/nginx/tls/fullchain.pem"]
+    assert _directives(tls, "ssl_certificate_key") == ["/etc/nginx/tls/privkey.pem"]
+    assert _directives(tls, "ssl_protocols") == ["TLSv1.2 TLSv1.3"]
+    (ciphers,) = _directives(tls, "ssl_ciphers")
+    for cipher in ciphers.split(":"):
+        assert cipher.startswith("ECDHE-") and ("GCM" in cipher or "CHACHA20" in cipher), cipher
+        assert not any(weak in cipher + ":" for weak in WEAK_CIPHER_PARTS), cipher
+    assert _directives(tls, "ssl_session_tickets") == ["off"]
+    (hsts,) = [h for h in _directives(tls, "add_header") if "Strict-Transport-Security" in h]
+    assert hsts.endswith(" always")  # on error answers too
+    assert int(re.search(r"max-age=(\d+)", hsts).group(1)) >= 365 * 24 * 3600
+    assert "X-Forwarded-Proto $scheme" in tls
+    # the same upstreams and routes as the plain proxy
+    plain_config = (DEPLOY / "nginx.conf").read_text()
+    for opening in ("upstream devicelab_api", "upstream devicelab_auth"):
+        assert _nginx_blocks(config, opening) == _nginx_blocks(plain_config, opening)
+    routes = re.compile(r"location [^{]*\{[^}]*\}")
+    (plain_server,) = _nginx_blocks(plain_config, "server")
+    assert routes.findall(tls) == routes.findall(plain_server)
+
+
+def test_the_tls_override_mounts_the_example_and_keeps_runner_callbacks_inside(
+    tmp_path: Path,
+) -> None:
+    binary = _docker_compose()
+    command = [binary, "--env-file", str(ENV_EXAMPLE), "-f", str(COMPOSE_FILE)]
+    command += ["-f", str(COMPOSE_TLS), "config", "--format", "json"]
+    environment = {**os.environ, "TLS_DIR": str(tmp_path)}
+    checked = subprocess.run(command, capture_output=True, text=True, timeout=60, env=environment)
+    assert checked.returncode == 0, checked.stderr
+    services = json.loads(checked.stdout)["services"]
+    proxy = services["proxy"]
+    mounts = {v["target"]: Path(v["source"]) for v in proxy["volumes"]}
+    assert mounts["/etc/nginx/nginx.conf"] == NGINX_TLS
+    assert mounts["/etc/nginx/tls"] == tmp_path
+    published = {int(p["target"]): p.get("published") for p in proxy["ports"]}
+    assert set(published) == {80, 443}  # not 8081: that one is for the compose network
+    callback = urlsplit(services["worker"]["environment"]["DEVICELAB_CALLBACK_BASE_URL"])
+    assert (callback.hostname, callback.port) == ("proxy", 8081)
+    assert "listen 8081;" in NGINX_TLS.read_text()
+    without_dir = {k: v for k, v in environment.items() if k != "TLS_DIR"}
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=60, env=without_dir)
+    assert refused.returncode != 0 and "TLS_DIR" in refused.stderr
+
+
 def test_the_api_verifies_tokens_with_the_auth_service(services) -> None:
     api = environment_of(services["api"])
     assert api["DEVICELAB_AUTH_MODE"] == "remote"
@@ -323,7 +400,7 @@ def test_secrets_come_from_the_env_file_and_the_example_holds_only_placeholders(
 
 
 def _deployment_texts() -> dict[str, str]:
-    paths = [COMPOSE_FILE, ENV_EXAMPLE, *sorted(K8S.glob("*.yaml"))]
+    paths = [COMPOSE_FILE, COMPOSE_TLS, ENV_EXAMPLE, *sorted(K8S.glob("*.yaml"))]
     return {str(p.relative_to(REPO)): p.read_text() for p in paths}
 
 

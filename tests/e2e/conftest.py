@@ -51,6 +51,8 @@ def container(request, backend, tmp_path):
         container.readiness_checks.override(providers.List())
         auth_store = InMemoryAuthStore()
         container.auth_uow.override(providers.Factory(InMemoryAuthUnitOfWork, auth_store))
+        # no auth database to count login attempts in: this one process counts them itself
+        container.login_limit_storage.override(providers.Object(("memory://", {})))
     yield container
     container.unwire()
     if backend:

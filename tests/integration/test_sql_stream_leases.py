@@ -103,7 +103,7 @@ def test_migration_0006_adds_the_lease_table_to_a_database_with_rows(
 ) -> None:
     device = lab.add_device("meter")
     lab.engine.dispose()
-    downgrade_schema(database_url, "0004")
+    downgrade_schema(database_url, "0005")
     engine = make_engine(database_url)
     try:
         assert "stream_leases" not in sa.inspect(engine).get_table_names()

@@ -16,6 +16,7 @@ from adapters.http.devices import DeviceSchema, device_json
 from adapters.http.test_runs import TestRunSchema, run_json
 from domain.devices import Device
 from domain.environments import EnvironmentSnapshot
+from domain.names import BIDI_CONTROLS
 from domain.test_cases import Condition, Criterion, TestCaseSnapshot
 from domain.test_runs import (
     CaseResult,
@@ -26,7 +27,10 @@ from domain.test_runs import (
     Verdict,
 )
 
-text = st.text(max_size=30)
+# names and labels may hold any text but control and bidi characters (domain/names.py)
+text = st.text(
+    st.characters(exclude_categories=("Cc", "Cs"), exclude_characters=BIDI_CONTROLS), max_size=30
+)
 name = text.filter(lambda s: s.strip())
 zones = st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5))])
 instants = st.datetimes(
