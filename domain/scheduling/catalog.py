@@ -24,33 +24,35 @@ class Catalog:
     one for the bookable devices and one for all devices that are not retired."""
 
     def __init__(self, devices: Iterable[DeviceView]) -> None:
-        self.every: list[str] = []
-        self.by_model: dict[str, list[str]] = {}
-        self.by_label: dict[tuple[str, str], list[str]] = {}
         self.views: dict[str, DeviceView] = {}
+        self.every: set[str] = set()
+        self.by_model: dict[str, set[str]] = {}
+        self.by_label: dict[tuple[str, str], set[str]] = {}
+        self._place: dict[str, int] = {}
         for device in devices:
+            self._place[device.id] = len(self.views)
             self.views[device.id] = device
-            self.every.append(device.id)
-            self.by_model.setdefault(device.model, []).append(device.id)
+            self.every.add(device.id)
+            self.by_model.setdefault(device.model, set()).add(device.id)
             for pair in device.labels.items():
-                self.by_label.setdefault(pair, []).append(device.id)
+                self.by_label.setdefault(pair, set()).add(device.id)
         self._matching: dict[Signature, list[str]] = {}
 
     def matching(self, signature: Signature) -> list[str]:
         """Every device matching the signature, best first."""
         found = self._matching.get(signature)
         if found is None:
-            bucket = self.every
+            buckets = [self.every]
             if signature.model is not None:
-                bucket = self.by_model.get(signature.model, [])
-            for pair in signature.labels:
-                other = self.by_label.get(pair, [])
-                if len(other) < len(bucket):
-                    bucket = other
-            views = self.views
-            found = [d for d in bucket if signature.matches(views[d])]
+                buckets.append(self.by_model.get(signature.model, _NONE))
+            buckets += [self.by_label.get(pair, _NONE) for pair in signature.labels]
+            buckets.sort(key=len)
+            found = sorted(buckets[0].intersection(*buckets[1:]), key=self._place.__getitem__)
             self._matching[signature] = found
         return found
+
+
+_NONE: frozenset[str] = frozenset()
 
 
 def shortfalls(

@@ -27,7 +27,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
 
@@ -65,15 +65,19 @@ class _Buckets:
         for pair in device.labels.items():
             self.by_label.get(pair, set()).discard(device.id)
 
-    def matching(self, signature: Signature, views: dict[str, DeviceView]) -> Iterator[str]:
-        bucket = self.every
+    def matching(self, signature: Signature) -> set[str]:
+        """The devices matching the signature: an intersection of buckets, done in C."""
+        buckets = [self.every]
         if signature.model is not None:
-            bucket = self.by_model.get(signature.model, set())
-        for pair in signature.labels:
-            other = self.by_label.get(pair, set())
-            if len(other) < len(bucket):
-                bucket = other
-        return (d for d in bucket if signature.matches(views[d]))
+            buckets.append(self.by_model.get(signature.model, _NONE))
+        buckets += [self.by_label.get(pair, _NONE) for pair in signature.labels]
+        if len(buckets) == 1:
+            return self.every
+        buckets.sort(key=len)
+        return buckets[0].intersection(*buckets[1:-1]) if len(buckets) > 2 else set(buckets[0])
+
+
+_NONE: frozenset[str] = frozenset()
 
 
 class LabScheduler:
@@ -94,10 +98,14 @@ class LabScheduler:
         self._users_asking: dict[Signature, list[Key]] = {}
         self._signatures_by_model: dict[str | None, list[Signature]] = {}
         self._signature_version = 0
-        self._signatures_of: dict[str, tuple[int, list[Signature]]] = {}
+        self._signatures_of: dict[tuple, tuple[int, list[Signature]]] = {}  # by device kind
+        self._matches: dict[tuple[Signature, tuple], bool] = {}
         self._by_key: dict[Key, WaitingItem] = {}
         self._keeper: dict[str, Key] = {}
         self._kept: dict[Key, set[str]] = {}
+        # per kept item, how many of its kept devices match each request part (named devices
+        # aside): a cheap "still cannot start" before trying a matching
+        self._part_counts: dict[Key, list[int]] = {}
         self._transit: set[str] = set()
         self._pending: list[Key] = []  # heap of items still to be tried at their place
         self._deadlines: list[tuple[datetime, str]] = []
@@ -142,8 +150,6 @@ class LabScheduler:
                 self._count(old, -1)
             if not free_same and old.state is DeviceState.BOOKABLE:
                 self._forget_free(old)
-            if not same_kind:
-                self._signatures_of.pop(old.id, None)
         self._views[device.id] = device
         if not lab_same and not retired:
             self._lab.add(device)
@@ -163,7 +169,6 @@ class LabScheduler:
             self._count(old, -1)
         if old.state is DeviceState.BOOKABLE:
             self._forget_free(old)
-        self._signatures_of.pop(old.id, None)
         del self._views[device_id]
         self._recheck_feasibility(device_id, old, None)
 
@@ -177,9 +182,7 @@ class LabScheduler:
         for signature in {r.signature for r in item.demand.requests}:
             self._items_asking.setdefault(signature, set()).add(item.id)
             if signature not in self._lab_counts:
-                self._lab_counts[signature] = sum(
-                    1 for _ in self._lab.matching(signature, self._views)
-                )
+                self._lab_counts[signature] = len(self._lab.matching(signature))
         if item.times_out_at is not None:
             heapq.heappush(self._deadlines, (item.times_out_at, item.id))
         if not self._unsatisfiable(item):
@@ -213,7 +216,7 @@ class LabScheduler:
 
     def run(self, now: datetime) -> list[Assignment]:
         self.expire(now)
-        arrivals: list[tuple[Key, str]] = []  # (first user, device) of the devices in transit
+        arrivals: list[tuple[Key, int, list[str]]] = []  # (first user, n, devices) in transit
         self._send_all_on(None, arrivals)
         assignments = []
         pending = self._pending
@@ -224,35 +227,44 @@ class LabScheduler:
                 key = pending[0]
             taken = set()
             while arrivals and arrivals[0][0] == key:
-                taken.add(heapq.heappop(arrivals)[1])
+                taken.update(heapq.heappop(arrivals)[2])
             item = self._by_key[key]
             if pending and pending[0] == key:
                 heapq.heappop(pending)
                 taken |= self._claim(item)
             if not taken:
                 continue
-            kept = self._kept.setdefault(key, set())
             for device_id in taken:
                 keeper = self._keeper.get(device_id)
-                if keeper is not None and keeper != key:
-                    self._kept[keeper].discard(device_id)
-                self._keeper[device_id] = key
-            kept |= taken
-            filling = self._fill(item, kept)
+                if keeper != key:
+                    if keeper is not None:
+                        self._lose(keeper, device_id)
+                    self._keep(item, device_id)
+            filling = self._fill(item, self._kept[key])
             if filling is None:
                 continue
             assignments.append(Assignment(item.id, filling))
             self.withdraw(item.id)  # what it kept is in transit now
-            for device_id in filling:
+            for device_id in filling:  # (withdrawn: nobody keeps them any more)
                 self.set_device(replace(self._views[device_id], state=DeviceState.BUSY))
             self._send_all_on(key, arrivals)  # nobody ahead of it could use them
         return assignments
 
-    def _send_all_on(self, after: Key | None, arrivals: list[tuple[Key, str]]) -> None:
+    def _send_all_on(self, after: Key | None, arrivals: list[tuple[Key, int, list[str]]]) -> None:
+        """Send each device in transit to its first user behind `after`. Devices of one kind
+        that no item names go to the same user, so they travel together."""
+        by_kind: dict[tuple, list[str]] = {}
         for device_id in sorted(self._transit):
-            user = self._first_user(device_id, after)
+            if self._users_naming.get(device_id):
+                user = self._first_user(device_id, after)
+                if user is not None:
+                    heapq.heappush(arrivals, (user, len(arrivals), [device_id]))
+            else:
+                by_kind.setdefault(self._views[device_id].kind, []).append(device_id)
+        for devices in by_kind.values():
+            user = self._first_user(devices[0], after)
             if user is not None:
-                heapq.heappush(arrivals, (user, device_id))
+                heapq.heappush(arrivals, (user, len(arrivals), devices))
         self._transit.clear()
 
     # -- inside ---------------------------------------------------------------------------
@@ -260,9 +272,40 @@ class LabScheduler:
     def _forget_free(self, old: DeviceView) -> None:
         self._free.remove(old)
         self._transit.discard(old.id)
-        keeper = self._keeper.pop(old.id, None)
+        keeper = self._keeper.get(old.id)
         if keeper is not None:
-            self._kept[keeper].discard(old.id)
+            self._lose(keeper, old.id)
+
+    def _keep(self, item: WaitingItem, device_id: str) -> None:
+        key = item.order_key
+        self._keeper[device_id] = key
+        kept = self._kept.get(key)
+        if kept is None:
+            kept = self._kept[key] = set()
+            self._part_counts[key] = [0] * len(item.demand.requests)
+        kept.add(device_id)
+        if device_id not in item.demand.device_ids:
+            view, counts = self._views[device_id], self._part_counts[key]
+            for part, request in enumerate(item.demand.requests):
+                if self._match(request.signature, view):
+                    counts[part] += 1
+
+    def _lose(self, key: Key, device_id: str) -> None:
+        del self._keeper[device_id]
+        self._kept[key].remove(device_id)
+        item = self._by_key[key]
+        if device_id not in item.demand.device_ids:
+            view, counts = self._views[device_id], self._part_counts[key]
+            for part, request in enumerate(item.demand.requests):
+                if self._match(request.signature, view):
+                    counts[part] -= 1
+
+    def _match(self, signature: Signature, view: DeviceView) -> bool:
+        pair = (signature, view.kind)
+        found = self._matches.get(pair)
+        if found is None:
+            found = self._matches[pair] = signature.matches(view)
+        return found
 
     def _count(self, device: DeviceView, delta: int) -> None:
         counts = self._lab_counts
@@ -290,12 +333,11 @@ class LabScheduler:
         return [s for s in index if index[s] and s.matches(view)]
 
     def _unsatisfiable(self, item: WaitingItem) -> bool:
-        views, lab = self._views, self._lab
         return bool(
             shortfalls(
                 item.demand,
-                views.get,
-                lambda signature: list(lab.matching(signature, views)),
+                self._views.get,
+                self._lab.matching,
                 self._lab_counts.__getitem__,
             )
         )
@@ -319,18 +361,19 @@ class LabScheduler:
         self._feasible.discard(item.id)
         key = item.order_key
         for device_id in item.demand.device_ids:
-            self._users_naming[device_id].remove(key)
+            _remove_sorted(self._users_naming[device_id], key)
         for signature in {r.signature for r in item.demand.requests}:
-            self._users_asking[signature].remove(key)
+            _remove_sorted(self._users_asking[signature], key)
         if key in self._pending:
             self._pending.remove(key)
             heapq.heapify(self._pending)
+        self._part_counts.pop(key, None)
         for device_id in self._kept.pop(key, ()):
             del self._keeper[device_id]
             self._transit.add(device_id)
 
     def _signatures_usable(self, device: DeviceView) -> list[Signature]:
-        cached = self._signatures_of.get(device.id)
+        cached = self._signatures_of.get(device.kind)
         if cached is not None and cached[0] == self._signature_version:
             return cached[1]
         found = [
@@ -339,7 +382,7 @@ class LabScheduler:
             for s in self._signatures_by_model.get(model, ())
             if s.matches(device)
         ]
-        self._signatures_of[device.id] = (self._signature_version, found)
+        self._signatures_of[device.kind] = (self._signature_version, found)
         return found
 
     def _first_user(self, device_id: str, after: Key | None) -> Key | None:
@@ -356,11 +399,11 @@ class LabScheduler:
 
     def _claim(self, item: WaitingItem) -> set[str]:
         """A new item takes, from the keepers behind it, the free devices it could use."""
-        key, views = item.order_key, self._views
+        key = item.order_key
         claimed = set()
         candidates: Iterable[str] = itertools.chain(
             (d for d in item.demand.device_ids if d in self._free.every),
-            *(self._free.matching(r.signature, views) for r in item.demand.requests),
+            *(self._free.matching(r.signature) for r in item.demand.requests),
         )
         for device_id in candidates:
             keeper = self._keeper.get(device_id)
@@ -372,13 +415,20 @@ class LabScheduler:
         demand = item.demand
         if len(kept) < demand.places or not all(d in kept for d in demand.device_ids):
             return None
+        counts = self._part_counts[item.order_key]
+        if any(n < request.count for n, request in zip(counts, demand.requests, strict=True)):
+            return None
         named, views, wanted = set(demand.device_ids), self._views, demand.requested
         candidates = []
         for request in demand.requests:
             signature = request.signature
-            mine = [d for d in kept if d not in named and signature.matches(views[d])]
+            mine = [d for d in kept if d not in named and self._match(signature, views[d])]
             if len(mine) < request.count:
                 return None
             mine.sort(key=lambda d: views[d].rank)
             candidates.append(mine[:wanted])
         return complete_filling(demand, candidates)
+
+
+def _remove_sorted(keys: list[Key], key: Key) -> None:
+    del keys[bisect.bisect_left(keys, key)]

@@ -94,10 +94,11 @@ class DeviceRequest:
             raise InvalidValue("device_requests.count", "must be a whole number")
         if not 1 <= self.count <= MAX_COUNT:
             raise InvalidValue("device_requests.count", f"must be between 1 and {MAX_COUNT}")
+        object.__setattr__(self, "_signature", Signature(self.model, tuple(sorted(labels.items()))))
 
     @property
     def signature(self) -> Signature:
-        return Signature(self.model, tuple(sorted(self.labels.items())))
+        return self._signature  # type: ignore[attr-defined]
 
     def describe(self) -> str:
         what = [f"model {self.model}"] if self.model else []
@@ -221,14 +222,22 @@ class DeviceView:
         object.__setattr__(self, "model", self.model or "")
         object.__setattr__(self, "labels", _labels("labels", self.labels))
         object.__setattr__(self, "state", DeviceState(self.state))
+        seen = self.last_seen_at
+        rank = (len(self.labels), seen is None, -seen.timestamp() if seen else 0.0, self.id)
+        object.__setattr__(self, "_rank", rank)
+        object.__setattr__(self, "_kind", (self.model, tuple(sorted(self.labels.items()))))
+
+    @property
+    def kind(self) -> tuple[str, tuple[tuple[str, str], ...]]:
+        """Model and labels: devices of one kind match the same requests."""
+        return self._kind  # type: ignore[attr-defined]
 
     @property
     def rank(self) -> tuple[int, bool, float, str]:
         """Preference among matching devices, best first: fewest labels (a device's labels
         beyond those asked for are len(labels) minus a constant per request, so one global
         order serves every request), then the one seen most recently, then the id."""
-        seen = self.last_seen_at
-        return (len(self.labels), seen is None, -seen.timestamp() if seen else 0.0, self.id)
+        return self._rank  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
