@@ -225,21 +225,22 @@ class LabScheduler:
                 key = arrivals[0][0]
             else:
                 key = pending[0]
-            taken = set()
-            while arrivals and arrivals[0][0] == key:
-                taken.update(heapq.heappop(arrivals)[2])
             item = self._by_key[key]
+            took = False
+            while arrivals and arrivals[0][0] == key:
+                self._keep_all(item, heapq.heappop(arrivals)[2])
+                took = True
             if pending and pending[0] == key:
                 heapq.heappop(pending)
-                taken |= self._claim(item)
-            if not taken:
+                for device_id in self._claim(item):
+                    keeper = self._keeper.get(device_id)
+                    if keeper != key:
+                        if keeper is not None:
+                            self._lose(keeper, device_id)
+                        self._keep(item, device_id)
+                        took = True
+            if not took:
                 continue
-            for device_id in taken:
-                keeper = self._keeper.get(device_id)
-                if keeper != key:
-                    if keeper is not None:
-                        self._lose(keeper, device_id)
-                    self._keep(item, device_id)
             filling = self._fill(item, self._kept[key])
             if filling is None:
                 continue
@@ -289,6 +290,24 @@ class LabScheduler:
             for part, request in enumerate(item.demand.requests):
                 if self._match(request.signature, view):
                     counts[part] += 1
+
+    def _keep_all(self, item: WaitingItem, devices: list[str]) -> None:
+        """Devices in transit (kept by nobody) arrive at their first user: one named device,
+        or devices of one kind that no item names, counted as one."""
+        if len(devices) == 1:
+            self._keep(item, devices[0])
+            return
+        key = item.order_key
+        kept = self._kept.get(key)
+        if kept is None:
+            kept = self._kept[key] = set()
+            self._part_counts[key] = [0] * len(item.demand.requests)
+        kept.update(devices)
+        self._keeper.update(dict.fromkeys(devices, key))
+        view, counts = self._views[devices[0]], self._part_counts[key]
+        for part, request in enumerate(item.demand.requests):
+            if self._match(request.signature, view):
+                counts[part] += len(devices)
 
     def _lose(self, key: Key, device_id: str) -> None:
         del self._keeper[device_id]
