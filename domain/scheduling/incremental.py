@@ -255,7 +255,7 @@ class LabScheduler:
         """Send each device in transit to its first user behind `after`. Devices of one kind
         that no item names go to the same user, so they travel together."""
         by_kind: dict[tuple, list[str]] = {}
-        for device_id in sorted(self._transit):
+        for device_id in self._transit:
             if self._users_naming.get(device_id):
                 user = self._first_user(device_id, after)
                 if user is not None:
@@ -440,12 +440,10 @@ class LabScheduler:
         named, views, wanted = set(demand.device_ids), self._views, demand.requested
         candidates = []
         for request in demand.requests:
-            signature = request.signature
-            mine = [d for d in kept if d not in named and self._match(signature, views[d])]
-            if len(mine) < request.count:
-                return None
-            mine.sort(key=lambda d: views[d].rank)
-            candidates.append(mine[:wanted])
+            mine = kept.intersection(self._free.matching(request.signature))
+            mine.difference_update(named)
+            best = heapq.nsmallest(wanted, mine, key=lambda d: views[d].rank)
+            candidates.append(best)
         return complete_filling(demand, candidates)
 
 
