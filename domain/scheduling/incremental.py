@@ -135,11 +135,7 @@ class LabScheduler:
     def set_device(self, device: DeviceView) -> None:
         """A device was created or changed (state, model, labels, last seen)."""
         old = self._views.get(device.id)
-        same_kind = (
-            old is not None
-            and old.model == device.model
-            and dict(old.labels) == dict(device.labels)
-        )
+        same_kind = old is not None and old.kind == device.kind
         retired = device.state is DeviceState.RETIRED
         bookable = device.state is DeviceState.BOOKABLE
         lab_same = same_kind and (old.state is DeviceState.RETIRED) == retired
