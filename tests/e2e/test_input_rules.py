@@ -83,7 +83,8 @@ def test_names_with_control_or_bidi_characters_are_refused(client, path, name):
 )
 def test_labels_with_control_or_bidi_characters_are_refused(client, labels):
     body = assert_error(client.post("/api/devices", json={"name": "m", "labels": labels}), 422)
-    assert "labels" in body["errors"]
+    # a lone surrogate is refused at the door, which names the key's path ("labels.<key>")
+    assert [field for field in body["errors"] if field.split(".")[0] == "labels"], body
 
 
 def test_a_users_display_name_follows_the_same_rules(client):
@@ -123,7 +124,7 @@ def test_a_users_display_name_follows_the_same_rules(client):
 def test_environment_variable_names_that_are_not_plain_or_are_reserved_are_refused(client, name):
     answer = client.post("/api/environments", json={"name": "bench", "variables": {name: "1"}})
     body = assert_error(answer, 422)
-    assert "variables" in body["errors"]
+    assert [field for field in body["errors"] if field.split(".")[0] == "variables"], body
     created = client.post("/api/environments", json={"name": "bench", "variables": {"ok": "1"}})
     patched = client.patch(
         f"/api/environments/{created.get_json()['id']}", json={"variables": {name: "1"}}

@@ -34,6 +34,7 @@ from application.use_cases.devices import (
 from application.use_cases.test_runs import ListTestRuns, StartTestRun, StartTestRunRequest
 from domain.devices import DeviceStatus
 from domain.errors import InvalidValue
+from domain.names import name_key
 from domain.test_runs import Observation, ResultReport, RunStatus, Verdict
 
 PROPERTY = settings.get_profile("devicelab-unit")
@@ -351,7 +352,7 @@ def _fresh() -> tuple[InMemoryStore, Callable[[], InMemoryUnitOfWork], SettableC
 
 device_names_strategy = st.lists(
     st.text(alphabet="aAbB zZ-_09ü", min_size=1, max_size=6).filter(lambda s: s.strip()),
-    unique_by=lambda s: s.strip(),
+    unique_by=lambda s: name_key(s.strip()),  # names are unique case-insensitively
     max_size=12,
 )
 
