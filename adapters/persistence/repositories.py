@@ -811,7 +811,9 @@ class SqlTestRunRepository(_SqlRepository):
         )
         return [row.id for row in rows]
 
-    def list_silent_claims(self, heard_before: datetime, max_reoffers: int, limit: int) -> list[str]:
+    def list_silent_claims(
+        self, heard_before: datetime, max_reoffers: int, limit: int
+    ) -> list[str]:
         # few runs are running at a time (at most one per device): the status index suffices
         runs = t.test_runs
         last_heard = sa.func.coalesce(runs.c.last_report_at, runs.c.started_at)

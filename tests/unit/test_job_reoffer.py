@@ -11,6 +11,7 @@ from application.job_contract import JOB_KIND, job_payload
 from application.use_cases.test_runs import ProgressReport, ReofferAbandonedJobs
 from domain.errors import RunClaimed
 from domain.test_runs import Observation, ResultReport, RunStatus, Verdict
+from entrypoints.settings import Settings, SettingsError
 
 
 @pytest.fixture
@@ -175,3 +176,15 @@ def test_no_re_offers_when_the_limit_is_zero(lab, bench) -> None:
     disabled = ReofferAbandonedJobs(lab.new_uow, lab.clock, lab.ids, lab.reoffer_after_s, 0)
     assert disabled() == []
     assert len(jobs_of(lab, run)) == 1
+
+
+def test_the_re_offer_time_follows_the_claim_lease_and_must_exceed_it() -> None:
+    assert Settings.from_env({}).reoffer_after_s == 40
+    assert Settings.from_env({}).reoffer_limit == 3
+    assert Settings.from_env({"DEVICELAB_CLAIM_LEASE_S": "3"}).reoffer_after_s == 6
+    tuned = Settings.from_env({"DEVICELAB_REOFFER_AFTER_S": "25", "DEVICELAB_REOFFER_LIMIT": "0"})
+    assert (tuned.reoffer_after_s, tuned.reoffer_limit) == (25, 0)
+    with pytest.raises(SettingsError, match="longer than DEVICELAB_CLAIM_LEASE_S"):
+        Settings.from_env({"DEVICELAB_REOFFER_AFTER_S": "20"})
+    with pytest.raises(SettingsError, match="DEVICELAB_REOFFER_LIMIT"):
+        Settings.from_env({"DEVICELAB_REOFFER_LIMIT": "-1"})
