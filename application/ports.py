@@ -104,6 +104,14 @@ class TestRunRepository(Protocol):
         """Ids of unfinished runs whose deadline is before `now`."""
         ...
 
+    def list_silent_claims(
+        self, heard_before: datetime, max_reoffers: int, limit: int
+    ) -> list[str]:
+        """Ids of running runs claimed by a runner, offered again fewer than `max_reoffers`
+        times, of which nothing was heard (no report, no re-offer) since `heard_before`;
+        the longest silent first (TestRun.claimant_fell_silent)."""
+        ...
+
 
 class Outbox(Protocol):
     def add(self, message: OutboxMessage) -> None: ...

@@ -159,6 +159,10 @@ class TestRun:
     progress_message: str = ""
     last_report_at: datetime | None = None
     runner: str = ""  # which runner executes the run (as it said when it started)
+    # how often, and when last, devicelab offered the job again because its claimant fell
+    # silent (a transport that lost the dead runner's message never redelivers it)
+    reoffers: int = 0
+    reoffered_at: datetime | None = None
     results: dict[tuple[str, str], CaseResult] = field(default_factory=dict)
     version: int = 0
 
@@ -219,6 +223,19 @@ class TestRun:
     def is_overdue(self, now: datetime) -> bool:
         return not self.status.finished and now > self.deadline
 
+    def claimant_fell_silent(self, now: datetime, silent_for_s: float, max_reoffers: int) -> bool:
+        """The run is claimed by a runner of which nothing was heard for longer than
+        `silent_for_s`, counting the last re-offer as news, and may be offered again (fewer
+        than `max_reoffers` so far). A run nobody claims (given back, or started by a runner
+        that does not name itself) is not: its job is already back in the queue, or devicelab
+        cannot tell whose silence it is."""
+        if self.status is not RunStatus.RUNNING or not self.runner:
+            return False
+        if self.reoffers >= max_reoffers:
+            return False
+        heard = [t for t in (self.started_at, self.last_report_at, self.reoffered_at) if t]
+        return bool(heard) and (now - max(heard)).total_seconds() > silent_for_s
+
     # -- transitions ---------------------------------------------------------------------
 
     def _refuse_if_finished(self, what: str) -> None:
@@ -257,6 +274,18 @@ class TestRun:
         self.runner = runner
         # the queue allowance is spent: from now on the run has its test cases' timeouts
         self.deadline = at + timedelta(seconds=self.timeout_s)
+        return True
+
+    def offer_again(self, at: datetime, silent_for_s: float, max_reoffers: int) -> bool:
+        """The claimant fell silent (see claimant_fell_silent): its job is to be offered again.
+        The claim stays: the next runner's `started` takes the run over anyway (the claimant
+        has been silent for longer than the claim lease), and a claimant that was only frozen
+        and reports again keeps its run."""
+        if not self.claimant_fell_silent(at, silent_for_s, max_reoffers):
+            return False
+        self.reoffers += 1
+        self.reoffered_at = at
+        self.progress_message = f"job offered again after runner {self.runner} fell silent"
         return True
 
     def give_back(self, at: datetime, runner: str) -> bool:

@@ -219,6 +219,14 @@ class Container(containers.DeclarativeContainer):
     record_run_released = providers.Factory(test_runs.RecordRunReleased, uow.provider, clock, ids)
     record_run_failure = providers.Factory(test_runs.RecordRunFailure, uow.provider, clock, ids)
     expire_overdue_runs = providers.Factory(test_runs.ExpireOverdueRuns, uow.provider, clock, ids)
+    reoffer_abandoned_jobs = providers.Factory(
+        test_runs.ReofferAbandonedJobs,
+        uow.provider,
+        clock,
+        ids,
+        config.reoffer_after_s,
+        config.reoffer_limit,
+    )
 
 
 def dispose_engines(container: Container) -> None:

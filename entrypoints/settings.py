@@ -31,6 +31,18 @@ def _claim_lease_s(env: Mapping[str, str]) -> float:
     return _number(env, "DEVICELAB_CLAIM_LEASE_S", 20, 1)
 
 
+def _reoffer_after_s(env: Mapping[str, str], claim_lease_s: float) -> float:
+    name = "DEVICELAB_REOFFER_AFTER_S"
+    value = _number(env, name, 2 * claim_lease_s)
+    if value <= claim_lease_s:
+        raise SettingsError(
+            f"{name} ({value:g}) must be longer than DEVICELAB_CLAIM_LEASE_S "
+            f"({claim_lease_s:g}): a job offered again before its claim lapsed would only be "
+            "deferred by the runner that gets it"
+        )
+    return value
+
+
 def _auth_settings(env: Mapping[str, str], database_url: str) -> dict:
     """The auth service's settings and how the API verifies tokens."""
     from limits import parse_many
@@ -90,6 +102,11 @@ class Settings:
     # a runner's claim on its run lapses when it has not reported for this long (its heartbeat
     # renews it); then another runner may take the run over
     claim_lease_s: float = 20
+    # the worker offers a claimed run's job again once its runner has been silent this long
+    # (default: two claim leases), at most reoffer_limit times per run (0: never); for
+    # transports that do not redeliver a killed consumer's message (the embedded one)
+    reoffer_after_s: float = 40
+    reoffer_limit: int = 3
     device_silence_s: float = 300
     log_level: str = "INFO"
     # Signs session tokens and runner callback credentials. Required outside demo mode.
@@ -142,6 +159,8 @@ class Settings:
             queue_allowance_s=_number(env, "DEVICELAB_QUEUE_ALLOWANCE_S", 600),
             progress_lease_s=_number(env, "DEVICELAB_PROGRESS_LEASE_S", 300),
             claim_lease_s=_claim_lease_s(env),
+            reoffer_after_s=_reoffer_after_s(env, _claim_lease_s(env)),
+            reoffer_limit=int(_number(env, "DEVICELAB_REOFFER_LIMIT", 3)),
             device_silence_s=_number(env, "DEVICELAB_DEVICE_SILENCE_S", 300, 1),
             log_level=(env.get("DEVICELAB_LOG_LEVEL") or "INFO").upper(),
             secret_key=env.get("DEVICELAB_SECRET_KEY") or "",

@@ -1,4 +1,5 @@
-"""The background worker: outbox relay, run reaper, offline detection and housekeeping.
+"""The background worker: outbox relay, run reaper, job re-offer, offline detection and
+housekeeping.
 
 One loop, several duties at their own pace. A failing duty (database or broker away) is
 logged and retried with a growing pause; it never stops the others or the process. Several
@@ -92,6 +93,11 @@ def build_worker(container) -> Worker:
         [
             Duty("outbox relay", relay, config.relay_interval_s()),
             Duty("run reaper", container.expire_overdue_runs(), config.reaper_interval_s()),
+            Duty(
+                "job re-offer",
+                container.reoffer_abandoned_jobs(),
+                config.reaper_interval_s(),
+            ),
             Duty(
                 "offline detection",
                 container.mark_silent_devices_offline(),

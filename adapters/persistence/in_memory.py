@@ -261,6 +261,16 @@ class InMemoryTestRunRepository:
         overdue = [r for r in self.table.all() if r.is_overdue(now)]
         return [r.id for r in sorted(overdue, key=lambda r: r.deadline)[:limit]]
 
+    def list_silent_claims(
+        self, heard_before: datetime, max_reoffers: int, limit: int
+    ) -> list[str]:
+        # a silence of "more than 0 s before heard_before" is one that began before it
+        silent = [
+            r for r in self.table.all() if r.claimant_fell_silent(heard_before, 0, max_reoffers)
+        ]
+        silent.sort(key=lambda r: (r.last_report_at or r.started_at or heard_before, r.id))
+        return [r.id for r in silent[:limit]]
+
 
 class InMemoryOutbox:
     def __init__(self, store: InMemoryStore) -> None:

@@ -680,6 +680,8 @@ def _run_values(run: TestRun) -> dict[str, Any]:
         "progress_message": run.progress_message,
         "last_report_at": run.last_report_at,
         "runner": run.runner,
+        "reoffers": run.reoffers,
+        "reoffered_at": run.reoffered_at,
     }
 
 
@@ -819,6 +821,26 @@ class SqlTestRunRepository(_SqlRepository):
         )
         return [row.id for row in rows]
 
+    def list_silent_claims(
+        self, heard_before: datetime, max_reoffers: int, limit: int
+    ) -> list[str]:
+        # few runs are running at a time (at most one per device): the status index suffices
+        runs = t.test_runs
+        last_heard = sa.func.coalesce(runs.c.last_report_at, runs.c.started_at)
+        rows = self._execute(
+            sa.select(runs.c.id)
+            .where(
+                runs.c.status == RunStatus.RUNNING.value,
+                runs.c.runner != "",
+                runs.c.reoffers < max_reoffers,
+                last_heard < heard_before,
+                sa.or_(runs.c.reoffered_at.is_(None), runs.c.reoffered_at < heard_before),
+            )
+            .order_by(last_heard, runs.c.id)
+            .limit(limit)
+        )
+        return [row.id for row in rows]
+
     def _write_results(self, run: TestRun) -> None:
         known = self._known_results.get(run.id)
         if known is None:
@@ -892,6 +914,8 @@ class SqlTestRunRepository(_SqlRepository):
                     progress_message=row.progress_message,
                     last_report_at=row.last_report_at,
                     runner=row.runner,
+                    reoffers=row.reoffers,
+                    reoffered_at=row.reoffered_at,
                     results=results[row.id],
                     version=row.version,
                 )

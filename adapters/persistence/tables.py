@@ -194,6 +194,8 @@ test_runs = sa.Table(
     sa.Column("progress_message", sa.Text(), nullable=False),
     sa.Column("last_report_at", UtcDateTime(), nullable=True),
     sa.Column("runner", sa.Text(), nullable=False, server_default=""),
+    sa.Column("reoffers", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("reoffered_at", UtcDateTime(), nullable=True),
     sa.Column("version", sa.Integer(), nullable=False),
     sa.Index("ix_test_runs_created_at_id", "created_at", "id"),
     sa.Index("ix_test_runs_status_created_at", "status", "created_at"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from application.errors import NotFound
@@ -275,3 +276,50 @@ class ExpireOverdueRuns(_RunTransition):
             if outcome.changed:
                 expired.append(run_id)
         return expired
+
+
+class ReofferAbandonedJobs(_RunTransition):
+    """A claimed run whose runner fell silent gets its job written to the outbox again.
+
+    A broker such as RabbitMQ hands a dead consumer's unacked message to another consumer
+    by itself; kombu's SQLAlchemy transport (the embedded broker) never does, so without
+    this the run would wait for the reaper. `silent_for_s` is longer than the claim lease,
+    so by then a redelivered copy has normally been taken over already, and whoever gets
+    the new copy takes the run over at once. Each run is re-offered at most `max_reoffers`
+    times, each time only after as long a silence again; after that the reaper has it.
+    Each re-offer is one transaction with the run locked and re-checked, so several workers
+    (or a report arriving meanwhile) never make two copies of one silence. A second copy of
+    a job is harmless: `started` tells its runner the run is claimed or finished."""
+
+    def __init__(
+        self,
+        uow: UowFactory,
+        clock: Clock,
+        ids: IdGenerator,
+        silent_for_s: float = 40,
+        max_reoffers: int = 3,
+    ) -> None:
+        super().__init__(uow, clock, ids)
+        self.silent_for_s, self.max_reoffers = silent_for_s, max_reoffers
+
+    def __call__(self, batch: int = 200) -> list[str]:
+        if self.max_reoffers <= 0:
+            return []
+        now = self.clock.now()
+        with self.uow(read_only=True) as uow:
+            silent = uow.test_runs.list_silent_claims(
+                now - timedelta(seconds=self.silent_for_s), self.max_reoffers, batch
+            )
+        offered = []
+        for run_id in silent:
+            outcome = self._apply(run_id, self._offer_again, actor="worker")
+            if outcome.changed:
+                offered.append(run_id)
+        return offered
+
+    def _offer_again(self, run: TestRun) -> bool:
+        return run.offer_again(self.clock.now(), self.silent_for_s, self.max_reoffers)
+
+    def _after_change(self, uow: UnitOfWork, run: TestRun) -> None:
+        now = self.clock.now()
+        uow.outbox.add(OutboxMessage(self.ids.new_id(), JOB_KIND, run.id, job_payload(run), now))

@@ -5,7 +5,9 @@ mid-job must not leave a device held: its job runs again, by the same runner res
 stable id gets its run back at once) or by another one once the short claim lease lapsed,
 long before the 300 s progress lease would let the reaper fail the run.
 
-Embedded mode (SQLite + the SQLAlchemy broker transport) always runs; the PostgreSQL +
+On the embedded broker, which never redelivers a killed consumer's message, the worker offers
+the job of a run whose claimant fell silent again. Embedded mode (SQLite + the SQLAlchemy
+broker transport) always runs; the PostgreSQL +
 RabbitMQ topology (api, worker and two runners) runs where those servers answer."""
 
 from __future__ import annotations
@@ -47,6 +49,45 @@ def test_embedded_run_completes_by_itself_and_cancel_frees_devices(embedded):
     quick = embedded.start_run(lab, [lab["devices"][2]])
     assert embedded.wait_for(quick["id"], {"completed"}, within_s=30)["status"] == "completed"
     assert embedded.releases(lab["devices"][2], slow["id"]) == 1
+
+
+@pytest.fixture
+def embedded_runnerless(tmp_path):
+    """Embedded mode with a 3 s claim lease (so the worker offers a silent claimant's job
+    again after 6 s) and the default 300 s progress lease; the test starts its runners."""
+    deployment = Deployment(tmp_path, DEVICELAB_CLAIM_LEASE_S="3")
+    deployment.start(runners=0)
+    yield deployment
+    deployment.stop()
+
+
+def test_embedded_a_runner_killed_mid_job_gets_its_job_offered_again(embedded_runnerless):
+    """kombu's SQLAlchemy transport never redelivers a message whose consumer was killed:
+    the worker offers the job again, to the same runner restarted or to another one."""
+    lab = embedded_runnerless.make_lab(devices=2, duration_s=4, timeout_s=120)
+    embedded_runnerless.spawn("first", "runner", "--runner-id", "first")
+    run = embedded_runnerless.start_run(lab, lab["devices"][:1])
+    assert embedded_runnerless.wait_for(run["id"], {"running"})["runner"] == "first"
+
+    embedded_runnerless.kill("first")
+    embedded_runnerless.spawn("restarted", "runner", "--runner-id", "first")
+    done = embedded_runnerless.wait_for(run["id"], {"completed", "failed"}, within_s=60)
+    assert done["status"] == "completed" and done["verdict"] in {"pass", "fail"}, done
+    assert done["runner"] == "first" and len(done["results"]) == 1
+
+    second = embedded_runnerless.start_run(lab, lab["devices"][1:])
+    assert embedded_runnerless.wait_for(second["id"], {"running"})["runner"] == "first"
+    embedded_runnerless.kill("restarted")
+    embedded_runnerless.spawn("other", "runner", "--runner-id", "other")
+    taken_over = embedded_runnerless.wait_for(second["id"], {"completed", "failed"}, within_s=60)
+    assert taken_over["status"] == "completed" and taken_over["runner"] == "other", taken_over
+
+    worker_log = embedded_runnerless.tail("worker", 400)
+    assert f"job re-offer: {run['id']}" in worker_log
+    assert f"job re-offer: {second['id']}" in worker_log
+    assert embedded_runnerless.device_statuses(lab["devices"]) == ["available", "available"]
+    for device, run_id in zip(lab["devices"], (run["id"], second["id"]), strict=True):
+        assert embedded_runnerless.releases(device, run_id) == 1
 
 
 def _production(tmp_path, database_url, rabbitmq_url, runners, **env):

@@ -52,6 +52,7 @@ from application.use_cases.test_runs import (
     RecordRunReleased,
     RecordRunResult,
     RecordRunStarted,
+    ReofferAbandonedJobs,
     StartTestRun,
     StartTestRunRequest,
 )
@@ -77,6 +78,8 @@ MAX_SILENCE_S = 300
 QUEUE_ALLOWANCE_S = 600
 LEASE_S = 300
 CLAIM_LEASE_S = 20
+REOFFER_AFTER_S = 2 * CLAIM_LEASE_S
+MAX_REOFFERS = 3
 
 
 class Lab:
@@ -87,6 +90,8 @@ class Lab:
     queue_allowance_s = QUEUE_ALLOWANCE_S
     lease_s = LEASE_S
     claim_lease_s = CLAIM_LEASE_S
+    reoffer_after_s = REOFFER_AFTER_S
+    max_reoffers = MAX_REOFFERS
 
     def __init__(self, store: InMemoryStore, clock: SettableClock, ids: SequentialIds) -> None:
         self.store, self.clock, self.ids = store, clock, ids
@@ -122,6 +127,9 @@ class Lab:
         self.record_failure = RecordRunFailure(uow, clock, ids)
         self.cancel_test_run = CancelTestRun(uow, clock, ids)
         self.expire_overdue_runs = ExpireOverdueRuns(uow, clock, ids)
+        self.reoffer_abandoned_jobs = ReofferAbandonedJobs(
+            uow, clock, ids, silent_for_s=REOFFER_AFTER_S, max_reoffers=MAX_REOFFERS
+        )
 
     def new_uow(self, read_only: bool = False) -> InMemoryUnitOfWork:
         return InMemoryUnitOfWork(self.store, read_only)

@@ -96,13 +96,13 @@ def runner(lab):
         executors = executors or {
             "simulate": SimulateExecutor(lab.clock, seed="7", pass_probability=1.0, time_factor=0)
         }
-        options = {"heartbeat_s": 0.01, "stop_grace_s": WAIT_S, **options}
+        options = {"runner_id": "runner-a", "heartbeat_s": 0.01, "stop_grace_s": WAIT_S, **options}
         execute = ExecuteJob(
             callbacks,
             executors,
             lab.clock,
             running,
-            RunnerOptions(runner_id="runner-a", default_executor=next(iter(executors)), **options),
+            RunnerOptions(default_executor=next(iter(executors)), **options),
             metrics,
             pause or passing_time(lab),
         )
@@ -430,6 +430,38 @@ def test_a_job_whose_claimant_stays_alive_is_deferred_not_dropped(lab, bench, ru
     assert len(callbacks.reports("started")) >= 3  # asked again as the claim would lapse
     assert (lab.clock.now() - began).total_seconds() <= 60
     assert lab.get_test_run(run.id).runner == "runner-b"
+
+
+def test_a_job_offered_again_beside_a_redelivered_copy_is_never_executed_twice(lab, bench, runner):
+    """RabbitMQ redelivers a killed runner's job and devicelab's worker offers it again: the
+    copy that meets a live claim is deferred, the one that meets a finished run is acked."""
+    run = start(lab, bench)
+    lab.record_started(run.id, "runner-dead")
+    lab.clock.advance(lab.reoffer_after_s + 1)
+    assert lab.reoffer_abandoned_jobs() == [run.id]
+    offered = message_for(lab.get_test_run(run.id))  # as the relay publishes the new copy
+    lab.record_started(run.id, "runner-a")  # the redelivered copy was taken over meanwhile
+
+    def runner_a_alive() -> None:
+        lab.record_progress(run.id, ProgressReport(0.5, runner="runner-a"))
+
+    recording = Recording()
+    other, _, _ = runner(
+        {"recording": recording},
+        pause=passing_time(lab, runner_a_alive),
+        runner_id="runner-b",
+        claim_patience_s=lab.claim_lease_s,
+    )
+    deferred = other(offered)
+    assert (deferred.disposition, deferred.reason) == (Disposition.DEFER, "run_claimed")
+
+    lab.record_result(run.id, [])  # runner-a finished the run
+    again = other(offered)  # the deferred copy comes round again
+
+    assert (again.disposition, again.reason) == (Disposition.ACK, "run_finished")
+    assert recording.requests == []
+    finished = lab.get_test_run(run.id)
+    assert (finished.status, finished.runner) == (RunStatus.COMPLETED, "runner-a")
 
 
 def test_a_runner_stopping_while_it_waits_for_a_claim_gives_the_job_back(lab, bench, runner):

@@ -51,6 +51,7 @@ from application.use_cases.test_runs import (
     RecordRunReleased,
     RecordRunResult,
     RecordRunStarted,
+    ReofferAbandonedJobs,
     StartTestRun,
     StartTestRunRequest,
 )
@@ -72,6 +73,8 @@ MAX_SILENCE_S = 300
 QUEUE_ALLOWANCE_S = 120
 LEASE_S = 200
 TAKEOVER_AFTER_S = 250
+REOFFER_AFTER_S = 260  # longer than the claim lease, as the settings demand
+MAX_REOFFERS = 2
 CASES = {
     "voltage": [CriterionInput("voltage", "<=", 240)],
     "power": [CriterionInput("power", ">=", 100), CriterionInput("power_factor", ">", 0.9)],
@@ -181,6 +184,7 @@ class LabMachine(RuleBasedStateMachine):
         self.record_failure = RecordRunFailure(uow, self.clock, ids)
         self.cancel_test_run = CancelTestRun(uow, self.clock, ids)
         self.expire_overdue_runs = ExpireOverdueRuns(uow, self.clock, ids)
+        self.reoffer = ReofferAbandonedJobs(uow, self.clock, ids, REOFFER_AFTER_S, MAX_REOFFERS)
         self.set_device_status = SetDeviceStatus(uow, self.clock)
         self.record_heartbeat = RecordHeartbeat(uow, self.clock)
         self.mark_silent_offline = MarkSilentDevicesOffline(uow, self.clock, MAX_SILENCE_S)
@@ -190,6 +194,8 @@ class LabMachine(RuleBasedStateMachine):
         self.accepted: dict[str, dict[tuple[str, str], object]] = {}
         # when each running run last heard from its runner (start, progress or give-back)
         self.last_heard: dict[str, datetime] = {}
+        # how often, and when last, each run's job was offered again
+        self.reoffered: dict[str, tuple[int, datetime]] = {}
 
     # -- reading committed state -------------------------------------------------------------
 
@@ -433,6 +439,31 @@ class LabMachine(RuleBasedStateMachine):
                 "timeout",
             )
 
+    @rule(seconds=st.sampled_from([0, 10, REOFFER_AFTER_S + 1]))
+    def reoffer_jobs_of_silent_claimants(self, seconds: int) -> None:
+        self.clock.advance(seconds)  # the reaper may not have run: an overdue run counts too
+        now = self.clock.now()
+        expected = set()
+        for run in self.store.test_runs.values():
+            if run.status is not RunStatus.RUNNING or not run.runner:
+                continue
+            count, offered_at = self.reoffered.get(run.id, (0, self.last_heard[run.id]))
+            heard = max(self.last_heard[run.id], offered_at)
+            if count < MAX_REOFFERS and (now - heard).total_seconds() > REOFFER_AFTER_S:
+                expected.add(run.id)
+        before = {
+            run_id: (self.run(run_id).runner, self.run(run_id).deadline) for run_id in expected
+        }
+
+        assert set(self.reoffer()) == expected
+
+        for run_id in expected:
+            count, _ = self.reoffered.get(run_id, (0, now))
+            self.reoffered[run_id] = (count + 1, now)
+            stored = self.run(run_id)
+            assert stored.status is RunStatus.RUNNING
+            assert (stored.runner, stored.deadline) == before[run_id]
+
     # -- rules: devices ------------------------------------------------------------------------
 
     @rule(device=st.sampled_from(range(DEVICE_COUNT)), offline=st.booleans())
@@ -512,11 +543,12 @@ class LabMachine(RuleBasedStateMachine):
                 assert run.verdict is None
 
     @invariant()
-    def one_job_per_run_and_one_cancel_per_aborted_run(self) -> None:
+    def one_job_per_run_and_offer_and_one_cancel_per_aborted_run(self) -> None:
         jobs = [m.run_id for m in self.store.outbox if m.kind == JOB_KIND]
         cancels = [m.run_id for m in self.store.outbox if m.kind == CANCEL_KIND]
         aborted = [r.id for r in self.store.test_runs.values() if r.status is RunStatus.ABORTED]
-        assert sorted(jobs) == sorted(self.store.test_runs)
+        offered_again = [r for r, (count, _) in self.reoffered.items() for _ in range(count)]
+        assert sorted(jobs) == sorted([*self.store.test_runs, *offered_again])
         assert sorted(cancels) == sorted(aborted)
 
     @invariant()
