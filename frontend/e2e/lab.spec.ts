@@ -407,6 +407,8 @@ test('an admin resets a password; the user must choose their own before anything
   await page.getByLabel('Email').fill(credentials().email);
   await page.getByLabel('Password').fill(credentials().password);
   await page.getByRole('button', { name: 'Log in' }).click();
+  // the sign-in must have landed before the next navigation, or that one reloads the login page
+  await expect(page.getByTestId('user-menu')).toBeVisible();
   await page.goto('/users');
   const row = page.getByTestId('users-table').locator('tbody tr', { hasText: VIEWER.email });
   await row.getByRole('button', { name: 'Reset password' }).click();
