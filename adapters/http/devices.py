@@ -14,6 +14,7 @@ from adapters.http.pagination import PageQuerySchema, page_schema
 from adapters.http.security import current_actor, current_principal, requires
 from application.ports import DeviceFilter
 from application.use_cases.devices import (
+    SETTABLE_STATUSES,
     DeleteDevice,
     GetDevice,
     GetDeviceHistory,
@@ -21,7 +22,6 @@ from application.use_cases.devices import (
     RecordHeartbeat,
     RegisterDevice,
     RegisterDeviceRequest,
-    SETTABLE_STATUSES,
     SetDeviceStatus,
     SetDeviceStatusRequest,
     UpdateDevice,
@@ -61,7 +61,9 @@ class DeviceSchema(Schema):
         metadata={"description": "the test run holding the device"},
     )
     offline_pending = fields.Boolean(
-        metadata={"description": "set offline (or silent) while in test: offline once its run ends"},
+        metadata={
+            "description": "set offline (or silent) while in test: offline once its run ends"
+        },
     )
     drain_pending = fields.Boolean(
         metadata={

@@ -114,9 +114,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("devices") as batch:
         batch.add_column(sa.Column("marked_offline", sa.Boolean(), nullable=True))
-    op.execute(
-        devices.update().values(marked_offline=devices.c.service_state != "in_service")
-    )
+    op.execute(devices.update().values(marked_offline=devices.c.service_state != "in_service"))
     op.execute(
         devices.update()
         .where(devices.c.status.in_(["maintenance", "retired"]))
