@@ -25,8 +25,11 @@ DEVICES = {
         None,
         True,
         "offline",
-        [("heartbeat monitor", "no heartbeat", "offline"), ("heartbeat", "back", "available")]
-        + [("bob@lab", "cable loose", "offline")],
+        [
+            ("heartbeat monitor", "no heartbeat", "offline"),
+            ("heartbeat", "back", "available"),
+            ("bob@lab", "cable loose", "offline"),
+        ],
     ),
     "held-off": ("run-2", True, "in_test", [("alice", "reserved", "in_test")]),
     "no-history": (None, True, "offline", []),
