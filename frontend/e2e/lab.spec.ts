@@ -435,6 +435,8 @@ test('an admin resets a password; the user must choose their own before anything
   await page.getByLabel('Email').fill(credentials().email);
   await page.getByLabel('Password').fill(credentials().password);
   await page.getByRole('button', { name: 'Log in' }).click();
+  // wait for the login to finish: navigating away at once would abort its request
+  await expect(page.getByTestId('user-menu')).toBeVisible();
   await page.goto('/users');
   const row = page.getByTestId('users-table').locator('tbody tr', { hasText: VIEWER.email });
   await row.getByRole('button', { name: 'Reset password' }).click();
