@@ -23,6 +23,13 @@ class DeviceFilter:
     status: DeviceStatus | None = None
     text: str | None = None  # substring of name, serial, model, location or firmware
     label: tuple[str, str | None] | None = None  # key, and value (None: any value)
+    # retired devices are left out unless asked for by status or with this
+    include_retired: bool = False
+
+    def shows(self, status: DeviceStatus) -> bool:
+        if self.status is not None:
+            return status is self.status
+        return self.include_retired or status is not DeviceStatus.RETIRED
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,56 @@ class DeviceStatus(enum.StrEnum):
     AVAILABLE = "available"
     IN_TEST = "in_test"
     OFFLINE = "offline"
+    MAINTENANCE = "maintenance"
+    RETIRED = "retired"
+
+
+class ServiceState(enum.StrEnum):
+    """Whether the device is in service, and if not, why. Only the heartbeat monitor makes a
+    device `silent`, and only a heartbeat ends that; the other states are set by a person and
+    stay until a person changes them (a heartbeat changes nothing about them)."""
+
+    IN_SERVICE = "in_service"
+    SILENT = "silent"  # offline because it stopped reporting
+    OFFLINE = "offline"  # set offline by hand
+    MAINTENANCE = "maintenance"
+    RETIRED = "retired"  # out of the lab for good; only an admin brings it back
+
+    @property
+    def status(self) -> DeviceStatus:
+        """What a device in this state shows when no run holds it."""
+        return _STATUS_OF[self]
+
+    @property
+    def requires_reason(self) -> bool:
+        """Maintenance and retirement say why, so the next engineer at the bench knows."""
+        return self in (ServiceState.MAINTENANCE, ServiceState.RETIRED)
+
+
+_STATUS_OF = {
+    ServiceState.IN_SERVICE: DeviceStatus.AVAILABLE,
+    ServiceState.SILENT: DeviceStatus.OFFLINE,
+    ServiceState.OFFLINE: DeviceStatus.OFFLINE,
+    ServiceState.MAINTENANCE: DeviceStatus.MAINTENANCE,
+    ServiceState.RETIRED: DeviceStatus.RETIRED,
+}
+
+# the states a person sets by hand, by the status they give the device
+MANUAL_STATES = {
+    DeviceStatus.AVAILABLE: ServiceState.IN_SERVICE,
+    DeviceStatus.OFFLINE: ServiceState.OFFLINE,
+    DeviceStatus.MAINTENANCE: ServiceState.MAINTENANCE,
+    DeviceStatus.RETIRED: ServiceState.RETIRED,
+}
+
+
+@dataclass(frozen=True)
+class ServiceNote:
+    """Who took the device out of service, why and since when."""
+
+    by: str
+    reason: str
+    since: datetime
 
 
 @dataclass(frozen=True)
@@ -31,9 +81,11 @@ class StatusChange:
 
 @dataclass(eq=False)
 class Device:
-    """A device's status is derived from two facts: which run holds it and whether it is
-    marked offline. Keeping them apart lets a device that drops off the network during a
-    test stay held by that run, and only show as offline once the run lets it go."""
+    """A device's status is derived from two facts: which run holds it and its service
+    state. Keeping them apart lets a device that drops off the network during a test stay
+    held by that run, and only show as offline once the run lets it go; in the same way a
+    device put into maintenance during a run is drained: it finishes the run, then shows as
+    in maintenance instead of becoming available."""
 
     id: str
     name: str
@@ -43,7 +95,9 @@ class Device:
     location: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     held_by: str | None = None
-    marked_offline: bool = False
+    service_state: ServiceState = ServiceState.IN_SERVICE
+    # who set the service state, why and when; None while the device is in service
+    service_note: ServiceNote | None = None
     last_seen_at: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -68,13 +122,26 @@ class Device:
     def status(self) -> DeviceStatus:
         if self.held_by is not None:
             return DeviceStatus.IN_TEST
-        if self.marked_offline:
-            return DeviceStatus.OFFLINE
-        return DeviceStatus.AVAILABLE
+        return self.service_state.status
 
     @property
     def is_available(self) -> bool:
         return self.status is DeviceStatus.AVAILABLE
+
+    @property
+    def offline_pending(self) -> bool:
+        """Offline (by hand or by silence) while a run holds it: offline once the run ends."""
+        return self.held_by is not None and self.service_state.status is DeviceStatus.OFFLINE
+
+    @property
+    def drain_pending(self) -> bool:
+        """Set to maintenance while a run holds it: in maintenance once the run ends."""
+        return self.held_by is not None and self.service_state is ServiceState.MAINTENANCE
+
+    @property
+    def revived_by_heartbeat(self) -> bool:
+        """Whether a heartbeat now would change the device's state."""
+        return self.service_state is ServiceState.SILENT
 
     def _record(
         self, before: DeviceStatus, at: datetime, actor: str, reason: str, run_id: str | None
@@ -109,23 +176,77 @@ class Device:
         self._record(before, at, actor, reason or "released by test run", run_id)
         return True
 
-    def go_offline(self, at: datetime, actor: str, reason: str) -> None:
+    def _enter(
+        self, state: ServiceState, at: datetime, actor: str, reason: str, record_reason: str
+    ) -> None:
         before = self.status
-        self.marked_offline = True
-        self._record(before, at, actor, reason, self.held_by)
+        self.service_state = state
+        self.service_note = (
+            None if state is ServiceState.IN_SERVICE else ServiceNote(actor, reason, at)
+        )
+        self._record(before, at, actor, record_reason, self.held_by)
+
+    def set_service_state(
+        self,
+        state: ServiceState,
+        at: datetime,
+        actor: str,
+        reason: str,
+        *,
+        may_unretire: bool = False,
+    ) -> None:
+        """A person takes the device out of service (offline, maintenance, retired) or puts
+        it back (in service). On a device in test this takes effect when its run ends: offline
+        or maintenance (a drain) then, or available again when a pending change is cancelled.
+        A device in test is not retired: drain it first. Leaving `retired` needs
+        `may_unretire` (admins): retiring is how a device leaves the lab while its history
+        stays."""
+        if state is ServiceState.SILENT:
+            raise InvalidValue("status", "silence is detected from heartbeats, not set by hand")
+        if state is self.service_state:
+            note = self.service_note
+            if note is not None and reason and reason != note.reason:
+                # the same state again with a new reason: recorded, the time it began is kept
+                self.service_note = ServiceNote(actor, reason, note.since)
+                self.updated_at = at
+            return
+        if self.service_state is ServiceState.RETIRED and not may_unretire:
+            raise InvalidTransition(
+                f"device {self.name} is retired; only an admin may bring it back"
+            )
+        if state is ServiceState.RETIRED and self.held_by is not None:
+            raise InvalidTransition(
+                f"device {self.name} is in test run {self.held_by}; set it to maintenance "
+                "(it goes there when the run ends), then retire it"
+            )
+        if state.requires_reason and not reason.strip():
+            raise InvalidValue("reason", f"say why the device goes to {state.value}")
+        self._enter(state, at, actor, reason, reason)
+
+    def go_offline(self, at: datetime, actor: str, reason: str) -> None:
+        """Set offline by hand: sticky until a person sets the device available."""
+        self.set_service_state(ServiceState.OFFLINE, at, actor, reason)
 
     def come_online(self, at: datetime, actor: str, reason: str) -> None:
-        before = self.status
-        self.marked_offline = False
-        self._record(before, at, actor, reason, self.held_by)
+        self.set_service_state(ServiceState.IN_SERVICE, at, actor, reason)
+
+    def fall_silent(self, at: datetime, actor: str, reason: str) -> bool:
+        """The heartbeat monitor found the device silent. Only a device in service goes
+        offline by silence; one a person took out of service stays as it is. Returns whether
+        the device changed."""
+        if self.service_state is not ServiceState.IN_SERVICE:
+            return False
+        self._enter(ServiceState.SILENT, at, actor, reason, reason)
+        return True
 
     def heartbeat(self, at: datetime, firmware_version: str | None = None) -> None:
-        """The device reported in: it is seen, and if it was offline it is back."""
+        """The device reported in: it is seen, and if it was offline by silence it is back.
+        A state set by a person (offline, maintenance, retired) stays: only a person ends it."""
         self.last_seen_at = at
         if firmware_version:
             self.firmware_version = firmware_version
-        if self.marked_offline:
-            self.come_online(at, "heartbeat", "device reported in")
+        if self.service_state is ServiceState.SILENT:
+            self._enter(ServiceState.IN_SERVICE, at, "heartbeat", "", "device reported in")
         else:
             self.updated_at = at
 

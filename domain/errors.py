@@ -36,8 +36,9 @@ class DeviceUnavailable(DomainError):
     code = "device_unavailable"
 
     def __init__(self, unavailable: dict[str, str], names: dict[str, str] | None = None) -> None:
-        # unavailable maps device id -> its current status (in_test / offline); names maps
-        # device id -> its name, so that people read "Meter 7", not only an id
+        # unavailable maps device id -> its current status (in_test, offline, maintenance,
+        # retired); names maps device id -> its name, so that people read "Meter 7", not
+        # only an id
         self.unavailable = dict(unavailable)
         self.names = {d: (names or {}).get(d, d) for d in self.unavailable}
         listed = ", ".join(

@@ -11,9 +11,10 @@ from marshmallow import Schema, fields, validate
 
 from adapters.http.json_bodies import iso, json_response
 from adapters.http.pagination import PageQuerySchema, page_schema
-from adapters.http.security import current_actor, requires
+from adapters.http.security import current_actor, current_principal, requires
 from application.ports import DeviceFilter
 from application.use_cases.devices import (
+    SETTABLE_STATUSES,
     DeleteDevice,
     GetDevice,
     GetDeviceHistory,
@@ -25,7 +26,7 @@ from application.use_cases.devices import (
     SetDeviceStatusRequest,
     UpdateDevice,
 )
-from domain.devices import Device, DeviceStatus
+from domain.devices import Device, DeviceStatus, ServiceNote, ServiceState
 from domain.users import Permission
 
 blp = Blueprint("devices", __name__, url_prefix="/api/devices", description="Lab devices")
@@ -37,6 +38,12 @@ _labels = fields.Dict(
     values=fields.String(validate=validate.Length(max=500)),
     validate=validate.Length(max=50),
 )
+
+
+class ServiceNoteSchema(Schema):
+    by = fields.String()
+    reason = fields.String()
+    since = fields.DateTime()
 
 
 class DeviceSchema(Schema):
@@ -53,9 +60,29 @@ class DeviceSchema(Schema):
         allow_none=True,
         metadata={"description": "the test run holding the device"},
     )
-    offline_pending = fields.Function(
-        lambda d: d.marked_offline and d.held_by is not None,
-        metadata={"description": "marked offline while in test: offline once its run ends"},
+    offline_pending = fields.Boolean(
+        metadata={
+            "description": "set offline (or silent) while in test: offline once its run ends"
+        },
+    )
+    drain_pending = fields.Boolean(
+        metadata={
+            "description": "set to maintenance while in test: in maintenance once its run ends"
+        },
+    )
+    service_state = fields.String(
+        metadata={
+            "enum": [s.value for s in ServiceState],
+            "description": "in_service, or why not: silent (no heartbeats; the next one "
+            "brings it back), offline (by hand), maintenance, retired; the last three stay "
+            "until a person changes them",
+        }
+    )
+    out_of_service = fields.Nested(
+        ServiceNoteSchema,
+        attribute="service_note",
+        allow_none=True,
+        metadata={"description": "who took the device out of service, why and since when"},
     )
     last_seen_at = fields.DateTime(allow_none=True)
     created_at = fields.DateTime()
@@ -86,7 +113,14 @@ class DeviceUpdateSchema(Schema):
 
 
 class DeviceQuerySchema(PageQuerySchema):
-    status = fields.String(validate=validate.OneOf(STATUSES))
+    status = fields.String(
+        validate=validate.OneOf(STATUSES),
+        metadata={"description": "only devices with this status (`retired` lists those)"},
+    )
+    include_retired = fields.Boolean(
+        load_default=False,
+        metadata={"description": "without a status filter, list retired devices too"},
+    )
     q = fields.String(
         validate=validate.Length(max=200),
         metadata={"description": "text in name, serial, model, location, firmware"},
@@ -101,11 +135,17 @@ class StatusChangeRequestSchema(Schema):
     status = fields.String(
         required=True,
         metadata={
-            "enum": ["available", "offline"],
-            "description": "in_test is never set by hand; starting a run sets it",
+            "enum": SETTABLE_STATUSES,
+            "description": "in_test is never set by hand; starting a run sets it. On a device "
+            "in test, offline and maintenance apply when its run ends (maintenance drains "
+            "it), and available cancels that",
         },
     )
-    reason = fields.String(load_default="", validate=validate.Length(max=500))
+    reason = fields.String(
+        load_default="",
+        validate=validate.Length(max=500),
+        metadata={"description": "required for maintenance and retired"},
+    )
 
 
 class HeartbeatSchema(Schema):
@@ -128,6 +168,12 @@ class HistoryQuerySchema(Schema):
 DevicePageSchema = page_schema(DeviceSchema, "DevicePageSchema")
 
 
+def _note_json(note: ServiceNote | None) -> dict[str, Any] | None:
+    if note is None:
+        return None
+    return {"by": note.by, "reason": note.reason, "since": iso(note.since)}
+
+
 def device_json(device: Device) -> dict[str, Any]:
     """What DeviceSchema dumps (see adapters/http/json_bodies.py)."""
     return {
@@ -140,7 +186,10 @@ def device_json(device: Device) -> dict[str, Any]:
         "labels": dict(device.labels),
         "status": device.status.value,
         "run_id": device.held_by,
-        "offline_pending": device.marked_offline and device.held_by is not None,
+        "offline_pending": device.offline_pending,
+        "drain_pending": device.drain_pending,
+        "service_state": device.service_state.value,
+        "out_of_service": _note_json(device.service_note),
         "last_seen_at": iso(device.last_seen_at),
         "created_at": iso(device.created_at),
         "updated_at": iso(device.updated_at),
@@ -163,6 +212,7 @@ class Devices(MethodView):
             status=DeviceStatus(args["status"]) if args.get("status") else None,
             text=args.get("q") or None,
             label=label,
+            include_retired=args["include_retired"],
         )
         page = list_devices(where, args["limit"], args["cursor"])
         items = [device_json(device) for device in page.items]
@@ -212,9 +262,17 @@ class DeviceStatusOverride(MethodView):
     @blp.response(200, DeviceSchema)
     @inject
     def post(self, data, device_id, set_status: SetDeviceStatus = Provide["set_device_status"]):
-        """Take a device out of service (offline) or bring it back (available)"""
+        """Take a device out of service (offline, maintenance, retired) or bring it back
+
+        Engineers and admins; only an admin brings a retired device back."""
         return set_status(
-            SetDeviceStatusRequest(device_id, data["status"], data["reason"], current_actor())
+            SetDeviceStatusRequest(
+                device_id,
+                data["status"],
+                data["reason"],
+                current_actor(),
+                may_unretire=current_principal().can(Permission.MANAGE_DEVICES),
+            )
         )
 
 

@@ -23,7 +23,7 @@ from application.ports import (
     RunFilter,
     StreamLease,
 )
-from domain.devices import Device, DeviceStatus, StatusChange
+from domain.devices import Device, DeviceStatus, ServiceState, StatusChange
 from domain.environments import Environment
 from domain.names import name_key
 from domain.test_cases import TestCase
@@ -144,7 +144,7 @@ class InMemoryDeviceRepository:
 
     def list(self, where: DeviceFilter, limit: int, after: tuple | None) -> list[Device]:
         def matches(d: Device) -> bool:
-            if where.status is not None and d.status is not where.status:
+            if not where.shows(d.status):
                 return False
             if where.text:
                 text = where.text.lower()
@@ -163,7 +163,9 @@ class InMemoryDeviceRepository:
         silent = [
             d
             for d in self.table.all()
-            if not d.marked_offline and d.last_seen_at is not None and d.last_seen_at < seen_before
+            if d.service_state is ServiceState.IN_SERVICE
+            and d.last_seen_at is not None
+            and d.last_seen_at < seen_before
         ]
         return sorted(silent, key=lambda d: d.id)[:limit]
 

@@ -35,7 +35,7 @@ from application.ports import (
     RunFilter,
     StreamLease,
 )
-from domain.devices import Device, DeviceStatus, StatusChange
+from domain.devices import Device, DeviceStatus, ServiceNote, ServiceState, StatusChange
 from domain.environments import Environment, EnvironmentSnapshot
 from domain.errors import InvalidValue
 from domain.execution import Execution
@@ -119,6 +119,7 @@ def _contains_text(column: sa.ColumnElement[str], text: str) -> sa.ColumnElement
 
 
 def _device_values(device: Device) -> dict[str, Any]:
+    note = device.service_note
     return {
         "name": device.name,
         "name_key": device.name_key,
@@ -127,7 +128,10 @@ def _device_values(device: Device) -> dict[str, Any]:
         "firmware_version": device.firmware_version,
         "location": device.location,
         "held_by": device.held_by,
-        "marked_offline": device.marked_offline,
+        "service_state": device.service_state.value,
+        "service_by": note.by if note else None,
+        "service_reason": note.reason if note else None,
+        "service_since": note.since if note else None,
         "status": device.status.value,
         "last_seen_at": device.last_seen_at,
         "created_at": device.created_at,
@@ -164,7 +168,12 @@ def _device(row: Any) -> Device:
         location=row.location,
         labels={},
         held_by=row.held_by,
-        marked_offline=row.marked_offline,
+        service_state=ServiceState(row.service_state),
+        service_note=(
+            ServiceNote(row.service_by or "", row.service_reason or "", row.service_since)
+            if row.service_since is not None
+            else None
+        ),
         last_seen_at=row.last_seen_at,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -239,6 +248,8 @@ class SqlDeviceRepository(_SqlRepository):
         statement = sa.select(t.devices)
         if where.status is not None:
             statement = statement.where(t.devices.c.status == DeviceStatus(where.status).value)
+        elif not where.include_retired:
+            statement = statement.where(t.devices.c.status != DeviceStatus.RETIRED.value)
         if where.text:
             statement = statement.where(
                 sa.or_(
@@ -272,7 +283,7 @@ class SqlDeviceRepository(_SqlRepository):
         statement = (
             sa.select(t.devices)
             .where(
-                t.devices.c.marked_offline.is_(sa.false()),
+                t.devices.c.service_state == ServiceState.IN_SERVICE.value,
                 t.devices.c.last_seen_at.is_not(None),
                 t.devices.c.last_seen_at < seen_before,
             )

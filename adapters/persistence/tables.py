@@ -85,8 +85,13 @@ devices = sa.Table(
     sa.Column("firmware_version", sa.Text(), nullable=False),
     sa.Column("location", sa.Text(), nullable=False),
     sa.Column("held_by", sa.String(ID_LENGTH), nullable=True),
-    sa.Column("marked_offline", sa.Boolean(), nullable=False),
-    # derived from held_by and marked_offline (Device.status); stored so lists can filter on it
+    # in_service | silent | offline | maintenance | retired (domain.devices.ServiceState),
+    # with who set it, why and since when (all null while in service)
+    sa.Column("service_state", sa.String(STATUS_LENGTH), nullable=False),
+    sa.Column("service_by", sa.Text(), nullable=True),
+    sa.Column("service_reason", sa.Text(), nullable=True),
+    sa.Column("service_since", UtcDateTime(), nullable=True),
+    # derived from held_by and service_state (Device.status); stored so lists can filter on it
     sa.Column("status", sa.String(STATUS_LENGTH), nullable=False),
     sa.Column("last_seen_at", UtcDateTime(), nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=True),

@@ -10,7 +10,7 @@ from application.errors import AlreadyExists, NotFound
 from application.pagination import Page, paginate
 from application.ports import Clock, DeviceFilter, IdGenerator, UnitOfWork
 from application.ports import UnitOfWorkFactory as UowFactory
-from domain.devices import Device, DeviceStatus, StatusChange
+from domain.devices import MANUAL_STATES, Device, DeviceStatus, StatusChange
 from domain.errors import InvalidValue
 
 
@@ -135,11 +135,18 @@ class SetDeviceStatusRequest:
     status: str
     reason: str = ""
     actor: str = "system"
+    # the caller may bring a retired device back (Permission.MANAGE_DEVICES: admins)
+    may_unretire: bool = False
+
+
+SETTABLE_STATUSES = [s.value for s in MANUAL_STATES]
 
 
 class SetDeviceStatus:
-    """Manual override: take a device out of service or bring it back. `in_test` is never
-    set by hand; only starting a run puts a device in test."""
+    """A person takes a device out of service (offline, maintenance, retired) or brings it
+    back (available). `in_test` is never set by hand; only starting a run puts a device in
+    test. On a device in test, offline and maintenance take effect when its run ends
+    (maintenance so drains the device), and available cancels such a pending change."""
 
     def __init__(self, uow: UowFactory, clock: Clock) -> None:
         self.uow, self.clock = uow, clock
@@ -147,16 +154,19 @@ class SetDeviceStatus:
     def __call__(self, request: SetDeviceStatusRequest) -> Device:
         if request.status == DeviceStatus.IN_TEST.value:
             raise InvalidValue("status", "in_test is set only by starting a test run")
-        if request.status not in (DeviceStatus.AVAILABLE.value, DeviceStatus.OFFLINE.value):
-            raise InvalidValue("status", "must be available or offline")
-        reason = request.reason.strip() or "manual override"
+        if request.status not in SETTABLE_STATUSES:
+            raise InvalidValue("status", f"must be one of {', '.join(SETTABLE_STATUSES)}")
+        state = MANUAL_STATES[DeviceStatus(request.status)]
+        reason = request.reason.strip()
         with self.uow() as uow:
             device = _load_locked(uow, request.device_id)
-            now = self.clock.now()
-            if request.status == DeviceStatus.OFFLINE.value:
-                device.go_offline(now, request.actor, reason)
-            else:
-                device.come_online(now, request.actor, reason)
+            device.set_service_state(
+                state,
+                self.clock.now(),
+                request.actor,
+                reason or ("" if state.requires_reason else "manual override"),
+                may_unretire=request.may_unretire,
+            )
             uow.devices.update(device)
             uow.commit()
             return device
@@ -201,10 +211,9 @@ class MarkSilentDevicesOffline:
             marked = []
             for device in uow.devices.get_many_for_update(candidates):
                 # re-check under the lock: a heartbeat may have arrived meanwhile
-                if device.is_silent(now, self.max_silence_s) and not device.marked_offline:
-                    device.go_offline(
-                        now, "heartbeat monitor", f"no heartbeat for {self.max_silence_s:g} s"
-                    )
+                if device.is_silent(now, self.max_silence_s) and device.fall_silent(
+                    now, "heartbeat monitor", f"no heartbeat for {self.max_silence_s:g} s"
+                ):
                     uow.devices.update(device)
                     marked.append(device.id)
             uow.commit()

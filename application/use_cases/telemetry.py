@@ -48,7 +48,9 @@ class TelemetryRecorded:
 class RecordTelemetry:
     """One report, one transaction. `min_interval_s` spares the database a write for devices
     that report every second: a report within that interval of the last recorded one changes
-    nothing unless it brings a new firmware version or the device is marked offline."""
+    nothing unless it brings a new firmware version or the device is offline by silence (which
+    the report ends). A state a person set (offline, maintenance, retired) stays as it is:
+    telemetry records that the device is seen, never that it is back in service."""
 
     def __init__(
         self,
@@ -103,7 +105,7 @@ class RecordTelemetry:
             return TelemetryRecorded(TelemetryOutcome.HEARTBEAT, device)
 
     def _nothing_new(self, device: Device, firmware: str | None, now: datetime) -> bool:
-        if device.last_seen_at is None or device.marked_offline:
+        if device.last_seen_at is None or device.revived_by_heartbeat:
             return False
         if firmware is not None and firmware != device.firmware_version:
             return False

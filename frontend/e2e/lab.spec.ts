@@ -94,10 +94,38 @@ test('devices: filter, open one, take it offline and back with a reason', async 
   await expect(page.locator('h1 [data-status]')).toHaveAttribute('data-status', 'offline');
   await expect(page.getByTestId('status-history')).toContainText('probe recalibration');
   await shot(page, '04-device');
-  await page.getByRole('button', { name: 'Set online' }).click();
+  await page.getByRole('button', { name: 'Set available' }).click();
   await page.getByRole('dialog').getByLabel(/Reason/).fill('recalibrated');
-  await page.getByRole('dialog').getByRole('button', { name: 'Set online' }).click();
+  await page.getByRole('dialog').getByRole('button', { name: 'Set available' }).click();
   await expect(page.locator('h1 [data-status]')).toHaveAttribute('data-status', 'available');
+});
+
+test('put a device into maintenance with a reason and see who did it and why', async () => {
+  const device = (await api.availableDevices()).at(0)!;
+  await page.goto(`/devices/${device.id}`);
+  await expect(page.getByRole('heading', { name: device.name })).toBeVisible();
+  await page.getByRole('button', { name: 'Set maintenance' }).click();
+  const dialog = page.getByRole('dialog');
+  // the reason is required: the browser does not send the form without one
+  await dialog.getByRole('button', { name: 'Set maintenance' }).click();
+  await expect(dialog).toBeVisible();
+  await dialog.getByLabel(/Reason/).fill('swap the current probe');
+  await dialog.getByRole('button', { name: 'Set maintenance' }).click();
+  await expect(page.locator('h1 [data-status]')).toHaveAttribute('data-status', 'maintenance');
+  const note = page.getByTestId('out-of-service');
+  await expect(note.locator('[data-field="reason"]')).toHaveText('swap the current probe');
+  await expect(note.locator('[data-field="by"]')).not.toBeEmpty();
+  await expect(page.getByTestId('status-history')).toContainText('swap the current probe');
+
+  // it stays in maintenance after a reload, and the list shows it with its reason
+  await page.goto('/devices?status=maintenance');
+  const row = page.locator(`tr[data-device="${device.name}"]`);
+  await expect(row.getByTestId('out-of-service')).toContainText('swap the current probe');
+
+  await row.getByRole('button', { name: 'Set available' }).click();
+  await page.getByRole('dialog').getByLabel(/Reason/).fill('probe swapped');
+  await page.getByRole('dialog').getByRole('button', { name: 'Set available' }).click();
+  await expect(row).toHaveCount(0);
 });
 
 test('add, edit and delete a device', async () => {

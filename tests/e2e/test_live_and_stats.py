@@ -89,7 +89,13 @@ def test_statistics(client, lab, report):
         }
         assert report(run["id"], "result", body).status_code == 200
     stats = client.get("/api/stats").get_json()
-    assert stats["devices_by_status"] == {"available": 3, "in_test": 0, "offline": 0}
+    assert stats["devices_by_status"] == {
+        "available": 3,
+        "in_test": 0,
+        "offline": 0,
+        "maintenance": 0,
+        "retired": 0,
+    }
     assert stats["runs_by_status"]["completed"] == 2
     assert len(stats["pass_rate_by_day"]) == 30
     today = stats["pass_rate_by_day"][-1]

@@ -10,6 +10,7 @@ import pytest
 from adapters.auth.run_credentials import SignedRunCredentials
 from adapters.messaging.in_memory import InMemoryPublisher
 from application.job_contract import JOB_KIND
+from application.use_cases.devices import SetDeviceStatusRequest
 from application.use_cases.live_updates import ReadChanges
 from application.use_cases.relay import RelayOutbox
 from application.use_cases.statistics import GetLabStatistics
@@ -124,8 +125,15 @@ def test_statistics_count_and_rank(small_lab):
             ],
         )
     lab.start([devices[3]], [case], environment)
+    lab.set_device_status(SetDeviceStatusRequest(devices[4].id, "maintenance", "new probe"))
     stats = GetLabStatistics(lab.new_uow, lab.clock)()
-    assert stats.devices_by_status == {"available": 5, "in_test": 1, "offline": 0}
+    assert stats.devices_by_status == {
+        "available": 4,
+        "in_test": 1,
+        "offline": 0,
+        "maintenance": 1,
+        "retired": 0,
+    }
     assert stats.runs_by_status["completed"] == 3 and stats.runs_by_status["queued"] == 1
     today = lab.clock.now().date().isoformat()
     assert sorted(v for d, v, n in stats.verdicts_by_day if d == today for _ in range(n)) == [

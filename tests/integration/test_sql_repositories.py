@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from application.errors import AlreadyExists, ConcurrentUpdate
-from application.ports import OutboxMessage
-from domain.devices import Device, DeviceStatus
+from application.ports import DeviceFilter, OutboxMessage
+from domain.devices import Device, DeviceStatus, ServiceNote, ServiceState
 from domain.environments import Environment, EnvironmentSnapshot
 from domain.test_cases import Condition, Criterion, TestCase
 from domain.test_runs import (
@@ -114,6 +114,43 @@ def test_a_device_round_trips_with_labels_history_and_utc_times(new_uow: Any) ->
         (DeviceStatus.AVAILABLE, DeviceStatus.OFFLINE, "alice", "maintenance")
     ]
     assert history[0].at == local and history[0].at.tzinfo is UTC
+    assert loaded.service_state is ServiceState.OFFLINE
+    assert loaded.service_note == ServiceNote("alice", "maintenance", local)
+    assert loaded.service_note.since.tzinfo is UTC
+
+
+@pytest.mark.parametrize("held", [False, True])
+def test_maintenance_and_a_drain_round_trip(new_uow: Any, held: bool) -> None:
+    device = _device("meter-1")
+    if held:
+        device.reserve("run-1", T0, "alice")
+    device.set_service_state(ServiceState.MAINTENANCE, T0, "bob", "new probe")
+    with new_uow() as uow:
+        uow.devices.add(device)
+        uow.commit()
+    with new_uow() as uow:
+        loaded = uow.devices.get(device.id)
+        drained = uow.devices.list(DeviceFilter(status=DeviceStatus.MAINTENANCE), 10, None)
+        assert (loaded.drain_pending, loaded.service_note) == (
+            held,
+            ServiceNote("bob", "new probe", T0),
+        )
+        assert [d.id for d in drained] == ([] if held else [device.id])
+        if held:
+            loaded.release("run-1", T0 + timedelta(seconds=1), "runner")
+            uow.devices.update(loaded)
+            uow.commit()
+    with new_uow() as uow:
+        loaded = uow.devices.get(device.id)
+        assert loaded.status is DeviceStatus.MAINTENANCE
+        listed = uow.devices.list(DeviceFilter(status=DeviceStatus.MAINTENANCE), 10, None)
+        assert [d.id for d in listed] == [device.id]
+        loaded.set_service_state(ServiceState.IN_SERVICE, T0 + timedelta(seconds=2), "bob", "ok")
+        uow.devices.update(loaded)
+        uow.commit()
+    with new_uow() as uow:
+        loaded = uow.devices.get(device.id)
+        assert (loaded.status, loaded.service_note) == (DeviceStatus.AVAILABLE, None)
 
 
 def test_naive_datetimes_are_refused(new_uow: Any) -> None:
@@ -180,13 +217,18 @@ def test_get_many_for_update_returns_existing_devices_in_id_order(new_uow: Any) 
         assert uow.devices.get_many_for_update([]) == []
 
 
+OFFLINE, SILENT, MAINT = ServiceState.OFFLINE, ServiceState.SILENT, ServiceState.MAINTENANCE
+
+
 def test_list_silent_finds_devices_quiet_since_before_the_cutoff(new_uow: Any) -> None:
     _add(
         new_uow,
         _device("quiet", id="d1", last_seen_at=T0 - timedelta(minutes=10)),
         _device("recent", id="d2", last_seen_at=T0),
         _device("never", id="d3"),
-        _device("off", id="d4", last_seen_at=T0 - timedelta(hours=1), marked_offline=True),
+        _device("off", id="d4", last_seen_at=T0 - timedelta(hours=1), service_state=OFFLINE),
+        _device("silent", id="d5", last_seen_at=T0 - timedelta(hours=1), service_state=SILENT),
+        _device("fixing", id="d6", last_seen_at=T0 - timedelta(hours=1), service_state=MAINT),
     )
     with new_uow() as uow:
         assert [d.id for d in uow.devices.list_silent(T0 - timedelta(minutes=5), 10)] == ["d1"]

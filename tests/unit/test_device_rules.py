@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from domain.devices import Device, DeviceStatus, StatusChange
+from domain.devices import Device, DeviceStatus, ServiceNote, ServiceState, StatusChange
 from domain.errors import InvalidTransition, InvalidValue
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -98,16 +98,16 @@ def test_releasing_twice_is_a_no_op_that_returns_false() -> None:
 def test_going_offline_while_in_test_keeps_the_device_held() -> None:
     device = a_device()
     device.reserve("run-1", at(1), "alice")
-    device.go_offline(at(2), "monitor", "no heartbeat")
+    device.fall_silent(at(2), "monitor", "no heartbeat")
     assert device.held_by == "run-1"
     assert device.status is DeviceStatus.IN_TEST
-    assert device.marked_offline
+    assert device.offline_pending
 
 
 def test_a_device_that_went_offline_in_test_is_offline_once_released() -> None:
     device = a_device()
     device.reserve("run-1", at(1), "alice")
-    device.go_offline(at(2), "monitor", "no heartbeat")
+    device.fall_silent(at(2), "monitor", "no heartbeat")
     device.release("run-1", at(3), "runner", "run completed")
     assert device.status is DeviceStatus.OFFLINE
     assert device.new_history[-1] == StatusChange(
@@ -118,7 +118,7 @@ def test_a_device_that_went_offline_in_test_is_offline_once_released() -> None:
 def test_coming_online_while_in_test_cancels_the_pending_offline() -> None:
     device = a_device()
     device.reserve("run-1", at(1), "alice")
-    device.go_offline(at(2), "monitor", "no heartbeat")
+    device.fall_silent(at(2), "monitor", "no heartbeat")
     device.come_online(at(3), "bob", "cable fixed")
     assert device.status is DeviceStatus.IN_TEST
     device.release("run-1", at(4), "runner")
@@ -146,7 +146,7 @@ def test_a_heartbeat_records_when_the_device_was_last_seen() -> None:
 
 def test_a_heartbeat_brings_an_offline_device_back() -> None:
     device = a_device()
-    device.go_offline(at(1), "monitor", "no heartbeat")
+    device.fall_silent(at(1), "monitor", "no heartbeat")
     device.heartbeat(at(2))
     assert device.status is DeviceStatus.AVAILABLE
     assert device.new_history[-1] == StatusChange(
@@ -157,10 +157,10 @@ def test_a_heartbeat_brings_an_offline_device_back() -> None:
 def test_a_heartbeat_in_test_cancels_a_pending_offline_without_leaving_the_test() -> None:
     device = a_device()
     device.reserve("run-1", at(1), "alice")
-    device.go_offline(at(2), "monitor", "no heartbeat")
+    device.fall_silent(at(2), "monitor", "no heartbeat")
     device.heartbeat(at(3))
     assert device.status is DeviceStatus.IN_TEST
-    assert not device.marked_offline
+    assert not device.offline_pending
 
 
 def test_a_heartbeat_reporting_firmware_updates_it() -> None:
@@ -231,16 +231,134 @@ def test_no_history_is_written_when_the_status_does_not_change() -> None:
     device.come_online(at(1), "bob", "already online")
     device.go_offline(at(2), "bob", "maintenance")
     device.go_offline(at(3), "bob", "still in maintenance")
-    device.heartbeat(at(4))
-    device.heartbeat(at(5))
+    device.heartbeat(at(4))  # offline by hand: stays offline
+    device.come_online(at(5), "bob", "fixed")
     device.reserve("run-1", at(6), "alice")
-    device.go_offline(at(7), "monitor", "no heartbeat")  # held: still in test
+    device.fall_silent(at(7), "monitor", "no heartbeat")  # held: still in test
     device.come_online(at(8), "monitor", "back")  # held: still in test
     assert [(c.from_status, c.to_status) for c in device.new_history] == [
         (DeviceStatus.AVAILABLE, DeviceStatus.OFFLINE),
         (DeviceStatus.OFFLINE, DeviceStatus.AVAILABLE),
         (DeviceStatus.AVAILABLE, DeviceStatus.IN_TEST),
     ]
+
+
+# -- offline by hand, maintenance, retired, drain ----------------------------------------
+
+
+def set_state(device: Device, state: ServiceState, t: float, **kw: object) -> None:
+    reason = str(kw.pop("reason", "bench work"))
+    device.set_service_state(state, at(t), str(kw.pop("actor", "bob")), reason, **kw)
+
+
+def test_a_heartbeat_does_not_bring_back_a_device_set_offline_by_hand() -> None:
+    device = a_device()
+    device.go_offline(at(1), "bob", "cable loose")
+    device.heartbeat(at(2), firmware_version="2.0")
+    assert device.status is DeviceStatus.OFFLINE
+    assert (device.last_seen_at, device.firmware_version) == (at(2), "2.0")
+    assert device.service_note == ServiceNote("bob", "cable loose", at(1))
+    with pytest.raises(InvalidTransition):
+        device.reserve("run-1", at(3), "alice")
+
+
+@pytest.mark.parametrize("state", [ServiceState.MAINTENANCE, ServiceState.RETIRED])
+def test_maintenance_and_retired_are_sticky_and_never_reserved(state: ServiceState) -> None:
+    device = a_device()
+    set_state(device, state, 1, reason="recalibrate")
+    for t in (2, 3):
+        device.heartbeat(at(t))
+    assert device.status.value == state.value
+    assert device.service_note == ServiceNote("bob", "recalibrate", at(1))
+    with pytest.raises(InvalidTransition, match="cannot be reserved"):
+        device.reserve("run-1", at(4), "alice")
+    assert device.new_history == [
+        StatusChange(at(1), DeviceStatus.AVAILABLE, DeviceStatus(state.value), "bob", "recalibrate")
+    ]
+
+
+def test_the_monitor_leaves_a_device_a_person_took_out_of_service_alone() -> None:
+    device = a_device()
+    set_state(device, ServiceState.MAINTENANCE, 1)
+    assert device.fall_silent(at(2), "heartbeat monitor", "no heartbeat") is False
+    assert device.service_state is ServiceState.MAINTENANCE
+    assert device.service_note == ServiceNote("bob", "bench work", at(1))
+
+
+@pytest.mark.parametrize("state", [ServiceState.MAINTENANCE, ServiceState.RETIRED])
+def test_maintenance_and_retirement_need_a_reason(state: ServiceState) -> None:
+    device = a_device()
+    with pytest.raises(InvalidValue, match="reason"):
+        set_state(device, state, 1, reason="  ")
+    assert device.service_state is ServiceState.IN_SERVICE
+
+
+def test_silence_is_not_set_by_hand() -> None:
+    with pytest.raises(InvalidValue):
+        set_state(a_device(), ServiceState.SILENT, 1)
+
+
+def test_maintenance_on_a_device_in_test_drains_it() -> None:
+    device = a_device()
+    device.reserve("run-1", at(1), "alice")
+    set_state(device, ServiceState.MAINTENANCE, 2, reason="swap the probe")
+    assert device.status is DeviceStatus.IN_TEST and device.held_by == "run-1"
+    assert device.drain_pending and not device.offline_pending
+    device.release("run-1", at(3), "runner", "run completed")
+    assert device.status is DeviceStatus.MAINTENANCE and not device.drain_pending
+    assert device.new_history[-1] == StatusChange(
+        at(3), DeviceStatus.IN_TEST, DeviceStatus.MAINTENANCE, "runner", "run completed", "run-1"
+    )
+    assert device.service_note == ServiceNote("bob", "swap the probe", at(2))
+
+
+def test_setting_a_draining_device_available_cancels_the_drain() -> None:
+    device = a_device()
+    device.reserve("run-1", at(1), "alice")
+    set_state(device, ServiceState.MAINTENANCE, 2)
+    set_state(device, ServiceState.IN_SERVICE, 3, reason="not needed")
+    assert not device.drain_pending and device.service_note is None
+    device.release("run-1", at(4), "runner")
+    assert device.status is DeviceStatus.AVAILABLE
+
+
+def test_a_device_in_test_is_not_retired() -> None:
+    device = a_device()
+    device.reserve("run-1", at(1), "alice")
+    with pytest.raises(InvalidTransition, match="maintenance"):
+        set_state(device, ServiceState.RETIRED, 2)
+    assert device.service_state is ServiceState.IN_SERVICE
+
+
+@pytest.mark.parametrize(
+    "state", [ServiceState.IN_SERVICE, ServiceState.OFFLINE, ServiceState.MAINTENANCE]
+)
+def test_only_who_may_unretire_brings_a_retired_device_back(state: ServiceState) -> None:
+    device = a_device()
+    set_state(device, ServiceState.RETIRED, 1, reason="broken display")
+    with pytest.raises(InvalidTransition, match="retired"):
+        set_state(device, state, 2)
+    assert device.status is DeviceStatus.RETIRED
+    set_state(device, state, 3, actor="admin", may_unretire=True)
+    assert device.service_state is state
+    assert device.new_history[-1].from_status is DeviceStatus.RETIRED
+
+
+def test_the_same_state_again_keeps_when_it_began_and_takes_the_new_reason() -> None:
+    device = a_device()
+    set_state(device, ServiceState.MAINTENANCE, 1, reason="recalibrate")
+    set_state(device, ServiceState.MAINTENANCE, 2, actor="carol", reason="and new probe")
+    assert device.service_note == ServiceNote("carol", "and new probe", at(1))
+    assert len(device.new_history) == 1
+
+
+def test_setting_offline_by_hand_makes_a_silent_device_sticky() -> None:
+    device = a_device()
+    device.fall_silent(at(1), "heartbeat monitor", "no heartbeat")
+    device.go_offline(at(2), "bob", "unplugged for good")
+    device.heartbeat(at(3))
+    assert device.service_state is ServiceState.OFFLINE
+    assert device.status is DeviceStatus.OFFLINE
 
 
 # -- deletion and details ---------------------------------------------------------------
@@ -264,7 +382,7 @@ def test_a_device_not_in_test_can_be_deleted(offline: bool) -> None:
 def test_an_offline_device_held_by_a_run_cannot_be_deleted() -> None:
     device = a_device()
     device.reserve("run-1", at(1), "alice")
-    device.go_offline(at(2), "monitor", "no heartbeat")
+    device.fall_silent(at(2), "monitor", "no heartbeat")
     with pytest.raises(InvalidTransition):
         device.ensure_can_be_deleted()
 

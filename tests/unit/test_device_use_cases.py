@@ -8,11 +8,11 @@ import pytest
 from application.errors import AlreadyExists, NotFound
 from application.use_cases.devices import SetDeviceStatusRequest
 from domain.devices import DeviceStatus
-from domain.errors import InvalidTransition, InvalidValue
+from domain.errors import DeviceUnavailable, InvalidTransition, InvalidValue
 
 
-def set_status(lab, device_id: str, status: str, reason: str = "", actor: str = "bob"):
-    return lab.set_device_status(SetDeviceStatusRequest(device_id, status, reason, actor))
+def set_status(lab, device_id: str, status: str, reason: str = "", actor: str = "bob", **kw: bool):
+    return lab.set_device_status(SetDeviceStatusRequest(device_id, status, reason, actor, **kw))
 
 
 # -- register / update / delete ------------------------------------------------------------
@@ -134,8 +134,8 @@ def test_a_device_can_be_taken_offline_and_brought_back_by_hand(lab) -> None:
     assert (newest.to_status, newest.reason) == (DeviceStatus.AVAILABLE, "manual override")
 
 
-@pytest.mark.parametrize("status", ["in_test", "IN_TEST", "broken", ""])
-def test_only_available_or_offline_can_be_set_by_hand(lab, status: str) -> None:
+@pytest.mark.parametrize("status", ["in_test", "IN_TEST", "broken", "", "silent", "in_service"])
+def test_only_available_offline_maintenance_or_retired_are_set_by_hand(lab, status: str) -> None:
     device = lab.add_device("meter-01")
     with pytest.raises(InvalidValue) as raised:
         set_status(lab, device.id, status)
@@ -152,6 +152,84 @@ def test_taking_a_device_in_test_offline_keeps_it_in_the_run_until_released(lab)
     assert lab.get_device(device.id).status is DeviceStatus.OFFLINE
 
 
+def test_maintenance_records_who_why_and_since_and_heartbeats_keep_it(lab) -> None:
+    device = lab.add_device("meter-01")
+    lab.clock.advance(10)
+    since = lab.clock.now()
+    set_status(lab, device.id, "maintenance", " recalibrate ", actor="alice")
+    for _ in range(2):
+        lab.clock.advance(lab.max_silence_s + 1)
+        lab.record_heartbeat(device.id)
+        lab.mark_silent_offline()
+    stored = lab.get_device(device.id)
+    assert stored.status is DeviceStatus.MAINTENANCE
+    assert (stored.service_note.by, stored.service_note.reason) == ("alice", "recalibrate")
+    assert stored.service_note.since == since
+    (entry,) = lab.device_history(device.id)
+    assert (entry.to_status, entry.actor, entry.reason) == (
+        DeviceStatus.MAINTENANCE,
+        "alice",
+        "recalibrate",
+    )
+
+
+@pytest.mark.parametrize("status", ["maintenance", "retired"])
+def test_maintenance_and_retirement_are_refused_without_a_reason(lab, status: str) -> None:
+    device = lab.add_device("meter-01")
+    with pytest.raises(InvalidValue) as raised:
+        set_status(lab, device.id, status, "   ")
+    assert raised.value.field == "reason"
+    assert lab.get_device(device.id).status is DeviceStatus.AVAILABLE
+
+
+@pytest.mark.parametrize("status", ["offline", "maintenance", "retired"])
+def test_a_device_out_of_service_is_not_booked(lab, status: str) -> None:
+    device, free = lab.add_device("meter-01"), lab.add_device("meter-02")
+    set_status(lab, device.id, status, "bench work")
+    with pytest.raises(DeviceUnavailable) as raised:
+        lab.start([free, device], [lab.add_test_case("soak")], lab.add_environment())
+    assert "meter-01" in str(raised.value) and status in str(raised.value)
+    assert lab.get_device(free.id).status is DeviceStatus.AVAILABLE
+
+
+def test_maintenance_on_a_device_in_test_drains_it_after_the_run(lab) -> None:
+    device = lab.add_device("meter-01")
+    run = lab.start([device], [lab.add_test_case("soak")], lab.add_environment())
+    drained = set_status(lab, device.id, "maintenance", "swap probe")
+    assert (drained.status, drained.drain_pending) == (DeviceStatus.IN_TEST, True)
+    lab.record_result(run.id, [])
+    stored = lab.get_device(device.id)
+    assert (stored.status, stored.drain_pending) == (DeviceStatus.MAINTENANCE, False)
+    assert lab.device_history(device.id)[0].from_status is DeviceStatus.IN_TEST
+
+
+def test_a_drain_is_cancelled_by_setting_the_device_available(lab) -> None:
+    device = lab.add_device("meter-01")
+    run = lab.start([device], [lab.add_test_case("soak")], lab.add_environment())
+    set_status(lab, device.id, "maintenance", "swap probe")
+    assert set_status(lab, device.id, "available", "not now").drain_pending is False
+    lab.record_result(run.id, [])
+    assert lab.get_device(device.id).status is DeviceStatus.AVAILABLE
+
+
+def test_a_device_in_test_is_not_retired(lab) -> None:
+    device = lab.add_device("meter-01")
+    lab.start([device], [lab.add_test_case("soak")], lab.add_environment())
+    with pytest.raises(InvalidTransition):
+        set_status(lab, device.id, "retired", "display broken")
+    assert lab.get_device(device.id).service_note is None
+
+
+def test_only_an_admin_brings_a_retired_device_back(lab) -> None:
+    device = lab.add_device("meter-01")
+    set_status(lab, device.id, "retired", "display broken")
+    with pytest.raises(InvalidTransition):
+        set_status(lab, device.id, "available", "fixed")
+    assert lab.get_device(device.id).status is DeviceStatus.RETIRED
+    set_status(lab, device.id, "available", "fixed", actor="root", may_unretire=True)
+    assert lab.get_device(device.id).status is DeviceStatus.AVAILABLE
+
+
 # -- heartbeats and the silence monitor ---------------------------------------------------
 
 
@@ -164,11 +242,32 @@ def test_a_heartbeat_is_stored_with_the_reported_firmware(lab) -> None:
     assert stored.firmware_version == "1.1"
 
 
-def test_a_heartbeat_brings_an_offline_device_back(lab) -> None:
-    device = lab.add_device("meter-01", offline=True)
+def test_a_heartbeat_brings_back_a_device_offline_by_silence(lab) -> None:
+    device = lab.add_device("meter-01")
+    lab.record_heartbeat(device.id)
+    lab.clock.advance(lab.max_silence_s + 1)
+    assert lab.mark_silent_offline() == [device.id]
     lab.record_heartbeat(device.id)
     assert lab.get_device(device.id).status is DeviceStatus.AVAILABLE
     assert lab.device_history(device.id)[0].actor == "heartbeat"
+
+
+@pytest.mark.parametrize("offline_by_hand", ["registered", "set"])
+def test_a_heartbeat_does_not_bring_back_a_device_set_offline_by_hand(
+    lab, offline_by_hand: str
+) -> None:
+    device = lab.add_device("meter-01", offline=offline_by_hand == "registered")
+    if offline_by_hand == "set":
+        lab.record_heartbeat(device.id)
+        set_status(lab, device.id, "offline", "cable loose")
+    lab.clock.advance(5)
+    lab.record_heartbeat(device.id, firmware_version="2.0")
+    stored = lab.get_device(device.id)
+    assert stored.status is DeviceStatus.OFFLINE
+    assert (stored.last_seen_at, stored.firmware_version) == (lab.clock.now(), "2.0")
+    assert lab.device_history(device.id)[0].to_status is DeviceStatus.OFFLINE
+    set_status(lab, device.id, "available", "fixed")
+    assert lab.get_device(device.id).status is DeviceStatus.AVAILABLE
 
 
 def test_silent_devices_go_offline_and_others_do_not(lab) -> None:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from adapters.http.devices import DeviceSchema, device_json
 from adapters.http.test_runs import TestRunSchema, run_json
-from domain.devices import Device
+from domain.devices import Device, ServiceNote, ServiceState
 from domain.environments import EnvironmentSnapshot
 from domain.names import BIDI_CONTROLS
 from domain.test_cases import Condition, Criterion, TestCaseSnapshot
@@ -47,7 +47,8 @@ devices = st.builds(
     location=text,
     labels=st.dictionaries(name, text, max_size=5),
     held_by=st.none() | st.uuids().map(str),
-    marked_offline=st.booleans(),
+    service_state=st.sampled_from(list(ServiceState)),
+    service_note=st.none() | st.builds(ServiceNote, by=text, reason=text, since=instants),
     last_seen_at=moments,
     created_at=moments,
     updated_at=moments,
@@ -64,10 +65,35 @@ def test_device_json_is_what_the_schema_dumps(device: Device) -> None:
 
 
 def test_every_field_of_the_schema_is_built() -> None:
-    device = Device("d1", "meter", labels={"site": "lab"}, held_by="r1", marked_offline=True)
+    device = Device(
+        "d1", "meter", labels={"site": "lab"}, held_by="r1", service_state=ServiceState.OFFLINE
+    )
     assert set(device_json(device)) == set(DeviceSchema().fields)
     assert device_json(device)["offline_pending"] is True
+    assert device_json(device)["drain_pending"] is False
     assert device_json(device)["status"] == "in_test"
+
+
+def test_a_drained_device_shows_its_pending_maintenance_and_who_set_it() -> None:
+    since = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    device = Device(
+        "d1",
+        "meter",
+        held_by="r1",
+        service_state=ServiceState.MAINTENANCE,
+        service_note=ServiceNote("alice@lab", "recalibrate", since),
+    )
+    built = device_json(device)
+    assert (built["status"], built["drain_pending"], built["offline_pending"]) == (
+        "in_test",
+        True,
+        False,
+    )
+    assert built["out_of_service"] == {
+        "by": "alice@lab",
+        "reason": "recalibrate",
+        "since": "2026-12-01T09:00:00+00:00",
+    }
 
 
 # -- runs -----------------------------------------------------------------------------------

@@ -399,3 +399,14 @@ def test_any_run_walk_is_newest_first_without_duplicates_or_gaps(
 def test_a_device_taken_offline_by_hand_is_listed_as_offline(lab, fleet) -> None:
     lab.set_device_status(SetDeviceStatusRequest(fleet["alpha"].id, "offline"))
     assert device_names(lab, status=DeviceStatus.OFFLINE) == ["alpha", "eta"]
+
+
+def test_retired_devices_are_listed_only_when_asked_for(lab, fleet) -> None:
+    lab.set_device_status(SetDeviceStatusRequest(fleet["alpha"].id, "retired", "display broken"))
+    lab.set_device_status(SetDeviceStatusRequest(fleet["beta"].id, "maintenance", "new probe"))
+    everyone = sorted(fleet)
+    assert device_names(lab) == [n for n in everyone if n != "alpha"]
+    assert device_names(lab, include_retired=True) == everyone
+    assert device_names(lab, status=DeviceStatus.RETIRED) == ["alpha"]
+    assert device_names(lab, status=DeviceStatus.MAINTENANCE) == ["beta"]
+    assert device_names(lab, status=DeviceStatus.AVAILABLE) == ["delta", "epsilon"]

@@ -55,7 +55,7 @@ from application.use_cases.test_runs import (
     StartTestRun,
     StartTestRunRequest,
 )
-from domain.devices import Device, DeviceStatus
+from domain.devices import MANUAL_STATES, Device, DeviceStatus, ServiceState
 from domain.errors import (
     ConflictingReport,
     DeviceUnavailable,
@@ -196,6 +196,8 @@ class LabMachine(RuleBasedStateMachine):
         self.last_heard: dict[str, datetime] = {}
         # how often, and when last, each run's job was offered again
         self.reoffered: dict[str, tuple[int, datetime]] = {}
+        # the service state each device must have, by the rules that changed it
+        self.expected_state = {d: ServiceState.IN_SERVICE for d in self.device_ids}
 
     # -- reading committed state -------------------------------------------------------------
 
@@ -258,6 +260,7 @@ class LabMachine(RuleBasedStateMachine):
         }
         runs_before, outbox_before = set(self.store.test_runs), len(self.store.outbox)
         holders_before = {d: self.device(d).held_by for d in self.device_ids}
+        states_before = {d: self.device(d).service_state for d in device_ids}
         request = StartTestRunRequest(
             [self.case_ids[i] for i in cases], self.environment_id, device_ids
         )
@@ -270,6 +273,10 @@ class LabMachine(RuleBasedStateMachine):
             assert {d: self.device(d).held_by for d in self.device_ids} == holders_before
             return multiple()
         assert not busy, f"{busy} were booked although unavailable"
+        out_of_service = {
+            d: s for d, s in states_before.items() if s is not ServiceState.IN_SERVICE
+        }
+        assert not out_of_service, f"{out_of_service} were booked although out of service"
         assert all(self.device(d).held_by == run.id for d in device_ids)
         assert self.run(run.id).status is RunStatus.QUEUED
         return run.id
@@ -466,12 +473,28 @@ class LabMachine(RuleBasedStateMachine):
 
     # -- rules: devices ------------------------------------------------------------------------
 
-    @rule(device=st.sampled_from(range(DEVICE_COUNT)), offline=st.booleans())
-    def set_status_by_hand(self, device: int, offline: bool) -> None:
+    @rule(
+        device=st.sampled_from(range(DEVICE_COUNT)),
+        status=st.sampled_from(["available", "offline", "maintenance", "retired"]),
+        admin=st.booleans(),
+    )
+    def set_status_by_hand(self, device: int, status: str, admin: bool) -> None:
         device_id = self.device_ids[device]
         holder = self.device(device_id).held_by
-        status = "offline" if offline else "available"
-        self.set_device_status(SetDeviceStatusRequest(device_id, status, actor="bob"))
+        state_before = self.device(device_id).service_state
+        wanted = MANUAL_STATES[DeviceStatus(status)]
+        refused = (
+            state_before is ServiceState.RETIRED and wanted is not state_before and not admin
+        ) or (wanted is ServiceState.RETIRED and holder is not None)
+        request = SetDeviceStatusRequest(device_id, status, "bench", "bob", may_unretire=admin)
+        try:
+            self.set_device_status(request)
+        except InvalidTransition:
+            assert refused, f"{status} refused on a device {state_before.value}"
+            assert self.device(device_id).service_state is state_before
+            return
+        assert not refused, f"{status} set on a device {state_before.value} (admin: {admin})"
+        self.expected_state[device_id] = wanted
         stored = self.device(device_id)
         assert stored.held_by == holder
         assert stored.status.value == ("in_test" if holder else status)
@@ -480,11 +503,15 @@ class LabMachine(RuleBasedStateMachine):
     def heartbeat(self, device: int, firmware: str | None) -> None:
         device_id = self.device_ids[device]
         firmware_before = self.device(device_id).firmware_version
+        state_before = self.device(device_id).service_state
         self.record_heartbeat(device_id, firmware)
         stored = self.device(device_id)
         assert stored.last_seen_at == self.clock.now()
-        assert not stored.marked_offline
         assert stored.firmware_version == (firmware or firmware_before)
+        # only silence ends with a heartbeat; a state a person set never does
+        if state_before is ServiceState.SILENT:
+            self.expected_state[device_id] = ServiceState.IN_SERVICE
+        assert stored.service_state is self.expected_state[device_id]
 
     @rule()
     def mark_silent_devices_offline(self) -> None:
@@ -492,14 +519,29 @@ class LabMachine(RuleBasedStateMachine):
         silent = {
             d.id
             for d in self.store.devices.values()
-            if not d.marked_offline
+            if d.service_state is ServiceState.IN_SERVICE
             and d.last_seen_at is not None
             and (now - d.last_seen_at).total_seconds() > MAX_SILENCE_S
         }
         assert set(self.mark_silent_offline()) == silent
-        assert all(self.device(d).marked_offline for d in silent)
+        for device_id in silent:
+            self.expected_state[device_id] = ServiceState.SILENT
 
     # -- invariants ----------------------------------------------------------------------------
+
+    @invariant()
+    def service_states_change_only_by_their_rules_and_drained_devices_end_in_maintenance(
+        self,
+    ) -> None:
+        """Runs ending by any path (result, failure, cancel, expiry) never change a service
+        state; so a device set to maintenance while in test is in maintenance once let go."""
+        for device_id, state in self.expected_state.items():
+            device = self.device(device_id)
+            assert device.service_state is state
+            assert device.status is (DeviceStatus.IN_TEST if device.held_by else state.status)
+            assert device.drain_pending is bool(
+                device.held_by and state is ServiceState.MAINTENANCE
+            )
 
     @invariant()
     def a_device_is_listed_by_at_most_one_unfinished_run(self) -> None:
@@ -574,14 +616,14 @@ RUN_IDS = ["run-1", "run-2", "run-3"]
 
 
 class DeviceMachine(RuleBasedStateMachine):
-    """One device against a two-fact model: which run holds it, and whether it is marked
-    offline. Every real status change, and only those, must appear in its history."""
+    """One device against a two-fact model: which run holds it, and its service state. Every
+    real status change, and only those, must appear in its history."""
 
     def __init__(self) -> None:
         super().__init__()
         self.device = Device(id="dev-1", name="meter-01")
         self.holder: str | None = None
-        self.offline = False
+        self.state = ServiceState.IN_SERVICE
         self.seconds = 0
         self.expected_history: list[tuple[DeviceStatus, DeviceStatus, str | None]] = []
 
@@ -591,7 +633,7 @@ class DeviceMachine(RuleBasedStateMachine):
     def model_status(self) -> DeviceStatus:
         if self.holder is not None:
             return DeviceStatus.IN_TEST
-        return DeviceStatus.OFFLINE if self.offline else DeviceStatus.AVAILABLE
+        return self.state.status
 
     def expect_change(self, before: DeviceStatus, run_id: str | None) -> None:
         after = self.model_status()
@@ -601,7 +643,8 @@ class DeviceMachine(RuleBasedStateMachine):
     @rule(run_id=st.sampled_from(RUN_IDS))
     def reserve(self, run_id: str) -> None:
         before = self.model_status()
-        if self.holder not in (None, run_id) or (self.holder is None and self.offline):
+        out_of_service = self.state is not ServiceState.IN_SERVICE
+        if self.holder not in (None, run_id) or (self.holder is None and out_of_service):
             try:
                 self.device.reserve(run_id, self.now(), "alice")
             except InvalidTransition:
@@ -620,23 +663,47 @@ class DeviceMachine(RuleBasedStateMachine):
             except InvalidTransition:
                 return
             raise AssertionError(f"{run_id} released a device held by {self.holder}")
+        drained = self.holder == run_id and self.state is ServiceState.MAINTENANCE
         released = self.device.release(run_id, self.now(), "runner")
         assert released is (self.holder == run_id)
         self.holder = None
         self.expect_change(before, run_id)
+        if drained:
+            assert self.device.status is DeviceStatus.MAINTENANCE
 
-    @rule()
-    def go_offline(self) -> None:
+    @rule(
+        state=st.sampled_from(
+            [
+                ServiceState.IN_SERVICE,
+                ServiceState.OFFLINE,
+                ServiceState.MAINTENANCE,
+                ServiceState.RETIRED,
+            ]
+        ),
+        admin=st.booleans(),
+    )
+    def set_by_hand(self, state: ServiceState, admin: bool) -> None:
+        """Offline, maintenance (a drain while in test), retire, or back in service."""
         before = self.model_status()
-        self.device.go_offline(self.now(), "bob", "maintenance")
-        self.offline = True
+        refused = (
+            self.state is ServiceState.RETIRED and state is not self.state and not admin
+        ) or (state is ServiceState.RETIRED and self.holder is not None)
+        try:
+            self.device.set_service_state(state, self.now(), "bob", "bench", may_unretire=admin)
+        except InvalidTransition:
+            assert refused
+            return
+        assert not refused
+        self.state = state
         self.expect_change(before, self.holder)
 
     @rule()
-    def come_online(self) -> None:
+    def fall_silent(self) -> None:
         before = self.model_status()
-        self.device.come_online(self.now(), "bob", "back")
-        self.offline = False
+        changed = self.device.fall_silent(self.now(), "heartbeat monitor", "no heartbeat")
+        assert changed is (self.state is ServiceState.IN_SERVICE)
+        if changed:
+            self.state = ServiceState.SILENT
         self.expect_change(before, self.holder)
 
     @rule(firmware=st.sampled_from([None, "", "1.0", "2.0"]))
@@ -644,8 +711,10 @@ class DeviceMachine(RuleBasedStateMachine):
         before = self.model_status()
         known = self.device.firmware_version
         self.device.heartbeat(self.now(), firmware)
-        self.offline = False
-        self.expect_change(before, None)
+        # a heartbeat ends silence and nothing else: a state a person set stays
+        if self.state is ServiceState.SILENT:
+            self.state = ServiceState.IN_SERVICE
+        self.expect_change(before, self.holder)
         assert self.device.last_seen_at == self.now()
         assert self.device.firmware_version == (firmware or known)
 
@@ -655,6 +724,11 @@ class DeviceMachine(RuleBasedStateMachine):
 
     @invariant()
     def status_follows_the_model(self) -> None:
+        assert self.device.service_state is self.state
+        assert (self.device.service_note is None) is (self.state is ServiceState.IN_SERVICE)
+        assert self.device.drain_pending is bool(
+            self.holder and self.state is ServiceState.MAINTENANCE
+        )
         assert self.device.status is self.model_status()
         assert self.device.held_by == self.holder
         assert self.device.is_available is (self.model_status() is DeviceStatus.AVAILABLE)

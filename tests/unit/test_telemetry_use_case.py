@@ -188,13 +188,20 @@ def test_a_discovered_device_goes_offline_when_silent_and_back_when_it_reports(l
     ]
 
 
-def test_a_device_taken_offline_by_hand_is_written_even_within_the_interval(lab) -> None:
+@pytest.mark.parametrize("status", ["offline", "maintenance", "retired"])
+def test_telemetry_of_a_device_a_person_took_out_of_service_keeps_it_out(lab, status) -> None:
     from application.use_cases.devices import SetDeviceStatusRequest
 
     device = lab.add_device("meter-01")
     record = recorder(lab)
     record(TelemetryReport("meter-01"))
-    lab.set_device_status(SetDeviceStatusRequest(device.id, "offline", "bench", "alice"))
-    lab.clock.advance(1)
-    assert record(TelemetryReport("meter-01")).outcome is TelemetryOutcome.HEARTBEAT
-    assert lab.get_device(device.id).status is DeviceStatus.AVAILABLE
+    lab.set_device_status(SetDeviceStatusRequest(device.id, status, "bench", "alice"))
+    for firmware in ("2.0", "2.1"):
+        lab.clock.advance(lab.max_silence_s + 1)
+        outcome = record(TelemetryReport("meter-01", firmware_version=firmware)).outcome
+        assert outcome is TelemetryOutcome.HEARTBEAT
+    stored = lab.get_device(device.id)
+    assert stored.status is DeviceStatus(status)
+    assert (stored.last_seen_at, stored.firmware_version) == (lab.clock.now(), "2.1")
+    assert (stored.service_note.by, stored.service_note.reason) == ("alice", "bench")
+    assert [h.to_status for h in lab.device_history(device.id)] == [DeviceStatus(status)]

@@ -10,6 +10,7 @@ import type {
   Environment,
   EnvironmentWrite,
   LoginResponse,
+  ManualStatus,
   Page,
   PasswordReset,
   RunFilters,
@@ -270,7 +271,7 @@ export const devices = {
   update: (deviceId: string, changes: Partial<DeviceWrite>) =>
     send<Device>('PATCH', `/api/devices/${id(deviceId)}`, { body: changes }),
   remove: (deviceId: string) => send<void>('DELETE', `/api/devices/${id(deviceId)}`),
-  setStatus: (deviceId: string, status: 'available' | 'offline', reason: string) =>
+  setStatus: (deviceId: string, status: ManualStatus, reason: string) =>
     send<Device>('POST', `/api/devices/${id(deviceId)}/status`, { body: { status, reason } }),
   history: (deviceId: string, limit = 100) =>
     send<StatusChange[]>('GET', `/api/devices/${id(deviceId)}/history`, { query: { limit } }),

@@ -65,6 +65,8 @@ const DEVICE_STATUS_LABELS: Record<DeviceStatus, string> = {
   available: 'available',
   in_test: 'in test',
   offline: 'offline',
+  maintenance: 'maintenance',
+  retired: 'retired',
 };
 
 export function deviceStatusLabel(status: DeviceStatus): string {

@@ -45,6 +45,13 @@ describe('deviceMatches', () => {
     expect(deviceMatches(device, { label: 'type:dongle' })).toBe(false);
     expect(deviceMatches(device, { status: 'offline' })).toBe(false);
   });
+
+  it('leaves retired devices out unless asked for, like the API', () => {
+    const retired = { ...device, status: 'retired' } as Device;
+    expect(deviceMatches(retired, {})).toBe(false);
+    expect(deviceMatches(retired, { status: 'retired' })).toBe(true);
+    expect(deviceMatches(retired, { include_retired: true })).toBe(true);
+  });
 });
 
 describe('list updates', () => {

@@ -37,6 +37,7 @@ export function runMatches(run: TestRun, filters: RunFilters): boolean {
 /** Client-side twin of the device list's filters, for devices that change while shown. */
 export function deviceMatches(device: Device, filters: DeviceFilters): boolean {
   if (filters.status && device.status !== filters.status) return false;
+  if (!filters.status && !filters.include_retired && device.status === 'retired') return false;
   if (filters.q) {
     const needle = filters.q.toLowerCase();
     const haystack = [device.name, device.serial, device.model, device.location, device.firmware_version]

@@ -20,7 +20,7 @@ describe('passRateSeries', () => {
 
 describe('countByStatus', () => {
   it('counts devices per status', () => {
-    const devices = [{ status: 'available' }, { status: 'offline' }, { status: 'available' }] as Device[];
-    expect(countByStatus(devices)).toEqual({ available: 2, in_test: 0, offline: 1 });
+    const devices = [{ status: 'available' }, { status: 'offline' }, { status: 'available' }, { status: 'maintenance' }] as Device[];
+    expect(countByStatus(devices)).toEqual({ available: 2, in_test: 0, offline: 1, maintenance: 1, retired: 0 });
   });
 });

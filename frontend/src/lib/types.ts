@@ -1,12 +1,17 @@
 // Shapes of the devicelab API (see /api/openapi.json and the auth contract).
 
-export type DeviceStatus = 'available' | 'in_test' | 'offline';
+export type DeviceStatus = 'available' | 'in_test' | 'offline' | 'maintenance' | 'retired';
+/** Why a device is out of service, if it is: `silent` (no heartbeats; the next one ends it),
+ * or a state a person set (`offline`, `maintenance`, `retired`) that only a person ends. */
+export type ServiceState = 'in_service' | 'silent' | 'offline' | 'maintenance' | 'retired';
+/** The statuses a person sets through POST /api/devices/{id}/status. */
+export type ManualStatus = 'available' | 'offline' | 'maintenance' | 'retired';
 export type RunStatus = 'queued' | 'running' | 'completed' | 'failed' | 'aborted';
 export type Verdict = 'pass' | 'fail' | 'inconclusive';
 export type Role = 'admin' | 'engineer' | 'viewer';
 export type Condition = '<' | '<=' | '>' | '>=' | '==' | '!=';
 
-export const DEVICE_STATUSES: DeviceStatus[] = ['available', 'in_test', 'offline'];
+export const DEVICE_STATUSES: DeviceStatus[] = ['available', 'in_test', 'offline', 'maintenance', 'retired'];
 export const RUN_STATUSES: RunStatus[] = ['queued', 'running', 'completed', 'failed', 'aborted'];
 export const VERDICTS: Verdict[] = ['pass', 'fail', 'inconclusive'];
 export const ROLES: Role[] = ['admin', 'engineer', 'viewer'];
@@ -22,6 +27,8 @@ export interface DeviceFilters {
   status?: string;
   q?: string;
   label?: string;
+  /** without a status filter, list retired devices too (the API leaves them out) */
+  include_retired?: boolean;
 }
 
 /** The run list's filters, as the API takes them (and `runMatches` applies them). */
@@ -51,9 +58,20 @@ export interface Device extends Omit<DeviceWrite, 'status'> {
   status: DeviceStatus;
   run_id: string | null;
   offline_pending: boolean;
+  /** set to maintenance while in a test: goes to maintenance when its run ends */
+  drain_pending: boolean;
+  service_state: ServiceState;
+  /** who took the device out of service, why and since when; null while in service */
+  out_of_service: ServiceNote | null;
   last_seen_at: string | null;
   created_at: string;
   updated_at: string;
+}
+
+export interface ServiceNote {
+  by: string;
+  reason: string;
+  since: string;
 }
 
 export interface StatusChange {
