@@ -59,6 +59,7 @@ def _fill(url: str) -> None:
                     .values(
                         id=device_id,
                         name=f"meter-{n}",
+                        name_key=f"meter-{n}",
                         model="",
                         serial="",
                         firmware_version="",
