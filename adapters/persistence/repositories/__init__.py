@@ -1,0 +1,44 @@
+"""SQL repositories: the ports of `application.ports` on SQLAlchemy Core.
+
+Rows are mapped to domain entities and back by hand; the domain never sees SQLAlchemy. Each
+read returns fresh entities (changing one changes nothing until `update()`), and nothing here
+commits: the unit of work owns the transaction.
+
+Concurrency: devices and runs carry a version that `update()` checks and bumps (optimistic
+locking), and `get_many_for_update` / `get(for_update=True)` take row locks on PostgreSQL.
+SQLite has no row locks; the engine opens every transaction with BEGIN IMMEDIATE instead, which
+serialises writers (see `engine.py`).
+
+One module per aggregate (devices, test cases, environments, test runs, the outbox and change
+feed, stream leases, statistics); importers use this package.
+"""
+
+from adapters.persistence.repositories.base import is_transient
+from adapters.persistence.repositories.change_feed import (
+    PENDING_CHANGES,
+    SqlChangeFeed,
+    SqlOutbox,
+    forget_logged_changes,
+    write_logged_changes,
+)
+from adapters.persistence.repositories.devices import SqlDeviceRepository
+from adapters.persistence.repositories.environments import SqlEnvironmentRepository
+from adapters.persistence.repositories.statistics import SqlStatistics
+from adapters.persistence.repositories.stream_leases import SqlStreamLeases
+from adapters.persistence.repositories.test_cases import SqlTestCaseRepository
+from adapters.persistence.repositories.test_runs import SqlTestRunRepository
+
+__all__ = [
+    "PENDING_CHANGES",
+    "SqlChangeFeed",
+    "SqlDeviceRepository",
+    "SqlEnvironmentRepository",
+    "SqlOutbox",
+    "SqlStatistics",
+    "SqlStreamLeases",
+    "SqlTestCaseRepository",
+    "SqlTestRunRepository",
+    "forget_logged_changes",
+    "is_transient",
+    "write_logged_changes",
+]
