@@ -61,7 +61,11 @@ def _at(minutes: int) -> datetime:
 
 
 def _old_rows(connection: sa.Connection) -> None:
-    """Rows as a database at 0003 may hold them (written before the rules)."""
+    """Rows as a database at 0003 may hold them (written before the rules), into its tables
+    as they are then (today's metadata has columns that later revisions added or dropped)."""
+    meta = sa.MetaData()
+    meta.reflect(connection)
+    old = meta.tables
 
     def device(device_id: str, name: str, minutes: int | None) -> dict[str, Any]:
         at = None if minutes is None else _at(minutes)
@@ -91,9 +95,9 @@ def _old_rows(connection: sa.Connection) -> None:
         device("d-bidi", "evil\u202ename", 6),
         device("d-empty", "\x1b\x07", 7),
     ]
-    connection.execute(sa.insert(tables.devices), devices)
+    connection.execute(sa.insert(old["devices"]), devices)
     connection.execute(
-        sa.insert(tables.device_labels),
+        sa.insert(old["device_labels"]),
         [
             {"device_id": "d-oldest", "key": "bench", "value": "B"},
             {"device_id": "d-oldest", "key": "bench\x1b", "value": "A\x07"},
@@ -117,11 +121,11 @@ def _old_rows(connection: sa.Connection) -> None:
         }
 
     connection.execute(
-        sa.insert(tables.test_cases), [case("c-old", "Voltage", 0), case("c-new", "voltage", 1)]
+        sa.insert(old["test_cases"]), [case("c-old", "Voltage", 0), case("c-new", "voltage", 1)]
     )
     variables = {"PATH": "/opt/x", "1A": "v", "a-b": "w", "a_b": "z", "OK": "ok\x1b", "LD_X": ""}
     connection.execute(
-        sa.insert(tables.environments),
+        sa.insert(old["environments"]),
         [
             {
                 "id": "e-old",
@@ -154,6 +158,10 @@ def test_migration_0005_renames_collisions_cleans_names_and_keeps_every_row(url:
             _old_rows(connection)
         engine.dispose()
         upgrade_schema(url, "0005")
+        with engine.connect() as connection:
+            keys = connection.execute(sa.text("SELECT name_key FROM devices")).scalars().all()
+            assert len(keys) == len(set(keys)) == 8 and "meter 1" in keys
+        upgrade_schema(url)  # today's code reads the rows at the latest revision
 
         with _uow(engine) as uow:  # every row loads under the new rules
             names = {d.id: d.name for d in uow.devices.list(DeviceFilter(), 100, None)}
@@ -183,9 +191,6 @@ def test_migration_0005_renames_collisions_cleans_names_and_keeps_every_row(url:
             }
             assert new.variables == {"TEMP": "23"}
             assert uow.devices.get_by_name("METER 1").id == "d-oldest"
-        with engine.connect() as connection:
-            keys = connection.execute(sa.select(tables.devices.c.name_key)).scalars().all()
-            assert len(keys) == len(set(keys)) == 8 and "meter 1" in keys
 
         downgrade_schema(url, "0003")  # and back: the key columns go, the rows stay
         assert "name_key" not in {c["name"] for c in sa.inspect(engine).get_columns("devices")}
