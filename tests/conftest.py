@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from adapters.persistence import tables
+from adapters.persistence import auth_tables, tables
 from adapters.persistence.engine import make_engine
 from adapters.persistence.schema import upgrade_schema
 
@@ -108,11 +108,16 @@ def migrated_postgres_url(postgres_url: str) -> str:
 
 
 def _empty_all_tables(url: str) -> None:
+    """Empty the lab's tables, and the auth store's where a test put it in the same database
+    (a deployment without DEVICELAB_AUTH_DATABASE_URL does): its users would meet the next
+    test's `devicelab users create` as taken."""
     engine = make_engine(url, poolclass=NullPool)
     try:
+        present = set(sa.inspect(engine).get_table_names())
         with engine.begin() as connection:
-            names = ", ".join(table.name for table in tables.metadata.sorted_tables)
-            connection.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+            names = [table.name for table in tables.metadata.sorted_tables]
+            names += [t.name for t in auth_tables.auth_metadata.sorted_tables if t.name in present]
+            connection.exec_driver_sql(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE")
     finally:
         engine.dispose()
 
