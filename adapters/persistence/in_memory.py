@@ -261,6 +261,13 @@ class InMemoryTestRunRepository:
         overdue = [r for r in self.table.all() if r.is_overdue(now)]
         return [r.id for r in sorted(overdue, key=lambda r: r.deadline)[:limit]]
 
+    def list_waiting(self) -> list[TestRun]:
+        waiting = [r for r in self.table.all() if r.status is RunStatus.WAITING]
+        return sorted(waiting, key=lambda r: (-r.priority.rank, r.created_at, r.id))
+
+    def lock_queue(self) -> None:
+        """Nothing to do: an in-memory unit of work is only used by one thread at a time."""
+
 
 class InMemoryOutbox:
     def __init__(self, store: InMemoryStore) -> None:
