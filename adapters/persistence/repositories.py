@@ -40,6 +40,7 @@ from domain.environments import Environment, EnvironmentSnapshot
 from domain.errors import InvalidValue
 from domain.execution import Execution
 from domain.names import name_key
+from domain.scheduling import DeviceRequest, Priority
 from domain.test_cases import Condition, Criterion, TestCase, TestCaseSnapshot
 from domain.test_runs import (
     CaseResult,
@@ -142,6 +143,8 @@ _UPDATE_DEVICE = t.devices.update().where(
     t.devices.c.version == sa.bindparam("match_version"),
 )
 _INSERT_RUN = t.test_runs.insert()
+# the key of the queue's advisory lock on PostgreSQL: any fixed number no other lock uses
+_QUEUE_LOCK_KEY = 0x64657669_63656C61  # "devicela"
 _UPDATE_RUN = t.test_runs.update().where(
     t.test_runs.c.id == sa.bindparam("match_id"),
     t.test_runs.c.version == sa.bindparam("match_version"),
@@ -605,6 +608,7 @@ def _device_snapshot_json(device: DeviceSnapshot) -> dict[str, Any]:
         "serial": device.serial,
         "firmware_version": device.firmware_version,
         "labels": dict(device.labels),
+        "role": device.role,
     }
 
 
@@ -616,6 +620,25 @@ def _device_snapshot_from(data: dict[str, Any]) -> DeviceSnapshot:
         serial=data["serial"],
         firmware_version=data["firmware_version"],
         labels=dict(data["labels"]),
+        role=data.get("role"),  # absent in snapshots from before the queue
+    )
+
+
+def _device_request_json(request: DeviceRequest) -> dict[str, Any]:
+    return {
+        "role": request.role,
+        "model": request.model,
+        "labels": dict(request.labels),
+        "count": request.count,
+    }
+
+
+def _device_request_from(data: dict[str, Any]) -> DeviceRequest:
+    return DeviceRequest(
+        role=data.get("role"),
+        model=data.get("model"),
+        labels=dict(data.get("labels") or {}),
+        count=int(data["count"]),
     )
 
 
@@ -680,7 +703,26 @@ def _run_values(run: TestRun) -> dict[str, Any]:
         "progress_message": run.progress_message,
         "last_report_at": run.last_report_at,
         "runner": run.runner,
+        "priority": run.priority.value,
+        "requested_device_ids": list(run.requested_device_ids) or None,
+        "device_requests": [_device_request_json(r) for r in run.device_requests] or None,
+        "queue_timeout_at": run.queue_timeout_at,
     }
+
+
+def _device_rows(run: TestRun) -> list[dict[str, Any]]:
+    return [
+        {
+            "run_id": run.id,
+            "position": position,
+            "device_id": device.id,
+            "firmware_version": device.firmware_version,
+            "snapshot": _device_snapshot_json(device),
+            "run_created_at": run.created_at,
+            "role": device.role,
+        }
+        for position, device in enumerate(run.devices)
+    ]
 
 
 def _cursor_time(value: str) -> datetime:
@@ -699,6 +741,8 @@ class SqlTestRunRepository(_SqlRepository):
         super().__init__(session)
         # results as last read or written, so an update writes only the ones that changed
         self._known_results: dict[str, dict[tuple[str, str], CaseResult]] = {}
+        # the same for the booked devices: they change once, when a waiting run is booked
+        self._known_devices: dict[str, tuple[DeviceSnapshot, ...]] = {}
 
     def add(self, run: TestRun) -> None:
         self._execute(_INSERT_RUN, {"id": run.id, **_run_values(run), "version": run.version})
@@ -715,20 +759,9 @@ class SqlTestRunRepository(_SqlRepository):
                 for position, case in enumerate(run.test_cases)
             ],
         )
-        self._execute(
-            sa.insert(t.test_run_devices),
-            [
-                {
-                    "run_id": run.id,
-                    "position": position,
-                    "device_id": device.id,
-                    "firmware_version": device.firmware_version,
-                    "snapshot": _device_snapshot_json(device),
-                    "run_created_at": run.created_at,
-                }
-                for position, device in enumerate(run.devices)
-            ],
-        )
+        if run.devices:  # a waiting run has none yet
+            self._execute(sa.insert(t.test_run_devices), _device_rows(run))
+        self._known_devices[run.id] = run.devices
         self._known_results[run.id] = {}
         self._write_results(run)
         _log_change(self, "run", run.id)
@@ -742,6 +775,12 @@ class SqlTestRunRepository(_SqlRepository):
         }
         if self._execute(_UPDATE_RUN, values).rowcount != 1:
             raise ConcurrentUpdate(f"test run {run.id} was changed meanwhile; retry")
+        if self._known_devices.get(run.id) != run.devices:
+            devices = t.test_run_devices
+            self._execute(sa.delete(devices).where(devices.c.run_id == run.id))
+            if run.devices:
+                self._execute(sa.insert(devices), _device_rows(run))
+            self._known_devices[run.id] = run.devices
         self._write_results(run)
         _log_change(self, "run", run.id)
         run.version += 1
@@ -810,7 +849,8 @@ class SqlTestRunRepository(_SqlRepository):
         return self._select(statement)
 
     def list_overdue(self, now: datetime, limit: int) -> list[str]:
-        unfinished = [s.value for s in RunStatus if not s.finished]
+        # a waiting run's deadline starts when it is booked; its queue timeout is apart
+        unfinished = [s.value for s in RunStatus if not s.finished and s is not RunStatus.WAITING]
         rows = self._execute(
             sa.select(t.test_runs.c.id)
             .where(t.test_runs.c.status.in_(unfinished), t.test_runs.c.deadline < now)
@@ -818,6 +858,26 @@ class SqlTestRunRepository(_SqlRepository):
             .limit(limit)
         )
         return [row.id for row in rows]
+
+    def list_waiting(self) -> list[TestRun]:
+        runs = t.test_runs
+        waiting = self._select(
+            sa.select(runs)
+            .where(runs.c.status == RunStatus.WAITING.value)
+            .order_by(runs.c.created_at, runs.c.id)
+        )
+        # priority first; within one priority the index's order, first come first served
+        return sorted(waiting, key=lambda r: -r.priority.rank)
+
+    def lock_queue(self) -> None:
+        """PostgreSQL: a transaction-scoped advisory lock, so passes in any process take
+        turns (taking it twice in one transaction is fine). SQLite: the transaction already
+        holds the database's write lock (BEGIN IMMEDIATE, engine.py); a statement makes
+        sure it has begun."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            self._execute(sa.select(sa.func.pg_advisory_xact_lock(_QUEUE_LOCK_KEY)))
+        else:
+            self._execute(sa.select(sa.literal(1)))
 
     def _write_results(self, run: TestRun) -> None:
         known = self._known_results.get(run.id)
@@ -894,9 +954,16 @@ class SqlTestRunRepository(_SqlRepository):
                     runner=row.runner,
                     results=results[row.id],
                     version=row.version,
+                    priority=Priority(row.priority),
+                    requested_device_ids=tuple(row.requested_device_ids or ()),
+                    device_requests=tuple(
+                        _device_request_from(r) for r in row.device_requests or ()
+                    ),
+                    queue_timeout_at=row.queue_timeout_at,
                 )
             )
             self._known_results[row.id] = dict(results[row.id])
+            self._known_devices[row.id] = tuple(devices[row.id])
         return loaded
 
 
