@@ -92,3 +92,26 @@ def test_the_queue_is_documented(client):
     assert "/api/queue" in spec["paths"]
     start_body = spec["components"]["schemas"]["StartTestRun"]["properties"]
     assert {"device_requests", "when_busy", "priority", "queue_timeout_s"} <= set(start_body)
+
+
+def test_the_workers_scheduler_duty_books_what_a_missed_pass_left_free(client, lab, container):
+    from entrypoints.worker import build_worker
+
+    meter = lab["devices"][0]
+    first = start(client, lab, {"device_ids": [meter["id"]]}).get_json()
+    waiting = start(client, lab, {"device_ids": [meter["id"]]}).get_json()
+    # the run ends without the pass that follows it (as if its process died right after)
+    with container.uow() as uow:
+        run = uow.test_runs.get(first["id"])
+        devices = uow.devices.get_many_for_update([meter["id"]])
+        run.abort(run.created_at, "test")
+        devices[0].release(run.id, run.created_at, "test")
+        uow.test_runs.update(run)
+        uow.devices.update(devices[0])
+        uow.commit()
+    assert client.get(f"/api/test-runs/{waiting['id']}").get_json()["status"] == "waiting"
+
+    scheduler = next(d for d in build_worker(container).duties if d.name == "scheduler")
+    assert scheduler.action() == [f"started {waiting['id']}"]
+
+    assert client.get(f"/api/test-runs/{waiting['id']}").get_json()["status"] == "queued"
