@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from application.errors import ConcurrentUpdate
 from application.job_contract import JOB_KIND, job_payload
 from application.ports import Clock, DeviceFilter, IdGenerator, OutboxMessage, UnitOfWork
 from application.ports import UnitOfWorkFactory as UowFactory
@@ -80,15 +81,14 @@ def schedule_in(uow: UnitOfWork, ids: IdGenerator, now: datetime) -> SchedulingO
     outcome = SchedulingOutcome()
     for run_id in decided.timed_out:
         run = runs[run_id]
-        if run.expire_in_queue(now):
-            uow.test_runs.update(run)
+        if run.expire_in_queue(now) and _saved(uow, run):
             outcome.timed_out.append(run_id)
     for run_id, problems in decided.unsatisfiable.items():
         run = runs[run_id]
         why = "; ".join(p.describe(run.demand) for p in problems)
         run.abort(now, SCHEDULER, f"{UNSATISFIABLE_REASON}: {why}")
-        uow.test_runs.update(run)
-        outcome.unsatisfiable[run_id] = why
+        if _saved(uow, run):
+            outcome.unsatisfiable[run_id] = why
     for assignment in decided.assignments:
         run = runs[assignment.item_id]
         locked = uow.devices.get_many_for_update(list(assignment.devices))
@@ -96,12 +96,24 @@ def schedule_in(uow: UnitOfWork, ids: IdGenerator, now: datetime) -> SchedulingO
             booked = book(run, assignment.devices, locked, now, run.started_by)
         except DeviceUnavailable:
             continue  # changed since it was read; the next pass decides again
-        uow.test_runs.update(run)
+        if not _saved(uow, run):
+            continue  # its devices were only reserved in memory: nothing is written
         for device in booked:
             uow.devices.update(device)
         uow.outbox.add(OutboxMessage(ids.new_id(), JOB_KIND, run.id, job_payload(run), now))
         outcome.started.append(run.id)
     return outcome
+
+
+def _saved(uow: UnitOfWork, run: TestRun) -> bool:
+    """Write the run; False if it changed since the pass read it (a cancel got there
+    first): the pass leaves it alone rather than fail as a whole. A refused version check
+    writes nothing and leaves the transaction usable."""
+    try:
+        uow.test_runs.update(run)
+    except ConcurrentUpdate:
+        return False
+    return True
 
 
 class ScheduleWaitingRuns:

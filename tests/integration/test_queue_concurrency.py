@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from adapters.identifiers import UuidGenerator
-from application.use_cases.scheduling import ScheduleWaitingRuns
+from application.use_cases.scheduling import ScheduleWaitingRuns, schedule_in
 from application.use_cases.test_runs import StartTestRunRequest
 from domain.scheduling import DeviceRequest
 from domain.test_runs import RunStatus, TestRun
@@ -101,3 +101,25 @@ def test_a_waiting_run_is_stored_in_order_and_booked_when_its_device_frees(lab: 
     assert lab.rows("SELECT role FROM test_run_devices WHERE run_id = :r", r=low.id)[0].role == (
         "meter"
     )
+
+
+def test_a_pass_leaves_alone_a_run_cancelled_while_it_decided(lab: Any, new_uow: Any) -> None:
+    meter = lab.add_device("meter-01")
+    case, environment = lab.add_test_case("voltage"), lab.add_environment()
+    first = lab.start([meter], [case], environment)
+    waiting = lab.start([meter], [case], environment)
+    with new_uow() as uow:
+        stale = uow.test_runs.list_waiting()  # what a slow pass read
+    lab.cancel_test_run(waiting.id, by="alice")
+    lab.cancel_test_run(first.id, by="alice")  # the meter is free again
+
+    with new_uow() as uow:
+        uow.test_runs.list_waiting = lambda: stale
+        outcome = schedule_in(uow, UuidGenerator(), lab.clock.now())
+        uow.commit()
+
+    assert outcome.started == []
+    assert lab.get_test_run(waiting.id).status is RunStatus.ABORTED
+    assert lab.get_device(meter.id).held_by is None
+    jobs = "SELECT count(*) FROM outbox WHERE run_id = :r AND kind = 'test_run.job'"
+    assert lab.scalar(jobs, r=waiting.id) == 0
