@@ -1,5 +1,8 @@
 """The job message a Test Runner receives (contract version 2).
 
+Each device carries the `role` of the request it fills (null for a device named by id): an
+optional field, so version 2 stands.
+
 Version 2 added each test case's `execution` and took the execution out of the parameters:
 a version 1 runner read `executor` and `command` from them, so it must refuse these messages
 rather than run a run's parameters as a command.
@@ -61,6 +64,7 @@ def job_payload(run: TestRun) -> dict[str, Any]:
                 "serial": d.serial,
                 "firmware_version": d.firmware_version,
                 "labels": dict(d.labels),
+                "role": d.role,
             }
             for d in run.devices
         ],

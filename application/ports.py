@@ -108,7 +108,16 @@ class TestRunRepository(Protocol):
     def get(self, run_id: str, for_update: bool = False) -> TestRun | None: ...
     def list(self, where: RunFilter, limit: int, after: tuple | None) -> list[TestRun]: ...
     def list_overdue(self, now: datetime, limit: int) -> list[str]:
-        """Ids of unfinished runs whose deadline is before `now`."""
+        """Ids of booked, unfinished runs whose deadline is before `now`."""
+        ...
+
+    def list_waiting(self) -> list[TestRun]:
+        """The waiting runs in queue order: higher priority first, then oldest first."""
+        ...
+
+    def lock_queue(self) -> None:
+        """Serialise scheduling passes until this transaction ends (a second pass, in any
+        process, waits here). Taken before any device row is locked."""
         ...
 
     def list_silent_claims(

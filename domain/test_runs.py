@@ -17,12 +17,15 @@ from domain.errors import (
     RunAlreadyFinished,
     RunClaimed,
 )
+from domain.scheduling import Demand, DeviceRequest, Priority
 from domain.test_cases import Criterion, TestCaseSnapshot
 
 TIMEOUT_REASON = "timeout"
+QUEUE_TIMEOUT_REASON = "queue timeout"
 
 
 class RunStatus(enum.StrEnum):
+    WAITING = "waiting"  # for its devices: it holds none and has no job yet
     QUEUED = "queued"
     RUNNING = "running"
     COMPLETED = "completed"
@@ -50,6 +53,7 @@ class DeviceSnapshot:
     serial: str = ""
     firmware_version: str = ""
     labels: Mapping[str, str] = field(default_factory=dict)
+    role: str | None = None  # the role of the request it fills; None for a named device
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,11 @@ class TestRun:
     reoffered_at: datetime | None = None
     results: dict[tuple[str, str], CaseResult] = field(default_factory=dict)
     version: int = 0
+    # what the run asked for: devices by id and by kind, how urgent, and how long it may wait
+    priority: Priority = Priority.NORMAL
+    requested_device_ids: tuple[str, ...] = ()
+    device_requests: tuple[DeviceRequest, ...] = ()
+    queue_timeout_at: datetime | None = None
 
     @classmethod
     def create(
@@ -201,7 +210,70 @@ class TestRun:
             parameters=dict(parameters or {}),
         )
 
+    @classmethod
+    def submit(
+        cls,
+        *,
+        id: str,
+        test_cases: Iterable[TestCaseSnapshot],
+        environment: EnvironmentSnapshot,
+        device_ids: Iterable[str] = (),
+        device_requests: Iterable[DeviceRequest] = (),
+        started_by: str,
+        at: datetime,
+        queue_allowance_s: float,
+        queue_timeout_s: float,
+        priority: Priority | str = Priority.NORMAL,
+        parameters: dict[str, Any] | None = None,
+    ) -> TestRun:
+        """A run that waits for its devices: it holds none until the scheduler assigns
+        them all at once (`assign`). Its deadline counts from then."""
+        cases = tuple(test_cases)
+        if not cases:
+            raise InvalidValue("test_case_ids", "a run needs at least one test case")
+        if len({c.id for c in cases}) != len(cases):
+            raise InvalidValue("test_case_ids", "each test case may appear only once")
+        demand = Demand(tuple(device_ids), tuple(device_requests))
+        if isinstance(queue_timeout_s, bool) or not (
+            isinstance(queue_timeout_s, int | float) and math.isfinite(queue_timeout_s)
+        ):
+            raise InvalidValue("queue_timeout_s", "must be a number of seconds")
+        if queue_timeout_s <= 0:
+            raise InvalidValue("queue_timeout_s", "must be more than 0 seconds")
+        try:
+            priority = Priority(priority)
+        except ValueError:
+            raise InvalidValue("priority", "must be low, normal or high") from None
+        timeout = sum(c.timeout_s for c in cases)
+        return cls(
+            id=id,
+            test_cases=cases,
+            environment=environment,
+            devices=(),
+            started_by=started_by,
+            created_at=at,
+            deadline=at + timedelta(seconds=queue_allowance_s + timeout),
+            parameters=dict(parameters or {}),
+            status=RunStatus.WAITING,
+            priority=priority,
+            requested_device_ids=demand.device_ids,
+            device_requests=demand.requests,
+            queue_timeout_at=at + timedelta(seconds=queue_timeout_s),
+        )
+
     # -- what the run is ---------------------------------------------------------------
+
+    @property
+    def demand(self) -> Demand:
+        """The devices the run asks for, as the scheduler reads them. A run started before
+        runs could wait asked for exactly the devices it has."""
+        if self.requested_device_ids or self.device_requests:
+            return Demand(self.requested_device_ids, self.device_requests)
+        return Demand(self.device_ids)
+
+    @property
+    def waiting(self) -> bool:
+        return self.status is RunStatus.WAITING
 
     @property
     def device_ids(self) -> tuple[str, ...]:
@@ -209,8 +281,8 @@ class TestRun:
 
     @property
     def holds_devices(self) -> bool:
-        """A run holds its devices exactly while it has not finished."""
-        return not self.status.finished
+        """A run holds its devices exactly while it is booked and has not finished."""
+        return not self.status.finished and not self.waiting
 
     @property
     def timeout_s(self) -> int:
@@ -221,7 +293,11 @@ class TestRun:
         return [(c.id, d.id) for c in self.test_cases for d in self.devices]
 
     def is_overdue(self, now: datetime) -> bool:
-        return not self.status.finished and now > self.deadline
+        """Past its deadline while booked; a waiting run has its queue timeout instead."""
+        return self.holds_devices and now > self.deadline
+
+    def timed_out_in_queue(self, now: datetime) -> bool:
+        return self.waiting and self.queue_timeout_at is not None and self.queue_timeout_at <= now
 
     def claimant_fell_silent(self, now: datetime, silent_for_s: float, max_reoffers: int) -> bool:
         """The run is claimed by a runner of which nothing was heard for longer than
@@ -243,6 +319,37 @@ class TestRun:
             raise RunAlreadyFinished(
                 f"run {self.id} is already {self.status.value}; {what} refused"
             )
+        if self.waiting:
+            # no job was sent for it: no runner can have it
+            raise InvalidTransition(f"run {self.id} is waiting for its devices; {what} refused")
+
+    def assign(self, devices: Iterable[DeviceSnapshot], at: datetime) -> None:
+        """The scheduler booked every device the run asked for (each snapshot with the role
+        it fills): the run is queued for a runner, as a run started on free devices is. The
+        queue allowance and timeouts count from now, not from when it was submitted."""
+        if not self.waiting:
+            raise InvalidTransition(f"run {self.id} is {self.status.value}, not waiting")
+        devs = tuple(devices)
+        if not devs or len({d.id for d in devs}) != len(devs):
+            raise InvalidValue("device_ids", "each device may appear only once")
+        if len(devs) != self.demand.places:
+            raise InvalidValue(
+                "device_ids", f"run {self.id} asked for {self.demand.places} devices"
+            )
+        missing = [i for i in self.requested_device_ids if i not in {d.id for d in devs}]
+        if missing:
+            raise InvalidValue("device_ids", f"named device(s) not assigned: {missing}")
+        self.devices = devs
+        self.deadline = self.deadline + (at - self.created_at)
+        self.status = RunStatus.QUEUED
+
+    def expire_in_queue(self, now: datetime) -> bool:
+        """A run that waited past its queue timeout ends aborted ("queue timeout")."""
+        if not self.timed_out_in_queue(now):
+            return False
+        self.failure_reason = QUEUE_TIMEOUT_REASON
+        self._finish(RunStatus.ABORTED, now)
+        return True
 
     def start(self, at: datetime, runner: str = "", takeover_after_s: float | None = None) -> bool:
         """A runner picked the job up. A repeat by the same runner is accepted and changes
@@ -335,7 +442,7 @@ class TestRun:
     def complete(self, at: datetime, reports: Iterable[ResultReport]) -> bool:
         """Final results: computes the verdict. A repeat of the accepted report changes
         nothing; a different report after completion is a conflict."""
-        if self.status in (RunStatus.FAILED, RunStatus.ABORTED):
+        if self.status in (RunStatus.FAILED, RunStatus.ABORTED) or self.waiting:
             self._refuse_if_finished("result report")
         results = self._evaluate(reports, complete=True)
         if self.status is RunStatus.COMPLETED:

@@ -33,6 +33,7 @@ from application.use_cases import (
     live_streams,
     live_updates,
     relay,
+    scheduling,
     statistics,
     test_runs,
 )
@@ -183,8 +184,9 @@ class Container(containers.DeclarativeContainer):
     list_devices = providers.Factory(devices.ListDevices, uow.provider)
     update_device = providers.Factory(devices.UpdateDevice, uow.provider, clock)
     delete_device = providers.Factory(devices.DeleteDevice, uow.provider)
-    set_device_status = providers.Factory(devices.SetDeviceStatus, uow.provider, clock)
-    record_heartbeat = providers.Factory(devices.RecordHeartbeat, uow.provider, clock)
+    # with ids: a device that becomes available is booked for the queue right away
+    set_device_status = providers.Factory(devices.SetDeviceStatus, uow.provider, clock, ids)
+    record_heartbeat = providers.Factory(devices.RecordHeartbeat, uow.provider, clock, ids)
     get_device_history = providers.Factory(devices.GetDeviceHistory, uow.provider)
     mark_silent_devices_offline = providers.Factory(
         devices.MarkSilentDevicesOffline, uow.provider, clock, config.device_silence_s
@@ -204,8 +206,17 @@ class Container(containers.DeclarativeContainer):
 
     # test runs
     start_test_run = providers.Factory(
-        test_runs.StartTestRun, uow.provider, clock, ids, config.queue_allowance_s
+        test_runs.StartTestRun,
+        uow.provider,
+        clock,
+        ids,
+        config.queue_allowance_s,
+        config.queue_timeout_s,
     )
+    schedule_waiting_runs = providers.Factory(
+        scheduling.ScheduleWaitingRuns, uow.provider, clock, ids
+    )
+    get_queue = providers.Factory(scheduling.GetQueue, uow.provider, clock)
     get_test_run = providers.Factory(test_runs.GetTestRun, uow.provider)
     list_test_runs = providers.Factory(test_runs.ListTestRuns, uow.provider)
     cancel_test_run = providers.Factory(test_runs.CancelTestRun, uow.provider, clock, ids)

@@ -98,6 +98,8 @@ class Settings:
     threads: int = 16
     max_body_bytes: int = 1024 * 1024
     queue_allowance_s: float = 600
+    # how long a run may wait for its devices in the queue (a start may ask for less or more)
+    queue_timeout_s: float = 24 * 3600
     progress_lease_s: float = 300
     # a runner's claim on its run lapses when it has not reported for this long (its heartbeat
     # renews it); then another runner may take the run over
@@ -121,6 +123,8 @@ class Settings:
     credential_grace_s: float = 86400
     relay_interval_s: float = 0.05  # a job waits half of this on average before it is sent
     reaper_interval_s: float = 5
+    # the worker's scheduling pass: the safety net for freed devices, and queue timeouts
+    scheduler_interval_s: float = 5
     grafana_url_template: str = ""
     # auth: the users and sessions store, session timeouts, login rate limit, verification
     auth_database_url: str = ""
@@ -157,6 +161,7 @@ class Settings:
             threads=int(_number(env, "DEVICELAB_THREADS", 16, 1)),
             max_body_bytes=int(_number(env, "DEVICELAB_MAX_BODY_BYTES", 1024 * 1024, 1024)),
             queue_allowance_s=_number(env, "DEVICELAB_QUEUE_ALLOWANCE_S", 600),
+            queue_timeout_s=_number(env, "DEVICELAB_QUEUE_TIMEOUT_S", 24 * 3600, 1),
             progress_lease_s=_number(env, "DEVICELAB_PROGRESS_LEASE_S", 300),
             claim_lease_s=_claim_lease_s(env),
             reoffer_after_s=_reoffer_after_s(env, _claim_lease_s(env)),
@@ -178,6 +183,7 @@ class Settings:
             credential_grace_s=_number(env, "DEVICELAB_CREDENTIAL_GRACE_S", 86400),
             relay_interval_s=_number(env, "DEVICELAB_RELAY_INTERVAL_S", 0.05, 0.01),
             reaper_interval_s=_number(env, "DEVICELAB_REAPER_INTERVAL_S", 5, 0.1),
+            scheduler_interval_s=_number(env, "DEVICELAB_SCHEDULER_INTERVAL_S", 5, 0.1),
             grafana_url_template=env.get("DEVICELAB_GRAFANA_URL_TEMPLATE") or "",
             stream_recheck_s=_stream_recheck_s(env),
             max_streams_per_user=int(_number(env, "DEVICELAB_MAX_STREAMS_PER_USER", 8, 1)),

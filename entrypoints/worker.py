@@ -86,6 +86,18 @@ def _log_outcome(name: str, outcome: object) -> None:
         log.info("%s: %s", name, ", ".join(map(str, outcome)))
 
 
+def _scheduling_pass(schedule):
+    def run() -> list[str]:
+        outcome = schedule()
+        return [
+            *(f"started {i}" for i in outcome.started),
+            *(f"queue timeout {i}" for i in outcome.timed_out),
+            *(f"unsatisfiable {i}" for i in outcome.unsatisfiable),
+        ]
+
+    return run
+
+
 def build_worker(container) -> Worker:
     config = container.config
     relay = container.relay_outbox()
@@ -93,6 +105,12 @@ def build_worker(container) -> Worker:
         [
             Duty("outbox relay", relay, config.relay_interval_s()),
             Duty("run reaper", container.expire_overdue_runs(), config.reaper_interval_s()),
+            # books devices a missed pass left free, and ends runs past their queue timeout
+            Duty(
+                "scheduler",
+                _scheduling_pass(container.schedule_waiting_runs()),
+                config.scheduler_interval_s(),
+            ),
             Duty(
                 "job re-offer",
                 container.reoffer_abandoned_jobs(),

@@ -16,13 +16,16 @@ from adapters.http.pagination import PageQuerySchema, page_schema
 from adapters.http.security import current_actor, requires
 from adapters.http.test_cases import CriterionOutSchema, ExecutionOutSchema
 from application.ports import RunFilter
+from application.use_cases.scheduling import GetQueue, QueueEntry
 from application.use_cases.test_runs import (
+    WHEN_BUSY,
     CancelTestRun,
     GetTestRun,
     ListTestRuns,
     StartTestRun,
     StartTestRunRequest,
 )
+from domain.scheduling import MAX_COUNT, MAX_REQUESTS, DeviceRequest, Priority, WaitingFor
 from domain.test_cases import TestCaseSnapshot
 from domain.test_runs import CaseResult, RunStatus, TestRun, Verdict
 from domain.users import Permission
@@ -31,6 +34,7 @@ blp = Blueprint("test_runs", __name__, url_prefix="/api/test-runs", description=
 
 STATUSES = [s.value for s in RunStatus]
 VERDICTS = [v.value for v in Verdict]
+PRIORITIES = [p.value for p in Priority]
 _id_list = fields.List(
     fields.String(validate=validate.Length(min=1, max=100)),
     required=True,
@@ -60,6 +64,54 @@ class DeviceSnapshotSchema(Schema):
     serial = fields.String()
     firmware_version = fields.String()
     labels = fields.Dict(keys=fields.String(), values=fields.String())
+    role = fields.String(
+        allow_none=True,
+        metadata={"description": "the role of the request it fills; null for a named device"},
+    )
+
+
+class DeviceRequestSchema(Schema):
+    role = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=200),
+        metadata={"description": "what the device is for in the run, e.g. meter"},
+    )
+    model = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=200),
+        metadata={"description": "only devices of this model (empty: any)"},
+    )
+    labels = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1, max=100)),
+        values=fields.String(validate=validate.Length(max=200)),
+        load_default=dict,
+        validate=validate.Length(max=20),
+        metadata={"description": "only devices with every one of these labels"},
+    )
+    count = fields.Integer(
+        load_default=1, strict=True, validate=validate.Range(min=1, max=MAX_COUNT)
+    )
+
+
+class PartWaitSchema(Schema):
+    request = fields.Integer(metadata={"description": "1-based index into device_requests"})
+    description = fields.String()
+    missing = fields.Integer(metadata={"description": "places of the request still unfilled"})
+    free_for_it = fields.Integer()
+    kept_for_earlier = fields.Integer(
+        metadata={"description": "matching free devices kept for runs ahead in the queue"}
+    )
+
+
+class WaitingForSchema(Schema):
+    devices = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        metadata={"description": "named devices not free for it, with why (busy, offline, ...)"},
+    )
+    requests = fields.List(fields.Nested(PartWaitSchema))
 
 
 class EnvironmentSnapshotSchema(Schema):
@@ -141,6 +193,33 @@ class TestRunSchema(Schema):
         lambda r: CaseResultSchema(many=True).dump(list(r.results.values())),
         metadata={"description": "one result per (test case, device) reported so far"},
     )
+    priority = fields.Function(lambda r: r.priority.value, metadata={"enum": PRIORITIES})
+    requested_device_ids = fields.Function(
+        lambda r: list(r.requested_device_ids),
+        metadata={"description": "the devices the run named (devices: those it got)"},
+    )
+    device_requests = fields.Function(
+        lambda r: [_request_json(q) for q in r.device_requests],
+        metadata={"description": "the devices the run asked for by kind"},
+    )
+    queue_timeout_at = fields.DateTime(
+        allow_none=True, metadata={"description": "a run still waiting then is aborted"}
+    )
+    position = fields.Function(
+        lambda r: None,
+        allow_none=True,
+        metadata={"description": "1-based place in the queue while waiting; else null"},
+    )
+    waiting_for = fields.Function(
+        lambda r: None,
+        allow_none=True,
+        metadata={"description": "while waiting: what it waits for (WaitingFor); else null"},
+    )
+    estimated_start_at = fields.Function(
+        lambda r: None,
+        allow_none=True,
+        metadata={"description": "not computed yet: always null"},
+    )
 
 
 def _text(value: Any) -> str | None:
@@ -196,8 +275,36 @@ def _result_json(result: CaseResult) -> dict[str, Any]:
     }
 
 
-def run_json(run: TestRun) -> dict[str, Any]:
-    """What TestRunSchema dumps (see adapters/http/json_bodies.py)."""
+def _request_json(request: DeviceRequest) -> dict[str, Any]:
+    return {
+        "role": request.role,
+        "model": request.model,
+        "labels": dict(request.labels),
+        "count": request.count,
+    }
+
+
+def waiting_for_json(waits: WaitingFor | None) -> dict[str, Any] | None:
+    if waits is None:
+        return None
+    return {
+        "devices": dict(waits.devices),
+        "requests": [
+            {
+                "request": p.part + 1,
+                "description": p.request.describe(),
+                "missing": p.missing,
+                "free_for_it": p.free_for_it,
+                "kept_for_earlier": p.kept_for_earlier,
+            }
+            for p in waits.parts
+        ],
+    }
+
+
+def run_json(run: TestRun, queued: QueueEntry | None = None) -> dict[str, Any]:
+    """What TestRunSchema dumps (see adapters/http/json_bodies.py); `queued` is the run's
+    place in the queue while it waits."""
     environment = run.environment
     return {
         "id": run.id,
@@ -218,6 +325,7 @@ def run_json(run: TestRun) -> dict[str, Any]:
                 "serial": d.serial,
                 "firmware_version": d.firmware_version,
                 "labels": {str(k): _text(v) for k, v in d.labels.items()},
+                "role": d.role,
             }
             for d in run.devices
         ],
@@ -234,13 +342,58 @@ def run_json(run: TestRun) -> dict[str, Any]:
         "runner": run.runner,
         "grafana_url": grafana_url(run),
         "results": [_result_json(r) for r in run.results.values()],
+        "priority": run.priority.value,
+        "requested_device_ids": list(run.requested_device_ids),
+        "device_requests": [_request_json(q) for q in run.device_requests],
+        "queue_timeout_at": iso(run.queue_timeout_at),
+        "position": queued.position if queued else None,
+        "waiting_for": waiting_for_json(queued.waiting_for) if queued else None,
+        "estimated_start_at": None,
     }
+
+
+def _queue_places(runs: list[TestRun], get_queue: GetQueue) -> dict[str, QueueEntry]:
+    """Positions only when some run of the answer waits: it costs a look at the queue."""
+    if not any(run.waiting for run in runs):
+        return {}
+    return {entry.run.id: entry for entry in get_queue()}
 
 
 class StartTestRunSchema(Schema):
     test_case_ids = _id_list
     environment_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
-    device_ids = _id_list
+    device_ids = fields.List(
+        fields.String(validate=validate.Length(min=1, max=100)),
+        load_default=list,
+        validate=validate.Length(max=200),
+        metadata={"description": "devices by id; with device_requests, at least one device"},
+    )
+    device_requests = fields.List(
+        fields.Nested(DeviceRequestSchema),
+        load_default=list,
+        validate=validate.Length(max=MAX_REQUESTS),
+        metadata={"description": "devices by kind: count devices of a model and/or labels"},
+    )
+    when_busy = fields.String(
+        load_default="queue",
+        validate=validate.OneOf(WHEN_BUSY),
+        metadata={
+            "description": "queue (default): the run waits for busy devices (201, status "
+            "waiting); reject: refused with 409 as before, nothing is kept"
+        },
+    )
+    priority = fields.String(
+        load_default=Priority.NORMAL.value,
+        validate=validate.OneOf(PRIORITIES),
+        metadata={"description": "queue order: priority, then first come first served"},
+    )
+    queue_timeout_s = fields.Float(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=1, max=30 * 24 * 3600),
+        allow_nan=False,
+        metadata={"description": "how long it may wait (default DEVICELAB_QUEUE_TIMEOUT_S)"},
+    )
     parameters = fields.Dict(
         keys=fields.String(validate=validate.Length(min=1, max=100)),
         values=fields.Raw(),
@@ -295,7 +448,12 @@ class TestRuns(MethodView):
     @blp.arguments(RunQuerySchema, location="query")
     @blp.response(200, TestRunPageSchema)
     @inject
-    def get(self, args, list_runs: ListTestRuns = Provide["list_test_runs"]):
+    def get(
+        self,
+        args,
+        list_runs: ListTestRuns = Provide["list_test_runs"],
+        get_queue: GetQueue = Provide["get_queue"],
+    ):
         """Run history, newest first, filtered"""
         where = RunFilter(
             status=RunStatus(args["status"]) if args.get("status") else None,
@@ -308,18 +466,31 @@ class TestRuns(MethodView):
             created_to=args.get("to"),
         )
         page = list_runs(where, args["limit"], args["cursor"])
-        items = [run_json(run) for run in page.items]
+        places = _queue_places(page.items, get_queue)
+        items = [run_json(run, places.get(run.id)) for run in page.items]
         return json_response({"items": items, "next_cursor": page.next_cursor})
 
     @requires(Permission.RUN_TESTS)
     @blp.arguments(StartTestRunSchema)
     @blp.response(201, TestRunSchema)
-    @blp.alt_response(409, description="one or more devices are not available (listed)")
+    @blp.alt_response(409, description="when_busy=reject: devices are not available now (listed)")
+    @blp.alt_response(422, description="unknown devices, or a request the lab cannot satisfy")
     @inject
-    def post(self, data, start: StartTestRun = Provide["start_test_run"]):
-        """Start a test run: reserves all the devices or none, and queues the job"""
-        run = start(StartTestRunRequest(**data, started_by=current_actor()))
-        return json_response(run_json(run), 201)
+    def post(
+        self,
+        data,
+        start: StartTestRun = Provide["start_test_run"],
+        get_queue: GetQueue = Provide["get_queue"],
+    ):
+        """Start a test run: books all its devices at once, or waits for them in the queue
+
+        Priority high is open to everyone who may start runs (engineers and admins) and is
+        recorded on the run."""
+        requests = [DeviceRequest(**r) for r in data.pop("device_requests")]
+        run = start(
+            StartTestRunRequest(**data, device_requests=requests, started_by=current_actor())
+        )
+        return json_response(run_json(run, _queue_places([run], get_queue).get(run.id)), 201)
 
 
 @blp.route("/<run_id>")
@@ -327,9 +498,15 @@ class TestRunById(MethodView):
     @requires(Permission.READ)
     @blp.response(200, TestRunSchema)
     @inject
-    def get(self, run_id, get_run: GetTestRun = Provide["get_test_run"]):
-        """One run with its results"""
-        return json_response(run_json(get_run(run_id)))
+    def get(
+        self,
+        run_id,
+        get_run: GetTestRun = Provide["get_test_run"],
+        get_queue: GetQueue = Provide["get_queue"],
+    ):
+        """One run with its results (and its place in the queue while it waits)"""
+        run = get_run(run_id)
+        return json_response(run_json(run, _queue_places([run], get_queue).get(run.id)))
 
 
 @blp.route("/<run_id>/cancel")
@@ -339,5 +516,5 @@ class TestRunCancel(MethodView):
     @blp.response(200, TestRunSchema)
     @inject
     def post(self, data, run_id, cancel: CancelTestRun = Provide["cancel_test_run"]):
-        """Cancel a queued or running run: it is aborted and its devices are freed at once"""
+        """Cancel a waiting, queued or running run: it is aborted and its devices are freed"""
         return json_response(run_json(cancel(run_id, current_actor(), data["reason"]).run))

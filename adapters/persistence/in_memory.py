@@ -273,6 +273,13 @@ class InMemoryTestRunRepository:
         silent.sort(key=lambda r: (r.last_report_at or r.started_at or heard_before, r.id))
         return [r.id for r in silent[:limit]]
 
+    def list_waiting(self) -> list[TestRun]:
+        waiting = [r for r in self.table.all() if r.status is RunStatus.WAITING]
+        return sorted(waiting, key=lambda r: (-r.priority.rank, r.created_at, r.id))
+
+    def lock_queue(self) -> None:
+        """Nothing to do: an in-memory unit of work is only used by one thread at a time."""
+
 
 class InMemoryOutbox:
     def __init__(self, store: InMemoryStore) -> None:

@@ -202,7 +202,20 @@ test_runs = sa.Table(
     sa.Column("reoffers", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("reoffered_at", UtcDateTime(), nullable=True),
     sa.Column("version", sa.Integer(), nullable=False),
+    # what the run asked for (NULL for runs from before the queue: exactly their devices)
+    sa.Column("priority", sa.String(STATUS_LENGTH), nullable=False, server_default="normal"),
+    sa.Column("requested_device_ids", json_document(), nullable=True),
+    sa.Column("device_requests", json_document(), nullable=True),
+    sa.Column("queue_timeout_at", UtcDateTime(), nullable=True),
     sa.Index("ix_test_runs_created_at_id", "created_at", "id"),
+    # the queue: only waiting runs, in submission order
+    sa.Index(
+        "ix_test_runs_waiting",
+        "created_at",
+        "id",
+        postgresql_where=sa.text("status = 'waiting'"),
+        sqlite_where=sa.text("status = 'waiting'"),
+    ),
     sa.Index("ix_test_runs_status_created_at", "status", "created_at"),
     sa.Index("ix_test_runs_verdict_created_at", "verdict", "created_at"),
     sa.Index("ix_test_runs_environment_id_created_at", "environment_id", "created_at"),
@@ -243,6 +256,7 @@ test_run_devices = sa.Table(
     sa.Column("snapshot", json_document(), nullable=False),
     # the run's created_at, so a device's runs can be listed newest first from an index
     sa.Column("run_created_at", UtcDateTime(), nullable=False),
+    sa.Column("role", sa.Text(), nullable=True),  # of the request it fills; NULL: named
     sa.Index("ix_test_run_devices_device_id_run_id", "device_id", "run_id"),
     sa.Index(
         "ix_test_run_devices_device_id_run_created_at_run_id",

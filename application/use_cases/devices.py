@@ -10,6 +10,7 @@ from application.errors import AlreadyExists, NotFound
 from application.pagination import Page, paginate
 from application.ports import Clock, DeviceFilter, IdGenerator, UnitOfWork
 from application.ports import UnitOfWorkFactory as UowFactory
+from application.use_cases.scheduling import ScheduleWaitingRuns, after_devices_freed
 from domain.devices import MANUAL_STATES, Device, DeviceStatus, StatusChange
 from domain.errors import InvalidValue
 
@@ -73,6 +74,8 @@ class RegisterDevice:
             _ensure_name_free(uow, device.name)
             uow.devices.add(device)
             uow.commit()
+        if device.is_available:  # a run may be waiting for a device of its kind
+            after_devices_freed(ScheduleWaitingRuns(self.uow, self.clock, self.ids))
         return device
 
 
@@ -148,8 +151,9 @@ class SetDeviceStatus:
     test. On a device in test, offline and maintenance take effect when its run ends
     (maintenance so drains the device), and available cancels such a pending change."""
 
-    def __init__(self, uow: UowFactory, clock: Clock) -> None:
-        self.uow, self.clock = uow, clock
+    def __init__(self, uow: UowFactory, clock: Clock, ids: IdGenerator | None = None) -> None:
+        # with `ids`, a device that becomes available is booked for the queue right away
+        self.uow, self.clock, self.ids = uow, clock, ids
 
     def __call__(self, request: SetDeviceStatusRequest) -> Device:
         if request.status == DeviceStatus.IN_TEST.value:
@@ -160,6 +164,7 @@ class SetDeviceStatus:
         reason = request.reason.strip()
         with self.uow() as uow:
             device = _load_locked(uow, request.device_id)
+            was_available = device.is_available
             device.set_service_state(
                 state,
                 self.clock.now(),
@@ -169,20 +174,30 @@ class SetDeviceStatus:
             )
             uow.devices.update(device)
             uow.commit()
-            return device
+        _schedule_if_freed(self, was_available, device)
+        return device
 
 
 class RecordHeartbeat:
-    def __init__(self, uow: UowFactory, clock: Clock) -> None:
-        self.uow, self.clock = uow, clock
+    def __init__(self, uow: UowFactory, clock: Clock, ids: IdGenerator | None = None) -> None:
+        self.uow, self.clock, self.ids = uow, clock, ids
 
     def __call__(self, device_id: str, firmware_version: str | None = None) -> Device:
         with self.uow() as uow:
             device = _load_locked(uow, device_id)
+            was_available = device.is_available
             device.heartbeat(self.clock.now(), firmware_version)
             uow.devices.update(device)
             uow.commit()
-            return device
+        _schedule_if_freed(self, was_available, device)
+        return device
+
+
+def _schedule_if_freed(use_case: Any, was_available: bool, device: Device) -> None:
+    """A device that just became available may be what a waiting run waits for. The pass
+    runs after the commit: it takes the queue lock before device rows (scheduling.py)."""
+    if use_case.ids is not None and device.is_available and not was_available:
+        after_devices_freed(ScheduleWaitingRuns(use_case.uow, use_case.clock, use_case.ids))
 
 
 class GetDeviceHistory:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from application.errors import NotFound
-from application.job_contract import CANCEL_KIND, JOB_KIND, cancel_payload, job_payload
+from application.job_contract import CANCEL_KIND, cancel_payload
 from application.pagination import Page, paginate
 from application.ports import (
     Clock,
@@ -20,10 +20,20 @@ from application.ports import (
 from application.ports import (
     UnitOfWorkFactory as UowFactory,
 )
-from domain.booking import release_devices_of, reserve_devices
-from domain.errors import InvalidValue
+from application.use_cases.scheduling import (
+    ScheduleWaitingRuns,
+    after_devices_freed,
+    all_devices,
+    queue_of,
+    schedule_in,
+)
+from domain.booking import release_devices_of
+from domain.devices import Device
+from domain.errors import DeviceUnavailable, InvalidValue
+from domain.queueing import device_view
+from domain.scheduling import DeviceRequest, Priority, feasible
 from domain.test_cases import with_parameters
-from domain.test_runs import DeviceSnapshot, ResultReport, TestRun
+from domain.test_runs import ResultReport, TestRun
 
 RUNNER = "runner"
 
@@ -43,8 +53,18 @@ def _missing(wanted: Sequence[str], found: set[str]) -> list[str]:
     return [item for item in wanted if item not in found]
 
 
+WHEN_BUSY = ("queue", "reject")
+DEFAULT_QUEUE_TIMEOUT_S = 24 * 3600
+
+
 @dataclass(frozen=True)
 class StartTestRunRequest:
+    """What to run where. Devices are named (`device_ids`) or asked for by kind
+    (`device_requests`), or both. When they are busy the run waits in the queue
+    (`when_busy="queue"`) for at most `queue_timeout_s`, or is refused (`"reject"`).
+    `priority` high is for engineers and admins: they are the only ones who may start runs
+    at all (Permission.RUN_TESTS), so whoever gets here may use it; it is recorded on the run."""
+
     __test__ = False
 
     test_case_ids: list[str]
@@ -52,23 +72,41 @@ class StartTestRunRequest:
     device_ids: list[str]
     parameters: dict[str, Any] = field(default_factory=dict)
     started_by: str = "system"
+    device_requests: list[DeviceRequest] = field(default_factory=list)
+    when_busy: str = "queue"
+    priority: str = Priority.NORMAL.value
+    queue_timeout_s: float | None = None
 
 
 class StartTestRun:
-    """Validate, reserve every device or none, persist the run and queue its job — all in
-    one transaction, so a run never exists without its job nor a job without its run."""
+    """Validate, then put the run in the queue and make a scheduling pass in the same
+    transaction: on free devices with nobody waiting before it, the run is booked (all its
+    devices or none) and its job queued at once, as a start always was; otherwise it waits,
+    and a run never overtakes one that waits before it. With `when_busy="reject"` a run that
+    could not start is refused (DeviceUnavailable) and nothing is kept. A run never exists
+    without its job once it is queued, nor a job without its run."""
 
     def __init__(
-        self, uow: UowFactory, clock: Clock, ids: IdGenerator, queue_allowance_s: float = 600
+        self,
+        uow: UowFactory,
+        clock: Clock,
+        ids: IdGenerator,
+        queue_allowance_s: float = 600,
+        queue_timeout_s: float = DEFAULT_QUEUE_TIMEOUT_S,
     ) -> None:
         self.uow, self.clock, self.ids = uow, clock, ids
         self.queue_allowance_s = queue_allowance_s
+        self.queue_timeout_s = queue_timeout_s
 
     def __call__(self, request: StartTestRunRequest) -> TestRun:
         if len(set(request.device_ids)) != len(request.device_ids):
             raise InvalidValue("device_ids", "each device may appear only once")
         if len(set(request.test_case_ids)) != len(request.test_case_ids):
             raise InvalidValue("test_case_ids", "each test case may appear only once")
+        if request.when_busy not in WHEN_BUSY:
+            raise InvalidValue("when_busy", "must be queue or reject")
+        if not request.device_ids and not request.device_requests:
+            raise InvalidValue("device_ids", "a run needs at least one device")
         with self.uow() as uow:
             cases = [uow.test_cases.get(i) for i in request.test_case_ids]
             unknown = [i for i, c in zip(request.test_case_ids, cases, strict=True) if c is None]
@@ -79,37 +117,70 @@ class StartTestRun:
                 raise InvalidValue(
                     "environment_id", f"unknown environment: {request.environment_id}"
                 )
-            devices = uow.devices.get_many_for_update(request.device_ids)
-            unknown = _missing(request.device_ids, {d.id for d in devices})
+            # the queue lock before any device row (see application/use_cases/scheduling.py)
+            uow.test_runs.lock_queue()
+            named = uow.devices.get_many_for_update(request.device_ids)
+            unknown = _missing(request.device_ids, {d.id for d in named})
             if unknown:
                 raise InvalidValue("device_ids", f"unknown device(s): {', '.join(unknown)}")
-            by_id = {d.id: d for d in devices}
-            devices = [by_id[i] for i in request.device_ids]
             now = self.clock.now()
-            run = TestRun.create(
+            run = TestRun.submit(
                 id=self.ids.new_id(),
                 test_cases=[with_parameters(c.snapshot(), request.parameters) for c in cases if c],
                 environment=environment.snapshot(),
-                devices=[
-                    DeviceSnapshot(
-                        d.id, d.name, d.model, d.serial, d.firmware_version, dict(d.labels)
-                    )
-                    for d in devices
-                ],
+                device_ids=request.device_ids,
+                device_requests=request.device_requests,
                 started_by=request.started_by,
                 at=now,
                 queue_allowance_s=self.queue_allowance_s,
+                queue_timeout_s=(
+                    self.queue_timeout_s
+                    if request.queue_timeout_s is None
+                    else request.queue_timeout_s
+                ),
+                priority=request.priority,
                 parameters=request.parameters,
             )
-            reserve_devices(run, devices, now, actor=request.started_by)
+            devices = all_devices(uow)
+            verdict = feasible(run.demand, [device_view(d) for d in devices])
+            if not verdict.ok:
+                field_name = "device_ids" if verdict.problems[0].device_id else "device_requests"
+                raise InvalidValue(
+                    field_name,
+                    "cannot be satisfied by this lab: "
+                    + "; ".join(p.describe(run.demand) for p in verdict.problems),
+                )
             uow.test_runs.add(run)
-            for device in devices:
-                uow.devices.update(device)
-            uow.outbox.add(
-                OutboxMessage(self.ids.new_id(), JOB_KIND, run.id, job_payload(run), now)
-            )
+            outcome = schedule_in(uow, self.ids, now)
+            if run.id not in outcome.started and request.when_busy == "reject":
+                # leaving the block without a commit rolls the run back
+                raise _why_not_now(run, uow.test_runs.list_waiting(), devices, now)
+            run = _load_run(uow, run.id)  # as the pass left it: booked, or still waiting
             uow.commit()
         return run
+
+
+def _why_not_now(
+    run: TestRun, waiting: list[TestRun], devices: list[Device], now: datetime
+) -> DeviceUnavailable:
+    """Today's 409: the devices the run could not have now, each with its status, or with
+    "kept for an earlier item" when a run waiting before it has the first claim."""
+    by_id = {d.id: d for d in devices}
+    unavailable: dict[str, str] = {}
+    entry = next((e for e in queue_of(waiting, devices, now) if e.run.id == run.id), None)
+    if entry is not None and entry.waiting_for is not None:
+        for device_id, reason in entry.waiting_for.devices.items():
+            device = by_id.get(device_id)
+            busy = device is not None and not device.is_available
+            unavailable[device_id] = device.status.value if busy else reason
+        for part in entry.waiting_for.parts:
+            for device in devices:
+                if part.request.signature.matches(device_view(device)):
+                    if not device.is_available:
+                        unavailable.setdefault(device.id, device.status.value)
+                    elif part.kept_for_earlier:
+                        unavailable.setdefault(device.id, "kept for an earlier item")
+    return DeviceUnavailable(unavailable, {i: by_id[i].name for i in unavailable if i in by_id})
 
 
 class GetTestRun:
@@ -159,6 +230,7 @@ class _RunTransition:
     ) -> RunReportOutcome:
         with self.uow() as uow:
             run = _load_run(uow, run_id, for_update=True)
+            was_waiting = run.waiting
             changed = transition(run)
             released: list[str] = []
             if changed:
@@ -169,11 +241,16 @@ class _RunTransition:
                         if device.id in released:
                             uow.devices.update(device)
                 uow.test_runs.update(run)
-                self._after_change(uow, run)
+                self._after_change(uow, run, was_waiting)
                 uow.commit()
-            return RunReportOutcome(run, changed, released)
+        if changed and run.status.finished:
+            # devices went free (or a waiting run stopped keeping them): book them for the
+            # queue. After the commit, not in it: a pass takes the queue lock before device
+            # rows, and this transaction held device rows (scheduling.py explains).
+            after_devices_freed(ScheduleWaitingRuns(self.uow, self.clock, self.ids))
+        return RunReportOutcome(run, changed, released)
 
-    def _after_change(self, uow: UnitOfWork, run: TestRun) -> None:
+    def _after_change(self, uow: UnitOfWork, run: TestRun, was_waiting: bool) -> None:
         """Hook for transitions that must tell the runners something."""
 
 
@@ -253,7 +330,9 @@ class CancelTestRun(_RunTransition):
         now = self.clock.now()
         return self._apply(run_id, lambda run: run.abort(now, by, reason), actor=by)
 
-    def _after_change(self, uow: UnitOfWork, run: TestRun) -> None:
+    def _after_change(self, uow: UnitOfWork, run: TestRun, was_waiting: bool) -> None:
+        if was_waiting:
+            return  # no job was sent for it: no runner to tell
         uow.outbox.add(
             OutboxMessage(
                 self.ids.new_id(), CANCEL_KIND, run.id, cancel_payload(run), self.clock.now()

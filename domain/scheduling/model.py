@@ -110,6 +110,9 @@ class DeviceRequest:
     def __hash__(self) -> int:
         return hash((self.role, self.signature, self.count))
 
+    def __deepcopy__(self, memo: dict) -> DeviceRequest:
+        return self  # immutable (its labels are a read-only view): a copy is itself
+
 
 @dataclass(frozen=True)
 class Signature:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def start(client, lab, device_indexes, cases=(0,)):
+def start(client, lab, device_indexes, cases=(0,), **more):
     return client.post(
         "/api/test-runs",
         json={
@@ -11,6 +11,7 @@ def start(client, lab, device_indexes, cases=(0,)):
             "environment_id": lab["environment"]["id"],
             "device_ids": [lab["devices"][i]["id"] for i in device_indexes],
             "parameters": {"load_kw": 2},
+            **more,
         },
     )
 
@@ -42,8 +43,9 @@ def test_run_lifecycle_reserves_reports_and_releases(client, lab, report):
     assert run["test_cases"][0]["parameters"] == {"load_kw": 2}
     assert [device_status(client, d) for d in lab["devices"]] == ["in_test", "in_test", "available"]
 
-    # a second run on an overlapping device is refused, naming the device, reserving nothing
-    clash = start(client, lab, [1, 2])
+    # a second run on an overlapping device that will not wait is refused, naming the device,
+    # reserving nothing
+    clash = start(client, lab, [1, 2], when_busy="reject")
     assert clash.status_code == 409
     body = clash.get_json()
     assert body["code"] == "device_unavailable"
@@ -165,7 +167,7 @@ def test_device_offline_while_in_test_goes_offline_when_released(client, lab):
 def test_offline_device_cannot_be_booked(client, lab):
     device = lab["devices"][2]
     client.post(f"/api/devices/{device['id']}/status", json={"status": "offline"})
-    clash = start(client, lab, [2])
+    clash = start(client, lab, [2], when_busy="reject")
     assert clash.status_code == 409
     assert clash.get_json()["unavailable"] == {device["id"]: "offline"}
 

@@ -1,5 +1,6 @@
 """Twenty engineers start runs on overlapping devices at the same instant, a hundred rounds in
-a row, on PostgreSQL: no device is ever booked twice. Checked by SQL after every round (no
+a row, on PostgreSQL, refusing what is busy (when_busy=reject; runs that wait instead are in
+test_queue_concurrency.py): no device is ever booked twice. Checked by SQL after every round (no
 device in two unfinished runs, every held device held by its run) and over the whole history
 at the end (per device, each reservation is released by the same run before the next one);
 the checks are in tests/support/booking_checks.py."""
@@ -32,7 +33,11 @@ def test_twenty_parallel_starts_a_hundred_rounds_never_double_book(lab: Any) -> 
         wanted = [pick.sample(devices, pick.randint(1, 3)) for _ in range(STARTERS)]
         outcomes = fire_together(
             [
-                (lambda ids=ids: lab.start_test_run(StartTestRunRequest([case], environment, ids)))
+                (
+                    lambda ids=ids: lab.start_test_run(
+                        StartTestRunRequest([case], environment, ids, when_busy="reject")
+                    )
+                )
                 for ids in wanted
             ]
         )

@@ -102,7 +102,7 @@ def test_cancel_expiry_and_silence_on_sql(lab: Any) -> None:
     )
     assert sorted(k.kind for k in kinds) == sorted([JOB_KIND, CANCEL_KIND])
     with pytest.raises(DeviceUnavailable) as refused:
-        lab.start([m2, m3], [case], environment)
+        lab.start([m2, m3], [case], environment, when_busy="reject")
     assert refused.value.unavailable == {m2.id: "in_test"}
     assert lab.get_device(m3.id).status is DeviceStatus.AVAILABLE  # all or nothing
 
@@ -123,7 +123,7 @@ def test_a_refused_start_writes_nothing(lab: Any) -> None:
     lab.start([busy], [case], environment)
     before = [lab.scalar(f"SELECT count(*) FROM {t}") for t in ("test_runs", "outbox")]
     with pytest.raises(DeviceUnavailable):
-        lab.start([free, busy], [case], environment)
+        lab.start([free, busy], [case], environment, when_busy="reject")
     after = [lab.scalar(f"SELECT count(*) FROM {t}") for t in ("test_runs", "outbox")]
     assert before == after == [1, 1]
     assert lab.get_device(free.id).held_by is None
@@ -181,7 +181,9 @@ def test_concurrent_starts_on_overlapping_devices_book_each_device_once(
         for device_ids in wanted:
             shuffle(device_ids)  # ask in any order: the locks are still taken in id order
         calls = [
-            lambda ids=ids: start(StartTestRunRequest([case.id], environment.id, ids, {}, "race"))
+            lambda ids=ids: start(
+                StartTestRunRequest([case.id], environment.id, ids, {}, "race", when_busy="reject")
+            )
             for ids in wanted
         ]
         outcomes = fire_together(calls)

@@ -104,6 +104,7 @@ class Engineer(threading.Thread):
                     "test_case_ids": [self.random.choice(self.catalog["cases"])],
                     "environment_id": self.catalog["env"],
                     "device_ids": devices,
+                    "when_busy": "reject",  # engineers who retry rather than queue
                 },
             )
             self.answers[f"start {status}"] += 1

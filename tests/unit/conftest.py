@@ -101,8 +101,8 @@ class Lab:
         self.list_devices = ListDevices(uow)
         self.update_device = UpdateDevice(uow, clock)
         self.delete_device = DeleteDevice(uow)
-        self.set_device_status = SetDeviceStatus(uow, clock)
-        self.record_heartbeat = RecordHeartbeat(uow, clock)
+        self.set_device_status = SetDeviceStatus(uow, clock, ids)
+        self.record_heartbeat = RecordHeartbeat(uow, clock, ids)
         self.device_history = GetDeviceHistory(uow)
         self.mark_silent_offline = MarkSilentDevicesOffline(uow, clock, MAX_SILENCE_S)
 

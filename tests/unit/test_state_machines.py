@@ -261,8 +261,9 @@ class LabMachine(RuleBasedStateMachine):
         runs_before, outbox_before = set(self.store.test_runs), len(self.store.outbox)
         holders_before = {d: self.device(d).held_by for d in self.device_ids}
         states_before = {d: self.device(d).service_state for d in device_ids}
+        # today's refusal; runs that wait for busy devices are tested in test_run_queue.py
         request = StartTestRunRequest(
-            [self.case_ids[i] for i in cases], self.environment_id, device_ids
+            [self.case_ids[i] for i in cases], self.environment_id, device_ids, when_busy="reject"
         )
         try:
             run = self.start_test_run(request)

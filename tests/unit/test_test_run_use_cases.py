@@ -118,6 +118,7 @@ def test_starting_a_run_queues_exactly_one_job_following_the_contract(lab, bench
             "serial": "",
             "firmware_version": "",
             "labels": {"phase": "L2"},
+            "role": None,
         },
         {
             "id": bench.d1.id,
@@ -126,6 +127,7 @@ def test_starting_a_run_queues_exactly_one_job_following_the_contract(lab, bench
             "serial": "S1",
             "firmware_version": "1.0",
             "labels": {},
+            "role": None,
         },
     ]
 
@@ -137,7 +139,9 @@ def test_a_run_books_all_its_devices_or_none(lab, bench) -> None:
     runs_before, outbox_before = dict(lab.store.test_runs), list(lab.store.outbox)
 
     with pytest.raises(DeviceUnavailable) as raised:
-        lab.start([bench.d1, bench.d2, bench.d3], [bench.voltage], bench.chamber)
+        lab.start(
+            [bench.d1, bench.d2, bench.d3], [bench.voltage], bench.chamber, when_busy="reject"
+        )
 
     assert raised.value.unavailable == {bench.d2.id: "in_test", bench.d3.id: "offline"}
     assert bench.d2.id in raised.value.message

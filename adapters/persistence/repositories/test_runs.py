@@ -22,6 +22,7 @@ from application.errors import ConcurrentUpdate
 from application.ports import RunFilter
 from domain.environments import EnvironmentSnapshot
 from domain.execution import Execution
+from domain.scheduling import DeviceRequest, Priority
 from domain.test_cases import TestCaseSnapshot
 from domain.test_runs import (
     CaseResult,
@@ -33,6 +34,10 @@ from domain.test_runs import (
 )
 
 _INSERT_RUN = t.test_runs.insert()
+
+
+# the key of the queue's advisory lock on PostgreSQL: any fixed number no other lock uses
+_QUEUE_LOCK_KEY = 0x64657669_63656C61  # "devicela"
 
 
 _UPDATE_RUN = t.test_runs.update().where(
@@ -80,6 +85,7 @@ def _device_snapshot_json(device: DeviceSnapshot) -> dict[str, Any]:
         "serial": device.serial,
         "firmware_version": device.firmware_version,
         "labels": dict(device.labels),
+        "role": device.role,
     }
 
 
@@ -91,6 +97,25 @@ def _device_snapshot_from(data: dict[str, Any]) -> DeviceSnapshot:
         serial=data["serial"],
         firmware_version=data["firmware_version"],
         labels=dict(data["labels"]),
+        role=data.get("role"),  # absent in snapshots from before the queue
+    )
+
+
+def _device_request_json(request: DeviceRequest) -> dict[str, Any]:
+    return {
+        "role": request.role,
+        "model": request.model,
+        "labels": dict(request.labels),
+        "count": request.count,
+    }
+
+
+def _device_request_from(data: dict[str, Any]) -> DeviceRequest:
+    return DeviceRequest(
+        role=data.get("role"),
+        model=data.get("model"),
+        labels=dict(data.get("labels") or {}),
+        count=int(data["count"]),
     )
 
 
@@ -157,7 +182,26 @@ def _run_values(run: TestRun) -> dict[str, Any]:
         "runner": run.runner,
         "reoffers": run.reoffers,
         "reoffered_at": run.reoffered_at,
+        "priority": run.priority.value,
+        "requested_device_ids": list(run.requested_device_ids) or None,
+        "device_requests": [_device_request_json(r) for r in run.device_requests] or None,
+        "queue_timeout_at": run.queue_timeout_at,
     }
+
+
+def _device_rows(run: TestRun) -> list[dict[str, Any]]:
+    return [
+        {
+            "run_id": run.id,
+            "position": position,
+            "device_id": device.id,
+            "firmware_version": device.firmware_version,
+            "snapshot": _device_snapshot_json(device),
+            "run_created_at": run.created_at,
+            "role": device.role,
+        }
+        for position, device in enumerate(run.devices)
+    ]
 
 
 class SqlTestRunRepository(SqlRepository):
@@ -167,6 +211,8 @@ class SqlTestRunRepository(SqlRepository):
         super().__init__(session)
         # results as last read or written, so an update writes only the ones that changed
         self._known_results: dict[str, dict[tuple[str, str], CaseResult]] = {}
+        # the same for the booked devices: they change once, when a waiting run is booked
+        self._known_devices: dict[str, tuple[DeviceSnapshot, ...]] = {}
 
     def add(self, run: TestRun) -> None:
         self._execute(_INSERT_RUN, {"id": run.id, **_run_values(run), "version": run.version})
@@ -183,20 +229,9 @@ class SqlTestRunRepository(SqlRepository):
                 for position, case in enumerate(run.test_cases)
             ],
         )
-        self._execute(
-            sa.insert(t.test_run_devices),
-            [
-                {
-                    "run_id": run.id,
-                    "position": position,
-                    "device_id": device.id,
-                    "firmware_version": device.firmware_version,
-                    "snapshot": _device_snapshot_json(device),
-                    "run_created_at": run.created_at,
-                }
-                for position, device in enumerate(run.devices)
-            ],
-        )
+        if run.devices:  # a waiting run has none yet
+            self._execute(sa.insert(t.test_run_devices), _device_rows(run))
+        self._known_devices[run.id] = run.devices
         self._known_results[run.id] = {}
         self._write_results(run)
         log_change(self, "run", run.id)
@@ -210,6 +245,12 @@ class SqlTestRunRepository(SqlRepository):
         }
         if self._execute(_UPDATE_RUN, values).rowcount != 1:
             raise ConcurrentUpdate(f"test run {run.id} was changed meanwhile; retry")
+        if self._known_devices.get(run.id) != run.devices:
+            devices = t.test_run_devices
+            self._execute(sa.delete(devices).where(devices.c.run_id == run.id))
+            if run.devices:
+                self._execute(sa.insert(devices), _device_rows(run))
+            self._known_devices[run.id] = run.devices
         self._write_results(run)
         log_change(self, "run", run.id)
         run.version += 1
@@ -278,7 +319,8 @@ class SqlTestRunRepository(SqlRepository):
         return self._select(statement)
 
     def list_overdue(self, now: datetime, limit: int) -> list[str]:
-        unfinished = [s.value for s in RunStatus if not s.finished]
+        # a waiting run's deadline starts when it is booked; its queue timeout is apart
+        unfinished = [s.value for s in RunStatus if not s.finished and s is not RunStatus.WAITING]
         rows = self._execute(
             sa.select(t.test_runs.c.id)
             .where(t.test_runs.c.status.in_(unfinished), t.test_runs.c.deadline < now)
@@ -306,6 +348,26 @@ class SqlTestRunRepository(SqlRepository):
             .limit(limit)
         )
         return [row.id for row in rows]
+
+    def list_waiting(self) -> list[TestRun]:
+        runs = t.test_runs
+        waiting = self._select(
+            sa.select(runs)
+            .where(runs.c.status == RunStatus.WAITING.value)
+            .order_by(runs.c.created_at, runs.c.id)
+        )
+        # priority first; within one priority the index's order, first come first served
+        return sorted(waiting, key=lambda r: -r.priority.rank)
+
+    def lock_queue(self) -> None:
+        """PostgreSQL: a transaction-scoped advisory lock, so passes in any process take
+        turns (taking it twice in one transaction is fine). SQLite: the transaction already
+        holds the database's write lock (BEGIN IMMEDIATE, engine.py); a statement makes
+        sure it has begun."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            self._execute(sa.select(sa.func.pg_advisory_xact_lock(_QUEUE_LOCK_KEY)))
+        else:
+            self._execute(sa.select(sa.literal(1)))
 
     def _write_results(self, run: TestRun) -> None:
         known = self._known_results.get(run.id)
@@ -384,9 +446,16 @@ class SqlTestRunRepository(SqlRepository):
                     reoffered_at=row.reoffered_at,
                     results=results[row.id],
                     version=row.version,
+                    priority=Priority(row.priority),
+                    requested_device_ids=tuple(row.requested_device_ids or ()),
+                    device_requests=tuple(
+                        _device_request_from(r) for r in row.device_requests or ()
+                    ),
+                    queue_timeout_at=row.queue_timeout_at,
                 )
             )
             self._known_results[row.id] = dict(results[row.id])
+            self._known_devices[row.id] = tuple(devices[row.id])
         return loaded
 
 

@@ -4,11 +4,11 @@ import { ESTIMATE_CAP, runProgress } from './progress';
 const START = Date.parse('2026-12-01T10:00:00Z');
 const at = (seconds: number) => START + seconds * 1000;
 
-function run(status: 'queued' | 'running' | 'completed' | 'failed' | 'aborted', progress = 0, durations = [300]) {
+function run(status: 'waiting' | 'queued' | 'running' | 'completed' | 'failed' | 'aborted', progress = 0, durations = [300]) {
   return {
     status,
     progress,
-    started_at: status === 'queued' ? null : new Date(START).toISOString(),
+    started_at: status === 'queued' || status === 'waiting' ? null : new Date(START).toISOString(),
     test_cases: durations.map((duration_s) => ({ duration_s })),
   };
 }
@@ -46,6 +46,7 @@ describe('runProgress', () => {
 
   it('waits for a runner while queued, and estimates nothing without an expected duration', () => {
     expect(runProgress(run('queued'), at(100))).toBeNull();
+    expect(runProgress(run('waiting'), at(100))).toBeNull(); // no devices yet, nothing to show
     expect(runProgress(run('running', 0.1, [0]), at(100))).toEqual({ fraction: 0.1, label: '10 %', short: '10 %', estimated: false });
     expect(runProgress({ ...run('running'), started_at: null }, at(100))!.fraction).toBe(0);
   });

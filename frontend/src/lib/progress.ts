@@ -29,7 +29,7 @@ const clamp = (value: number) => (Number.isFinite(value) ? Math.max(0, Math.min(
 
 /** The progress to show at `now` (ms since the epoch); null while the run waits for a runner. */
 export function runProgress(run: RunTiming, now: number): ProgressView | null {
-  if (run.status === 'queued') return null;
+  if (run.status === 'queued' || run.status === 'waiting') return null;
   const reported = clamp(run.progress ?? 0);
   if (run.status !== 'running') {
     const fraction = run.status === 'completed' ? 1 : reported;

@@ -6,13 +6,13 @@ export type DeviceStatus = 'available' | 'in_test' | 'offline' | 'maintenance' |
 export type ServiceState = 'in_service' | 'silent' | 'offline' | 'maintenance' | 'retired';
 /** The statuses a person sets through POST /api/devices/{id}/status. */
 export type ManualStatus = 'available' | 'offline' | 'maintenance' | 'retired';
-export type RunStatus = 'queued' | 'running' | 'completed' | 'failed' | 'aborted';
+export type RunStatus = 'waiting' | 'queued' | 'running' | 'completed' | 'failed' | 'aborted';
 export type Verdict = 'pass' | 'fail' | 'inconclusive';
 export type Role = 'admin' | 'engineer' | 'viewer';
 export type Condition = '<' | '<=' | '>' | '>=' | '==' | '!=';
 
 export const DEVICE_STATUSES: DeviceStatus[] = ['available', 'in_test', 'offline', 'maintenance', 'retired'];
-export const RUN_STATUSES: RunStatus[] = ['queued', 'running', 'completed', 'failed', 'aborted'];
+export const RUN_STATUSES: RunStatus[] = ['waiting', 'queued', 'running', 'completed', 'failed', 'aborted'];
 export const VERDICTS: Verdict[] = ['pass', 'fail', 'inconclusive'];
 export const ROLES: Role[] = ['admin', 'engineer', 'viewer'];
 export const CONDITIONS: Condition[] = ['<', '<=', '>', '>=', '==', '!='];
@@ -173,6 +173,24 @@ export interface DeviceSnapshot {
   serial: string;
   firmware_version: string;
   labels: Record<string, string>;
+  /** The role of the device request it fills; null for a device named by id. */
+  role?: string | null;
+}
+
+export type Priority = 'low' | 'normal' | 'high';
+
+export interface DeviceRequest {
+  role: string | null;
+  model: string | null;
+  labels: Record<string, string>;
+  count: number;
+}
+
+/** What a waiting run waits for (GET /api/queue, and runs while waiting). */
+export interface WaitingFor {
+  /** Named devices not free for it, with why: busy, offline, "kept for an earlier item"… */
+  devices: Record<string, string>;
+  requests: { request: number; description: string; missing: number; free_for_it: number; kept_for_earlier: number }[];
 }
 
 export interface TestRun {
@@ -194,6 +212,12 @@ export interface TestRun {
   last_report_at: string | null;
   results: CaseResult[];
   grafana_url?: string | null;
+  priority?: Priority;
+  device_requests?: DeviceRequest[];
+  queue_timeout_at?: string | null;
+  /** 1-based place in the queue while the run waits for its devices; else null. */
+  position?: number | null;
+  waiting_for?: WaitingFor | null;
 }
 
 export interface StartRunRequest {
