@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from application.errors import NotFound
-from application.job_contract import CANCEL_KIND, cancel_payload
+from application.job_contract import CANCEL_KIND, JOB_KIND, cancel_payload, job_payload
 from application.pagination import Page, paginate
 from application.ports import (
     Clock,
@@ -399,6 +399,6 @@ class ReofferAbandonedJobs(_RunTransition):
     def _offer_again(self, run: TestRun) -> bool:
         return run.offer_again(self.clock.now(), self.silent_for_s, self.max_reoffers)
 
-    def _after_change(self, uow: UnitOfWork, run: TestRun) -> None:
+    def _after_change(self, uow: UnitOfWork, run: TestRun, was_waiting: bool) -> None:
         now = self.clock.now()
         uow.outbox.add(OutboxMessage(self.ids.new_id(), JOB_KIND, run.id, job_payload(run), now))
