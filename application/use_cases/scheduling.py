@@ -47,10 +47,12 @@ __all__ = [
 
 
 def all_devices(uow: UnitOfWork) -> list[Device]:
+    """Every device, retired ones too: the scheduler must tell "retired" (never bookable, a
+    named retired device makes a run impossible) from "unknown"."""
     devices: list[Device] = []
     after: tuple | None = None
     while True:
-        page = uow.devices.list(DeviceFilter(), _DEVICE_PAGE, after)
+        page = uow.devices.list(DeviceFilter(include_retired=True), _DEVICE_PAGE, after)
         devices.extend(page)
         if len(page) < _DEVICE_PAGE:
             return devices

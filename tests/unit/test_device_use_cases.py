@@ -9,6 +9,7 @@ from application.errors import AlreadyExists, NotFound
 from application.use_cases.devices import SetDeviceStatusRequest
 from domain.devices import DeviceStatus
 from domain.errors import DeviceUnavailable, InvalidTransition, InvalidValue
+from domain.test_runs import RunStatus
 
 
 def set_status(lab, device_id: str, status: str, reason: str = "", actor: str = "bob", **kw: bool):
@@ -186,10 +187,22 @@ def test_maintenance_and_retirement_are_refused_without_a_reason(lab, status: st
 def test_a_device_out_of_service_is_not_booked(lab, status: str) -> None:
     device, free = lab.add_device("meter-01"), lab.add_device("meter-02")
     set_status(lab, device.id, status, "bench work")
+    case, environment = lab.add_test_case("soak"), lab.add_environment()
+    if status == "retired":  # never again: refused at once, whether it would wait or not
+        for when_busy in ("reject", "queue"):
+            with pytest.raises(InvalidValue, match="retired"):
+                lab.start([free, device], [case], environment, when_busy=when_busy)
+        assert lab.get_device(free.id).status is DeviceStatus.AVAILABLE
+        return
     with pytest.raises(DeviceUnavailable) as raised:
-        lab.start([free, device], [lab.add_test_case("soak")], lab.add_environment())
+        lab.start([free, device], [case], environment, when_busy="reject")
     assert "meter-01" in str(raised.value) and status in str(raised.value)
     assert lab.get_device(free.id).status is DeviceStatus.AVAILABLE
+    # queued instead, the run waits and books neither device (all or nothing)
+    waiting = lab.start([free, device], [case], environment)
+    assert waiting.status is RunStatus.WAITING
+    assert lab.get_device(free.id).status is DeviceStatus.AVAILABLE
+    assert lab.get_device(device.id).status is DeviceStatus(status)
 
 
 def test_maintenance_on_a_device_in_test_drains_it_after_the_run(lab) -> None:
