@@ -27,10 +27,13 @@ def test_an_engineer_sets_maintenance_with_a_reason_and_it_is_sticky(client, lab
     assert body["out_of_service"]["since"] is not None
     seen = client.post(f"/api/devices/{device['id']}/heartbeat", json={})
     assert seen.get_json()["status"] == "maintenance"
-    refused = start(client, lab, [0, 1])
+    refused = start(client, lab, [0, 1], when_busy="reject")
     assert refused.status_code == 409
     assert refused.get_json()["unavailable"] == {device["id"]: "maintenance"}
     assert device["name"] in refused.get_json()["message"]
+    waiting = start(client, lab, [0, 1])  # queued by default: it waits, booking nothing
+    assert (waiting.status_code, waiting.get_json()["status"]) == (201, "waiting")
+    client.post(f"/api/test-runs/{waiting.get_json()['id']}/cancel", json={"reason": "test"})
     listed = client.get("/api/devices?status=maintenance").get_json()["items"]
     assert [d["id"] for d in listed] == [device["id"]]
     history = client.get(f"/api/devices/{device['id']}/history").get_json()
@@ -85,7 +88,8 @@ def test_retired_devices_leave_the_list_and_only_an_admin_brings_them_back(clien
     assert [d["id"] for d in only] == [device["id"]]
     everyone = client.get("/api/devices?include_retired=true").get_json()["items"]
     assert device["id"] in [d["id"] for d in everyone]
-    assert start(client, lab, [2]).status_code == 409
+    impossible = start(client, lab, [2])  # a retired device is never booked again
+    assert impossible.status_code == 422 and "retired" in impossible.get_json()["message"]
 
     refused = set_status(engineer, device, "available", "fixed after all")
     assert refused.status_code == 409
