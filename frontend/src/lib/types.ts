@@ -225,6 +225,8 @@ export interface StartRunRequest {
   environment_id: string;
   device_ids: string[];
   parameters: Record<string, unknown>;
+  /** queue (the API's default): wait for busy devices; reject: 409 unless all are free now. */
+  when_busy?: 'queue' | 'reject';
 }
 
 export interface User {
