@@ -60,6 +60,7 @@ from domain.errors import (
     ConflictingReport,
     DeviceUnavailable,
     InvalidTransition,
+    InvalidValue,
     RunAlreadyFinished,
 )
 from domain.test_cases import TestCaseSnapshot
@@ -265,9 +266,18 @@ class LabMachine(RuleBasedStateMachine):
         request = StartTestRunRequest(
             [self.case_ids[i] for i in cases], self.environment_id, device_ids, when_busy="reject"
         )
+        retired = [d for d, s in states_before.items() if s is ServiceState.RETIRED]
         try:
             run = self.start_test_run(request)
+        except InvalidValue as impossible:  # a retired device can never take part
+            assert retired, f"refused although no device is retired: {impossible}"
+            assert all(d in str(impossible) for d in retired)
+            assert set(self.store.test_runs) == runs_before
+            assert len(self.store.outbox) == outbox_before
+            return multiple()
         except DeviceUnavailable as refused:
+            assert not retired, f"{retired} are retired: that is a 422, not a 409"
+
             assert refused.unavailable == busy
             assert set(self.store.test_runs) == runs_before
             assert len(self.store.outbox) == outbox_before
