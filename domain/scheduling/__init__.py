@@ -29,6 +29,11 @@ Backfill. Items behind a waiting item may start on the devices it could not use 
 Together with the rule above: the pass is maximal, no item left waiting could have been filled
 from the free devices no item ahead of it could use.
 
+Dormant items keep nothing. An item that could not be filled even if every busy device freed up
+(it names a device in maintenance or offline, or too few devices of a kind are in service)
+keeps its place but no free device: maintenance may last a week, and the devices it could also
+use must not idle that long. When the device comes back it is first again for what it needs.
+
 Impossible items keep nothing. An item that no assignment could ever satisfy from the devices
 that are not retired (a named device was retired or deleted, too few devices of a kind are
 left) is reported in `Plan.unsatisfiable` for the caller to abort; it does not hold the queue.

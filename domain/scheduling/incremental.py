@@ -35,6 +35,7 @@ from domain.errors import InvalidValue
 from domain.scheduling.catalog import shortfalls
 from domain.scheduling.matching import complete_filling
 from domain.scheduling.model import (
+    LIVE,
     Assignment,
     DeviceState,
     DeviceView,
@@ -88,7 +89,9 @@ class LabScheduler:
     def __init__(self, devices: Iterable[DeviceView] = (), waiting: Iterable[WaitingItem] = ()):
         self._views: dict[str, DeviceView] = {}
         self._items: dict[str, WaitingItem] = {}
-        self._lab = _Buckets()  # devices that are not retired: what feasibility counts
+        # devices in use or usable (not out of service): an item that cannot be filled from
+        # them is left out (unsatisfiable, or dormant until a device comes back), keeps nothing
+        self._lab = _Buckets()
         self._lab_counts: dict[Signature, int] = {}
         self._free = _Buckets()  # bookable devices
         self._feasible: set[str] = set()
@@ -136,18 +139,18 @@ class LabScheduler:
         """A device was created or changed (state, model, labels, last seen)."""
         old = self._views.get(device.id)
         same_kind = old is not None and old.kind == device.kind
-        retired = device.state is DeviceState.RETIRED
+        live = device.state in LIVE
         bookable = device.state is DeviceState.BOOKABLE
-        lab_same = same_kind and (old.state is DeviceState.RETIRED) == retired
+        lab_same = same_kind and (old.state in LIVE) == live
         free_same = same_kind and (old.state is DeviceState.BOOKABLE) == bookable
         if old is not None:
-            if not lab_same and old.state is not DeviceState.RETIRED:
+            if not lab_same and old.state in LIVE:
                 self._lab.remove(old)
                 self._count(old, -1)
             if not free_same and old.state is DeviceState.BOOKABLE:
                 self._forget_free(old)
         self._views[device.id] = device
-        if not lab_same and not retired:
+        if not lab_same and live:
             self._lab.add(device)
             self._count(device, +1)
         if not free_same and bookable:
@@ -160,7 +163,7 @@ class LabScheduler:
         old = self._views.get(device_id)
         if old is None:
             return
-        if old.state is not DeviceState.RETIRED:
+        if old.state in LIVE:
             self._lab.remove(old)
             self._count(old, -1)
         if old.state is DeviceState.BOOKABLE:
@@ -347,18 +350,24 @@ class LabScheduler:
     def _signatures_matching(self, view: DeviceView, index: dict[Signature, set[str]]):
         return [s for s in index if index[s] and s.matches(view)]
 
+    def _live_view(self, device_id: str) -> DeviceView | None:
+        view = self._views.get(device_id)
+        return view if view is not None and view.state in LIVE else None
+
     def _unsatisfiable(self, item: WaitingItem) -> bool:
+        """Whether the item cannot be filled from the devices in use or usable: it can never
+        start (the full pass reports it) or not before a device comes back (dormant)."""
         return bool(
             shortfalls(
                 item.demand,
-                self._views.get,
+                self._live_view,
                 self._lab.matching,
                 self._lab_counts.__getitem__,
             )
         )
 
     def _enter(self, item: WaitingItem) -> None:
-        """The item can be satisfied some day: it becomes a user of what it asks for."""
+        """The item can be satisfied once runs end: it becomes a user of what it asks for."""
         self._feasible.add(item.id)
         key = item.order_key
         for device_id in item.demand.device_ids:

@@ -49,6 +49,11 @@ class DeviceState(enum.StrEnum):
     RETIRED = "retired"
 
 
+# the states of a device that is in use or usable: a waiting item gets such a device when
+# runs end, without a person bringing anything back
+LIVE = frozenset({DeviceState.BOOKABLE, DeviceState.BUSY})
+
+
 def _text(field_name: str, value: object) -> str | None:
     if value is None:
         return None

@@ -9,6 +9,7 @@ from datetime import datetime
 from domain.scheduling.catalog import Catalog, shortfalls
 from domain.scheduling.matching import complete_filling, unfilled_places
 from domain.scheduling.model import (
+    LIVE,
     Assignment,
     DeviceState,
     DeviceView,
@@ -77,6 +78,8 @@ def _pass(
             (d for d in views.values() if d.state is not DeviceState.RETIRED), key=lambda d: d.rank
         )
     )
+    # the devices an item may get without a person acting first: free now, or when a run ends
+    coming = Catalog(sorted((d for d in views.values() if d.state in LIVE), key=lambda d: d.rank))
     free = _FreeDevices(views)
     assignments: list[Assignment] = []
     blocked: list[tuple[WaitingItem, set[str]]] = []
@@ -88,6 +91,12 @@ def _pass(
         if problems:
             # an item that can never start keeps nothing from the items behind it
             unsatisfiable[item.id] = problems
+            continue
+        if shortfalls(demand, coming.views.get, coming.matching):
+            # dormant: it needs a device in maintenance or offline to come back, so it keeps
+            # nothing (a week of maintenance must not stall the devices it could also use)
+            if explain:
+                blocked.append((item, set()))
             continue
         if not free.available and not explain:
             break  # nothing left to give: every later item waits

@@ -239,6 +239,31 @@ def test_an_item_that_can_no_longer_be_satisfied_keeps_nothing_and_is_reported()
     assert result.unsatisfiable["stuck"][0].reason == "retired"
 
 
+def test_an_item_waiting_for_a_device_in_maintenance_keeps_nothing_and_keeps_its_place():
+    lab = [device("bench", state=DeviceState.MAINTENANCE), device("m1")]
+    queue = [
+        item("needs-bench", wants(named=["bench", "m1"]), minute=0),
+        item("later", wants(named=["m1"]), minute=1),
+    ]
+    result = plan(queue, lab, NOW)
+    # a device in maintenance may stay there for a week: m1 must not wait with it
+    assert [a.item_id for a in result.assignments] == ["later"]
+    assert not result.unsatisfiable
+    [asleep] = result.waiting
+    assert (asleep.item_id, asleep.position, asleep.devices) == (
+        "needs-bench",
+        1,
+        {"bench": "maintenance", "m1": "booked now"},
+    )
+    # once the bench is back it is first again for what it needs
+    back = [device("bench"), device("m1")]
+    assert started([*queue, item("third", wants(named=["m1"]), minute=2)], back) == {
+        "needs-bench": ["bench", "m1"]
+    }
+    engine = LabScheduler(lab, queue)
+    assert [a.item_id for a in engine.run(NOW)] == ["later"]
+
+
 def test_a_timed_out_item_does_not_start_and_is_reported():
     lab = [device("m1")]
     queue = [item("old", wants(of("EM-340")), minute=-60, timeout_s=1800)]
