@@ -82,7 +82,7 @@ def _pass(
     coming = Catalog(sorted((d for d in views.values() if d.state in LIVE), key=lambda d: d.rank))
     free = _FreeDevices(views)
     assignments: list[Assignment] = []
-    blocked: list[tuple[WaitingItem, set[str]]] = []
+    blocked: list[tuple[WaitingItem, set[str] | None]] = []  # None: dormant, keeps nothing
     unsatisfiable: dict[str, tuple[Shortfall, ...]] = {}
     booked: set[str] = set()
     for item in items:
@@ -96,7 +96,7 @@ def _pass(
             # dormant: it needs a device in maintenance or offline to come back, so it keeps
             # nothing (a week of maintenance must not stall the devices it could also use)
             if explain:
-                blocked.append((item, set()))
+                blocked.append((item, None))
             continue
         if not free.available and not explain:
             break  # nothing left to give: every later item waits
@@ -123,7 +123,7 @@ def _pass(
     waiting_for = ()
     if explain:
         waiting_for = tuple(
-            _waiting_for(item, position, kept, views, free.catalog, booked)
+            _waiting_for(item, position, kept, views, free, booked)
             for position, (item, kept) in enumerate(blocked, start=1)
         )
     return Plan(tuple(assignments), waiting_for, unsatisfiable, timed_out)
@@ -132,19 +132,26 @@ def _pass(
 def _waiting_for(
     item: WaitingItem,
     position: int,
-    kept: set[str],
+    kept: set[str] | None,
     views: dict[str, DeviceView],
-    bookable: Catalog,
+    free: _FreeDevices,
     booked: set[str],
 ) -> WaitingFor:
+    """What a blocked item waits for. A dormant item (`kept` None) keeps nothing; the free
+    devices nobody kept are free for it, and what it really waits for is a device to come back."""
     demand = item.demand
+    bookable = free.catalog
+    if kept is None:
+        kept, taken = set(free.available), "kept for another item"
+    else:
+        taken = "kept for an earlier item"
     devices = {}
     for device_id in demand.device_ids:
         if device_id in kept:
             continue
         state = views[device_id].state
         if state is DeviceState.BOOKABLE:
-            devices[device_id] = "booked now" if device_id in booked else "kept for an earlier item"
+            devices[device_id] = "booked now" if device_id in booked else taken
         else:
             devices[device_id] = state.value
     named = set(demand.device_ids)
