@@ -216,7 +216,7 @@ class TestRunSchema(Schema):
         metadata={"description": "while waiting: what it waits for (WaitingFor); else null"},
     )
     estimated_start_at = fields.Function(
-        lambda r: r.estimated_start_at if r.waiting else None,
+        lambda r: iso(r.estimated_start_at) if r.waiting else None,
         allow_none=True,
         metadata={
             "description": "while waiting: when it is expected to get its devices, as the "
