@@ -39,7 +39,7 @@ from domain.scheduling import DeviceView, WaitingItem, estimate_starts, queue_po
 from domain.test_runs import TestRun
 
 THRESHOLD_S = 30.0  # an estimate that moved less is not written again
-DEFAULT_LIMIT = 500  # items estimated from the head of the queue; the rest have none
+DEFAULT_LIMIT = 100  # items estimated from the head of the queue; the rest have none
 HISTORY_TTL_S = 600.0  # measured durations are read again after this long
 
 __all__ = [
