@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, Self
@@ -120,6 +120,22 @@ class TestRunRepository(Protocol):
         process, waits here). Taken before any device row is locked."""
         ...
 
+    def list_booked(self) -> list[TestRun]:
+        """The runs that hold devices now (queued or running)."""
+        ...
+
+    def measured_case_durations(self, case_ids: Sequence[str], last: int) -> dict[str, list[float]]:
+        """Per test case: how long it took, in seconds, in each of the last `last` completed
+        runs containing it (newest first), from its results' start and finish times (first
+        start to last finish over the run's devices). Cases never measured are absent."""
+        ...
+
+    def set_estimated_starts(self, estimates: Mapping[str, datetime | None]) -> None:
+        """Store the estimated start of each run that is still waiting (others are left
+        alone), without a version change: an estimate never makes a concurrent change of
+        the run fail. Notes a queue change."""
+        ...
+
     def list_silent_claims(
         self, heard_before: datetime, max_reoffers: int, limit: int
     ) -> list[str]:
@@ -148,9 +164,14 @@ class Outbox(Protocol):
     def purge_sent(self, before: datetime) -> int: ...
 
 
+QUEUE_CHANGE = "queue"  # the kind and entity id of a change of the queue as a whole
+
+
 @dataclass(frozen=True)
 class Change:
-    """A device or test run changed (kind "device" / "run"; `deleted` for removals)."""
+    """A device or test run changed (kind "device" / "run"; `deleted` for removals), or the
+    queue did (kind "queue", entity "queue": an item entered or left it, or its estimated
+    starts moved)."""
 
     id: int
     kind: str
@@ -203,6 +224,9 @@ class LabStatistics:
     verdicts_by_day: list[tuple[str, str, int]]  # (YYYY-MM-DD, verdict, count)
     most_failing_test_cases: list[tuple[str, str, int, int]]  # (id, name, failures, runs)
     days: list[str] = field(default_factory=list)  # every day of the period, oldest first
+    waiting: int = 0  # runs in the queue
+    oldest_waiting_since: datetime | None = None  # when the longest-waiting one was submitted
+    longest_wait_s: float | None = None  # how long it has waited (set by the use case)
 
 
 class StatisticsQueries(Protocol):

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from application.use_cases.queue_estimates import DEFAULT_LIMIT, estimate_waiting
 from bench.stack import Figure, Results
 from domain.scheduling import (
     Demand,
@@ -161,6 +162,19 @@ def scenario(results: Results, devices: int, waiting: int, jammed: bool) -> None
         releases(results, engine, size)
     finally:
         gc.unfreeze()
+    # What the worker does after each pass: only the head of the queue (DEVICELAB_ESTIMATE_LIMIT)
+    free_at = {v.id: v.busy_until for v in views if v.busy_until is not None}
+    head_ms, head = _ms(lambda: estimate_waiting(items, views, free_at, NOW, DEFAULT_LIMIT))
+    known = sum(1 for at in head.values() if at is not None)
+    results.add(
+        Figure(
+            "scheduler",
+            f"estimated starts of the first {DEFAULT_LIMIT} of the queue, {size} "
+            f"({known:,} estimated)",
+            head_ms,
+            "ms",
+        )
+    )
     # Playing the whole queue forward costs far more than a pass (every release and start
     # until the queue is empty), so it is measured on a lab a fifth of the size.
     views, items = lab(devices // 5, waiting // 5, name_out_of_service=jammed)

@@ -174,6 +174,9 @@ class TestRun:
     requested_device_ids: tuple[str, ...] = ()
     device_requests: tuple[DeviceRequest, ...] = ()
     queue_timeout_at: datetime | None = None
+    # while waiting: when the worker last estimated it will get its devices (None: cannot
+    # be told, or not estimated yet). Not part of the run's state: writing it bumps no version
+    estimated_start_at: datetime | None = None
 
     @classmethod
     def create(
@@ -342,6 +345,7 @@ class TestRun:
         self.devices = devs
         self.deadline = self.deadline + (at - self.created_at)
         self.status = RunStatus.QUEUED
+        self.estimated_start_at = None
 
     def expire_in_queue(self, now: datetime) -> bool:
         """A run that waited past its queue timeout ends aborted ("queue timeout")."""
@@ -483,6 +487,7 @@ class TestRun:
 
     def _finish(self, status: RunStatus, at: datetime) -> None:
         self.status = status
+        self.estimated_start_at = None
         self.finished_at = at
         self.last_report_at = at
 

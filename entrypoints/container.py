@@ -32,6 +32,7 @@ from application.use_cases import (
     devices,
     live_streams,
     live_updates,
+    queue_estimates,
     relay,
     scheduling,
     statistics,
@@ -109,7 +110,7 @@ class Container(containers.DeclarativeContainer):
         config.credential_grace_s,
     )
     purge_history = providers.Factory(relay.PurgeHistory, uow.provider, clock)
-    read_changes = providers.Factory(live_updates.ReadChanges, uow.provider)
+    read_changes = providers.Factory(live_updates.ReadChanges, uow.provider, clock)
     get_lab_statistics = providers.Factory(statistics.GetLabStatistics, uow.provider, clock)
 
     # auth: the auth service's use cases, and how /api requests are authenticated
@@ -217,6 +218,9 @@ class Container(containers.DeclarativeContainer):
         scheduling.ScheduleWaitingRuns, uow.provider, clock, ids
     )
     get_queue = providers.Factory(scheduling.GetQueue, uow.provider, clock)
+    estimate_queue = providers.Factory(
+        queue_estimates.EstimateQueue, uow.provider, clock, config.estimate_limit
+    )
     get_test_run = providers.Factory(test_runs.GetTestRun, uow.provider)
     list_test_runs = providers.Factory(test_runs.ListTestRuns, uow.provider)
     cancel_test_run = providers.Factory(test_runs.CancelTestRun, uow.provider, clock, ids)

@@ -86,14 +86,26 @@ def _log_outcome(name: str, outcome: object) -> None:
         log.info("%s: %s", name, ", ".join(map(str, outcome)))
 
 
-def _scheduling_pass(schedule):
+def _scheduling_pass(schedule, estimate=None):
+    """The pass, then (if given) the queue's estimated starts: they depend on what the pass
+    booked, and a failing estimate must not count as a failed pass."""
+
     def run() -> list[str]:
         outcome = schedule()
-        return [
+        lines = [
             *(f"started {i}" for i in outcome.started),
             *(f"queue timeout {i}" for i in outcome.timed_out),
             *(f"unsatisfiable {i}" for i in outcome.unsatisfiable),
         ]
+        if estimate is not None:
+            try:
+                estimated = estimate()
+            except Exception as error:
+                log.warning("estimating the queue failed (%s: %s)", type(error).__name__, error)
+            else:
+                if estimated.written:
+                    lines.append(f"estimates moved for {len(estimated.written)} waiting")
+        return lines
 
     return run
 
@@ -105,10 +117,11 @@ def build_worker(container) -> Worker:
         [
             Duty("outbox relay", relay, config.relay_interval_s()),
             Duty("run reaper", container.expire_overdue_runs(), config.reaper_interval_s()),
-            # books devices a missed pass left free, and ends runs past their queue timeout
+            # books devices a missed pass left free, ends runs past their queue timeout, and
+            # estimates when the waiting ones start
             Duty(
                 "scheduler",
-                _scheduling_pass(container.schedule_waiting_runs()),
+                _scheduling_pass(container.schedule_waiting_runs(), container.estimate_queue()),
                 config.scheduler_interval_s(),
             ),
             Duty(

@@ -1,7 +1,9 @@
 """/api/events: live device and run changes as Server-Sent Events.
 
 Each event carries the changed device or run in the same shape as the REST API, and the id
-of the change, so a client that reconnects with `Last-Event-ID` (or `?after=`) misses
+of the change; when the queue changes (a run enters or leaves it, or the worker's estimated
+starts move), a `queue` event carries the queue in order: {"length", "items": [{"kind",
+"id", "position", "estimated_start_at"}]} (one per batch of changes), so a client that reconnects with `Last-Event-ID` (or `?after=`) misses
 nothing. The stream reads the database's change log, which every API process and worker
 writes in the transaction of the change: it works the same with one process or many, with
 or without a broker. A stream ends after `max_seconds`; clients reconnect (the `retry` hint
@@ -29,11 +31,13 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from adapters.http.devices import DeviceSchema
+from adapters.http.json_bodies import iso
 from adapters.http.security import bearer_token, current_principal, requires
 from adapters.http.test_runs import TestRunSchema
 from application.ports import StreamLease
 from application.use_cases.live_streams import CloseStream, KeepStreamOpen, OpenStream, StreamEnd
 from application.use_cases.live_updates import ReadChanges, Update
+from application.use_cases.queue_estimates import QueueSummary
 from domain.users import Permission
 
 log = logging.getLogger(__name__)
@@ -64,9 +68,26 @@ class EventQuerySchema(Schema):
     )
 
 
+def queue_event_data(queue: QueueSummary) -> dict:
+    return {
+        "length": queue.length,
+        "items": [
+            {
+                "kind": item.kind,
+                "id": item.id,
+                "position": item.position,
+                "estimated_start_at": iso(item.estimated_start_at),
+            }
+            for item in queue.items
+        ],
+    }
+
+
 def _event(update: Update) -> str:
     change = update.change
-    if change.kind == "device":
+    if update.queue is not None:
+        name, data = "queue", queue_event_data(update.queue)
+    elif change.kind == "device":
         if update.device is None:
             name, data = "device_deleted", {"id": change.entity_id}
         else:
@@ -151,7 +172,8 @@ class Events(MethodView):
     @blp.arguments(EventQuerySchema, location="query")
     @blp.response(
         200,
-        description="text/event-stream of `device`, `device_deleted` and `run` events; a last "
+        description="text/event-stream of `device`, `device_deleted`, `run` and `queue` "
+        "events (queue data: length, items [kind, id, position, estimated_start_at]); a last "
         "`session_ended` event (data: reason, message) when the session ends while it is open",
     )
     @blp.alt_response(429, "TOO_MANY_REQUESTS")

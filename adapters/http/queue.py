@@ -7,7 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from adapters.http.json_bodies import json_response
+from adapters.http.json_bodies import iso, json_response
 from adapters.http.security import requires
 from adapters.http.test_runs import TestRunSchema, WaitingForSchema, run_json, waiting_for_json
 from application.use_cases.scheduling import GetQueue
@@ -21,7 +21,11 @@ class QueueEntrySchema(Schema):
     run = fields.Nested(TestRunSchema)
     waiting_for = fields.Nested(WaitingForSchema, allow_none=True)
     estimated_start_at = fields.DateTime(
-        allow_none=True, metadata={"description": "not computed yet: always null"}
+        allow_none=True,
+        metadata={
+            "description": "when it is expected to get its devices (the worker's estimate "
+            "after its last scheduling pass); null when it cannot be told"
+        },
     )
 
 
@@ -42,7 +46,7 @@ class Queue(MethodView):
                 "position": entry.position,
                 "run": run_json(entry.run, entry),
                 "waiting_for": waiting_for_json(entry.waiting_for),
-                "estimated_start_at": None,
+                "estimated_start_at": iso(entry.run.estimated_start_at),
             }
             for entry in get_queue()
         ]

@@ -28,6 +28,16 @@ class FailingCaseSchema(Schema):
     runs = fields.Integer(metadata={"description": "finished runs that included the case"})
 
 
+class QueueStatisticsSchema(Schema):
+    length = fields.Integer(metadata={"description": "items waiting for their devices"})
+    longest_wait_s = fields.Float(
+        allow_none=True, metadata={"description": "how long the oldest one has waited; null: none"}
+    )
+    oldest_waiting_since = fields.DateTime(
+        allow_none=True, metadata={"description": "when the oldest waiting item was submitted"}
+    )
+
+
 class LabStatisticsSchema(Schema):
     devices_by_status = fields.Dict(keys=fields.String(), values=fields.Integer())
     runs_by_status = fields.Dict(keys=fields.String(), values=fields.Integer())
@@ -36,6 +46,7 @@ class LabStatisticsSchema(Schema):
         metadata={"description": "completed runs per day and verdict, last 30 days"},
     )
     most_failing_test_cases = fields.List(fields.Nested(FailingCaseSchema))
+    queue = fields.Nested(QueueStatisticsSchema)
 
 
 @blp.route("")
@@ -63,4 +74,9 @@ class LabStatistics(MethodView):
                 {"test_case_id": i, "name": name, "failures": failures, "runs": runs}
                 for i, name, failures, runs in stats.most_failing_test_cases
             ],
+            "queue": {
+                "length": stats.waiting,
+                "longest_wait_s": stats.longest_wait_s,
+                "oldest_waiting_since": stats.oldest_waiting_since,
+            },
         }

@@ -216,9 +216,13 @@ class TestRunSchema(Schema):
         metadata={"description": "while waiting: what it waits for (WaitingFor); else null"},
     )
     estimated_start_at = fields.Function(
-        lambda r: None,
+        lambda r: iso(r.estimated_start_at) if r.waiting else None,
         allow_none=True,
-        metadata={"description": "not computed yet: always null"},
+        metadata={
+            "description": "while waiting: when it is expected to get its devices, as the "
+            "worker last estimated it after a scheduling pass (docs/scheduling.md); null when "
+            "it cannot be told, not estimated yet, or not waiting"
+        },
     )
 
 
@@ -348,7 +352,7 @@ def run_json(run: TestRun, queued: QueueEntry | None = None) -> dict[str, Any]:
         "queue_timeout_at": iso(run.queue_timeout_at),
         "position": queued.position if queued else None,
         "waiting_for": waiting_for_json(queued.waiting_for) if queued else None,
-        "estimated_start_at": None,
+        "estimated_start_at": iso(run.estimated_start_at) if run.waiting else None,
     }
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, Self, TypeVar
 
 from application.errors import AlreadyExists, ConcurrentUpdate
 from application.ports import (
+    QUEUE_CHANGE,
     Change,
     DeviceFilter,
     LabStatistics,
@@ -55,8 +56,11 @@ class _StagedTable(Generic[E]):
         self.staged: dict[str, E | None] = {}
 
     def get(self, key: str) -> E | None:
-        entity = self.staged[key] if key in self.staged else self.committed.get(key)
-        return copy.deepcopy(entity)
+        return copy.deepcopy(self.peek(key))
+
+    def peek(self, key: str) -> E | None:
+        """The entity as stored, not a copy: only to look at."""
+        return self.staged[key] if key in self.staged else self.committed.get(key)
 
     def put(self, entity: E) -> None:
         self.staged[entity.id] = copy.deepcopy(entity)
@@ -227,11 +231,15 @@ class InMemoryTestRunRepository:
     def add(self, run: TestRun) -> None:
         self.table.put(run)
         self.changes.record("run", run.id)
+        self.changes.note_queue_membership(f"run:{run.id}", False, run.waiting)
 
     def update(self, run: TestRun) -> None:
+        before = self.table.peek(run.id)
+        was_waiting = not run.waiting if before is None else before.waiting
         run.version += 1
         self.table.put(run)
         self.changes.record("run", run.id)
+        self.changes.note_queue_membership(f"run:{run.id}", was_waiting, run.waiting)
 
     def get(self, run_id: str, for_update: bool = False) -> TestRun | None:
         return self.table.get(run_id)
@@ -279,6 +287,41 @@ class InMemoryTestRunRepository:
 
     def lock_queue(self) -> None:
         """Nothing to do: an in-memory unit of work is only used by one thread at a time."""
+
+    def list_booked(self) -> list[TestRun]:
+        booked = [r for r in self.table.all() if r.holds_devices]
+        return sorted(booked, key=lambda r: (r.created_at, r.id))
+
+    def measured_case_durations(self, case_ids: Sequence[str], last: int) -> dict[str, list[float]]:
+        wanted = set(case_ids)
+        spans: dict[str, list[tuple[datetime, float]]] = {}
+        for run in self.table.all():
+            if run.status is not RunStatus.COMPLETED or run.finished_at is None:
+                continue
+            for case_id in wanted & {c.id for c in run.test_cases}:
+                stamped = [
+                    r
+                    for r in run.results.values()
+                    if r.test_case_id == case_id and r.started_at and r.finished_at
+                ]
+                if stamped:
+                    began = min(r.started_at for r in stamped if r.started_at)
+                    ended = max(r.finished_at for r in stamped if r.finished_at)
+                    seconds = max(0.0, (ended - began).total_seconds())
+                    spans.setdefault(case_id, []).append((run.finished_at, seconds))
+        return {
+            case_id: [s for _, s in sorted(found, key=lambda f: f[0], reverse=True)[:last]]
+            for case_id, found in spans.items()
+        }
+
+    def set_estimated_starts(self, estimates: Mapping[str, datetime | None]) -> None:
+        for run_id, at in estimates.items():
+            run = self.table.get(run_id)
+            if run is not None and run.waiting:
+                run.estimated_start_at = at  # no version bump, as in SQL
+                self.table.put(run)
+        if estimates:
+            self.changes.record(QUEUE_CHANGE, QUEUE_CHANGE)
 
 
 class InMemoryOutbox:
@@ -347,10 +390,18 @@ class InMemoryChangeFeed:
     def __init__(self, store: InMemoryStore) -> None:
         self.store = store
         self.staged: list[tuple[str, str, bool]] = []
+        self.queue_moves: dict[str, tuple[bool, bool]] = {}
         self.purge_before: datetime | None = None
 
     def record(self, kind: str, entity_id: str, deleted: bool = False) -> None:
+        if kind == QUEUE_CHANGE and (kind, entity_id, deleted) in self.staged:
+            return  # once per transaction, as in SQL
         self.staged.append((kind, entity_id, deleted))
+
+    def note_queue_membership(self, key: str, before: bool, now: bool) -> None:
+        """As in SQL (change_feed.note_queue_membership): the queue changed if an item's
+        membership at commit differs from where the transaction found it."""
+        self.queue_moves[key] = (self.queue_moves.get(key, (before, now))[0], now)
 
     def since(self, after_id: int, limit: int) -> list[Change]:
         return [c for c in self.store.changes if c.id > after_id][:limit]
@@ -365,6 +416,9 @@ class InMemoryChangeFeed:
     def apply(self, at: datetime) -> None:
         if self.purge_before is not None:
             self.store.changes[:] = [c for c in self.store.changes if c.at >= self.purge_before]
+        if any(before != now for before, now in self.queue_moves.values()):
+            self.record(QUEUE_CHANGE, QUEUE_CHANGE)
+        self.queue_moves.clear()
         next_id = self.latest_id() + 1
         for offset, (kind, entity_id, deleted) in enumerate(self.staged):
             self.store.changes.append(Change(next_id + offset, kind, entity_id, at, deleted))
@@ -443,6 +497,7 @@ class InMemoryStatistics:
                 ):
                     failures[case.id] = failures.get(case.id, 0) + 1
         ranked = sorted(failures.items(), key=lambda item: (-item[1], item[0]))[:top]
+        waiting = [r.created_at for r in runs if r.waiting]
         return LabStatistics(
             devices_by_status={
                 s.value: sum(1 for d in devices if d.status is s) for s in DeviceStatus
@@ -452,6 +507,8 @@ class InMemoryStatistics:
             most_failing_test_cases=[
                 (case_id, names[case_id], n, counted[case_id]) for case_id, n in ranked
             ],
+            waiting=len(waiting),
+            oldest_waiting_since=min(waiting, default=None),
         )
 
 
@@ -506,4 +563,5 @@ class InMemoryUnitOfWork:
         self.stream_leases.staged.clear()
         self.outbox.purged = set()
         self.changes.staged.clear()
+        self.changes.queue_moves.clear()
         self.changes.purge_before = None

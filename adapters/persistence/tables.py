@@ -207,6 +207,8 @@ test_runs = sa.Table(
     sa.Column("requested_device_ids", json_document(), nullable=True),
     sa.Column("device_requests", json_document(), nullable=True),
     sa.Column("queue_timeout_at", UtcDateTime(), nullable=True),
+    # the worker's estimate while the run waits (NULL: not told); written without a version bump
+    sa.Column("estimated_start_at", UtcDateTime(), nullable=True),
     sa.Index("ix_test_runs_created_at_id", "created_at", "id"),
     # the queue: only waiting runs, in submission order
     sa.Index(

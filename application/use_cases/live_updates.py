@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from application.ports import Change
+from application.ports import QUEUE_CHANGE, Change, Clock
 from application.ports import UnitOfWorkFactory as UowFactory
+from application.use_cases.queue_estimates import QueueSummary, queue_now
 from domain.devices import Device
 from domain.test_runs import TestRun
 
@@ -15,6 +16,7 @@ class Update:
     change: Change
     device: Device | None = None  # the device as it is now (None when deleted)
     run: TestRun | None = None
+    queue: QueueSummary | None = None  # the queue as it is now, for a queue change
 
 
 class ChangeCursor:
@@ -41,10 +43,11 @@ class ChangeCursor:
 class ReadChanges:
     """Changes the cursor has not seen yet, each with the current state of what changed.
     Several changes of one entity in a batch collapse into the last: the state loaded is the
-    latest anyway."""
+    latest anyway. So do the queue's: one summary of the queue per batch, however many runs
+    entered or left it."""
 
-    def __init__(self, uow: UowFactory) -> None:
-        self.uow = uow
+    def __init__(self, uow: UowFactory, clock: Clock) -> None:
+        self.uow, self.clock = uow, clock
 
     def cursor(self, after_id: int | None = None) -> ChangeCursor:
         """A cursor at `after_id` (a client resuming), or at the end of the feed. What is in
@@ -75,4 +78,6 @@ class ReadChanges:
                     updates.append(Update(change, device=device))
                 elif change.kind == "run":
                     updates.append(Update(change, run=uow.test_runs.get(change.entity_id)))
+                elif change.kind == QUEUE_CHANGE:
+                    updates.append(Update(change, queue=queue_now(uow, self.clock.now())))
             return updates

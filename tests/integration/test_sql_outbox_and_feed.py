@@ -89,7 +89,7 @@ def test_concurrent_relays_publish_every_job_exactly_once(small_lab):
 
 def test_the_change_log_follows_devices_and_runs(small_lab):
     lab, devices, case, environment = small_lab
-    read = ReadChanges(lab.new_uow)
+    read = ReadChanges(lab.new_uow, lab.clock)
     cursor = read.cursor()
     run = lab.start(devices[:2], [case], environment)
     lab.delete_device(devices[5].id)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from adapters.persistence import tables as t
 from adapters.persistence.repositories.base import SqlRepository
 from application.ports import (
+    QUEUE_CHANGE,
     Change,
     OutboxMessage,
 )
@@ -81,6 +82,8 @@ class SqlOutbox(SqlRepository):
 
 
 PENDING_CHANGES = "devicelab.pending_changes"
+_QUEUE_NOTED = "devicelab.queue_change_noted"
+_QUEUE_MOVES = "devicelab.queue_moves"
 
 
 def log_change(repository: SqlRepository, kind: str, entity_id: str, deleted: bool = False) -> None:
@@ -91,13 +94,40 @@ def log_change(repository: SqlRepository, kind: str, entity_id: str, deleted: bo
     )
 
 
+def log_queue_change(repository: SqlRepository) -> None:
+    """Note that the queue changed (estimates moved): once per transaction."""
+    repository.session.info[_QUEUE_NOTED] = True
+
+
+def note_queue_membership(repository: SqlRepository, key: str, before: bool, now: bool) -> None:
+    """An item (`key`: kind and id) was written; `before`: whether it was in the queue as
+    read (False for a new one), `now`: whether it is now. The queue changed if some item's
+    membership differs at commit from where the transaction found it: a run added as
+    waiting and booked in the same transaction never was in the queue."""
+    moves = repository.session.info.setdefault(_QUEUE_MOVES, {})
+    moves[key] = (moves.get(key, (before, now))[0], now)
+
+
 def write_logged_changes(session: Session) -> None:
+    noted = session.info.pop(_QUEUE_NOTED, False)
+    moves = session.info.pop(_QUEUE_MOVES, {})
+    if noted or any(before != now for before, now in moves.values()):
+        session.info.setdefault(PENDING_CHANGES, []).append(
+            {
+                "kind": QUEUE_CHANGE,
+                "entity_id": QUEUE_CHANGE,
+                "deleted": False,
+                "at": datetime.now(UTC),
+            }
+        )
     pending = session.info.pop(PENDING_CHANGES, None)
     if pending:
         session.execute(t.change_log.insert(), pending)
 
 
 def forget_logged_changes(session: Session) -> None:
+    session.info.pop(_QUEUE_NOTED, None)
+    session.info.pop(_QUEUE_MOVES, None)
     session.info.pop(PENDING_CHANGES, None)
 
 

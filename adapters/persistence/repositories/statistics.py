@@ -62,9 +62,16 @@ class SqlStatistics(SqlRepository):
                 .limit(1)
             ).scalar()
             most_failing.append((case_id, name["name"] if name else case_id, failures, run_count))
+        waiting, oldest = self._execute(
+            sa.select(sa.func.count(), sa.func.min(runs.c.created_at)).where(
+                runs.c.status == RunStatus.WAITING.value
+            )
+        ).one()
         return LabStatistics(
             devices_by_status={s.value: by_status.get(s.value, 0) for s in DeviceStatus},
             runs_by_status={s.value: runs_by_status.get(s.value, 0) for s in RunStatus},
             verdicts_by_day=sorted((day, verdict, n) for (day, verdict), n in per_day.items()),
             most_failing_test_cases=most_failing,
+            waiting=waiting,
+            oldest_waiting_since=oldest,
         )

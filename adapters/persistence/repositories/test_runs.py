@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -15,7 +16,11 @@ from adapters.persistence.repositories.base import (
     number_from,
     number_json,
 )
-from adapters.persistence.repositories.change_feed import log_change
+from adapters.persistence.repositories.change_feed import (
+    log_change,
+    log_queue_change,
+    note_queue_membership,
+)
 from adapters.persistence.repositories.test_cases import criterion_from, criterion_json
 from adapters.persistence.tables import UtcDateTime
 from application.errors import ConcurrentUpdate
@@ -44,6 +49,20 @@ _UPDATE_RUN = t.test_runs.update().where(
     t.test_runs.c.id == sa.bindparam("match_id"),
     t.test_runs.c.version == sa.bindparam("match_version"),
 )
+
+# an estimate is no change of the run: no version bump, so that a cancel (or a booking) that
+# read the run before it never fails on it; and only while the run waits, so that an estimate
+# computed before the run left the queue is dropped (on PostgreSQL the WHERE is re-checked on
+# the row a concurrent commit left)
+_SET_ESTIMATE = (
+    t.test_runs.update()
+    .where(
+        t.test_runs.c.id == sa.bindparam("match_id"),
+        t.test_runs.c.status == RunStatus.WAITING.value,
+    )
+    .values(estimated_start_at=sa.bindparam("estimate"))
+)
+_BOOKED = (RunStatus.QUEUED.value, RunStatus.RUNNING.value)
 
 
 def _case_snapshot_json(case: TestCaseSnapshot) -> dict[str, Any]:
@@ -213,6 +232,8 @@ class SqlTestRunRepository(SqlRepository):
         self._known_results: dict[str, dict[tuple[str, str], CaseResult]] = {}
         # the same for the booked devices: they change once, when a waiting run is booked
         self._known_devices: dict[str, tuple[DeviceSnapshot, ...]] = {}
+        # whether each run was waiting as last read or written: leaving the queue changes it
+        self._known_waiting: dict[str, bool] = {}
 
     def add(self, run: TestRun) -> None:
         self._execute(_INSERT_RUN, {"id": run.id, **_run_values(run), "version": run.version})
@@ -235,6 +256,7 @@ class SqlTestRunRepository(SqlRepository):
         self._known_results[run.id] = {}
         self._write_results(run)
         log_change(self, "run", run.id)
+        self._note_queue(run, added=True)
 
     def update(self, run: TestRun) -> None:
         values = {
@@ -243,6 +265,9 @@ class SqlTestRunRepository(SqlRepository):
             "match_id": run.id,
             "match_version": run.version,
         }
+        if not run.waiting:
+            # a waiting run's estimate is the worker's to write; the one loaded may be stale
+            values["estimated_start_at"] = None
         if self._execute(_UPDATE_RUN, values).rowcount != 1:
             raise ConcurrentUpdate(f"test run {run.id} was changed meanwhile; retry")
         if self._known_devices.get(run.id) != run.devices:
@@ -253,7 +278,15 @@ class SqlTestRunRepository(SqlRepository):
             self._known_devices[run.id] = run.devices
         self._write_results(run)
         log_change(self, "run", run.id)
+        self._note_queue(run)
         run.version += 1
+
+    def _note_queue(self, run: TestRun, added: bool = False) -> None:
+        """A run that enters or leaves the queue changes the queue (a run not read here
+        counts as changed)."""
+        before = False if added else self._known_waiting.get(run.id, not run.waiting)
+        note_queue_membership(self, f"run:{run.id}", before, run.waiting)
+        self._known_waiting[run.id] = run.waiting
 
     def get(self, run_id: str, for_update: bool = False) -> TestRun | None:
         statement = sa.select(t.test_runs).where(t.test_runs.c.id == run_id)
@@ -359,6 +392,72 @@ class SqlTestRunRepository(SqlRepository):
         # priority first; within one priority the index's order, first come first served
         return sorted(waiting, key=lambda r: -r.priority.rank)
 
+    def list_booked(self) -> list[TestRun]:
+        runs = t.test_runs
+        return self._select(
+            sa.select(runs).where(runs.c.status.in_(_BOOKED)).order_by(runs.c.created_at, runs.c.id)
+        )
+
+    def measured_case_durations(self, case_ids: Sequence[str], last: int) -> dict[str, list[float]]:
+        if not case_ids:
+            return {}
+        cases, runs, results = t.test_run_cases, t.test_runs, t.test_run_results
+        # one row per (case, completed run): the case's first start and last finish there
+        spans = (
+            sa.select(
+                cases.c.test_case_id,
+                runs.c.finished_at,
+                sa.func.min(results.c.started_at).label("began"),
+                sa.func.max(results.c.finished_at).label("ended"),
+            )
+            .select_from(
+                cases.join(runs, runs.c.id == cases.c.run_id).join(
+                    results,
+                    sa.and_(
+                        results.c.run_id == cases.c.run_id,
+                        results.c.test_case_id == cases.c.test_case_id,
+                    ),
+                )
+            )
+            .where(
+                cases.c.test_case_id.in_(sorted(set(case_ids))),
+                runs.c.status == RunStatus.COMPLETED.value,
+                results.c.started_at.is_not(None),
+                results.c.finished_at.is_not(None),
+            )
+            .group_by(cases.c.test_case_id, runs.c.id, runs.c.finished_at)
+            .subquery()
+        )
+        newest = (
+            sa.func.row_number()
+            .over(
+                partition_by=spans.c.test_case_id,
+                order_by=spans.c.finished_at.desc(),
+            )
+            .label("newest")
+        )
+        ranked = sa.select(spans, newest).subquery()
+        rows = self._execute(
+            sa.select(ranked.c.test_case_id, ranked.c.began, ranked.c.ended)
+            .where(ranked.c.newest <= last)
+            .order_by(ranked.c.test_case_id, ranked.c.newest)
+        )
+        measured: dict[str, list[float]] = {}
+        for row in rows:
+            seconds = (row.ended - row.began).total_seconds()
+            measured.setdefault(row.test_case_id, []).append(max(0.0, seconds))
+        return measured
+
+    def set_estimated_starts(self, estimates: Mapping[str, datetime | None]) -> None:
+        if not estimates:
+            return
+        # in id order, so that two writers lock the rows in the same order
+        self._execute(
+            _SET_ESTIMATE,
+            [{"match_id": i, "estimate": at} for i, at in sorted(estimates.items())],
+        )
+        log_queue_change(self)
+
     def lock_queue(self) -> None:
         """PostgreSQL: a transaction-scoped advisory lock, so passes in any process take
         turns (taking it twice in one transaction is fine). SQLite: the transaction already
@@ -452,8 +551,10 @@ class SqlTestRunRepository(SqlRepository):
                         _device_request_from(r) for r in row.device_requests or ()
                     ),
                     queue_timeout_at=row.queue_timeout_at,
+                    estimated_start_at=row.estimated_start_at,
                 )
             )
+            self._known_waiting[row.id] = row.status == RunStatus.WAITING.value
             self._known_results[row.id] = dict(results[row.id])
             self._known_devices[row.id] = tuple(devices[row.id])
         return loaded
