@@ -145,9 +145,7 @@ def tokens(auth_url: str) -> Iterator[SqlTokens]:
 def test_a_token_round_trips_and_only_its_digest_is_stored(tokens: SqlTokens) -> None:
     ada = tokens.session("ada@lab.example", "engineer")
     created = tokens.create(ada, CreateApiTokenRequest("firmware CI", "run", 7))
-    [(token_hash, scope, expires_at)] = tokens.rows(
-        "SELECT token_hash, scope, expires_at FROM api_tokens"
-    )
+    [(token_hash, scope)] = tokens.rows("SELECT token_hash, scope FROM api_tokens")
     assert token_hash == api_token_digest(created.secret) and scope == "run"
     assert created.secret not in str(tokens.rows("SELECT * FROM api_tokens"))
     [listed] = tokens.list(ada).items
