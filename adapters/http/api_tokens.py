@@ -21,7 +21,7 @@ from application.auth.api_tokens import (
     ListApiTokens,
     RevokeApiToken,
 )
-from domain.api_tokens import TOKEN_NAME_MAX_LENGTH, TokenScope
+from domain.api_tokens import TOKEN_NAME_MAX_LENGTH, TokenPolicy, TokenScope
 
 blp = Blueprint(
     "auth-tokens",
@@ -93,7 +93,22 @@ class ApiTokenQuerySchema(PageQuerySchema):
     )
 
 
+class TokenPolicySchema(Schema):
+    max_days = fields.Integer(metadata={"description": "the longest expiry one may choose"})
+    allow_no_expiry = fields.Boolean(metadata={"description": "whether tokens may never expire"})
+
+
 ApiTokenPageSchema = page_schema(ApiTokenSchema, "ApiTokenPageSchema")
+
+
+@blp.route("/tokens/policy")
+class ApiTokenPolicy(MethodView):
+    @requires(SIGNED_IN)
+    @blp.response(200, TokenPolicySchema)
+    @inject
+    def get(self, policy: TokenPolicy = Provide["token_policy"]):
+        """How long this server lets API tokens live"""
+        return policy
 
 
 @blp.route("/tokens")
