@@ -289,3 +289,18 @@ def test_service_account_names_make_addresses_or_need_one(world) -> None:
     world.add_service_account("ci-firmware")
     with pytest.raises(AlreadyExists):
         world.add_service_account("CI-Firmware")
+
+
+def test_the_token_settings_come_from_the_environment() -> None:
+    from entrypoints.settings import Settings, SettingsError, variable_names
+
+    default = Settings.from_env({})
+    assert (default.token_max_days, default.token_allow_no_expiry) == (90, False)
+    chosen = Settings.from_env(
+        {"DEVICELAB_TOKEN_MAX_DAYS": "365", "DEVICELAB_TOKEN_ALLOW_NO_EXPIRY": "true"}
+    )
+    assert (chosen.token_max_days, chosen.token_allow_no_expiry) == (365, True)
+    for bad in [{"DEVICELAB_TOKEN_MAX_DAYS": "0"}, {"DEVICELAB_TOKEN_ALLOW_NO_EXPIRY": "maybe"}]:
+        with pytest.raises(SettingsError):
+            Settings.from_env(bad)
+    assert {"DEVICELAB_TOKEN_MAX_DAYS", "DEVICELAB_TOKEN_ALLOW_NO_EXPIRY"} <= variable_names()
