@@ -6,6 +6,7 @@ every adapter that stores sessions expires them the same way."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -88,6 +89,27 @@ def normalize_email(raw: str) -> str:
     return email
 
 
+SERVICE_ACCOUNT_DOMAIN = "service.invalid"  # .invalid is reserved: no mail goes there
+SERVICE_ACCOUNT_HAS_NO_PASSWORD = (
+    "a service account has no password and cannot sign in: it uses API tokens"
+)
+# stored as a service account's password hash: no password verifies against it
+NO_PASSWORD = "!"
+_SERVICE_ACCOUNT_LOCAL_PART = re.compile(r"[a-z0-9][a-z0-9._-]*")
+
+
+def service_account_email(name: str) -> str:
+    """The address a service account is known by when the admin gives none, made from its
+    name (`ci-firmware` -> `ci-firmware@service.invalid`)."""
+    local = name.strip().lower()
+    if not _SERVICE_ACCOUNT_LOCAL_PART.fullmatch(local) or len(local) > 64:
+        raise InvalidValue(
+            "email",
+            "give one, or a name of letters, digits, '.', '-' and '_' to make it from",
+        )
+    return f"{local}@{SERVICE_ACCOUNT_DOMAIN}"
+
+
 def check_password_policy(password: str, field: str = "password") -> None:
     """8 to 128 characters, any characters, no composition rules (NIST SP 800-63B). The
     whole password counts: nothing is truncated."""
@@ -115,6 +137,9 @@ class User:
     # set by an admin's reset: the password is a temporary one, and until the user picks their
     # own, their sessions may do nothing but change it (see Principal.password_change_due)
     must_change_password: bool = False
+    # a pipeline's identity, not a person's: it has no password, cannot sign in and acts only
+    # through the API tokens an admin makes for it
+    service_account: bool = False
 
     def __post_init__(self) -> None:
         self.email = normalize_email(self.email)
@@ -159,13 +184,17 @@ class User:
             raise InvalidTransition(
                 "you cannot reset your own password; change it on your account page"
             )
+        if self.service_account:
+            raise InvalidTransition(SERVICE_ACCOUNT_HAS_NO_PASSWORD)
         self.password_hash = temporary_password_hash
         self.must_change_password = True
         self.updated_at = now
 
     @property
     def is_active_admin(self) -> bool:
-        return self.role is Role.ADMIN and not self.disabled
+        """An admin who can manage users: enabled and a person (a service account's tokens
+        may not manage users, so it cannot be the admin that remains)."""
+        return self.role is Role.ADMIN and not self.disabled and not self.service_account
 
 
 def ensure_an_admin_remains(active_admin_ids_before: set[str], changed: User) -> None:

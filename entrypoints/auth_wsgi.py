@@ -29,6 +29,8 @@ def create_auth_app(container: Container | None = None) -> Flask:
     app.json.sort_keys = False
     app.extensions["devicelab.container"] = container
     install_auth_service(app, container.config.login_rate_limit(), *container.login_limit_storage())
-    install_authentication(app, container.auth_service_authenticator(), prefix="/auth")
+    install_authentication(
+        app, container.auth_service_authenticator(), "/auth", api_tokens_only_where_marked=True
+    )
     trust_reverse_proxies(app, container.config.trusted_proxies())
     return app

@@ -353,14 +353,22 @@ def users_create(email: str, name: str, role: str) -> None:
 
 @users.command("list")
 def users_list() -> None:
-    """List the users: email, role, name, and whether they are disabled."""
+    """List the users: email, role, name, and whether they are disabled or service accounts."""
     settings = _settings()
     with _auth_container(settings) as container:
         cursor = None
         while True:
             page = container.list_users()(limit=200, cursor=cursor)
             for user in page.items:
-                state = "  (disabled)" if user.disabled else ""
+                marks = [
+                    mark
+                    for mark, applies in (
+                        ("service account", user.service_account),
+                        ("disabled", user.disabled),
+                    )
+                    if applies
+                ]
+                state = f"  ({', '.join(marks)})" if marks else ""
                 click.echo(f"{user.email}\t{user.role.value}\t{user.name}{state}")
             if page.next_cursor is None:
                 break

@@ -25,6 +25,8 @@ from adapters.persistence.engine import (
 from adapters.persistence.rate_limit_storage import URI as SQL_RATE_LIMIT_STORAGE
 from adapters.persistence.readiness import DatabaseCheck
 from adapters.persistence.unit_of_work import SqlAlchemyUnitOfWork
+from application.auth import api_tokens as auth_tokens
+from application.auth import service_accounts as auth_service_accounts
 from application.auth import sessions as auth_sessions
 from application.auth import users as auth_users
 from application.use_cases import (
@@ -38,6 +40,7 @@ from application.use_cases import (
     statistics,
     test_runs,
 )
+from domain.api_tokens import TokenPolicy
 from domain.users import SessionPolicy
 
 
@@ -152,13 +155,31 @@ class Container(containers.DeclarativeContainer):
         auth_users.ResetPassword, auth_uow.provider, password_hasher, clock
     )
     find_user_by_email = providers.Factory(auth_users.FindUserByEmail, auth_uow.provider)
+    create_service_account = providers.Factory(
+        auth_service_accounts.CreateServiceAccount, auth_uow.provider, clock, ids
+    )
+    token_policy = providers.Singleton(
+        TokenPolicy, config.token_max_days, config.token_allow_no_expiry
+    )
+    create_api_token = providers.Factory(
+        auth_tokens.CreateApiToken, auth_uow.provider, clock, ids, token_policy
+    )
+    list_api_tokens = providers.Factory(auth_tokens.ListApiTokens, auth_uow.provider)
+    revoke_api_token = providers.Factory(auth_tokens.RevokeApiToken, auth_uow.provider, clock)
+    authenticate_api_token = providers.Singleton(
+        auth_tokens.AuthenticateApiToken, auth_uow.provider, clock
+    )
+    # a bearer token of either kind (session or API token), checked in this process
+    verify_bearer_token = providers.Singleton(
+        auth_tokens.VerifyBearerToken, authenticate, authenticate_api_token
+    )
     login_limit_storage = providers.Callable(
         choose_login_limit_storage, config.redis_url, auth_engine
     )
     # /api: tokens verified in-process (local) or by the auth service (remote, cached)
     token_verifier = providers.Selector(
         config.auth_mode,
-        local=authenticate,
+        local=verify_bearer_token,
         remote=providers.Singleton(RemoteTokenVerifier, config.auth_url, config.auth_cache_s),
     )
     authenticator = providers.Singleton(BearerAuthenticator, token_verifier)
@@ -177,7 +198,7 @@ class Container(containers.DeclarativeContainer):
     )
     close_stream = providers.Factory(live_streams.CloseStream, uow.provider)
     # /auth is the auth service itself: it always checks its own store
-    auth_service_authenticator = providers.Singleton(BearerAuthenticator, authenticate)
+    auth_service_authenticator = providers.Singleton(BearerAuthenticator, verify_bearer_token)
 
     # devices
     register_device = providers.Factory(devices.RegisterDevice, uow.provider, clock, ids)

@@ -77,6 +77,8 @@ def _auth_settings(env: Mapping[str, str], database_url: str) -> dict:
         "auth_url": auth_url,
         "auth_cache_s": _number(env, "DEVICELAB_AUTH_CACHE_S", 30),
         "trusted_proxies": int(_number(env, "DEVICELAB_TRUSTED_PROXIES", 0)),
+        "token_max_days": int(_number(env, "DEVICELAB_TOKEN_MAX_DAYS", 90, 1)),
+        "token_allow_no_expiry": _flag(env, "DEVICELAB_TOKEN_ALLOW_NO_EXPIRY"),
     }
 
 
@@ -141,6 +143,9 @@ class Settings:
     # reverse proxies in front whose X-Forwarded-For/-Proto are believed (the client IP the
     # login rate limit counts by); 0 believes none, so a client cannot pick its own IP
     trusted_proxies: int = 0
+    # API tokens: the longest expiry one may choose, and whether tokens without one are allowed
+    token_max_days: int = 90
+    token_allow_no_expiry: bool = False
     # live streams (/api/events): how often an open stream re-checks its session and renews
     # its lease, and how many one user may hold open at once (across all API processes)
     stream_recheck_s: float = 5

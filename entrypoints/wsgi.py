@@ -41,7 +41,9 @@ def create_app(container: Container | None = None) -> Flask:
         install_auth_api(
             app, api, container.config.login_rate_limit(), *container.login_limit_storage()
         )
-        install_authentication(app, container.auth_service_authenticator(), prefix="/auth")
+        install_authentication(
+            app, container.auth_service_authenticator(), "/auth", api_tokens_only_where_marked=True
+        )
     install_authentication(app, container.authenticator(), prefix="/api")
     trust_reverse_proxies(app, container.config.trusted_proxies())
     install_web_ui(app, WEB_UI_DIST)

@@ -150,7 +150,7 @@ def empty_auth_postgres_url(auth_postgres_url: str) -> str:
     try:
         with engine.begin() as connection:
             connection.exec_driver_sql(
-                "TRUNCATE sessions, users, rate_limit_hits RESTART IDENTITY CASCADE"
+                "TRUNCATE api_tokens, sessions, users, rate_limit_hits RESTART IDENTITY CASCADE"
             )
     finally:
         engine.dispose()

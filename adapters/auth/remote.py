@@ -1,7 +1,7 @@
 """Verifying tokens by asking the auth service over HTTP (DEVICELAB_AUTH_MODE=remote).
 
-`GET {auth_url}/auth/session` with the caller's token: 200 names the user, 401 means the token
-is not (or no longer) valid. Answers are cached for DEVICELAB_AUTH_CACHE_S seconds (never past
+`GET {auth_url}/auth/session` with the caller's token (a session's or an API token): 200 names
+the user (and, for an API token, its scope), 401 means the token is not (or no longer) valid. Answers are cached for DEVICELAB_AUTH_CACHE_S seconds (never past
 the session's own expiry), which spares the auth service a call per request but means a
 logout, revocation, disabled user or role change reaches this backend up to that many seconds
 late. A cache of 0 asks every time. Failures are not cached.
@@ -21,7 +21,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from application.auth.errors import AuthServiceUnavailable, Unauthenticated
-from application.auth.ports import Principal
+from application.auth.ports import NEVER, Principal
+from domain.api_tokens import TokenScope
 from domain.users import Role
 
 MAX_TOKEN_LENGTH = 512
@@ -85,12 +86,26 @@ class RemoteTokenVerifier:
                 f"the auth service could not be asked about a token ({type(error).__name__})"
             ) from None
         try:
-            user, session = body["user"], body["session"]
+            user = body["user"]
+            who = {
+                "user_id": str(user["id"]),
+                "email": str(user["email"]),
+                "name": str(user["name"]),
+                "role": Role(user["role"]),
+            }
+            api_token = body.get("api_token")
+            if api_token:  # an API token: its scope narrows the owner's role
+                expires = api_token.get("expires_at")
+                return Principal(
+                    **who,
+                    session_id="",
+                    session_expires_at=datetime.fromisoformat(expires) if expires else NEVER,
+                    token_id=str(api_token["id"]),
+                    scope=TokenScope(api_token["scope"]),
+                )
+            session = body["session"]
             return Principal(
-                user_id=str(user["id"]),
-                email=str(user["email"]),
-                name=str(user["name"]),
-                role=Role(user["role"]),
+                **who,
                 session_id=str(session["id"]),
                 session_expires_at=datetime.fromisoformat(session["expires_at"]),
                 password_change_due=user.get("must_change_password") is True,

@@ -1,5 +1,5 @@
 """/auth: the auth service's HTTP API — sign in and out, one's sessions and password, and (for
-admins) the users.
+admins) the users and service accounts. API tokens are in api_tokens.py.
 
 Login is rate limited with flask-limiter, per client IP and per account: once the failed
 attempts of either reach the limit, every login for it (right password or not) answers 429
@@ -21,6 +21,8 @@ from flask_limiter import Limiter, RateLimitExceeded
 from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from adapters.http.api_tokens import ApiTokenSchema
+from adapters.http.api_tokens import blp as api_tokens_blp
 from adapters.http.errors import DevicelabApi, error_body, register_domain_error_handler
 from adapters.http.json_limits import refuse_unreadable_json
 from adapters.http.nul_characters import refuse_nul_characters
@@ -28,6 +30,7 @@ from adapters.http.pagination import PageQuerySchema, page_schema
 from adapters.http.response_headers import protect_api_answers
 from adapters.http.security import (
     SIGNED_IN,
+    api_token_usable,
     before_password_change,
     current_principal,
     document_bearer_scheme,
@@ -35,6 +38,10 @@ from adapters.http.security import (
     requires,
 )
 from application.auth.ports import Principal
+from application.auth.service_accounts import (
+    CreateServiceAccount,
+    CreateServiceAccountRequest,
+)
 from application.auth.sessions import (
     EndOtherSessions,
     GetSession,
@@ -78,6 +85,9 @@ class UserSchema(Schema):
     disabled = fields.Boolean()
     must_change_password = fields.Boolean(
         metadata={"description": "signed in with a temporary password that must be changed"}
+    )
+    service_account = fields.Boolean(
+        metadata={"description": "a pipeline's identity: no password, uses API tokens only"}
     )
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
@@ -131,7 +141,14 @@ class LoginResultSchema(Schema):
 
 class SessionViewSchema(Schema):
     user = fields.Nested(UserSchema)
-    session = fields.Nested(SessionSchema)
+    session = fields.Nested(
+        SessionSchema, allow_none=True, metadata={"description": "null for an API token"}
+    )
+    api_token = fields.Nested(
+        ApiTokenSchema,
+        allow_none=True,
+        metadata={"description": "the API token this request carries; null for a session"},
+    )
 
 
 class PasswordChangeSchema(Schema):
@@ -159,10 +176,37 @@ class PasswordResetSchema(Schema):
 
 
 class UserCreateSchema(Schema):
-    email = fields.String(required=True, validate=validate.Length(min=1, max=EMAIL_MAX_LENGTH))
+    email = fields.String(
+        validate=validate.Length(min=1, max=EMAIL_MAX_LENGTH),
+        metadata={
+            "description": "required for a person; a service account's defaults to "
+            "<name>@service.invalid"
+        },
+    )
     name = fields.String(required=True, validate=validate.Length(min=1, max=NAME_MAX_LENGTH))
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
-    password = _password
+    password = fields.String(
+        metadata={
+            "description": "8–128 characters; required for a person, refused for a service account"
+        }
+    )
+    service_account = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "a pipeline's identity (e.g. ci-firmware): it has no password, "
+            "cannot sign in, and acts through API tokens an admin makes for it"
+        },
+    )
+
+    @validates_schema
+    def _person_or_service(self, data, **_kwargs):
+        if data["service_account"]:
+            if "password" in data:
+                raise ValidationError("a service account has no password", field_name="password")
+            return
+        missing = {f: ["required for a person"] for f in ("email", "password") if f not in data}
+        if missing:
+            raise ValidationError(missing)
 
 
 class UserPatchSchema(Schema):
@@ -241,14 +285,16 @@ class LogoutView(MethodView):
 
 @blp.route("/session")
 class CurrentSession(MethodView):
+    @api_token_usable
     @before_password_change
     @requires(SIGNED_IN)
     @blp.response(200, SessionViewSchema)
     @inject
     def get(self, get_session: GetSession = Provide["get_session"]):
-        """Who the token belongs to, and its session"""
+        """Who the token belongs to, and its session (or, for an API token, the token)"""
         view = get_session(current_principal())
-        return {"user": view.user, "session": view.session}, 200, NO_STORE
+        body = {"user": view.user, "session": view.session, "api_token": view.api_token}
+        return body, 200, NO_STORE
 
 
 @blp.route("/sessions")
@@ -318,8 +364,18 @@ class Users(MethodView):
     @blp.arguments(UserCreateSchema)
     @blp.response(201, UserSchema)
     @inject
-    def post(self, data, create_user: CreateUser = Provide["create_user"]):
-        """Create a user"""
+    def post(
+        self,
+        data,
+        create_user: CreateUser = Provide["create_user"],
+        create_service_account: CreateServiceAccount = Provide["create_service_account"],
+    ):
+        """Create a user, or a service account (`service_account: true`, no password)"""
+        if data.pop("service_account"):
+            return create_service_account(
+                CreateServiceAccountRequest(data["name"], data["role"], data.get("email")),
+                by=current_principal().user_id,
+            )
         return create_user(CreateUserRequest(**data))
 
 
@@ -459,6 +515,7 @@ def install_auth_api(
 ) -> None:
     """Serve /auth on `app`, documented in `api`'s OpenAPI spec."""
     api.register_blueprint(blp)
+    api.register_blueprint(api_tokens_blp)
     install_auth_rate_limits(app, rate_limit, rate_limit_storage_uri, rate_limit_storage_options)
 
 

@@ -9,6 +9,10 @@ Every request under a protected prefix (/api, /auth) passes `install_authenticat
     request's method (else 403).
 A view that declares nothing is not left open: reading it needs a valid session, changing
 anything through it needs the admin role, and a warning names it at startup.
+An API token (`Bearer dlp_…`, see application/auth/api_tokens.py) is accepted wherever a
+session is under /api, for what both its owner's current role and its scope allow. Under
+/auth it opens only the views marked `@api_token_usable` (who am I): a token may not change
+a password, make tokens or manage users (403 `api_token_not_allowed`).
 A session opened with a temporary password (an admin's reset) may only use the views marked
 `@before_password_change` (change the password, say who it is, log out): everything else
 answers 403 `password_change_required` until the user has chosen their own password.
@@ -27,8 +31,14 @@ from flask_smorest import Blueprint
 from flask_smorest.utils import load_info_from_docstring
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from application.auth.errors import Forbidden, PasswordChangeRequired, Unauthenticated
+from application.auth.errors import (
+    Forbidden,
+    NotWithApiToken,
+    PasswordChangeRequired,
+    Unauthenticated,
+)
 from application.auth.ports import Principal, TokenVerifier
+from domain.api_tokens import TokenScope, scope_allows
 from domain.users import Permission, roles_with
 
 log = logging.getLogger(__name__)
@@ -37,6 +47,7 @@ BEARER_SCHEME = "bearerAuth"
 PUBLIC_ENDPOINT_ATTRIBUTE = "_devicelab_public"
 PERMISSION_ATTRIBUTE = "_devicelab_permission"
 BEFORE_PASSWORD_CHANGE_ATTRIBUTE = "_devicelab_before_password_change"
+API_TOKEN_USABLE_ATTRIBUTE = "_devicelab_api_token_usable"
 SIGNED_IN = "signed-in"  # any valid session, whatever the role
 NO_AUTH_METHODS = frozenset({"OPTIONS"})
 
@@ -84,6 +95,13 @@ def before_password_change(func: F) -> F:
     return func
 
 
+def api_token_usable(func: F) -> F:
+    """Let an API token use this view method where tokens are only let into marked views
+    (under /auth). Put it above `@requires`."""
+    setattr(func, API_TOKEN_USABLE_ATTRIBUTE, True)
+    return func
+
+
 def _roles_text(permission: Permission | str) -> str:
     if permission == SIGNED_IN:
         return "any signed-in user"
@@ -121,8 +139,9 @@ def document_bearer_scheme(api) -> None:
             "type": "http",
             "scheme": "bearer",
             "description": (
-                "A session token: POST /auth/login with your email and password, then paste "
-                "the `token` of the answer here."
+                "A session token (POST /auth/login with your email and password, then paste "
+                "the `token` of the answer here) or an API token (`dlp_…`, made with POST "
+                "/auth/tokens), which may do what both its scope and its owner's role allow."
             ),
         },
     )
@@ -156,11 +175,23 @@ def declared_permission(view, method: str) -> Permission | str | None:
     return getattr(handler, PERMISSION_ATTRIBUTE, None)
 
 
-def _usable_before_password_change(view, method: str) -> bool:
+def _method_marked(view, method: str, attribute: str) -> bool:
     method = "GET" if method == "HEAD" else method
     view_class = getattr(view, "view_class", None)
     handler = getattr(view_class, method.lower(), None) if view_class else view
-    return bool(getattr(handler, BEFORE_PASSWORD_CHANGE_ATTRIBUTE, False))
+    return bool(getattr(handler, attribute, False))
+
+
+def _refusal(principal: Principal, needed: Permission) -> Forbidden:
+    if principal.scope is not None and principal.can_as_role(needed):
+        scopes = " or ".join(s.value for s in TokenScope if scope_allows(s, needed))
+        return Forbidden(
+            f"this API token's scope ({principal.scope.value}) does not allow this: it needs a "
+            f"token of scope {scopes}"
+        )
+    return Forbidden(
+        f"your role ({principal.role.value}) may not do this: it needs {_roles_text(needed)}"
+    )
 
 
 def _fallback_permission(method: str) -> Permission:
@@ -181,8 +212,15 @@ def _undeclared_views(app: Flask, prefix: str) -> list[str]:
     return missing
 
 
-def install_authentication(app: Flask, authenticator: RequestAuthenticator, prefix: str) -> None:
-    """Authenticate and authorize every request under `prefix` (see the module docstring)."""
+def install_authentication(
+    app: Flask,
+    authenticator: RequestAuthenticator,
+    prefix: str,
+    api_tokens_only_where_marked: bool = False,
+) -> None:
+    """Authenticate and authorize every request under `prefix` (see the module docstring).
+    With `api_tokens_only_where_marked` (the auth service) an API token opens only the views
+    marked `@api_token_usable`."""
     docs_paths = (f"{prefix}/docs", f"{prefix}/openapi.json")
     for view in _undeclared_views(app, prefix):
         log.warning(
@@ -202,16 +240,19 @@ def install_authentication(app: Flask, authenticator: RequestAuthenticator, pref
             return  # no such route (404/405 follow), or open on purpose
         principal = authenticator.authenticate(request)
         g.principal = principal
-        if principal.password_change_due and not _usable_before_password_change(
-            view, request.method
+        if principal.password_change_due and not _method_marked(
+            view, request.method, BEFORE_PASSWORD_CHANGE_ATTRIBUTE
         ):
             raise PasswordChangeRequired()
+        if (
+            principal.via_api_token
+            and api_tokens_only_where_marked
+            and not _method_marked(view, request.method, API_TOKEN_USABLE_ATTRIBUTE)
+        ):
+            raise NotWithApiToken()
         needed = declared_permission(view, request.method) or _fallback_permission(request.method)
         if needed != SIGNED_IN and not principal.can(Permission(needed)):
-            raise Forbidden(
-                f"your role ({principal.role.value}) may not do this: it needs "
-                f"{_roles_text(needed)}"
-            )
+            raise _refusal(principal, Permission(needed))
 
     app.before_request(check)
 

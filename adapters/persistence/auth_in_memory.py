@@ -1,4 +1,4 @@
-"""The in-memory twin of the auth store: users and sessions in dicts, real enough to run the
+"""The in-memory twin of the auth store: users, sessions and API tokens in dicts, real enough to run the
 auth service on.
 
 A unit of work holds the store's lock for its whole life and works on copies: commit puts the
@@ -12,13 +12,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Self
 
-from domain.users import Role, Session, User
+from domain.api_tokens import ApiToken
+from domain.users import Session, User
 
 
 @dataclass
 class InMemoryAuthStore:
     users: dict[str, User] = field(default_factory=dict)
     sessions: dict[str, Session] = field(default_factory=dict)
+    api_tokens: dict[str, ApiToken] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -48,7 +50,7 @@ class InMemoryUserRepository:
         return copy.deepcopy(ordered[:limit])
 
     def active_admin_ids(self, for_update: bool = False) -> set[str]:
-        return {u.id for u in self._users.values() if u.role is Role.ADMIN and not u.disabled}
+        return {u.id for u in self._users.values() if u.is_active_admin}
 
 
 class InMemorySessionRepository:
@@ -97,6 +99,41 @@ class InMemorySessionRepository:
         return len(doomed)
 
 
+class InMemoryApiTokenRepository:
+    def __init__(self, tokens: dict[str, ApiToken], users: dict[str, User]) -> None:
+        self._tokens, self._users = tokens, users
+
+    def add(self, token: ApiToken) -> None:
+        if token.id in self._tokens or any(
+            t.token_hash == token.token_hash for t in self._tokens.values()
+        ):
+            raise KeyError(f"API token {token.id} exists already")
+        self._tokens[token.id] = copy.deepcopy(token)
+
+    def update(self, token: ApiToken) -> None:
+        if token.id in self._tokens:
+            self._tokens[token.id].revoked_at = token.revoked_at
+
+    def record_use(self, token_id: str, at: datetime) -> None:
+        if token_id in self._tokens:
+            self._tokens[token_id].last_used_at = at
+
+    def get(self, token_id: str) -> ApiToken | None:
+        return copy.deepcopy(self._tokens.get(token_id))
+
+    def get_with_user(self, token_hash: str) -> tuple[ApiToken, User] | None:
+        token = next((t for t in self._tokens.values() if t.token_hash == token_hash), None)
+        user = self._users.get(token.user_id) if token else None
+        return (copy.deepcopy(token), copy.deepcopy(user)) if token and user else None
+
+    def list_of(self, user_id: str, limit: int, after: tuple | None) -> list[ApiToken]:
+        mine = [t for t in self._tokens.values() if t.user_id == user_id and t.revoked_at is None]
+        ordered = sorted(mine, key=lambda t: (t.created_at.isoformat(), t.id), reverse=True)
+        if after is not None:
+            ordered = [t for t in ordered if (t.created_at.isoformat(), t.id) < tuple(after)]
+        return copy.deepcopy(ordered[:limit])
+
+
 class InMemoryAuthUnitOfWork:
     def __init__(self, store: InMemoryAuthStore, read_only: bool = False) -> None:
         self.store, self.read_only = store, read_only
@@ -118,8 +155,10 @@ class InMemoryAuthUnitOfWork:
     def _begin(self) -> None:
         self._users = copy.deepcopy(self.store.users)
         self._sessions = copy.deepcopy(self.store.sessions)
+        self._api_tokens = copy.deepcopy(self.store.api_tokens)
         self.users = InMemoryUserRepository(self._users)
         self.sessions = InMemorySessionRepository(self._sessions, self._users)
+        self.api_tokens = InMemoryApiTokenRepository(self._api_tokens, self._users)
 
     def commit(self) -> None:
         self._active()
@@ -127,6 +166,7 @@ class InMemoryAuthUnitOfWork:
             raise RuntimeError("a read-only unit of work cannot commit")
         self.store.users = self._users
         self.store.sessions = self._sessions
+        self.store.api_tokens = self._api_tokens
         self._begin()
 
     def rollback(self) -> None:

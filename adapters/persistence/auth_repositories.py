@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session as DbSession
 
 from adapters.persistence import auth_tables as t
 from application.errors import AlreadyExists
+from domain.api_tokens import ApiToken, TokenScope
 from domain.errors import InvalidValue
 from domain.users import Role, Session, User
 
@@ -26,6 +27,7 @@ def _user(row: Any) -> User:
         password_hash=row.password_hash,
         disabled=row.disabled,
         must_change_password=row.must_change_password,
+        service_account=row.service_account,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -40,6 +42,7 @@ def _user_row(user: User) -> dict[str, Any]:
         "password_hash": user.password_hash,
         "disabled": user.disabled,
         "must_change_password": user.must_change_password,
+        "service_account": user.service_account,
         "created_at": user.created_at,
         "updated_at": user.updated_at,
     }
@@ -90,12 +93,35 @@ def _expired(now: datetime) -> sa.ColumnElement[bool]:
     return sa.or_(s.idle_expires_at <= now, s.absolute_expires_at <= now)
 
 
-# Every API request runs this one: built once, not per call.
-_SESSION_WITH_USER = (
-    sa.select(t.sessions, *(c.label(f"owner_{c.name}") for c in t.users.c))
-    .join(t.users, t.users.c.id == t.sessions.c.user_id)
-    .where(t.sessions.c.token_hash == sa.bindparam("token_hash"))
-)
+def _with_owner(table: sa.Table) -> sa.Select:
+    """Rows of `table` by token hash, with their user's columns as owner_*: every API
+    request runs one of these, built once, not per call."""
+    return (
+        sa.select(table, *(c.label(f"owner_{c.name}") for c in t.users.c))
+        .join(t.users, t.users.c.id == table.c.user_id)
+        .where(table.c.token_hash == sa.bindparam("token_hash"))
+    )
+
+
+def _owner(row: Any) -> User:
+    values = row._mapping
+    return _user(SimpleNamespace(**{c.name: values[f"owner_{c.name}"] for c in t.users.c}))
+
+
+_SESSION_WITH_USER = _with_owner(t.sessions)
+_API_TOKEN_WITH_USER = _with_owner(t.api_tokens)
+
+
+def _newest_first(table: sa.Table, query: sa.Select, after: tuple | None) -> sa.Select:
+    """Keyset pagination by (created_at, id) descending."""
+    c = table.c
+    query = query.order_by(c.created_at.desc(), c.id.desc())
+    if after is not None:
+        created, last_id = _cursor_time(after[0]), after[1]
+        query = query.where(
+            sa.or_(c.created_at < created, sa.and_(c.created_at == created, c.id < last_id))
+        )
+    return query
 
 
 class SqlUserRepository:
@@ -131,7 +157,9 @@ class SqlUserRepository:
 
     def active_admin_ids(self, for_update: bool = False) -> set[str]:
         c = t.users.c
-        query = sa.select(c.id).where(c.role == Role.ADMIN.value, c.disabled.is_(False))
+        query = sa.select(c.id).where(
+            c.role == Role.ADMIN.value, c.disabled.is_(False), c.service_account.is_(False)
+        )
         if for_update:
             query = query.with_for_update()
         return set(self.db.execute(query).scalars())
@@ -162,27 +190,14 @@ class SqlSessionRepository:
 
     def get_with_user(self, token_hash: str) -> tuple[Session, User] | None:
         row = self.db.execute(_SESSION_WITH_USER, {"token_hash": token_hash}).first()
-        if row is None:
-            return None
-        values = row._mapping
-        user = SimpleNamespace(**{c.name: values[f"owner_{c.name}"] for c in t.users.c})
-        return _session(row), _user(user)
+        return (_session(row), _owner(row)) if row is not None else None
 
     def list_active(
         self, user_id: str, now: datetime, limit: int, after: tuple | None
     ) -> list[Session]:
         s = t.sessions.c
-        query = (
-            sa.select(t.sessions)
-            .where(s.user_id == user_id, sa.not_(_expired(now)))
-            .order_by(s.created_at.desc(), s.id.desc())
-            .limit(limit)
-        )
-        if after is not None:
-            created, last_id = _cursor_time(after[0]), after[1]
-            query = query.where(
-                sa.or_(s.created_at < created, sa.and_(s.created_at == created, s.id < last_id))
-            )
+        query = sa.select(t.sessions).where(s.user_id == user_id, sa.not_(_expired(now)))
+        query = _newest_first(t.sessions, query, after).limit(limit)
         return [_session(row) for row in self.db.execute(query)]
 
     def remove(self, session_id: str) -> None:
@@ -197,3 +212,64 @@ class SqlSessionRepository:
 
     def remove_expired(self, now: datetime) -> int:
         return self.db.execute(t.sessions.delete().where(_expired(now))).rowcount
+
+
+def _api_token(row: Any) -> ApiToken:
+    return ApiToken(
+        id=row.id,
+        user_id=row.user_id,
+        name=row.name,
+        scope=TokenScope(row.scope),
+        token_hash=row.token_hash,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        expires_at=row.expires_at,
+        last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+class SqlApiTokenRepository:
+    def __init__(self, db: DbSession) -> None:
+        self.db = db
+
+    def add(self, token: ApiToken) -> None:
+        self.db.execute(
+            t.api_tokens.insert().values(
+                id=token.id,
+                user_id=token.user_id,
+                name=token.name,
+                scope=token.scope.value,
+                token_hash=token.token_hash,
+                created_at=token.created_at,
+                created_by=token.created_by,
+                expires_at=token.expires_at,
+                last_used_at=token.last_used_at,
+                revoked_at=token.revoked_at,
+            )
+        )
+
+    def update(self, token: ApiToken) -> None:
+        c = t.api_tokens.c
+        self.db.execute(
+            t.api_tokens.update().where(c.id == token.id).values(revoked_at=token.revoked_at)
+        )
+
+    def record_use(self, token_id: str, at: datetime) -> None:
+        c = t.api_tokens.c
+        self.db.execute(t.api_tokens.update().where(c.id == token_id).values(last_used_at=at))
+
+    def get(self, token_id: str) -> ApiToken | None:
+        c = t.api_tokens.c
+        row = self.db.execute(sa.select(t.api_tokens).where(c.id == token_id)).first()
+        return _api_token(row) if row else None
+
+    def get_with_user(self, token_hash: str) -> tuple[ApiToken, User] | None:
+        row = self.db.execute(_API_TOKEN_WITH_USER, {"token_hash": token_hash}).first()
+        return (_api_token(row), _owner(row)) if row is not None else None
+
+    def list_of(self, user_id: str, limit: int, after: tuple | None) -> list[ApiToken]:
+        c = t.api_tokens.c
+        query = sa.select(t.api_tokens).where(c.user_id == user_id, c.revoked_at.is_(None))
+        query = _newest_first(t.api_tokens, query, after).limit(limit)
+        return [_api_token(row) for row in self.db.execute(query)]

@@ -1,5 +1,5 @@
-"""The auth store's schema (users, sessions, the login limit's counters), as SQLAlchemy Core
-tables.
+"""The auth store's schema (users, sessions, API tokens, the login limit's counters), as
+SQLAlchemy Core tables.
 
 A metadata of its own, migrated by its own Alembic history (`auth_migrations/`, version table
 `alembic_version_auth`), so the auth store can live in the lab's database or in another one
@@ -31,6 +31,8 @@ users = sa.Table(
     sa.Column("disabled", sa.Boolean(), nullable=False),
     # a temporary password from an admin's reset is in force (a0002)
     sa.Column("must_change_password", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # a service account: no password, signs in only with API tokens (a0004)
+    sa.Column("service_account", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
     sa.CheckConstraint("role IN ('admin', 'engineer', 'viewer')", name="role"),
@@ -53,6 +55,29 @@ sessions = sa.Table(
     sa.Column("absolute_expires_at", UtcDateTime(), nullable=False, index=True),
     sa.Column("user_agent", sa.String(300), nullable=False),
     sa.Column("client_ip", sa.String(64), nullable=False, server_default=""),  # a0002
+    sa.Index(None, "user_id", "created_at"),
+)
+
+# personal access tokens and service accounts' tokens (a0004): only the digest of the secret
+api_tokens = sa.Table(
+    "api_tokens",
+    auth_metadata,
+    sa.Column("id", key_text(ID_LENGTH), primary_key=True),
+    sa.Column(
+        "user_id",
+        key_text(ID_LENGTH),
+        sa.ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("token_hash", sa.String(TOKEN_HASH_LENGTH), nullable=False, unique=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("created_by", key_text(ID_LENGTH), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=True),  # null: never
+    sa.Column("last_used_at", UtcDateTime(), nullable=True),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
+    sa.CheckConstraint("scope IN ('read', 'run', 'full')", name="scope"),
     sa.Index(None, "user_id", "created_at"),
 )
 

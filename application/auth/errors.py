@@ -44,6 +44,19 @@ class PasswordChangeRequired(Forbidden):
         )
 
 
+class NotWithApiToken(Forbidden):
+    """The caller holds an API token, and this is for signed-in people only: their password,
+    their tokens, other users."""
+
+    code = "api_token_not_allowed"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "API tokens cannot manage accounts, passwords or tokens: sign in with your "
+            "password to do this"
+        )
+
+
 class AuthServiceUnavailable(DomainError):
     """The remote auth service could not be asked whether a token is valid."""
 

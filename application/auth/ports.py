@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol, Self
 
+from domain.api_tokens import ApiToken, TokenScope, token_allows
 from domain.users import Permission, Role, Session, User, role_allows
+
+# an API token without expiry still needs a date where a principal's end is asked for (the
+# remote verifier's cache caps its entries by it)
+NEVER = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the holder of a valid session token."""
+    """Who is calling: the holder of a valid session token or API token.
+
+    For a session, `session_id` is the session's id and `token_id` / `scope` are None. For an
+    API token, `token_id` is the token's id, `scope` narrows what the owner's role allows,
+    `session_id` is "" and `session_expires_at` is when the token expires (NEVER if it
+    does not)."""
 
     user_id: str
     email: str
@@ -22,8 +32,20 @@ class Principal:
     # signed in with a temporary password (an admin's reset): until it is changed, the
     # session may only change it, say who it is and log out
     password_change_due: bool = False
+    token_id: str | None = None
+    scope: TokenScope | None = None
+
+    @property
+    def via_api_token(self) -> bool:
+        return self.token_id is not None
 
     def can(self, permission: Permission) -> bool:
+        if self.scope is not None:
+            return token_allows(self.role, self.scope, permission)
+        return role_allows(self.role, permission)
+
+    def can_as_role(self, permission: Permission) -> bool:
+        """What the owner's role allows, whatever the token's scope."""
         return role_allows(self.role, permission)
 
     @classmethod
@@ -36,6 +58,19 @@ class Principal:
             session.id,
             session.expires_at,
             password_change_due=user.must_change_password,
+        )
+
+    @classmethod
+    def of_token(cls, user: User, token: ApiToken) -> Principal:
+        return cls(
+            user.id,
+            user.email,
+            user.name,
+            user.role,
+            session_id="",
+            session_expires_at=token.expires_at or NEVER,
+            token_id=token.id,
+            scope=token.scope,
         )
 
 
@@ -80,12 +115,35 @@ class SessionRepository(Protocol):
     def remove_expired(self, now: datetime) -> int: ...
 
 
+class ApiTokenRepository(Protocol):
+    def add(self, token: ApiToken) -> None: ...
+    def update(self, token: ApiToken) -> None:
+        """Saves revoked_at (nothing else of a token is changed by its owner)."""
+        ...
+
+    def record_use(self, token_id: str, at: datetime) -> None:
+        """Saves last_used_at alone, so a use racing a revocation cannot undo it."""
+        ...
+
+    def get(self, token_id: str) -> ApiToken | None: ...
+    def get_with_user(self, token_hash: str) -> tuple[ApiToken, User] | None:
+        """The token with this hash and its owner, in one lookup (every request with a token
+        makes it); None when there is no such token."""
+        ...
+
+    def list_of(self, user_id: str, limit: int, after: tuple | None) -> list[ApiToken]:
+        """The user's tokens not revoked (expired ones too), newest first: ordered by
+        (created_at ISO string, id) descending."""
+        ...
+
+
 class AuthUnitOfWork(Protocol):
     """One transaction on the auth store. Leaving the `with` block without `commit()` rolls
     back."""
 
     users: UserRepository
     sessions: SessionRepository
+    api_tokens: ApiTokenRepository
 
     def __enter__(self) -> Self: ...
     def __exit__(self, *exc_info: object) -> None: ...

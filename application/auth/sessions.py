@@ -26,6 +26,7 @@ from application.auth.ports import (
 from application.errors import NotFound
 from application.pagination import Page, paginate
 from application.ports import Clock, IdGenerator
+from domain.api_tokens import ApiToken
 from domain.errors import InvalidValue
 from domain.users import PASSWORD_MAX_LENGTH, Session, SessionPolicy, User, normalize_email
 
@@ -90,15 +91,24 @@ class Login:
             with self.uow() as uow:
                 user = uow.users.get_by_email(email)
 
+        # a service account has no password: it is checked against the dummy hash, so that
+        # its answer and timing are those of a wrong password
+        has_password = user is not None and not user.service_account
         if len(request.password) > PASSWORD_MAX_LENGTH:
             matches = False  # no such password can exist; not worth hashing
         else:
-            stored = user.password_hash if user else self.hasher.dummy_hash
-            matches = self.hasher.verify(stored, request.password)
+            stored = user.password_hash if user and has_password else self.hasher.dummy_hash
+            matches = self.hasher.verify(stored, request.password) and has_password
 
         if user is None or not matches or user.disabled:
             reason = (
-                "unknown email" if user is None else "disabled" if matches else "wrong password"
+                "unknown email"
+                if user is None
+                else "service account"
+                if user.service_account
+                else "disabled"
+                if matches
+                else "wrong password"
             )
             self._log(request, "failed", reason)
             raise InvalidCredentials()
@@ -187,8 +197,11 @@ class Authenticate:
 
 @dataclass(frozen=True)
 class SessionView:
+    """Who holds a token, and the session it opens, or the API token it is."""
+
     user: User
-    session: Session
+    session: Session | None
+    api_token: ApiToken | None = None
 
 
 class GetSession:
@@ -197,8 +210,13 @@ class GetSession:
 
     def __call__(self, principal: Principal) -> SessionView:
         with self.uow() as uow:
-            session = uow.sessions.get(principal.session_id)
             user = uow.users.get(principal.user_id)
+            if principal.token_id is not None:
+                api_token = uow.api_tokens.get(principal.token_id)
+                if user is None or api_token is None:
+                    raise Unauthenticated()
+                return SessionView(user, None, api_token)
+            session = uow.sessions.get(principal.session_id)
         if session is None or user is None:
             raise Unauthenticated()
         return SessionView(user, session)

@@ -290,3 +290,24 @@ def test_an_open_stream_ends_once_the_cached_session_runs_out(auth_service, tmp_
         assert (name, data["reason"]) == ("session_ended", "session_ended")
     finally:
         container.unwire()
+
+
+def test_a_remote_backend_honours_an_api_tokens_scope_and_revocation(auth_service, tmp_path):
+    import json
+
+    auth_service.add_user("eng@lab.example", "engineer")
+    session = _login(auth_service, "eng@lab.example")
+    body = json.dumps({"name": "ci", "scope": "read", "expires_in_days": 1}).encode()
+    status, created = _call(f"{auth_service.url}/auth/tokens", "POST", body, session)
+    assert status == 201, created
+    container, api = _backend(tmp_path, auth_service.url, cache_s="0")
+    try:
+        headers = {"Authorization": f"Bearer {created['token']}"}
+        assert api.get("/api/environments", headers=headers).status_code == 200
+        denied = api.post("/api/environments", json={"name": "oven"}, headers=headers)
+        assert denied.status_code == 403 and "scope (read)" in denied.get_json()["message"]
+        revoked = _call(f"{auth_service.url}/auth/tokens/{created['id']}", "DELETE", None, session)
+        assert revoked[0] == 204
+        assert api.get("/api/environments", headers=headers).status_code == 401
+    finally:
+        container.unwire()

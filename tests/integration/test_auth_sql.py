@@ -118,6 +118,7 @@ def test_a0002_upgrades_a_store_with_users_and_sessions_in_it(fresh_url: str) ->
             )
         upgrade_auth_schema(fresh_url, "a0002")
         assert current_auth_revision(fresh_url) == "a0002"
+        upgrade_auth_schema(fresh_url)  # the repositories read the latest schema
         factory = make_session_factory(engine)
         with SqlAuthUnitOfWork(factory) as uow:
             user = uow.users.get("u1")

@@ -10,7 +10,17 @@ from adapters.auth.tokens import SessionTokenSigner
 from adapters.clocks import SettableClock
 from adapters.identifiers import SequentialIds
 from adapters.persistence.auth_in_memory import InMemoryAuthStore, InMemoryAuthUnitOfWork
+from application.auth.api_tokens import (
+    AuthenticateApiToken,
+    CreateApiToken,
+    CreateApiTokenRequest,
+    CreatedApiToken,
+    ListApiTokens,
+    RevokeApiToken,
+    VerifyBearerToken,
+)
 from application.auth.ports import Principal
+from application.auth.service_accounts import CreateServiceAccount, CreateServiceAccountRequest
 from application.auth.sessions import (
     Authenticate,
     EndOtherSessions,
@@ -32,6 +42,7 @@ from application.auth.users import (
     ResetPassword,
     UpdateUser,
 )
+from domain.api_tokens import TokenPolicy
 from domain.users import SessionPolicy, User
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -65,6 +76,13 @@ class AuthWorld:
         self.update_user = UpdateUser(uow, self.clock)
         self.change_password = ChangePassword(uow, self.hasher, self.clock)
         self.reset_password = ResetPassword(uow, self.hasher, self.clock)
+        self.token_policy = TokenPolicy(max_days=90)
+        self.create_api_token = CreateApiToken(uow, self.clock, self.ids, self.token_policy)
+        self.list_api_tokens = ListApiTokens(uow)
+        self.revoke_api_token = RevokeApiToken(uow, self.clock)
+        self.authenticate_api_token = AuthenticateApiToken(uow, self.clock)
+        self.verify = VerifyBearerToken(self.authenticate, self.authenticate_api_token)
+        self.create_service_account = CreateServiceAccount(uow, self.clock, self.ids)
 
     def new_uow(self, read_only: bool = False) -> InMemoryAuthUnitOfWork:
         return InMemoryAuthUnitOfWork(self.store, read_only)
@@ -79,3 +97,18 @@ class AuthWorld:
 
     def principal(self, token: str) -> Principal:
         return self.authenticate(token)
+
+    def make_token(
+        self,
+        principal: Principal,
+        scope: str = "full",
+        days: int | None = 30,
+        user_id: str | None = None,
+        name: str = "ci",
+    ) -> CreatedApiToken:
+        return self.create_api_token(
+            principal, CreateApiTokenRequest(name, scope, days, user_id=user_id)
+        )
+
+    def add_service_account(self, name: str = "ci-firmware", role: str = "engineer") -> User:
+        return self.create_service_account(CreateServiceAccountRequest(name, role))

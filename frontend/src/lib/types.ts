@@ -237,6 +237,8 @@ export interface User {
   disabled?: boolean;
   /** Signed in with a temporary password (an admin's reset): it must be changed first. */
   must_change_password?: boolean;
+  /** A pipeline's identity: no password, cannot sign in, acts through API tokens. */
+  service_account?: boolean;
   created_at?: string;
   last_login_at?: string | null;
 }
