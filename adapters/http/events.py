@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 # what a client is told in the last event when the stream's session has ended
 SESSION_ENDED_MESSAGES = {
     StreamEnd.SESSION_ENDED: (
-        "your session has ended (signed out, expired or revoked, or the account was changed); "
-        "sign in again"
+        "your session or API token has ended (signed out, expired or revoked, or the account "
+        "was changed); sign in again or use a valid token"
     ),
     StreamEnd.FORBIDDEN: "your role may no longer see the lab; sign in again or ask an admin",
 }
