@@ -81,3 +81,13 @@ describe('wording', () => {
     expect(changedMessage(device())).toBe('meter-01 is available.');
   });
 });
+
+describe('a held device', () => {
+  const held = device({ status: 'held', hold: { id: 'h1', holder: 'alice', until: null, reason: '' } });
+
+  it('is drained like a device in a test: maintenance or offline after the hold', () => {
+    expect(statusActions(held, true).map((a) => a.label)).toEqual(['Maintenance after this hold', 'Offline after this hold']);
+    expect(actionTitle(held, 'maintenance')).toBe('Drain meter-01: maintenance after its hold');
+    expect(changedMessage({ ...held, drain_pending: true })).toBe('meter-01 goes to maintenance once its hold ends.');
+  });
+});
