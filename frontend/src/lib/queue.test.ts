@@ -9,6 +9,9 @@ import {
   queueRows,
   startOutlook,
   waitingLines,
+  requestFromRow,
+  labModels,
+  queueStatsFrom,
 } from './queue';
 import type { Device, DeviceRequest, QueueItem, TestRun } from './types';
 
@@ -167,5 +170,30 @@ describe('queue rows', () => {
     expect(prioritiesFor('engineer')).toContain('high');
     expect(prioritiesFor('admin')).toContain('high');
     expect(prioritiesFor('viewer')).toEqual(['low', 'normal']);
+  });
+});
+
+describe('request rows', () => {
+  it('turn into requests, with problems per field', () => {
+    expect(requestFromRow({ role: ' meter ', model: 'EM-340', labels: 'type=x', count: 2 })).toEqual({
+      request: { role: 'meter', model: 'EM-340', labels: { type: 'x' }, count: 2 },
+      errors: {},
+    });
+    const bad = requestFromRow({ role: '', model: '', labels: 'oops', count: 0 });
+    expect(Object.keys(bad.errors).sort()).toEqual(['count', 'labels']);
+    expect(bad.request.role).toBeNull();
+  });
+
+  it('offer the models of the lab once each', () => {
+    expect(labModels([device('a'), device('b'), device('c', { model: 'P1' }), device('d', { model: '' })])).toEqual(['EM-340', 'P1']);
+  });
+});
+
+describe('queueStatsFrom', () => {
+  it('counts the rows and measures the wait of the oldest', () => {
+    const now = Date.parse('2026-12-01T10:00:00Z');
+    const rows = [{ since: '2026-12-01T09:50:00Z' }, { since: '2026-12-01T09:30:00Z' }] as never;
+    expect(queueStatsFrom(rows, now)).toEqual({ length: 2, longest_wait_s: 1800, oldest_waiting_since: '2026-12-01T09:30:00Z' });
+    expect(queueStatsFrom([], now)).toEqual({ length: 0, longest_wait_s: null, oldest_waiting_since: null });
   });
 });

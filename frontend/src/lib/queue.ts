@@ -2,7 +2,7 @@
 // would start now, wait, or be refused, how an estimated start reads, and the queue's rows.
 // The server decides; this is the preview the New run page shows before anyone submits.
 
-import type { Device, DeviceRequest, Priority, QueueItem, WaitingFor } from './types';
+import type { Device, DeviceRequest, Priority, QueueItem, QueueStats, WaitingFor } from './types';
 
 /** The model if given, and every label given with the same value (as the scheduler matches). */
 export function matchesRequest(device: Device, request: DeviceRequest): boolean {
@@ -219,4 +219,42 @@ export function parseLabels(text: string): { labels: Record<string, string>; err
     labels[key] = part.slice(at + 1).trim();
   }
   return { labels, error: null };
+}
+
+/** A device request as the form edits it: labels as one "key=value, …" text. */
+export interface RequestRow {
+  role: string;
+  model: string;
+  labels: string;
+  count: number;
+}
+
+export const emptyRequestRow = (): RequestRow => ({ role: '', model: '', labels: '', count: 1 });
+
+/** The request a form row stands for, and what is wrong with it (by field) if anything. */
+export function requestFromRow(row: RequestRow): { request: DeviceRequest; errors: Partial<Record<'labels' | 'count', string>> } {
+  const { labels, error } = parseLabels(row.labels);
+  const errors: Partial<Record<'labels' | 'count', string>> = {};
+  if (error) errors.labels = error;
+  const count = Number(row.count);
+  if (!Number.isInteger(count) || count < 1 || count > 100) errors.count = 'A whole number from 1 to 100.';
+  return {
+    request: { role: row.role.trim() || null, model: row.model.trim() || null, labels, count: Number.isInteger(count) && count > 0 ? count : 1 },
+    errors,
+  };
+}
+
+/** The distinct models of the lab's devices, sorted, for the request's model picker. */
+export function labModels(devices: Device[]): string[] {
+  return [...new Set(devices.filter(mayServe).map((d) => d.model).filter(Boolean))].sort((a, b) => a.localeCompare(b));
+}
+
+/** The queue's length and longest wait from its rows, for servers whose /api/stats has no "queue". */
+export function queueStatsFrom(rows: QueueRow[], now: number = Date.now()): QueueStats {
+  const since = rows.map((r) => r.since).sort()[0] ?? null;
+  return {
+    length: rows.length,
+    longest_wait_s: since ? Math.max(0, (now - new Date(since).getTime()) / 1000) : null,
+    oldest_waiting_since: since,
+  };
 }
