@@ -1,28 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { actionTitle, changedMessage, outOfServiceText, outOfServiceTitle, statusActions } from './device-service';
+import { makeDevice } from './testing/fixtures';
 import type { Device } from './types';
 
-function device(changes: Partial<Device> = {}): Device {
-  return {
-    id: 'd1',
-    name: 'meter-01',
-    model: '',
-    serial: '',
-    firmware_version: '',
-    location: '',
-    labels: {},
-    status: 'available',
-    run_id: null,
-    offline_pending: false,
-    drain_pending: false,
-    service_state: 'in_service',
-    out_of_service: null,
-    last_seen_at: null,
-    created_at: '2026-12-01T08:00:00+00:00',
-    updated_at: '2026-12-01T08:00:00+00:00',
-    ...changes,
-  };
-}
+const device = makeDevice;
 
 const statuses = (d: Device, admin = false) => statusActions(d, admin).map((a) => a.status);
 

@@ -33,6 +33,12 @@ class Features {
     );
     return this.#holdsProbe;
   }
+
+  /** Ask again on the next use (another server, or in tests). */
+  forget(): void {
+    this.#holdsProbe = null;
+    this.holds = 'unknown';
+  }
 }
 
 export const features = new Features();

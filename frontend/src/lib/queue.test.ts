@@ -13,29 +13,10 @@ import {
   labModels,
   queueStatsFrom,
 } from './queue';
+import { makeDevice } from './testing/fixtures';
 import type { Device, DeviceRequest, QueueItem, TestRun } from './types';
 
-function device(id: string, changes: Partial<Device> = {}): Device {
-  return {
-    id,
-    name: `dev-${id}`,
-    model: 'EM-340',
-    serial: '',
-    firmware_version: '',
-    location: '',
-    labels: {},
-    status: 'available',
-    run_id: null,
-    offline_pending: false,
-    drain_pending: false,
-    service_state: 'in_service',
-    out_of_service: null,
-    last_seen_at: null,
-    created_at: '2026-12-01T08:00:00+00:00',
-    updated_at: '2026-12-01T08:00:00+00:00',
-    ...changes,
-  };
-}
+const device = (id: string, changes: Partial<Device> = {}) => makeDevice({ id, name: `dev-${id}`, model: 'EM-340', ...changes });
 
 const request = (changes: Partial<DeviceRequest> = {}): DeviceRequest => ({ role: null, model: null, labels: {}, count: 1, ...changes });
 
