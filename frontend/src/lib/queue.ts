@@ -2,6 +2,7 @@
 // would start now, wait, or be refused, how an estimated start reads, and the queue's rows.
 // The server decides; this is the preview the New run page shows before anyone submits.
 
+import { labelsFromText } from './forms';
 import type { Device, DeviceRequest, Priority, QueueItem, QueueStats, WaitingFor } from './types';
 
 /** The model if given, and every label given with the same value (as the scheduler matches). */
@@ -209,18 +210,6 @@ export function prioritiesFor(role: string | null): Priority[] {
   return role === 'engineer' || role === 'admin' ? ['low', 'normal', 'high'] : ['low', 'normal'];
 }
 
-/** "type=dongle, phase=3" → labels; problems name the part that is not key=value. */
-export function parseLabels(text: string): { labels: Record<string, string>; error: string | null } {
-  const labels: Record<string, string> = {};
-  for (const part of text.split(',').map((p) => p.trim()).filter(Boolean)) {
-    const at = part.indexOf('=');
-    const key = at === -1 ? '' : part.slice(0, at).trim();
-    if (!key) return { labels, error: `“${part}” is not key=value.` };
-    labels[key] = part.slice(at + 1).trim();
-  }
-  return { labels, error: null };
-}
-
 /** A device request as the form edits it: labels as one "key=value, …" text. */
 export interface RequestRow {
   role: string;
@@ -233,9 +222,9 @@ export const emptyRequestRow = (): RequestRow => ({ role: '', model: '', labels:
 
 /** The request a form row stands for, and what is wrong with it (by field) if anything. */
 export function requestFromRow(row: RequestRow): { request: DeviceRequest; errors: Partial<Record<'labels' | 'count', string>> } {
-  const { labels, error } = parseLabels(row.labels);
+  const { value: labels, errors: problems } = labelsFromText(row.labels);
   const errors: Partial<Record<'labels' | 'count', string>> = {};
-  if (error) errors.labels = error;
+  if (problems.labels) errors.labels = problems.labels[0];
   const count = Number(row.count);
   if (!Number.isInteger(count) || count < 1 || count > 100) errors.count = 'A whole number from 1 to 100.';
   return {
