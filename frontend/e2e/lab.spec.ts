@@ -1,6 +1,7 @@
 // A test engineer's day in the browser: log in, look at the lab, define a test case and an
-// environment, start a run on two devices and watch it finish live, see a device taken from
-// under the run form, cancel a run, and log out. Screenshots land in build/screenshots/.
+// environment, start a run on two devices and watch it finish live, queue a run on a device
+// taken from under the run form and see it start by itself, hold a device and release it,
+// cancel a run, and log out. Screenshots land in build/screenshots/.
 
 import { expect, test, type Page } from '@playwright/test';
 import { Api, authRequired, baseURL, credentials, shot } from './support';
@@ -231,13 +232,15 @@ test('start a run on two devices and watch it complete live', async () => {
   await expect(page.getByRole('heading', { name: 'New run' })).toBeVisible();
   await page.getByLabel(CASE_NAME).check();
   await page.getByLabel('Environment', { exact: true }).selectOption({ label: ENV_NAME });
-  // Devices that are not available cannot be picked, and say why.
+  // Devices that are not free can be picked too: the note says the run would wait for them.
   const offlineRow = page.getByTestId('device-picker').locator('tr.unavailable').first();
   if (await offlineRow.count()) {
-    await expect(offlineRow.locator('input[type=checkbox]')).toBeDisabled();
-    await expect(offlineRow).toContainText('not selectable');
+    await expect(offlineRow.locator('input[type=checkbox]')).toBeEnabled();
+    await expect(offlineRow.getByTestId('will-wait')).toContainText(/^will wait: /);
   }
+  await expect(page.getByTestId('start-outlook')).toHaveAttribute('data-outlook', 'empty');
   for (const name of runDevices) await page.getByLabel(name, { exact: true }).check();
+  await expect(page.getByTestId('start-outlook')).toHaveAttribute('data-outlook', 'now');
   await expect(page.getByRole('button', { name: 'Start run on 2 devices' })).toBeVisible();
   await shot(page, '08-new-run');
   await page.getByRole('button', { name: 'Start run on 2 devices' }).click();
@@ -279,30 +282,126 @@ test('start a run on two devices and watch it complete live', async () => {
   for (const name of runDevices) await expect(page.getByLabel(name, { exact: true })).toBeChecked();
 });
 
-test('a device taken while the run form is open is named', async () => {
-  const second = await page.context().newPage();
-  // No live events on this page, so the server's 409 is what tells the user.
-  await second.route('**/api/events**', (route) => route.abort());
-  const [testCase, environment, devices] = await Promise.all([
+test('a run on a device taken while the form is open waits in the queue and starts by itself', async () => {
+  const [testCase, longCase, environment, devices] = await Promise.all([
     api.testCaseNamed(CASE_NAME),
+    api.testCaseNamed(LONG_CASE),
     api.environmentNamed(ENV_NAME),
     api.availableDevices(),
   ]);
   const target = devices[0];
-  await second.goto(`/runs/new?test_case=${testCase.id}&environment=${environment.id}`);
-  await second.getByLabel(target.name, { exact: true }).check();
-  const taken = await api.post('/api/test-runs', {
-    test_case_ids: [testCase.id],
+  const sameModel = (await api.get(`/api/devices?limit=200`)).items.filter((d: { model: string }) => d.model === target.model);
+  await page.goto(`/runs/new?test_case=${testCase.id}&environment=${environment.id}`);
+  const outlook = page.getByTestId('start-outlook');
+
+  // Devices asked for by kind: the form counts the matching ones, and says when the lab has too few.
+  await page.getByRole('button', { name: '+ Add device request' }).click();
+  const request = page.getByTestId('device-requests');
+  await request.getByLabel('Model 1').selectOption(target.model);
+  await expect(request.getByTestId('request-matches')).toHaveText(new RegExp(`^${sameModel.length} match · \\d+ free now$`));
+  await request.getByLabel('Count 1').fill('99');
+  await expect(outlook).toHaveAttribute('data-outlook', 'impossible');
+  await expect(outlook).toContainText(`only ${sameModel.length} device`);
+  await request.getByRole('button', { name: 'Remove request 1' }).click();
+  await expect(outlook).toHaveAttribute('data-outlook', 'empty');
+
+  await page.getByLabel(target.name, { exact: true }).check();
+  await expect(outlook).toHaveAttribute('data-outlook', 'now');
+
+  // Another run takes the device meanwhile: the form says so live, and that this run will wait.
+  const blocker = await api.post<{ id: string; status: string }>('/api/test-runs', {
+    test_case_ids: [longCase.id],
     environment_id: environment.id,
     device_ids: [target.id],
+    when_busy: 'reject',
   });
-  expect(taken.status).toBe(201);
-  await second.getByRole('button', { name: 'Start run on 1 device' }).click();
-  await expect(second.getByText(new RegExp(`(taken meanwhile|became unavailable).*${target.name}|${target.name}.*(taken meanwhile|became unavailable)`))).toBeVisible();
-  await expect(second.getByLabel(target.name, { exact: true })).not.toBeChecked();
-  await shot(second, '10-new-run-conflict');
-  await second.close();
-  await waitForRunStatus((taken.body as { id: string }).id, ['completed', 'failed'], 60_000);
+  expect(blocker.status).toBe(201);
+  const row = page.getByTestId('device-picker').locator(`tr[data-device="${target.name}"]`);
+  await expect(row.getByTestId('will-wait')).toContainText('will wait: in a test');
+  await expect(page.getByLabel(target.name, { exact: true })).toBeChecked();
+  await expect(outlook).toHaveAttribute('data-outlook', 'waits');
+  await expect(outlook).toContainText(`${target.name} is in a test`);
+  await shot(page, '10-new-run-will-wait');
+  await page.getByRole('button', { name: 'Start run on 1 device' }).click();
+
+  await expect(page).toHaveURL(/\/runs\/[0-9a-f-]+$/);
+  const runId = page.url().split('/').pop()!;
+  const badge = page.locator('h1 [data-status]').first();
+  await expect(badge).toHaveAttribute('data-status', 'waiting');
+  const queued = page.getByTestId('run-queue');
+  await expect(queued.locator('[data-field="position"]')).toHaveText(/^\d+/);
+  await expect(queued.locator('[data-field="waiting-for"]')).toContainText(target.name);
+  await expect(queued.locator('[data-field="estimate"]')).toHaveText(/^(unknown|any moment now|in ~.+)$/);
+  await expect(page.getByTestId('run-timeline')).toContainText(/position \d+ in the queue/);
+  await shot(page, '10-run-waiting');
+
+  // The Queue page lists it with its place, who asked, what it waits for, and a cancel for its owner.
+  const queuePage = await page.context().newPage();
+  await queuePage.goto('/queue');
+  const item = queuePage.locator(`tr[data-queue-item="${runId}"]`);
+  await expect(item.locator('[data-field="position"]')).toHaveText(/^\d+$/);
+  await expect(item).toContainText(CASE_NAME);
+  await expect(item).toContainText(target.name);
+  await expect(item.getByRole('button', { name: 'Cancel' })).toBeVisible();
+  await shot(queuePage, '10-queue');
+
+  // The blocking run ends: the waiting run gets the device and starts, without a reload.
+  await page.evaluate(() => ((window as unknown as { e2eMark: string }).e2eMark = 'same page'));
+  const cancelled = await api.post(`/api/test-runs/${blocker.body.id}/cancel`, { reason: 'make room for the queue' });
+  expect(cancelled.status).toBe(200);
+  await expect(badge).toHaveAttribute('data-status', /^(queued|running|completed)$/, { timeout: 30_000 });
+  await expect(queued).toHaveCount(0);
+  expect(await page.evaluate(() => (window as unknown as { e2eMark?: string }).e2eMark)).toBe('same page');
+  // and the Queue page drops it live
+  await expect(item).toHaveCount(0);
+  await queuePage.close();
+  expect(await waitForRunStatus(runId, ['completed', 'failed'], 60_000)).toMatch(/completed|failed/);
+});
+
+// Needs the holds backend (POST/DELETE /api/holds, device status "held"): on a server without
+// it (/api/holds answers 404) this test is skipped, on any other answer it runs.
+test('a hold shows on the device page and ends when released', async () => {
+  const holdsStatus = await api.status('/api/holds?limit=1');
+  test.skip(holdsStatus === 404, 'this server has no holds yet (GET /api/holds answers 404)');
+  const [device] = await api.availableDevices();
+  await page.goto(`/devices/${device.id}`);
+  await expect(page.getByRole('heading', { name: device.name })).toBeVisible();
+  await page.getByRole('button', { name: 'Hold', exact: true }).click();
+  let dialog = page.getByRole('dialog');
+  await dialog.getByLabel('For how long').selectOption({ label: '1 h' });
+  await dialog.getByLabel(/Reason/).fill('re-flash by hand');
+  await dialog.getByRole('button', { name: 'Hold', exact: true }).click();
+
+  const status = page.locator('h1 [data-status]');
+  await expect(status).toHaveAttribute('data-status', 'held');
+  const note = page.getByTestId('device-hold');
+  await expect(note.locator('[data-field="holder"]')).not.toBeEmpty();
+  await expect(note.locator('[data-field="until"]')).not.toBeEmpty();
+  await expect(note.locator('[data-field="reason"]')).toHaveText('re-flash by hand');
+  await shot(page, '11-device-held');
+
+  // Extending moves its end later.
+  const before = (await api.get(`/api/devices/${device.id}`)).hold.until;
+  await page.getByRole('button', { name: 'Extend hold' }).click();
+  dialog = page.getByRole('dialog');
+  await dialog.getByLabel('Longer by').selectOption({ label: '30 min' });
+  await dialog.getByRole('button', { name: 'Extend' }).click();
+  await expect(dialog).toBeHidden();
+  await expect.poll(async () => new Date((await api.get(`/api/devices/${device.id}`)).hold.until).getTime()).toBeGreaterThan(new Date(before).getTime());
+
+  // The device list and My holds (on the Queue page) show it too.
+  await page.goto('/devices');
+  await expect(page.locator(`tr[data-device="${device.name}"]`).getByTestId('device-hold')).toContainText('re-flash by hand');
+  await page.goto('/queue');
+  await expect(page.getByTestId('my-holds')).toContainText(device.name);
+  await shot(page, '11-my-holds');
+
+  await page.goto(`/devices/${device.id}`);
+  await page.getByRole('button', { name: 'Release' }).click();
+  await expect(status).toHaveAttribute('data-status', 'available');
+  await expect(page.getByTestId('device-hold')).toHaveCount(0);
+  const held = await api.get(`/api/holds?device_id=${encodeURIComponent(device.id)}&limit=5`);
+  expect(held.items[0]).toMatchObject({ status: 'ended', end_reason: 'released' });
 });
 
 test('cancel another run', async () => {

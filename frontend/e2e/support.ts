@@ -46,6 +46,11 @@ export class Api {
     return response.json();
   }
 
+  /** Only the status code of a GET (e.g. 404: this server has no such endpoint). */
+  async status(url: string): Promise<number> {
+    return (await this.request.get(`${baseURL()}${url}`, { headers: this.headers() })).status();
+  }
+
   async post<T = any>(url: string, data: unknown, headers: Record<string, string> = this.headers()): Promise<{ status: number; body: T }> {
     const response = await this.request.post(`${baseURL()}${url}`, { data, headers });
     const text = await response.text();
@@ -58,7 +63,7 @@ export class Api {
     return (await this.get('/auth/session')).user.role === 'admin';
   }
 
-  async availableDevices(): Promise<{ id: string; name: string }[]> {
+  async availableDevices(): Promise<{ id: string; name: string; model: string }[]> {
     const page = await this.get('/api/devices?status=available&limit=200');
     return page.items.filter((d: { offline_pending: boolean }) => !d.offline_pending);
   }

@@ -9,6 +9,9 @@ import type {
   DeviceWrite,
   Environment,
   EnvironmentWrite,
+  Hold,
+  HoldRequest,
+  QueueItem,
   LoginResponse,
   ManualStatus,
   Page,
@@ -310,8 +313,28 @@ export const runs = {
     send<Page<TestRun>>('GET', '/api/test-runs', { query, signal }),
   get: (runId: string, signal?: AbortSignal) => send<TestRun>('GET', `/api/test-runs/${id(runId)}`, { signal }),
   start: (request: StartRunRequest) => send<TestRun>('POST', '/api/test-runs', { body: request }),
+  /** Waiting runs and holds in the order they get their devices. */
+  queue: (signal?: AbortSignal) => send<{ items: QueueItem[] }>('GET', '/api/queue', { signal }),
   cancel: (runId: string, reason: string) =>
     send<TestRun>('POST', `/api/test-runs/${id(runId)}/cancel`, { body: { reason } }),
+};
+
+export interface HoldQuery extends Query {
+  status?: string;
+  holder?: string;
+  device_id?: string;
+  cursor?: string | null;
+  limit?: number;
+}
+
+/** Holds (servers from the holds release on; older ones answer 404, see lib/features). */
+export const holds = {
+  list: (query: HoldQuery = {}, signal?: AbortSignal) => send<Page<Hold>>('GET', '/api/holds', { query, signal }),
+  get: (holdId: string) => send<Hold>('GET', `/api/holds/${id(holdId)}`),
+  create: (request: HoldRequest) => send<Hold>('POST', '/api/holds', { body: request }),
+  /** Ends the hold: released if it was active, cancelled if it was still waiting. */
+  end: (holdId: string) => send<Hold>('DELETE', `/api/holds/${id(holdId)}`),
+  extend: (holdId: string, by_s: number) => send<Hold>('POST', `/api/holds/${id(holdId)}/extend`, { body: { by_s } }),
 };
 
 export const stats = {

@@ -1,28 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { actionTitle, changedMessage, outOfServiceText, outOfServiceTitle, statusActions } from './device-service';
+import { makeDevice } from './testing/fixtures';
 import type { Device } from './types';
 
-function device(changes: Partial<Device> = {}): Device {
-  return {
-    id: 'd1',
-    name: 'meter-01',
-    model: '',
-    serial: '',
-    firmware_version: '',
-    location: '',
-    labels: {},
-    status: 'available',
-    run_id: null,
-    offline_pending: false,
-    drain_pending: false,
-    service_state: 'in_service',
-    out_of_service: null,
-    last_seen_at: null,
-    created_at: '2026-12-01T08:00:00+00:00',
-    updated_at: '2026-12-01T08:00:00+00:00',
-    ...changes,
-  };
-}
+const device = makeDevice;
 
 const statuses = (d: Device, admin = false) => statusActions(d, admin).map((a) => a.status);
 
@@ -79,5 +60,15 @@ describe('wording', () => {
     expect(changedMessage(device({ status: 'in_test', drain_pending: true }))).toContain('maintenance once its run ends');
     expect(changedMessage(device({ status: 'maintenance' }))).toBe('meter-01 is in maintenance.');
     expect(changedMessage(device())).toBe('meter-01 is available.');
+  });
+});
+
+describe('a held device', () => {
+  const held = device({ status: 'held', hold: { id: 'h1', holder: 'alice', until: null, reason: '' } });
+
+  it('is drained like a device in a test: maintenance or offline after the hold', () => {
+    expect(statusActions(held, true).map((a) => a.label)).toEqual(['Maintenance after this hold', 'Offline after this hold']);
+    expect(actionTitle(held, 'maintenance')).toBe('Drain meter-01: maintenance after its hold');
+    expect(changedMessage({ ...held, drain_pending: true })).toBe('meter-01 goes to maintenance once its hold ends.');
   });
 });

@@ -21,10 +21,13 @@ export function statusActions(device: Device, canUnretire: boolean): StatusActio
     case 'retired':
       return canUnretire ? [action('available', 'Bring back'), action('maintenance', 'Back to maintenance')] : [];
     case 'in_test':
+    case 'held': {
+      const what = device.status === 'held' ? 'hold' : 'run';
       return [
-        device.drain_pending ? action('available', 'Cancel drain') : action('maintenance', 'Maintenance after this run'),
-        device.offline_pending ? action('available', 'Cancel offline') : action('offline', 'Offline after this run'),
+        device.drain_pending ? action('available', 'Cancel drain') : action('maintenance', `Maintenance after this ${what}`),
+        device.offline_pending ? action('available', 'Cancel offline') : action('offline', `Offline after this ${what}`),
       ].filter((a, i, all) => all.findIndex((b) => b.status === a.status) === i);
+    }
     case 'maintenance':
       return [action('available', 'Set available'), action('offline', 'Set offline'), action('retired', 'Retire')];
     case 'offline':
@@ -37,9 +40,10 @@ export function statusActions(device: Device, canUnretire: boolean): StatusActio
 /** What the dialog's title says for a change. */
 export function actionTitle(device: Device, status: ManualStatus): string {
   const name = device.name;
-  if (device.status === 'in_test') {
-    if (status === 'maintenance') return `Drain ${name}: maintenance after its run`;
-    if (status === 'offline') return `Take ${name} offline after its run`;
+  if (device.status === 'in_test' || device.status === 'held') {
+    const what = device.status === 'held' ? 'hold' : 'run';
+    if (status === 'maintenance') return `Drain ${name}: maintenance after its ${what}`;
+    if (status === 'offline') return `Take ${name} offline after its ${what}`;
     return `Cancel the pending change of ${name}`;
   }
   if (status === 'maintenance') return `Put ${name} into maintenance`;
@@ -50,9 +54,10 @@ export function actionTitle(device: Device, status: ManualStatus): string {
 
 /** The toast after a change went through. */
 export function changedMessage(device: Device): string {
-  if (device.drain_pending) return `${device.name} goes to maintenance once its run ends.`;
-  if (device.offline_pending) return `${device.name} is offline once its run ends.`;
-  if (device.status === 'in_test') return `${device.name} stays available after its run.`;
+  const what = device.status === 'held' ? 'hold' : 'run';
+  if (device.drain_pending) return `${device.name} goes to maintenance once its ${what} ends.`;
+  if (device.offline_pending) return `${device.name} is offline once its ${what} ends.`;
+  if (device.status === 'in_test' || device.status === 'held') return `${device.name} stays available after its ${what}.`;
   if (device.status === 'maintenance') return `${device.name} is in maintenance.`;
   if (device.status === 'retired') return `${device.name} is retired.`;
   if (device.status === 'offline') return `${device.name} is offline.`;
@@ -69,7 +74,7 @@ export function outOfServiceText(device: Device): string | null {
 
 /** The heading over who/why/since on the device page. */
 export function outOfServiceTitle(device: Device): string {
-  if (device.drain_pending) return 'Maintenance after its run';
+  if (device.drain_pending) return device.status === 'held' ? 'Maintenance after its hold' : 'Maintenance after its run';
   switch (device.service_state) {
     case 'silent':
       return 'Offline by silence';

@@ -64,6 +64,7 @@ export function shortId(id: string): string {
 const DEVICE_STATUS_LABELS: Record<DeviceStatus, string> = {
   available: 'available',
   in_test: 'in test',
+  held: 'held',
   offline: 'offline',
   maintenance: 'maintenance',
   retired: 'retired',

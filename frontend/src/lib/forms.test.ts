@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
   criteriaFromRows,
-  describeUnavailable,
   errorId,
   emptyCriterionRow,
   fieldAttrs,
@@ -163,10 +162,6 @@ describe('small helpers', () => {
     expect(mergedDefaults([{ default_parameters: { a: 1, b: 1 } }, { default_parameters: { b: 2 } }])).toEqual({ a: 1, b: 2 });
   });
 
-  it('names the devices a 409 refers to', () => {
-    const names: Record<string, string> = { d1: 'meter-01' };
-    expect(describeUnavailable({ d1: 'in_test', d2: 'offline' }, (id) => names[id])).toEqual(['meter-01 (now in a test)', 'd2 (offline)']);
-  });
 
   it('finds a field’s message, its own or a nested one, and marks the input', () => {
     const errors = { name: ['taken'], 'criteria.1.threshold': ['Enter a number.'], _schema: ['odd'] };

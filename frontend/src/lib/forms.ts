@@ -234,18 +234,6 @@ export function labelsToText(labels: Record<string, string>): string {
     .join(', ');
 }
 
-/** The names of devices a 409 `device_unavailable` refers to, with their state in words. */
-export function describeUnavailable(
-  unavailable: Record<string, string>,
-  nameOf: (id: string) => string | undefined,
-): string[] {
-  return Object.entries(unavailable).map(([id, status]) => {
-    const name = nameOf(id) ?? id;
-    const state = status === 'in_test' ? 'now in a test' : status === 'offline' ? 'offline' : status;
-    return `${name} (${state})`;
-  });
-}
-
 /** The first problem with `name` (exact field, or the first of its nested fields). */
 export function fieldMessage(errors: FieldErrors, name: string): string | undefined {
   if (errors[name]?.length) return errors[name][0];

@@ -13,7 +13,13 @@ import { authHeader } from './api';
 import { session } from './session.svelte';
 import { reconnectDelay, retryAfterMs, SseParser } from './sse';
 import { toasts } from './toast.svelte';
-import type { Device, TestRun } from './types';
+import type { Device, Hold, TestRun } from './types';
+
+/** `event: queue` data: the queue changed (an item entered or left it, or estimates moved). */
+export interface QueueChange {
+  length: number;
+  items: { kind: 'run' | 'hold'; id: string; position: number; estimated_start_at: string | null }[];
+}
 
 export type LiveMode = 'off' | 'connecting' | 'live' | 'polling';
 
@@ -21,6 +27,8 @@ export interface LiveSubscriber {
   device?: (device: Device) => void;
   deviceDeleted?: (deviceId: string) => void;
   run?: (run: TestRun) => void;
+  hold?: (hold: Hold) => void;
+  queue?: (change: QueueChange) => void;
   /** Re-read what the page shows; called while events are unavailable and after reconnects. */
   poll?: () => void | Promise<void>;
 }
@@ -119,6 +127,8 @@ export class LiveEvents {
         if (kind === 'device') subscriber.device?.(payload as Device);
         else if (kind === 'device_deleted') subscriber.deviceDeleted?.((payload as { id: string }).id);
         else if (kind === 'run') subscriber.run?.(payload as TestRun);
+        else if (kind === 'hold') subscriber.hold?.(payload as Hold);
+        else if (kind === 'queue') subscriber.queue?.(payload as QueueChange);
       } catch (error) {
         console.error('live event handler failed', error);
       }

@@ -84,6 +84,16 @@ describe('LiveEvents', () => {
     expect(error).toHaveBeenCalled();
   });
 
+  it('hands hold and queue events to the subscribers that want them', () => {
+    live = new LiveEvents({ fetch: vi.fn() });
+    const seen: string[] = [];
+    live.subscribe({ hold: (h) => seen.push(`hold ${h.id}`), queue: (q) => seen.push(`queue ${q.length}`) });
+    live.subscribe({ run: () => seen.push('run') });
+    live.emit('hold', { id: 'h1', status: 'active' });
+    live.emit('queue', { length: 2, items: [] });
+    expect(seen).toEqual(['hold h1', 'queue 2']);
+  });
+
   it('goes to the login screen when the server ends the stream with session_ended, without reconnecting', async () => {
     const fetchMock = vi.fn().mockResolvedValue(
       new Response(

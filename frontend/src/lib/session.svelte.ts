@@ -77,6 +77,12 @@ class Session {
     }
   }
 
+  /** Who the server records as doing things (runs' started_by, holds' holder): the email, or
+   * "anonymous" on a server without the auth service. */
+  get actor(): string | null {
+    return this.mode === 'open' ? 'anonymous' : (this.user?.email ?? null);
+  }
+
   can(permission: Permission): boolean {
     return roleAllows(this.role, permission);
   }

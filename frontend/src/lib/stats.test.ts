@@ -21,6 +21,6 @@ describe('passRateSeries', () => {
 describe('countByStatus', () => {
   it('counts devices per status', () => {
     const devices = [{ status: 'available' }, { status: 'offline' }, { status: 'available' }, { status: 'maintenance' }] as Device[];
-    expect(countByStatus(devices)).toEqual({ available: 2, in_test: 0, offline: 1, maintenance: 1, retired: 0 });
+    expect(countByStatus(devices)).toEqual({ available: 2, in_test: 0, held: 0, offline: 1, maintenance: 1, retired: 0 });
   });
 });

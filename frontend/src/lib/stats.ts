@@ -40,7 +40,7 @@ export function passRateSeries(rows: Stats['pass_rate_by_day']): PassRateSeries 
 }
 
 export function countByStatus(devices: Device[]): Record<DeviceStatus, number> {
-  const counts: Record<DeviceStatus, number> = { available: 0, in_test: 0, offline: 0, maintenance: 0, retired: 0 };
+  const counts: Record<DeviceStatus, number> = { available: 0, in_test: 0, held: 0, offline: 0, maintenance: 0, retired: 0 };
   for (const device of devices) counts[device.status] = (counts[device.status] ?? 0) + 1;
   return counts;
 }

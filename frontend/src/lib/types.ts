@@ -1,6 +1,6 @@
 // Shapes of the devicelab API (see /api/openapi.json and the auth contract).
 
-export type DeviceStatus = 'available' | 'in_test' | 'offline' | 'maintenance' | 'retired';
+export type DeviceStatus = 'available' | 'in_test' | 'held' | 'offline' | 'maintenance' | 'retired';
 /** Why a device is out of service, if it is: `silent` (no heartbeats; the next one ends it),
  * or a state a person set (`offline`, `maintenance`, `retired`) that only a person ends. */
 export type ServiceState = 'in_service' | 'silent' | 'offline' | 'maintenance' | 'retired';
@@ -11,7 +11,7 @@ export type Verdict = 'pass' | 'fail' | 'inconclusive';
 export type Role = 'admin' | 'engineer' | 'viewer';
 export type Condition = '<' | '<=' | '>' | '>=' | '==' | '!=';
 
-export const DEVICE_STATUSES: DeviceStatus[] = ['available', 'in_test', 'offline', 'maintenance', 'retired'];
+export const DEVICE_STATUSES: DeviceStatus[] = ['available', 'in_test', 'held', 'offline', 'maintenance', 'retired'];
 export const RUN_STATUSES: RunStatus[] = ['waiting', 'queued', 'running', 'completed', 'failed', 'aborted'];
 export const VERDICTS: Verdict[] = ['pass', 'fail', 'inconclusive'];
 export const ROLES: Role[] = ['admin', 'engineer', 'viewer'];
@@ -63,6 +63,8 @@ export interface Device extends Omit<DeviceWrite, 'status'> {
   service_state: ServiceState;
   /** who took the device out of service, why and since when; null while in service */
   out_of_service: ServiceNote | null;
+  /** who holds the device for manual work and until when (servers with holds only) */
+  hold?: DeviceHold | null;
   last_seen_at: string | null;
   created_at: string;
   updated_at: string;
@@ -72,6 +74,13 @@ export interface ServiceNote {
   by: string;
   reason: string;
   since: string;
+}
+
+export interface DeviceHold {
+  id: string;
+  holder: string;
+  until: string | null;
+  reason: string;
 }
 
 export interface StatusChange {
@@ -218,15 +227,76 @@ export interface TestRun {
   /** 1-based place in the queue while the run waits for its devices; else null. */
   position?: number | null;
   waiting_for?: WaitingFor | null;
+  /** When the worker expects it to get its devices; null when it cannot tell (or not computed). */
+  estimated_start_at?: string | null;
+  requested_device_ids?: string[];
 }
+
+export type WhenBusy = 'queue' | 'reject';
 
 export interface StartRunRequest {
   test_case_ids: string[];
   environment_id: string;
   device_ids: string[];
+  device_requests?: DeviceRequest[];
   parameters: Record<string, unknown>;
   /** queue (the API's default): wait for busy devices; reject: 409 unless all are free now. */
-  when_busy?: 'queue' | 'reject';
+  when_busy?: WhenBusy;
+  priority?: Priority;
+  queue_timeout_s?: number | null;
+}
+
+export type HoldStatus = 'waiting' | 'active' | 'ended';
+
+/** Devices held for manual work (POST /api/holds); it waits in the queue like a run. */
+export interface Hold {
+  id: string;
+  status: HoldStatus;
+  holder: string;
+  reason: string;
+  priority: Priority;
+  duration_s: number;
+  device_ids: string[];
+  device_requests: DeviceRequest[];
+  devices: { id: string; name: string; model: string; role: string | null }[];
+  created_at: string;
+  started_at: string | null;
+  expires_at: string | null;
+  ended_at: string | null;
+  ended_by: string | null;
+  end_reason: string | null;
+  position: number | null;
+  estimated_start_at: string | null;
+  waiting_for: WaitingFor | null;
+  version?: number;
+}
+
+export interface HoldRequest {
+  device_ids?: string[];
+  device_requests?: DeviceRequest[];
+  duration_s: number;
+  reason: string;
+  priority?: Priority;
+  when_busy?: WhenBusy;
+  queue_timeout_s?: number | null;
+}
+
+/** One place in GET /api/queue: a waiting run or hold (servers before holds send runs only,
+ * without `kind`). */
+export interface QueueItem {
+  position: number;
+  kind?: 'run' | 'hold';
+  run: TestRun | null;
+  hold?: Hold | null;
+  waiting_for: WaitingFor | null;
+  estimated_start_at: string | null;
+}
+
+/** GET /api/stats "queue" (servers with holds and estimates). */
+export interface QueueStats {
+  length: number;
+  longest_wait_s: number | null;
+  oldest_waiting_since: string | null;
 }
 
 export interface User {
@@ -278,4 +348,5 @@ export interface Stats {
   runs_by_status: Record<RunStatus, number>;
   pass_rate_by_day: { day: string; pass: number; fail: number; inconclusive: number }[];
   most_failing_test_cases: { test_case_id: string; name: string; failures: number; runs: number }[];
+  queue?: QueueStats;
 }

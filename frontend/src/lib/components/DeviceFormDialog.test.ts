@@ -1,26 +1,19 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { fireEvent, render, screen } from '@testing-library/svelte';
 import DeviceFormDialog from './DeviceFormDialog.svelte';
+import { makeDevice } from '../testing/fixtures';
 import type { Device } from '../types';
 
-const meter: Device = {
-  id: 'd1',
+const meter: Device = makeDevice({
   name: 'meter-1',
   model: 'EM-340',
   serial: 'SN1',
   firmware_version: '1.0.8',
   location: 'bench 3',
   labels: { type: 'dongle' },
-  status: 'available',
-  run_id: null,
-  offline_pending: false,
-  drain_pending: false,
-  service_state: 'in_service',
-  out_of_service: null,
-  last_seen_at: null,
   created_at: '2026-11-27T03:00:00+00:00',
   updated_at: '2026-11-27T03:00:00+00:00',
-};
+});
 
 const fetchMock = vi.fn<(url: string, init?: RequestInit) => Promise<Response>>();
 

@@ -1,0 +1,58 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { fireEvent, render, screen } from '@testing-library/svelte';
+import DeviceDetail from './DeviceDetail.svelte';
+import { features } from '../lib/features.svelte';
+import { jsonResponse, makeDevice, notFound, signedInWith, signOutAfterTest } from '../lib/testing/fixtures';
+import type { Device } from '../lib/types';
+
+const user = { email: 'ada@lab.test', role: 'engineer' as const };
+const base = makeDevice({ model: 'EM-340' });
+const held = { ...base, status: 'held' as const, hold: { id: 'h1', holder: 'ada@lab.test', until: '2026-12-01T12:00:00+00:00', reason: 're-flash by hand' } };
+const free = { ...base, status: 'available' as const, hold: null };
+
+let device: Device;
+let holdsPresent: boolean;
+let fetchMock: ReturnType<typeof signedInWith>;
+const page = (items: unknown[] = []) => jsonResponse({ items, next_cursor: null });
+
+beforeEach(() => {
+  features.forget();
+  fetchMock = signedInWith(user, (url, init) => {
+    if (url === '/api/devices/d1') return jsonResponse(device);
+    if (url.startsWith('/api/devices/d1/history')) return jsonResponse([]);
+    if (url.startsWith('/api/test-runs?')) return page();
+    if (url.startsWith('/api/holds?')) return holdsPresent ? page() : notFound(url);
+    if (url === '/api/holds/h1' && init?.method === 'DELETE') {
+      device = free;
+      return jsonResponse({ id: 'h1', status: 'ended', end_reason: 'released' });
+    }
+    return notFound(url);
+  });
+});
+afterEach(signOutAfterTest);
+
+describe('a held device', () => {
+  it('shows who holds it, until when and why, and its holder releases it', async () => {
+    device = held;
+    holdsPresent = true;
+    render(DeviceDetail, { id: 'd1' });
+    const note = await screen.findByTestId('device-hold');
+    expect(note.querySelector('[data-field="holder"]')!.textContent).toBe('ada@lab.test');
+    expect(note.querySelector('[data-field="reason"]')!.textContent).toBe('re-flash by hand');
+    expect(note.querySelector('[data-field="until"]')!.textContent).not.toBe('');
+
+    await fireEvent.click(await screen.findByRole('button', { name: 'Release' }));
+    await vi.waitFor(() => expect(screen.queryByTestId('device-hold')).toBeNull());
+    expect(fetchMock.mock.calls.some(([url, init]) => url === '/api/holds/h1' && init?.method === 'DELETE')).toBe(true);
+    expect(await screen.findByRole('button', { name: 'Hold' })).toBeTruthy();
+  });
+
+  it('offers no hold actions on a server without holds (GET /api/holds answers 404)', async () => {
+    device = free;
+    holdsPresent = false;
+    render(DeviceDetail, { id: 'd1' });
+    await screen.findByRole('button', { name: 'Set maintenance' });
+    await vi.waitFor(() => expect(features.holds).toBe('absent'));
+    expect(screen.queryByRole('button', { name: 'Hold' })).toBeNull();
+  });
+});
