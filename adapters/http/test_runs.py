@@ -16,9 +16,9 @@ from adapters.http.pagination import PageQuerySchema, page_schema
 from adapters.http.security import current_actor, requires
 from adapters.http.test_cases import CriterionOutSchema, ExecutionOutSchema
 from application.ports import RunFilter
+from application.use_cases.admission import WHEN_BUSY
 from application.use_cases.scheduling import GetQueue, QueueEntry
 from application.use_cases.test_runs import (
-    WHEN_BUSY,
     CancelTestRun,
     GetTestRun,
     ListTestRuns,
@@ -356,7 +356,7 @@ def _queue_places(runs: list[TestRun], get_queue: GetQueue) -> dict[str, QueueEn
     """Positions only when some run of the answer waits: it costs a look at the queue."""
     if not any(run.waiting for run in runs):
         return {}
-    return {entry.run.id: entry for entry in get_queue()}
+    return {entry.id: entry for entry in get_queue()}
 
 
 class StartTestRunSchema(Schema):

@@ -17,6 +17,7 @@ from application.errors import AlreadyExists, ConcurrentUpdate
 from application.ports import (
     Change,
     DeviceFilter,
+    HoldFilter,
     LabStatistics,
     NameFilter,
     OutboxMessage,
@@ -25,11 +26,12 @@ from application.ports import (
 )
 from domain.devices import Device, DeviceStatus, ServiceState, StatusChange
 from domain.environments import Environment
+from domain.holds import Hold, HoldStatus
 from domain.names import name_key
 from domain.test_cases import TestCase
 from domain.test_runs import RunStatus, TestRun, Verdict
 
-E = TypeVar("E", Device, TestCase, Environment, TestRun)
+E = TypeVar("E", Device, TestCase, Environment, TestRun, Hold)
 
 
 @dataclass
@@ -41,6 +43,7 @@ class InMemoryStore:
     test_cases: dict[str, TestCase] = field(default_factory=dict)
     environments: dict[str, Environment] = field(default_factory=dict)
     test_runs: dict[str, TestRun] = field(default_factory=dict)
+    holds: dict[str, Hold] = field(default_factory=dict)
     outbox: list[OutboxMessage] = field(default_factory=list)
     # per outbox message id: sent_at, claimed_until, attempts
     outbox_state: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -281,6 +284,51 @@ class InMemoryTestRunRepository:
         """Nothing to do: an in-memory unit of work is only used by one thread at a time."""
 
 
+class InMemoryHoldRepository:
+    def __init__(self, store: InMemoryStore, changes: InMemoryChangeFeed) -> None:
+        self.table: _StagedTable[Hold] = _StagedTable(store.holds)
+        self.changes = changes
+
+    def add(self, hold: Hold) -> None:
+        self.table.put(hold)
+        self.changes.record("hold", hold.id)
+
+    def update(self, hold: Hold) -> None:
+        stored = self.table.get(hold.id)
+        if stored is None or stored.version != hold.version:
+            raise ConcurrentUpdate(f"hold {hold.id} was changed meanwhile; retry")
+        hold.version += 1
+        self.table.put(hold)
+        self.changes.record("hold", hold.id)
+
+    def get(self, hold_id: str, for_update: bool = False) -> Hold | None:
+        return self.table.get(hold_id)
+
+    def list(self, where: HoldFilter, limit: int, after: tuple | None) -> list[Hold]:
+        def matches(h: Hold) -> bool:
+            return (
+                (where.status is None or h.status is where.status)
+                and (where.holder is None or h.holder == where.holder)
+                and (where.device_id is None or where.device_id in h.device_ids)
+            )
+
+        return _page(
+            (h for h in self.table.all() if matches(h)),
+            lambda h: (h.created_at.isoformat(), h.id),
+            limit,
+            after,
+            descending=True,
+        )
+
+    def list_waiting(self) -> list[Hold]:
+        waiting = [h for h in self.table.all() if h.status is HoldStatus.WAITING]
+        return sorted(waiting, key=lambda h: (-h.priority.rank, h.created_at, h.id))
+
+    def list_expired(self, now: datetime, limit: int) -> list[str]:
+        expired = [h for h in self.table.all() if h.is_expired(now)]
+        return [h.id for h in sorted(expired, key=lambda h: (h.expires_at, h.id))[:limit]]
+
+
 class InMemoryOutbox:
     def __init__(self, store: InMemoryStore) -> None:
         self.store = store
@@ -471,6 +519,7 @@ class InMemoryUnitOfWork:
             self.store.environments, "environment"
         )
         self.test_runs = InMemoryTestRunRepository(self.store, self.changes)
+        self.holds = InMemoryHoldRepository(self.store, self.changes)
         self.outbox = InMemoryOutbox(self.store)
         self.stream_leases = InMemoryStreamLeases(self.store)
         return self
@@ -488,6 +537,7 @@ class InMemoryUnitOfWork:
         self.test_cases.table.apply()
         self.environments.table.apply()
         self.test_runs.table.apply()
+        self.holds.table.apply()
         self.outbox.apply()
         self.stream_leases.apply()
         self.changes.apply(datetime.now(UTC))
@@ -498,6 +548,7 @@ class InMemoryUnitOfWork:
             self.test_cases.table,
             self.environments.table,
             self.test_runs.table,
+            self.holds.table,
         ):
             table.staged.clear()
         self.devices.new_history.clear()
