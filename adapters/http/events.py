@@ -1,6 +1,6 @@
-"""/api/events: live device and run changes as Server-Sent Events.
+"""/api/events: live device, run and hold changes as Server-Sent Events.
 
-Each event carries the changed device or run in the same shape as the REST API, and the id
+Each event carries the changed device, run or hold in the same shape as the REST API, and the id
 of the change, so a client that reconnects with `Last-Event-ID` (or `?after=`) misses
 nothing. The stream reads the database's change log, which every API process and worker
 writes in the transaction of the change: it works the same with one process or many, with
@@ -29,6 +29,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from adapters.http.devices import DeviceSchema
+from adapters.http.holds import hold_json
 from adapters.http.security import bearer_token, current_principal, requires
 from adapters.http.test_runs import TestRunSchema
 from application.ports import StreamLease
@@ -71,6 +72,10 @@ def _event(update: Update) -> str:
             name, data = "device_deleted", {"id": change.entity_id}
         else:
             name, data = "device", DeviceSchema().dump(update.device)
+    elif change.kind == "hold":
+        if update.hold is None:
+            return ""
+        name, data = "hold", hold_json(update.hold)
     else:
         if update.run is None:
             return ""
@@ -151,7 +156,8 @@ class Events(MethodView):
     @blp.arguments(EventQuerySchema, location="query")
     @blp.response(
         200,
-        description="text/event-stream of `device`, `device_deleted` and `run` events; a last "
+        description="text/event-stream of `device`, `device_deleted`, `run` and `hold` events; "
+        "a last "
         "`session_ended` event (data: reason, message) when the session ends while it is open",
     )
     @blp.alt_response(429, "TOO_MANY_REQUESTS")
@@ -165,7 +171,7 @@ class Events(MethodView):
         close_stream: CloseStream = Provide["close_stream"],
         recheck_s: float = Provide["config.stream_recheck_s"],
     ):
-        """Stream device and run changes as they happen
+        """Stream device, run and hold changes as they happen
 
         The stream re-checks its session every few seconds and ends with a `session_ended`
         event once the session is over. One user may hold a limited number of streams at

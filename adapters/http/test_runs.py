@@ -199,7 +199,7 @@ class TestRunSchema(Schema):
         metadata={"description": "the devices the run named (devices: those it got)"},
     )
     device_requests = fields.Function(
-        lambda r: [_request_json(q) for q in r.device_requests],
+        lambda r: [request_json(q) for q in r.device_requests],
         metadata={"description": "the devices the run asked for by kind"},
     )
     queue_timeout_at = fields.DateTime(
@@ -275,7 +275,7 @@ def _result_json(result: CaseResult) -> dict[str, Any]:
     }
 
 
-def _request_json(request: DeviceRequest) -> dict[str, Any]:
+def request_json(request: DeviceRequest) -> dict[str, Any]:
     return {
         "role": request.role,
         "model": request.model,
@@ -344,7 +344,7 @@ def run_json(run: TestRun, queued: QueueEntry | None = None) -> dict[str, Any]:
         "results": [_result_json(r) for r in run.results.values()],
         "priority": run.priority.value,
         "requested_device_ids": list(run.requested_device_ids),
-        "device_requests": [_request_json(q) for q in run.device_requests],
+        "device_requests": [request_json(q) for q in run.device_requests],
         "queue_timeout_at": iso(run.queue_timeout_at),
         "position": queued.position if queued else None,
         "waiting_for": waiting_for_json(queued.waiting_for) if queued else None,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from application.ports import Change
 from application.ports import UnitOfWorkFactory as UowFactory
 from domain.devices import Device
+from domain.holds import Hold
 from domain.test_runs import TestRun
 
 
@@ -15,6 +16,7 @@ class Update:
     change: Change
     device: Device | None = None  # the device as it is now (None when deleted)
     run: TestRun | None = None
+    hold: Hold | None = None
 
 
 class ChangeCursor:
@@ -75,4 +77,6 @@ class ReadChanges:
                     updates.append(Update(change, device=device))
                 elif change.kind == "run":
                     updates.append(Update(change, run=uow.test_runs.get(change.entity_id)))
+                elif change.kind == "hold":
+                    updates.append(Update(change, hold=uow.holds.get(change.entity_id)))
             return updates
