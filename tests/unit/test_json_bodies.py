@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from adapters.http.devices import DeviceSchema, device_json
 from adapters.http.test_runs import TestRunSchema, run_json
 from domain.devices import Device, ServiceNote, ServiceState
-from domain.holds import HoldNote
 from domain.environments import EnvironmentSnapshot
+from domain.holds import HoldNote
 from domain.names import BIDI_CONTROLS
 from domain.test_cases import Condition, Criterion, TestCaseSnapshot
 from domain.test_runs import (
