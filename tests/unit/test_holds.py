@@ -325,3 +325,17 @@ def test_list_holds_filters_by_status_holder_and_device_newest_first(lab, bench)
     page = lab.list_holds(HoldFilter(), limit=2)
     rest = lab.list_holds(HoldFilter(), limit=2, cursor=page.next_cursor)
     assert [h.id for h in page.items + rest.items] == [third.id, second.id, first.id]
+
+
+def test_hold_changes_are_live_events_in_the_hold_shape(lab, bench) -> None:
+    from adapters.http.events import _event
+    from application.use_cases.live_updates import ReadChanges
+
+    read = ReadChanges(lab.new_uow)
+    cursor = read.cursor()
+    hold = lab.hold([bench.m1])
+    updates = [u for u in read(cursor) if u.change.kind == "hold"]
+    assert [u.hold.id for u in updates] == [hold.id]
+    event = _event(updates[0])
+    assert "\nevent: hold\n" in event
+    assert f'"id":"{hold.id}"' in event and '"status":"active"' in event
