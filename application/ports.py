@@ -9,13 +9,14 @@ from typing import Any, Protocol, Self
 
 from domain.devices import Device, DeviceStatus, StatusChange
 from domain.environments import Environment
+from domain.holds import Hold, HoldStatus
 from domain.test_cases import TestCase
 from domain.test_runs import RunStatus, TestRun, Verdict
 
 # Keyset pagination: every list is ordered by a key, and `after` is the key of the last item
 # of the previous page. The keys are:
 #   devices, test cases, environments: (name, id) ascending
-#   test runs: (created_at ISO string, id) descending — newest first
+#   test runs, holds: (created_at ISO string, id) descending — newest first
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,13 @@ class RunFilter:
     firmware: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+
+
+@dataclass(frozen=True)
+class HoldFilter:
+    status: HoldStatus | None = None
+    holder: str | None = None
+    device_id: str | None = None  # holds that have or had this device
 
 
 @dataclass(frozen=True)
@@ -145,6 +153,32 @@ class TestRunRepository(Protocol):
         ...
 
 
+class HoldRepository(Protocol):
+    def add(self, hold: Hold) -> None: ...
+    def update(self, hold: Hold) -> None:
+        """Persist changes; raises ConcurrentUpdate if the hold changed since it was loaded."""
+        ...
+
+    def get(self, hold_id: str, for_update: bool = False) -> Hold | None: ...
+    def list(self, where: HoldFilter, limit: int, after: tuple | None) -> list[Hold]: ...
+    def list_waiting(self) -> list[Hold]:
+        """The waiting holds in queue order: higher priority first, then oldest first."""
+        ...
+
+    def list_expired(self, now: datetime, limit: int) -> list[str]:
+        """Ids of active holds whose expiry is not after `now`, the earliest first."""
+        ...
+
+    def list_active(self) -> list[Hold]:
+        """The holds that keep devices now."""
+        ...
+
+    def set_estimated_starts(self, estimates: Mapping[str, datetime | None]) -> None:
+        """As for runs: store the estimates of holds still waiting, without a version
+        change; notes a queue change."""
+        ...
+
+
 class Outbox(Protocol):
     def add(self, message: OutboxMessage) -> None: ...
 
@@ -169,9 +203,9 @@ QUEUE_CHANGE = "queue"  # the kind and entity id of a change of the queue as a w
 
 @dataclass(frozen=True)
 class Change:
-    """A device or test run changed (kind "device" / "run"; `deleted` for removals), or the
-    queue did (kind "queue", entity "queue": an item entered or left it, or its estimated
-    starts moved)."""
+    """A device, test run or hold changed (kind "device" / "run" / "hold"; `deleted` for
+    removals), or the queue did (kind "queue", entity "queue": an item entered or left it, or
+    its estimated starts moved)."""
 
     id: int
     kind: str
@@ -243,6 +277,7 @@ class UnitOfWork(Protocol):
     test_cases: TestCaseRepository
     environments: EnvironmentRepository
     test_runs: TestRunRepository
+    holds: HoldRepository
     outbox: Outbox
     changes: ChangeFeed
     statistics: StatisticsQueries

@@ -1,4 +1,5 @@
-"""Booking devices for a run: all of them or none, and letting them go when it ends."""
+"""Booking devices for a run or a hold: all of them or none, and letting them go when it
+ends."""
 
 from __future__ import annotations
 
@@ -7,18 +8,43 @@ from datetime import datetime
 
 from domain.devices import Device
 from domain.errors import DeviceUnavailable
+from domain.holds import HeldDevice, Hold
 from domain.test_runs import TestRun
 
 
-def reserve_devices(run: TestRun, devices: Iterable[Device], at: datetime, actor: str) -> None:
-    devices = list(devices)
-    refused = [d for d in devices if not d.is_available and d.held_by != run.id]
+def _refuse_unavailable(holder_id: str, devices: list[Device]) -> None:
+    refused = [d for d in devices if not d.is_available and d.held_by != holder_id]
     if refused:
         raise DeviceUnavailable(
             {d.id: d.status.value for d in refused}, {d.id: d.name for d in refused}
         )
+
+
+def reserve_devices(run: TestRun, devices: Iterable[Device], at: datetime, actor: str) -> None:
+    devices = list(devices)
+    _refuse_unavailable(run.id, devices)
     for device in devices:
         device.reserve(run.id, at, actor)
+
+
+def hold_devices(
+    hold: Hold, devices: Iterable[Device], roles: dict[str, str | None], at: datetime
+) -> None:
+    """Give the waiting hold every one of `devices` (with the role each fills) and make it
+    active; raises DeviceUnavailable, changing nothing, if any of them is not free."""
+    devices = list(devices)
+    _refuse_unavailable(hold.id, devices)
+    hold.assign([HeldDevice(d.id, d.name, d.model, roles.get(d.id)) for d in devices], at)
+    for device in devices:
+        device.hold_for(hold.note, at, hold.holder)
+
+
+def release_held_devices(
+    hold: Hold, devices: Iterable[Device], at: datetime, actor: str
+) -> list[str]:
+    """Let go of every device the ended hold still has; returns their ids. Safe to repeat."""
+    reason = f"hold {hold.end_reason}"
+    return [d.id for d in devices if d.held_by == hold.id and d.release(hold.id, at, actor, reason)]
 
 
 def release_devices_of(

@@ -8,12 +8,14 @@ from datetime import datetime
 
 from domain.editing import apply_edit
 from domain.errors import InvalidTransition, InvalidValue
+from domain.holds import HoldNote
 from domain.names import check_text, clean_name, name_key
 
 
 class DeviceStatus(enum.StrEnum):
     AVAILABLE = "available"
     IN_TEST = "in_test"
+    HELD = "held"  # kept by a hold for manual work
     OFFLINE = "offline"
     MAINTENANCE = "maintenance"
     RETIRED = "retired"
@@ -81,8 +83,9 @@ class StatusChange:
 
 @dataclass(eq=False)
 class Device:
-    """A device's status is derived from two facts: which run holds it and its service
-    state. Keeping them apart lets a device that drops off the network during a test stay
+    """A device's status is derived from two facts: which run or hold has it (`held_by`, one
+    column for both, so a device is never booked twice; `hold` says who holds it and until
+    when when it is a hold) and its service state. Keeping them apart lets a device that drops off the network during a test stay
     held by that run, and only show as offline once the run lets it go; in the same way a
     device put into maintenance during a run is drained: it finishes the run, then shows as
     in maintenance instead of becoming available."""
@@ -95,6 +98,7 @@ class Device:
     location: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     held_by: str | None = None
+    hold: HoldNote | None = None  # set while a hold (not a run) has the device
     service_state: ServiceState = ServiceState.IN_SERVICE
     # who set the service state, why and when; None while the device is in service
     service_note: ServiceNote | None = None
@@ -121,7 +125,7 @@ class Device:
     @property
     def status(self) -> DeviceStatus:
         if self.held_by is not None:
-            return DeviceStatus.IN_TEST
+            return DeviceStatus.HELD if self.hold is not None else DeviceStatus.IN_TEST
         return self.service_state.status
 
     @property
@@ -152,15 +156,31 @@ class Device:
         self.updated_at = at
 
     def reserve(self, run_id: str, at: datetime, actor: str) -> None:
-        if self.held_by == run_id:
+        self._take(run_id, None, at, actor, "reserved for test run")
+
+    def hold_for(self, note: HoldNote, at: datetime, actor: str) -> None:
+        """A hold gets the device for manual work (same exclusivity as a run)."""
+        self._take(note.hold_id, note, at, actor, f"held by {note.holder}: {note.reason}")
+
+    def _take(
+        self, holder_id: str, note: HoldNote | None, at: datetime, actor: str, reason: str
+    ) -> None:
+        if self.held_by == holder_id:
             return
         if not self.is_available:
             raise InvalidTransition(
                 f"device {self.name} is {self.status.value} and cannot be reserved"
             )
         before = self.status
-        self.held_by = run_id
-        self._record(before, at, actor, "reserved for test run", run_id)
+        self.held_by, self.hold = holder_id, note
+        self._record(before, at, actor, reason, holder_id)
+
+    def extend_hold(self, note: HoldNote, at: datetime) -> None:
+        """The hold that has the device now ends later."""
+        if self.held_by != note.hold_id:
+            raise InvalidTransition(f"device {self.name} is not held by hold {note.hold_id}")
+        self.hold = note
+        self.updated_at = at
 
     def release(self, run_id: str, at: datetime, actor: str, reason: str = "") -> bool:
         """Let go of the device; only the run that holds it may do so. Returns whether the
@@ -172,7 +192,7 @@ class Device:
                 f"device {self.name} is held by run {self.held_by}, not by run {run_id}"
             )
         before = self.status
-        self.held_by = None
+        self.held_by, self.hold = None, None
         self._record(before, at, actor, reason or "released by test run", run_id)
         return True
 
@@ -216,8 +236,8 @@ class Device:
             )
         if state is ServiceState.RETIRED and self.held_by is not None:
             raise InvalidTransition(
-                f"device {self.name} is in test run {self.held_by}; set it to maintenance "
-                "(it goes there when the run ends), then retire it"
+                f"device {self.name} is {self._holder_text}; set it to maintenance "
+                "(it goes there when that ends), then retire it"
             )
         if state.requires_reason and not reason.strip():
             raise InvalidValue("reason", f"say why the device goes to {state.value}")
@@ -266,6 +286,10 @@ class Device:
 
     def ensure_can_be_deleted(self) -> None:
         if self.held_by is not None:
-            raise InvalidTransition(
-                f"device {self.name} is in test run {self.held_by}; cancel or finish the run first"
-            )
+            raise InvalidTransition(f"device {self.name} is {self._holder_text}; end that first")
+
+    @property
+    def _holder_text(self) -> str:
+        if self.hold is not None:
+            return f"held by hold {self.held_by} ({self.hold.holder})"
+        return f"in test run {self.held_by}"

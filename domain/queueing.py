@@ -1,13 +1,14 @@
-"""Waiting runs and the lab's devices as the scheduler (domain.scheduling) sees them, and
-booking what it decides: all of a run's devices at once, or none."""
+"""Waiting runs and holds and the lab's devices as the scheduler (domain.scheduling) sees
+them, and booking what it decides: all of a run's (or hold's) devices at once, or none."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-from domain.booking import reserve_devices
+from domain.booking import hold_devices, reserve_devices
 from domain.devices import Device
+from domain.holds import Hold
 from domain.scheduling import DeviceState, DeviceView, ItemKind, WaitingItem
 from domain.test_runs import DeviceSnapshot, TestRun
 
@@ -51,6 +52,22 @@ def waiting_item(run: TestRun) -> WaitingItem:
     )
 
 
+def hold_item(hold: Hold) -> WaitingItem:
+    """A waiting hold in the same queue as runs; it keeps its devices for its duration."""
+    timeout_s = None
+    if hold.queue_timeout_at is not None:
+        timeout_s = max(0.0, (hold.queue_timeout_at - hold.created_at).total_seconds())
+    return WaitingItem(
+        id=hold.id,
+        kind=ItemKind.HOLD,
+        priority=hold.priority,
+        submitted_at=hold.created_at,
+        demand=hold.demand,
+        expected_duration_s=float(hold.duration_s),
+        queue_timeout_s=timeout_s,
+    )
+
+
 def snapshot(device: Device, role: str | None = None) -> DeviceSnapshot:
     return DeviceSnapshot(
         device.id,
@@ -76,4 +93,15 @@ def book(
     chosen = [by_id[i] for i in roles]
     reserve_devices(run, chosen, at, actor)
     run.assign([snapshot(d, roles[d.id]) for d in chosen], at)
+    return chosen
+
+
+def book_hold(
+    hold: Hold, roles: Mapping[str, str | None], devices: Iterable[Device], at: datetime
+) -> list[Device]:
+    """Give the waiting hold every device of the assignment (device id -> role) at once and
+    make it active. Raises DeviceUnavailable, booking nothing, if any of them is not free."""
+    by_id = {d.id: d for d in devices}
+    chosen = [by_id[i] for i in roles]
+    hold_devices(hold, chosen, dict(roles), at)
     return chosen

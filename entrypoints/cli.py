@@ -282,7 +282,7 @@ NEW_USER_PASSWORD_VARIABLE = "DEVICELAB_NEW_USER_PASSWORD"
 
 
 @contextmanager
-def _auth_container(settings: Settings):
+def _server_container(settings: Settings):
     from entrypoints.container import dispose_engines
     from entrypoints.wsgi import create_container
 
@@ -297,7 +297,7 @@ def _create_demo_admin_if_no_users(settings: Settings) -> None:
     """An empty auth store gets one admin with a random password, shown this once."""
     from application.auth.users import CreateUserRequest
 
-    with _auth_container(settings) as container:
+    with _server_container(settings) as container:
         if container.list_users()(limit=1).items:
             return
         password = secrets.token_urlsafe(12)
@@ -341,7 +341,7 @@ def users_create(email: str, name: str, role: str) -> None:
         "Password (8-128 characters)", hide_input=True, confirmation_prompt=True
     )
     _upgrade(settings)
-    with _auth_container(settings) as container:
+    with _server_container(settings) as container:
         try:
             user = container.create_user()(
                 CreateUserRequest(email, name or email.strip().split("@")[0], role, password)
@@ -355,7 +355,7 @@ def users_create(email: str, name: str, role: str) -> None:
 def users_list() -> None:
     """List the users: email, role, name, and whether they are disabled or service accounts."""
     settings = _settings()
-    with _auth_container(settings) as container:
+    with _server_container(settings) as container:
         cursor = None
         while True:
             page = container.list_users()(limit=200, cursor=cursor)
@@ -382,7 +382,7 @@ def users_reset_password(email: str) -> None:
     choose their own at their next sign-in."""
     from domain.errors import DomainError
 
-    with _auth_container(_settings()) as container:
+    with _server_container(_settings()) as container:
         try:
             user = container.find_user_by_email()(email)
             reset = container.reset_password()(user.id)
@@ -398,9 +398,69 @@ def users_reset_password(email: str) -> None:
 @users.command("purge-sessions")
 def users_purge_sessions() -> None:
     """Delete expired sessions (signing in does this too, along the way)."""
-    with _auth_container(_settings()) as container:
+    with _server_container(_settings()) as container:
         removed = container.purge_expired_sessions()()
     click.echo(f"removed {removed} expired session(s)")
+
+
+# -- holds: devices kept for manual work -----------------------------------------------------
+
+CLI_ACTOR = "cli"
+
+
+@main.group()
+def holds() -> None:
+    """Holds of devices for manual work (DEVICELAB_DATABASE_URL). These commands run on the
+    server side, with the database's own rights: whoever may run them may end any hold, as
+    an admin may."""
+
+
+@holds.command("list")
+@click.option("--all", "show_all", is_flag=True, help="ended holds too (newest first)")
+def holds_list(show_all: bool) -> None:
+    """List the waiting and active holds: id, status, holder, devices, until, reason."""
+    from application.ports import HoldFilter
+    from domain.holds import HoldStatus
+
+    statuses = [None] if show_all else [HoldStatus.ACTIVE, HoldStatus.WAITING]
+    with _server_container(_settings()) as container:
+        for status in statuses:
+            cursor = None
+            while True:
+                page = container.list_holds()(HoldFilter(status=status), 200, cursor)
+                for hold in page.items:
+                    devices = ",".join(d.name for d in hold.devices) or "-"
+                    until = hold.expires_at.isoformat() if hold.expires_at else "-"
+                    ended = f" ({hold.end_reason})" if hold.end_reason else ""
+                    click.echo(
+                        f"{hold.id}\t{hold.status.value}{ended}\t{hold.holder}\t{devices}"
+                        f"\t{until}\t{hold.reason}"
+                    )
+                if page.next_cursor is None:
+                    break
+                cursor = page.next_cursor
+
+
+@holds.command("release")
+@click.argument("hold_id")
+@click.option(
+    "--by",
+    default=CLI_ACTOR,
+    show_default=True,
+    help="who ends it, as recorded on the hold (e.g. your admin username)",
+)
+def holds_release(hold_id: str, by: str) -> None:
+    """End hold HOLD_ID: released if it held its devices, cancelled while it waited. The
+    devices go to whatever waits for them next."""
+    from application.use_cases.holds import Actor
+    from domain.errors import DomainError
+
+    with _server_container(_settings()) as container:
+        try:
+            hold = container.release_hold()(hold_id, Actor(by.strip() or CLI_ACTOR, True))
+        except DomainError as error:
+            raise click.ClickException(error.message) from None
+    click.echo(f"hold {hold.id} of {hold.holder}: {hold.end_reason} by {hold.ended_by}")
 
 
 def _redact(url: str) -> str:

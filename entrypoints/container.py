@@ -32,6 +32,7 @@ from application.auth import users as auth_users
 from application.use_cases import (
     catalog,
     devices,
+    holds,
     live_streams,
     live_updates,
     queue_estimates,
@@ -263,6 +264,16 @@ class Container(containers.DeclarativeContainer):
         config.reoffer_after_s,
         config.reoffer_limit,
     )
+
+    # holds: devices kept for manual work, in the same queue as runs
+    place_hold = providers.Factory(
+        holds.PlaceHold, uow.provider, clock, ids, config.max_hold_s, config.queue_timeout_s
+    )
+    release_hold = providers.Factory(holds.ReleaseHold, uow.provider, clock, ids)
+    extend_hold = providers.Factory(holds.ExtendHold, uow.provider, clock, config.max_hold_s)
+    get_hold = providers.Factory(holds.GetHold, uow.provider)
+    list_holds = providers.Factory(holds.ListHolds, uow.provider)
+    expire_holds = providers.Factory(holds.ExpireHolds, uow.provider, clock, ids)
 
 
 def dispose_engines(container: Container) -> None:

@@ -102,6 +102,8 @@ class Settings:
     queue_allowance_s: float = 600
     # how long a run may wait for its devices in the queue (a start may ask for less or more)
     queue_timeout_s: float = 24 * 3600
+    # the longest a hold may keep devices, counted from now (at placement and at each extension)
+    max_hold_s: float = 8 * 3600
     progress_lease_s: float = 300
     # a runner's claim on its run lapses when it has not reported for this long (its heartbeat
     # renews it); then another runner may take the run over
@@ -170,6 +172,7 @@ class Settings:
             max_body_bytes=int(_number(env, "DEVICELAB_MAX_BODY_BYTES", 1024 * 1024, 1024)),
             queue_allowance_s=_number(env, "DEVICELAB_QUEUE_ALLOWANCE_S", 600),
             queue_timeout_s=_number(env, "DEVICELAB_QUEUE_TIMEOUT_S", 24 * 3600, 1),
+            max_hold_s=_number(env, "DEVICELAB_MAX_HOLD_S", 8 * 3600, 60),
             progress_lease_s=_number(env, "DEVICELAB_PROGRESS_LEASE_S", 300),
             claim_lease_s=_claim_lease_s(env),
             reoffer_after_s=_reoffer_after_s(env, _claim_lease_s(env)),

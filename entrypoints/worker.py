@@ -1,5 +1,5 @@
-"""The background worker: outbox relay, run reaper, job re-offer, offline detection and
-housekeeping.
+"""The background worker: outbox relay, run reaper, hold expiry, scheduler, job re-offer,
+offline detection and housekeeping.
 
 One loop, several duties at their own pace. A failing duty (database or broker away) is
 logged and retried with a growing pause; it never stops the others or the process. Several
@@ -94,6 +94,7 @@ def _scheduling_pass(schedule, estimate=None):
         outcome = schedule()
         lines = [
             *(f"started {i}" for i in outcome.started),
+            *(f"hold active {i}" for i in outcome.holds_started),
             *(f"queue timeout {i}" for i in outcome.timed_out),
             *(f"unsatisfiable {i}" for i in outcome.unsatisfiable),
         ]
@@ -117,8 +118,10 @@ def build_worker(container) -> Worker:
         [
             Duty("outbox relay", relay, config.relay_interval_s()),
             Duty("run reaper", container.expire_overdue_runs(), config.reaper_interval_s()),
-            # books devices a missed pass left free, ends runs past their queue timeout, and
-            # estimates when the waiting ones start
+            # holds past their expiry end and free their devices (then the queue moves)
+            Duty("hold expiry", container.expire_holds(), config.reaper_interval_s()),
+            # books devices a missed pass left free, ends runs and holds past their queue
+            # timeout, and estimates when the waiting ones start
             Duty(
                 "scheduler",
                 _scheduling_pass(container.schedule_waiting_runs(), container.estimate_queue()),

@@ -27,6 +27,7 @@ from application.use_cases.devices import (
     UpdateDevice,
 )
 from domain.devices import Device, DeviceStatus, ServiceNote, ServiceState
+from domain.holds import HoldNote
 from domain.users import Permission
 
 blp = Blueprint("devices", __name__, url_prefix="/api/devices", description="Lab devices")
@@ -46,6 +47,13 @@ class ServiceNoteSchema(Schema):
     since = fields.DateTime()
 
 
+class HoldNoteSchema(Schema):
+    id = fields.String(attribute="hold_id")
+    holder = fields.String()
+    until = fields.DateTime()
+    reason = fields.String()
+
+
 class DeviceSchema(Schema):
     id = fields.String(dump_only=True)
     name = fields.String()
@@ -58,7 +66,15 @@ class DeviceSchema(Schema):
     run_id = fields.String(
         attribute="held_by",
         allow_none=True,
-        metadata={"description": "the test run holding the device"},
+        metadata={"description": "the test run (or, status held, the hold) that has the device"},
+    )
+    hold = fields.Nested(
+        HoldNoteSchema,
+        allow_none=True,
+        metadata={
+            "description": "while a hold has the device (status held): which, who, "
+            "until when and why"
+        },
     )
     offline_pending = fields.Boolean(
         metadata={
@@ -136,7 +152,8 @@ class StatusChangeRequestSchema(Schema):
         required=True,
         metadata={
             "enum": SETTABLE_STATUSES,
-            "description": "in_test is never set by hand; starting a run sets it. On a device "
+            "description": "in_test and held are never set by hand; starting a run or a hold "
+            "sets them. On a device "
             "in test, offline and maintenance apply when its run ends (maintenance drains "
             "it), and available cancels that",
         },
@@ -174,6 +191,17 @@ def _note_json(note: ServiceNote | None) -> dict[str, Any] | None:
     return {"by": note.by, "reason": note.reason, "since": iso(note.since)}
 
 
+def _hold_json(note: HoldNote | None) -> dict[str, Any] | None:
+    if note is None:
+        return None
+    return {
+        "id": note.hold_id,
+        "holder": note.holder,
+        "until": iso(note.until),
+        "reason": note.reason,
+    }
+
+
 def device_json(device: Device) -> dict[str, Any]:
     """What DeviceSchema dumps (see adapters/http/json_bodies.py)."""
     return {
@@ -186,6 +214,7 @@ def device_json(device: Device) -> dict[str, Any]:
         "labels": dict(device.labels),
         "status": device.status.value,
         "run_id": device.held_by,
+        "hold": _hold_json(device.hold),
         "offline_pending": device.offline_pending,
         "drain_pending": device.drain_pending,
         "service_state": device.service_state.value,

@@ -1,9 +1,10 @@
-"""/api/events: live device and run changes as Server-Sent Events.
+"""/api/events: live device, run and hold changes as Server-Sent Events.
 
-Each event carries the changed device or run in the same shape as the REST API, and the id
-of the change; when the queue changes (a run enters or leaves it, or the worker's estimated
-starts move), a `queue` event carries the queue in order: {"length", "items": [{"kind",
-"id", "position", "estimated_start_at"}]} (one per batch of changes), so a client that reconnects with `Last-Event-ID` (or `?after=`) misses
+Each event carries the changed device, run or hold in the same shape as the REST API, and
+the id of the change; when the queue changes (a run or hold enters or leaves it, or the
+worker's estimated starts move), a `queue` event carries the queue in order: {"length",
+"items": [{"kind", "id", "position", "estimated_start_at"}]} (one per batch of changes), so a
+client that reconnects with `Last-Event-ID` (or `?after=`) misses
 nothing. The stream reads the database's change log, which every API process and worker
 writes in the transaction of the change: it works the same with one process or many, with
 or without a broker. A stream ends after `max_seconds`; clients reconnect (the `retry` hint
@@ -31,6 +32,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from adapters.http.devices import DeviceSchema
+from adapters.http.holds import hold_json
 from adapters.http.json_bodies import iso
 from adapters.http.security import bearer_token, current_principal, requires
 from adapters.http.test_runs import TestRunSchema
@@ -92,6 +94,10 @@ def _event(update: Update) -> str:
             name, data = "device_deleted", {"id": change.entity_id}
         else:
             name, data = "device", DeviceSchema().dump(update.device)
+    elif change.kind == "hold":
+        if update.hold is None:
+            return ""
+        name, data = "hold", hold_json(update.hold)
     else:
         if update.run is None:
             return ""
@@ -172,7 +178,7 @@ class Events(MethodView):
     @blp.arguments(EventQuerySchema, location="query")
     @blp.response(
         200,
-        description="text/event-stream of `device`, `device_deleted`, `run` and `queue` "
+        description="text/event-stream of `device`, `device_deleted`, `run`, `hold` and `queue` "
         "events (queue data: length, items [kind, id, position, estimated_start_at]); a last "
         "`session_ended` event (data: reason, message) when the session ends while it is open",
     )
@@ -187,7 +193,7 @@ class Events(MethodView):
         close_stream: CloseStream = Provide["close_stream"],
         recheck_s: float = Provide["config.stream_recheck_s"],
     ):
-        """Stream device and run changes as they happen
+        """Stream device, run and hold changes as they happen
 
         The stream re-checks its session every few seconds and ends with a `session_ended`
         event once the session is over. One user may hold a limited number of streams at

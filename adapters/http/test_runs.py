@@ -16,9 +16,9 @@ from adapters.http.pagination import PageQuerySchema, page_schema
 from adapters.http.security import current_actor, requires
 from adapters.http.test_cases import CriterionOutSchema, ExecutionOutSchema
 from application.ports import RunFilter
+from application.use_cases.admission import WHEN_BUSY
 from application.use_cases.scheduling import GetQueue, QueueEntry
 from application.use_cases.test_runs import (
-    WHEN_BUSY,
     CancelTestRun,
     GetTestRun,
     ListTestRuns,
@@ -199,7 +199,7 @@ class TestRunSchema(Schema):
         metadata={"description": "the devices the run named (devices: those it got)"},
     )
     device_requests = fields.Function(
-        lambda r: [_request_json(q) for q in r.device_requests],
+        lambda r: [request_json(q) for q in r.device_requests],
         metadata={"description": "the devices the run asked for by kind"},
     )
     queue_timeout_at = fields.DateTime(
@@ -279,7 +279,7 @@ def _result_json(result: CaseResult) -> dict[str, Any]:
     }
 
 
-def _request_json(request: DeviceRequest) -> dict[str, Any]:
+def request_json(request: DeviceRequest) -> dict[str, Any]:
     return {
         "role": request.role,
         "model": request.model,
@@ -348,7 +348,7 @@ def run_json(run: TestRun, queued: QueueEntry | None = None) -> dict[str, Any]:
         "results": [_result_json(r) for r in run.results.values()],
         "priority": run.priority.value,
         "requested_device_ids": list(run.requested_device_ids),
-        "device_requests": [_request_json(q) for q in run.device_requests],
+        "device_requests": [request_json(q) for q in run.device_requests],
         "queue_timeout_at": iso(run.queue_timeout_at),
         "position": queued.position if queued else None,
         "waiting_for": waiting_for_json(queued.waiting_for) if queued else None,
@@ -360,7 +360,7 @@ def _queue_places(runs: list[TestRun], get_queue: GetQueue) -> dict[str, QueueEn
     """Positions only when some run of the answer waits: it costs a look at the queue."""
     if not any(run.waiting for run in runs):
         return {}
-    return {entry.run.id: entry for entry in get_queue()}
+    return {entry.id: entry for entry in get_queue()}
 
 
 class StartTestRunSchema(Schema):

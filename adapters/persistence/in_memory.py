@@ -18,6 +18,7 @@ from application.ports import (
     QUEUE_CHANGE,
     Change,
     DeviceFilter,
+    HoldFilter,
     LabStatistics,
     NameFilter,
     OutboxMessage,
@@ -26,11 +27,12 @@ from application.ports import (
 )
 from domain.devices import Device, DeviceStatus, ServiceState, StatusChange
 from domain.environments import Environment
+from domain.holds import Hold, HoldStatus
 from domain.names import name_key
 from domain.test_cases import TestCase
 from domain.test_runs import RunStatus, TestRun, Verdict
 
-E = TypeVar("E", Device, TestCase, Environment, TestRun)
+E = TypeVar("E", Device, TestCase, Environment, TestRun, Hold)
 
 
 @dataclass
@@ -42,6 +44,7 @@ class InMemoryStore:
     test_cases: dict[str, TestCase] = field(default_factory=dict)
     environments: dict[str, Environment] = field(default_factory=dict)
     test_runs: dict[str, TestRun] = field(default_factory=dict)
+    holds: dict[str, Hold] = field(default_factory=dict)
     outbox: list[OutboxMessage] = field(default_factory=list)
     # per outbox message id: sent_at, claimed_until, attempts
     outbox_state: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -324,6 +327,66 @@ class InMemoryTestRunRepository:
             self.changes.record(QUEUE_CHANGE, QUEUE_CHANGE)
 
 
+class InMemoryHoldRepository:
+    def __init__(self, store: InMemoryStore, changes: InMemoryChangeFeed) -> None:
+        self.table: _StagedTable[Hold] = _StagedTable(store.holds)
+        self.changes = changes
+
+    def add(self, hold: Hold) -> None:
+        self.table.put(hold)
+        self.changes.record("hold", hold.id)
+        self.changes.note_queue_membership(f"hold:{hold.id}", False, hold.waiting)
+
+    def update(self, hold: Hold) -> None:
+        stored = self.table.get(hold.id)
+        if stored is None or stored.version != hold.version:
+            raise ConcurrentUpdate(f"hold {hold.id} was changed meanwhile; retry")
+        hold.version += 1
+        self.table.put(hold)
+        self.changes.record("hold", hold.id)
+        self.changes.note_queue_membership(f"hold:{hold.id}", stored.waiting, hold.waiting)
+
+    def list_active(self) -> list[Hold]:
+        active = [h for h in self.table.all() if h.active]
+        return sorted(active, key=lambda h: (h.started_at, h.id))
+
+    def set_estimated_starts(self, estimates: Mapping[str, datetime | None]) -> None:
+        for hold_id, at in estimates.items():
+            hold = self.table.get(hold_id)
+            if hold is not None and hold.waiting:
+                hold.estimated_start_at = at  # no version bump, as in SQL
+                self.table.put(hold)
+        if estimates:
+            self.changes.record(QUEUE_CHANGE, QUEUE_CHANGE)
+
+    def get(self, hold_id: str, for_update: bool = False) -> Hold | None:
+        return self.table.get(hold_id)
+
+    def list(self, where: HoldFilter, limit: int, after: tuple | None) -> list[Hold]:
+        def matches(h: Hold) -> bool:
+            return (
+                (where.status is None or h.status is where.status)
+                and (where.holder is None or h.holder == where.holder)
+                and (where.device_id is None or where.device_id in h.device_ids)
+            )
+
+        return _page(
+            (h for h in self.table.all() if matches(h)),
+            lambda h: (h.created_at.isoformat(), h.id),
+            limit,
+            after,
+            descending=True,
+        )
+
+    def list_waiting(self) -> list[Hold]:
+        waiting = [h for h in self.table.all() if h.status is HoldStatus.WAITING]
+        return sorted(waiting, key=lambda h: (-h.priority.rank, h.created_at, h.id))
+
+    def list_expired(self, now: datetime, limit: int) -> list[str]:
+        expired = [h for h in self.table.all() if h.is_expired(now)]
+        return [h.id for h in sorted(expired, key=lambda h: (h.expires_at, h.id))[:limit]]
+
+
 class InMemoryOutbox:
     def __init__(self, store: InMemoryStore) -> None:
         self.store = store
@@ -498,6 +561,7 @@ class InMemoryStatistics:
                     failures[case.id] = failures.get(case.id, 0) + 1
         ranked = sorted(failures.items(), key=lambda item: (-item[1], item[0]))[:top]
         waiting = [r.created_at for r in runs if r.waiting]
+        waiting += [h.created_at for h in self.store.holds.values() if h.waiting]
         return LabStatistics(
             devices_by_status={
                 s.value: sum(1 for d in devices if d.status is s) for s in DeviceStatus
@@ -528,6 +592,7 @@ class InMemoryUnitOfWork:
             self.store.environments, "environment"
         )
         self.test_runs = InMemoryTestRunRepository(self.store, self.changes)
+        self.holds = InMemoryHoldRepository(self.store, self.changes)
         self.outbox = InMemoryOutbox(self.store)
         self.stream_leases = InMemoryStreamLeases(self.store)
         return self
@@ -545,6 +610,7 @@ class InMemoryUnitOfWork:
         self.test_cases.table.apply()
         self.environments.table.apply()
         self.test_runs.table.apply()
+        self.holds.table.apply()
         self.outbox.apply()
         self.stream_leases.apply()
         self.changes.apply(datetime.now(UTC))
@@ -555,6 +621,7 @@ class InMemoryUnitOfWork:
             self.test_cases.table,
             self.environments.table,
             self.test_runs.table,
+            self.holds.table,
         ):
             table.staged.clear()
         self.devices.new_history.clear()

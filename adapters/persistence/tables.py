@@ -84,7 +84,12 @@ devices = sa.Table(
     sa.Column("serial", sa.Text(), nullable=False),
     sa.Column("firmware_version", sa.Text(), nullable=False),
     sa.Column("location", sa.Text(), nullable=False),
+    # the run or hold that has the device (one column: a device is never booked twice)
     sa.Column("held_by", sa.String(ID_LENGTH), nullable=True),
+    # while a hold has it: who holds it, until when and why (all null otherwise)
+    sa.Column("hold_holder", sa.Text(), nullable=True),
+    sa.Column("hold_until", UtcDateTime(), nullable=True),
+    sa.Column("hold_reason", sa.Text(), nullable=True),
     # in_service | silent | offline | maintenance | retired (domain.devices.ServiceState),
     # with who set it, why and since when (all null while in service)
     sa.Column("service_state", sa.String(STATUS_LENGTH), nullable=False),
@@ -285,6 +290,60 @@ test_run_results = sa.Table(
     sa.Column("message", sa.Text(), nullable=False),
     sa.Column("started_at", UtcDateTime(), nullable=True),
     sa.Column("finished_at", UtcDateTime(), nullable=True),
+)
+
+# holds: devices kept for manual work (domain.holds), in the same queue as runs
+holds = sa.Table(
+    "holds",
+    metadata,
+    sa.Column("id", key_text(ID_LENGTH), primary_key=True),
+    sa.Column("status", sa.String(STATUS_LENGTH), nullable=False),
+    sa.Column("holder", sa.Text(), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=False),
+    sa.Column("priority", sa.String(STATUS_LENGTH), nullable=False),
+    sa.Column("duration_s", sa.Integer(), nullable=False),
+    # what it asked for: devices by id and by kind (JSON lists)
+    sa.Column("requested_device_ids", json_document(), nullable=False),
+    sa.Column("device_requests", json_document(), nullable=False),
+    sa.Column("queue_timeout_at", UtcDateTime(), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("started_at", UtcDateTime(), nullable=True),
+    sa.Column("expires_at", UtcDateTime(), nullable=True),
+    sa.Column("ended_at", UtcDateTime(), nullable=True),
+    sa.Column("ended_by", sa.Text(), nullable=True),
+    sa.Column("end_reason", sa.Text(), nullable=True),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("estimated_start_at", UtcDateTime(), nullable=True),
+    sa.Index("ix_holds_created_at_id", "created_at", "id"),
+    sa.Index("ix_holds_holder_created_at", "holder", "created_at"),
+    sa.Index("ix_holds_status_expires_at", "status", "expires_at"),
+    # the queue's holds: only waiting ones, in submission order
+    sa.Index(
+        "ix_holds_waiting",
+        "created_at",
+        "id",
+        postgresql_where=sa.text("status = 'waiting'"),
+        sqlite_where=sa.text("status = 'waiting'"),
+    ),
+)
+
+# the devices a hold got (once it is active), in booking order
+hold_devices = sa.Table(
+    "hold_devices",
+    metadata,
+    sa.Column(
+        "hold_id",
+        key_text(ID_LENGTH),
+        sa.ForeignKey("holds.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("position", sa.Integer(), primary_key=True, autoincrement=False),
+    # no foreign key: the device may be deleted later, the hold keeps what it had
+    sa.Column("device_id", sa.String(ID_LENGTH), nullable=False),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("model", sa.Text(), nullable=False),
+    sa.Column("role", sa.Text(), nullable=True),
+    sa.Index("ix_hold_devices_device_id_hold_id", "device_id", "hold_id"),
 )
 
 outbox = sa.Table(

@@ -14,6 +14,7 @@ from adapters.persistence.repositories import (
     SqlChangeFeed,
     SqlDeviceRepository,
     SqlEnvironmentRepository,
+    SqlHoldRepository,
     SqlOutbox,
     SqlStatistics,
     SqlStreamLeases,
@@ -136,7 +137,7 @@ class SessionUnitOfWork:
 
 
 class SqlAlchemyUnitOfWork(SessionUnitOfWork):
-    """The devicelab store: devices, test cases, environments, runs, outbox, change log.
+    """The devicelab store: devices, test cases, environments, runs, holds, outbox, change log.
     The repositories note their changes for the change log; the notes are written in one
     statement right before the commit, and dropped by a rollback."""
 
@@ -155,6 +156,7 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork):
         self.test_cases = SqlTestCaseRepository(session)
         self.environments = SqlEnvironmentRepository(session)
         self.test_runs = SqlTestRunRepository(session)
+        self.holds = SqlHoldRepository(session)
         self.outbox = SqlOutbox(session)
         self.changes = SqlChangeFeed(session)
         self.statistics = SqlStatistics(session)

@@ -8,6 +8,7 @@ from application.ports import QUEUE_CHANGE, Change, Clock
 from application.ports import UnitOfWorkFactory as UowFactory
 from application.use_cases.queue_estimates import QueueSummary, queue_now
 from domain.devices import Device
+from domain.holds import Hold
 from domain.test_runs import TestRun
 
 
@@ -17,6 +18,7 @@ class Update:
     device: Device | None = None  # the device as it is now (None when deleted)
     run: TestRun | None = None
     queue: QueueSummary | None = None  # the queue as it is now, for a queue change
+    hold: Hold | None = None
 
 
 class ChangeCursor:
@@ -80,4 +82,6 @@ class ReadChanges:
                     updates.append(Update(change, run=uow.test_runs.get(change.entity_id)))
                 elif change.kind == QUEUE_CHANGE:
                     updates.append(Update(change, queue=queue_now(uow, self.clock.now())))
+                elif change.kind == "hold":
+                    updates.append(Update(change, hold=uow.holds.get(change.entity_id)))
             return updates

@@ -20,8 +20,8 @@ run without a version bump (`set_estimated_starts`), under the queue lock so tha
 interleaves with a pass's row locks. Items that wait for something whose end is not known (a
 device in maintenance or offline, a busy device no booked run has) have no estimate.
 
-Holds join by adding their waiting items and the ends of active holds (`expires_at`) to
-`estimate_waiting` and storing their own estimates; `summarise_queue` takes any kind."""
+Holds are in the same queue: a waiting hold keeps its devices for its `duration_s` once it
+starts, and an active hold's devices free up at its `expires_at`."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ from application.ports import Clock, UnitOfWork
 from application.ports import UnitOfWorkFactory as UowFactory
 from application.use_cases.scheduling import all_devices
 from domain.devices import Device
-from domain.queueing import device_view, waiting_item
+from domain.holds import Hold
+from domain.queueing import device_view, hold_item, waiting_item
 from domain.run_durations import MEASURED_RUNS, Measured, expected_duration_s, expected_free_at
 from domain.scheduling import DeviceView, WaitingItem, estimate_starts, queue_positions
 from domain.test_runs import TestRun
@@ -88,9 +89,10 @@ def summarise_queue(
 
 def queue_now(uow: UnitOfWork, now: datetime) -> QueueSummary:
     """The queue with the estimates last stored (cheap: no estimating here)."""
-    waiting = uow.test_runs.list_waiting()
-    estimates = {run.id: run.estimated_start_at for run in waiting}
-    return summarise_queue([waiting_item(run) for run in waiting], estimates, now)
+    runs, holds = uow.test_runs.list_waiting(), uow.holds.list_waiting()
+    estimates = {item.id: item.estimated_start_at for item in [*runs, *holds]}
+    items = [*(waiting_item(r) for r in runs), *(hold_item(h) for h in holds)]
+    return summarise_queue(items, estimates, now)
 
 
 def estimate_waiting(
@@ -111,14 +113,19 @@ def estimate_waiting(
 
 
 def runs_free_at(
-    booked: Iterable[TestRun], now: datetime, measured: Measured
+    booked: Iterable[TestRun], now: datetime, measured: Measured, holds: Iterable[Hold] = ()
 ) -> dict[str, datetime]:
-    """Device id -> when the booked run that has it gives it back."""
+    """Device id -> when the booked run or active hold that has it gives it back (a hold at
+    its expiry: released early it only frees its devices sooner)."""
     ends: dict[str, datetime] = {}
     for run in booked:
         at = expected_free_at(run, now, measured)
         for device_id in run.device_ids:
             ends[device_id] = at
+    for hold in holds:
+        if hold.expires_at is not None:
+            for device_id in hold.device_ids:
+                ends[device_id] = max(now, hold.expires_at)
     return ends
 
 
@@ -136,7 +143,7 @@ class EstimateOutcome:
 
 
 class EstimateQueue:
-    """Estimate every waiting run's start and store the ones that moved. Kept by the worker
+    """Estimate every waiting run's and hold's start and store the ones that moved. Kept by the worker
     between passes: it remembers the measured case durations for `history_ttl_s`."""
 
     def __init__(
@@ -156,35 +163,44 @@ class EstimateQueue:
         # read without the write lock (SQLite) or a long transaction (PostgreSQL)
         with self.uow(read_only=True) as uow:
             waiting = uow.test_runs.list_waiting()
-            if not waiting:
+            waiting_holds = uow.holds.list_waiting()
+            if not waiting and not waiting_holds:
                 return EstimateOutcome()
             booked = uow.test_runs.list_booked()
+            active_holds = uow.holds.list_active()
             devices: list[Device] = all_devices(uow)
             measured = self._measured_durations(uow, [*waiting, *booked], now)
         items = [
-            replace(waiting_item(run), expected_duration_s=expected_duration_s(run, measured))
-            for run in waiting
+            *(
+                replace(waiting_item(run), expected_duration_s=expected_duration_s(run, measured))
+                for run in waiting
+            ),
+            *(hold_item(hold) for hold in waiting_holds),
         ]
         estimates = estimate_waiting(
             items,
             [device_view(d) for d in devices],
-            runs_free_at(booked, now, measured),
+            runs_free_at(booked, now, measured, active_holds),
             now,
             self.limit,
         )
-        moved = {
-            run.id: estimates[run.id]
-            for run in waiting
-            if _moved(run.estimated_start_at, estimates[run.id], self.threshold_s)
-        }
-        if moved:
+        moved_runs, moved_holds = (
+            {
+                item.id: estimates[item.id]
+                for item in kind
+                if _moved(item.estimated_start_at, estimates[item.id], self.threshold_s)
+            }
+            for kind in (waiting, waiting_holds)
+        )
+        if moved_runs or moved_holds:
             with self.uow() as uow:
                 # the pass's lock: estimates and bookings never hold each other's rows
                 uow.test_runs.lock_queue()
-                uow.test_runs.set_estimated_starts(moved)
+                uow.test_runs.set_estimated_starts(moved_runs)
+                uow.holds.set_estimated_starts(moved_holds)
                 uow.commit()
         known = sum(1 for at in estimates.values() if at is not None)
-        return EstimateOutcome(len(waiting), known, moved)
+        return EstimateOutcome(len(items), known, {**moved_runs, **moved_holds})
 
     def _measured_durations(
         self, uow: UnitOfWork, runs: Iterable[TestRun], now: datetime

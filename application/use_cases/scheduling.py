@@ -1,4 +1,8 @@
-"""The scheduling pass: waiting runs get their devices when all of them can be had.
+"""The scheduling pass: waiting runs and holds get their devices when all of them can be had.
+
+Runs and holds wait in one queue, in one order (domain.scheduling): a hold never overtakes a
+run it would take devices from, nor a run a hold. A run that starts is queued for a runner
+(its job goes into the outbox); a hold that starts is simply active: nothing to send.
 
 The decision is domain.scheduling's (pure); this module loads what it needs, calls it and
 books the answer in the caller's unit of work. Every pass first takes the queue lock
@@ -25,8 +29,9 @@ from application.ports import Clock, DeviceFilter, IdGenerator, OutboxMessage, U
 from application.ports import UnitOfWorkFactory as UowFactory
 from domain.devices import Device
 from domain.errors import DeviceUnavailable
-from domain.queueing import book, device_view, waiting_item
-from domain.scheduling import Plan, WaitingFor, plan, queue_positions
+from domain.holds import Hold
+from domain.queueing import book, book_hold, device_view, hold_item, waiting_item
+from domain.scheduling import ItemKind, Plan, WaitingFor, plan, queue_positions
 from domain.test_runs import TestRun
 
 SCHEDULER = "scheduler"
@@ -62,57 +67,78 @@ def all_devices(uow: UnitOfWork) -> list[Device]:
 @dataclass(frozen=True)
 class SchedulingOutcome:
     started: list[str] = field(default_factory=list)  # runs now queued for a runner
-    timed_out: list[str] = field(default_factory=list)  # aborted: waited too long
-    unsatisfiable: dict[str, str] = field(default_factory=dict)  # aborted: run id -> why
+    holds_started: list[str] = field(default_factory=list)  # holds now active
+    timed_out: list[str] = field(default_factory=list)  # ended: waited too long (runs, holds)
+    unsatisfiable: dict[str, str] = field(default_factory=dict)  # ended: item id -> why
 
 
 def schedule_in(uow: UnitOfWork, ids: IdGenerator, now: datetime) -> SchedulingOutcome:
-    """One pass inside the caller's unit of work (which commits): abort the runs that
-    waited too long or can never be satisfied, then book every run the scheduler starts —
-    all of its devices in one go — and put its job in the outbox."""
-    uow.test_runs.lock_queue()
-    waiting = uow.test_runs.list_waiting()
-    if not waiting:
+    """One pass inside the caller's unit of work (which commits): end the runs and holds
+    that waited too long or can never be satisfied, then book every item the scheduler
+    starts — all of its devices in one go — and put a started run's job in the outbox."""
+    uow.test_runs.lock_queue()  # one queue lock for runs and holds
+    waiting_runs = uow.test_runs.list_waiting()
+    waiting_holds = uow.holds.list_waiting()
+    if not waiting_runs and not waiting_holds:
         return SchedulingOutcome()
-    runs = {r.id: r for r in waiting}
+    runs = {r.id: r for r in waiting_runs}
+    holds = {h.id: h for h in waiting_holds}
     devices = all_devices(uow)
     views = [device_view(d) for d in devices]
-    items = [waiting_item(r) for r in waiting]
-    # plan(), not schedule(): only plan reports the runs that can never start
+    items = [*map(waiting_item, waiting_runs), *map(hold_item, waiting_holds)]
+    # plan(), not schedule(): only plan reports the items that can never start
     decided = plan(items, views, now)
     outcome = SchedulingOutcome()
-    for run_id in decided.timed_out:
-        run = runs[run_id]
-        if run.expire_in_queue(now) and _saved(uow, run):
-            outcome.timed_out.append(run_id)
-    for run_id, problems in decided.unsatisfiable.items():
-        run = runs[run_id]
-        why = "; ".join(p.describe(run.demand) for p in problems)
-        run.abort(now, SCHEDULER, f"{UNSATISFIABLE_REASON}: {why}")
-        if _saved(uow, run):
-            outcome.unsatisfiable[run_id] = why
+    for item_id in decided.timed_out:
+        item = runs.get(item_id) or holds[item_id]
+        ended = (
+            item.expire_in_queue(now)
+            if isinstance(item, TestRun)
+            else item.expire_in_queue(now, SCHEDULER)
+        )
+        if ended and _saved(uow, item):
+            outcome.timed_out.append(item_id)
+    for item_id, problems in decided.unsatisfiable.items():
+        item = runs.get(item_id) or holds[item_id]
+        why = "; ".join(p.describe(item.demand) for p in problems)
+        if isinstance(item, TestRun):
+            item.abort(now, SCHEDULER, f"{UNSATISFIABLE_REASON}: {why}")
+        else:
+            item.give_up(now, SCHEDULER, f"{UNSATISFIABLE_REASON}: {why}")
+        if _saved(uow, item):
+            outcome.unsatisfiable[item_id] = why
     for assignment in decided.assignments:
-        run = runs[assignment.item_id]
         locked = uow.devices.get_many_for_update(list(assignment.devices))
+        run, hold = runs.get(assignment.item_id), holds.get(assignment.item_id)
         try:
-            booked = book(run, assignment.devices, locked, now, run.started_by)
+            if run is not None:
+                booked = book(run, assignment.devices, locked, now, run.started_by)
+            elif hold is not None:
+                booked = book_hold(hold, assignment.devices, locked, now)
         except DeviceUnavailable:
             continue  # changed since it was read; the next pass decides again
-        if not _saved(uow, run):
+        item = run or hold
+        if item is None or not _saved(uow, item):
             continue  # its devices were only reserved in memory: nothing is written
         for device in booked:
             uow.devices.update(device)
-        uow.outbox.add(OutboxMessage(ids.new_id(), JOB_KIND, run.id, job_payload(run), now))
-        outcome.started.append(run.id)
+        if run is not None:
+            uow.outbox.add(OutboxMessage(ids.new_id(), JOB_KIND, run.id, job_payload(run), now))
+            outcome.started.append(run.id)
+        else:
+            outcome.holds_started.append(item.id)
     return outcome
 
 
-def _saved(uow: UnitOfWork, run: TestRun) -> bool:
-    """Write the run; False if it changed since the pass read it (a cancel got there
-    first): the pass leaves it alone rather than fail as a whole. A refused version check
-    writes nothing and leaves the transaction usable."""
+def _saved(uow: UnitOfWork, item: TestRun | Hold) -> bool:
+    """Write the run or hold; False if it changed since the pass read it (a cancel got
+    there first): the pass leaves it alone rather than fail as a whole. A refused version
+    check writes nothing and leaves the transaction usable."""
     try:
-        uow.test_runs.update(run)
+        if isinstance(item, TestRun):
+            uow.test_runs.update(item)
+        else:
+            uow.holds.update(item)
     except ConcurrentUpdate:
         return False
     return True
@@ -148,14 +174,27 @@ def after_devices_freed(pass_: Callable[[], object] | None) -> None:
 
 @dataclass(frozen=True)
 class QueueEntry:
-    run: TestRun
+    """A waiting run or hold (`kind` says which; the other one is None) and its place."""
+
     position: int
     waiting_for: WaitingFor | None
+    run: TestRun | None = None
+    hold: Hold | None = None
+
+    @property
+    def kind(self) -> ItemKind:
+        return ItemKind.RUN if self.run is not None else ItemKind.HOLD
+
+    @property
+    def id(self) -> str:
+        item = self.run or self.hold
+        assert item is not None
+        return item.id
 
 
 class GetQueue:
-    """The waiting runs in queue order, with their position and what each waits for (from
-    the same pass the scheduler makes, without booking anything)."""
+    """The waiting runs and holds in queue order, with their position and what each waits
+    for (from the same pass the scheduler makes, without booking anything)."""
 
     def __init__(self, uow: UowFactory, clock: Clock) -> None:
         self.uow, self.clock = uow, clock
@@ -163,19 +202,28 @@ class GetQueue:
     def __call__(self) -> list[QueueEntry]:
         with self.uow(read_only=True) as uow:
             waiting = uow.test_runs.list_waiting()
-            if not waiting:
+            holds = uow.holds.list_waiting()
+            if not waiting and not holds:
                 return []
             devices = all_devices(uow)
-        return queue_of(waiting, devices, self.clock.now())
+        return queue_of(waiting, devices, self.clock.now(), holds)
 
 
-def queue_of(waiting: list[TestRun], devices: list[Device], now: datetime) -> list[QueueEntry]:
-    items = [waiting_item(r) for r in waiting]
+def queue_of(
+    waiting: list[TestRun], devices: list[Device], now: datetime, holds: list[Hold] | None = None
+) -> list[QueueEntry]:
+    """The queue in order: waiting runs and `holds` together."""
+    holds = holds or []
+    items = [*map(waiting_item, waiting), *map(hold_item, holds)]
     decided: Plan = plan(items, [device_view(d) for d in devices], now)
     positions = queue_positions(items, now)
     explained = {w.item_id: w for w in decided.waiting}
-    return [
-        QueueEntry(run, positions[run.id], explained.get(run.id))
-        for run in waiting
-        if run.id in positions
+    entries = [
+        QueueEntry(positions[r.id], explained.get(r.id), run=r)
+        for r in waiting
+        if r.id in positions
     ]
+    entries += [
+        QueueEntry(positions[h.id], explained.get(h.id), hold=h) for h in holds if h.id in positions
+    ]
+    return sorted(entries, key=lambda e: e.position)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from application.errors import NotFound
@@ -20,18 +20,21 @@ from application.ports import (
 from application.ports import (
     UnitOfWorkFactory as UowFactory,
 )
+from application.use_cases.admission import (
+    check_request,
+    lock_named_devices,
+    refuse_unsatisfiable,
+    why_not_now,
+)
 from application.use_cases.scheduling import (
     ScheduleWaitingRuns,
     after_devices_freed,
     all_devices,
-    queue_of,
     schedule_in,
 )
 from domain.booking import release_devices_of
-from domain.devices import Device
-from domain.errors import DeviceUnavailable, InvalidValue
-from domain.queueing import device_view
-from domain.scheduling import DeviceRequest, Priority, feasible
+from domain.errors import InvalidValue
+from domain.scheduling import DeviceRequest, Priority
 from domain.test_cases import with_parameters
 from domain.test_runs import ResultReport, TestRun
 
@@ -49,11 +52,6 @@ def _load_run(uow: UnitOfWork, run_id: str, for_update: bool = False) -> TestRun
     return run
 
 
-def _missing(wanted: Sequence[str], found: set[str]) -> list[str]:
-    return [item for item in wanted if item not in found]
-
-
-WHEN_BUSY = ("queue", "reject")
 DEFAULT_QUEUE_TIMEOUT_S = 24 * 3600
 
 
@@ -99,14 +97,9 @@ class StartTestRun:
         self.queue_timeout_s = queue_timeout_s
 
     def __call__(self, request: StartTestRunRequest) -> TestRun:
-        if len(set(request.device_ids)) != len(request.device_ids):
-            raise InvalidValue("device_ids", "each device may appear only once")
+        check_request(request.device_ids, request.device_requests, request.when_busy, "a run")
         if len(set(request.test_case_ids)) != len(request.test_case_ids):
             raise InvalidValue("test_case_ids", "each test case may appear only once")
-        if request.when_busy not in WHEN_BUSY:
-            raise InvalidValue("when_busy", "must be queue or reject")
-        if not request.device_ids and not request.device_requests:
-            raise InvalidValue("device_ids", "a run needs at least one device")
         with self.uow() as uow:
             cases = [uow.test_cases.get(i) for i in request.test_case_ids]
             unknown = [i for i, c in zip(request.test_case_ids, cases, strict=True) if c is None]
@@ -119,10 +112,7 @@ class StartTestRun:
                 )
             # the queue lock before any device row (see application/use_cases/scheduling.py)
             uow.test_runs.lock_queue()
-            named = uow.devices.get_many_for_update(request.device_ids)
-            unknown = _missing(request.device_ids, {d.id for d in named})
-            if unknown:
-                raise InvalidValue("device_ids", f"unknown device(s): {', '.join(unknown)}")
+            lock_named_devices(uow, request.device_ids)
             now = self.clock.now()
             run = TestRun.submit(
                 id=self.ids.new_id(),
@@ -142,45 +132,15 @@ class StartTestRun:
                 parameters=request.parameters,
             )
             devices = all_devices(uow)
-            verdict = feasible(run.demand, [device_view(d) for d in devices])
-            if not verdict.ok:
-                field_name = "device_ids" if verdict.problems[0].device_id else "device_requests"
-                raise InvalidValue(
-                    field_name,
-                    "cannot be satisfied by this lab: "
-                    + "; ".join(p.describe(run.demand) for p in verdict.problems),
-                )
+            refuse_unsatisfiable(run.demand, devices)
             uow.test_runs.add(run)
             outcome = schedule_in(uow, self.ids, now)
             if run.id not in outcome.started and request.when_busy == "reject":
                 # leaving the block without a commit rolls the run back
-                raise _why_not_now(run, uow.test_runs.list_waiting(), devices, now)
+                raise why_not_now(run.id, uow, devices, now)
             run = _load_run(uow, run.id)  # as the pass left it: booked, or still waiting
             uow.commit()
         return run
-
-
-def _why_not_now(
-    run: TestRun, waiting: list[TestRun], devices: list[Device], now: datetime
-) -> DeviceUnavailable:
-    """Today's 409: the devices the run could not have now, each with its status, or with
-    "kept for an earlier item" when a run waiting before it has the first claim."""
-    by_id = {d.id: d for d in devices}
-    unavailable: dict[str, str] = {}
-    entry = next((e for e in queue_of(waiting, devices, now) if e.run.id == run.id), None)
-    if entry is not None and entry.waiting_for is not None:
-        for device_id, reason in entry.waiting_for.devices.items():
-            device = by_id.get(device_id)
-            busy = device is not None and not device.is_available
-            unavailable[device_id] = device.status.value if busy else reason
-        for part in entry.waiting_for.parts:
-            for device in devices:
-                if part.request.signature.matches(device_view(device)):
-                    if not device.is_available:
-                        unavailable.setdefault(device.id, device.status.value)
-                    elif part.kept_for_earlier:
-                        unavailable.setdefault(device.id, "kept for an earlier item")
-    return DeviceUnavailable(unavailable, {i: by_id[i].name for i in unavailable if i in by_id})
 
 
 class GetTestRun:

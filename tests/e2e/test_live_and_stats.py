@@ -92,6 +92,7 @@ def test_statistics(client, lab, report):
     assert stats["devices_by_status"] == {
         "available": 3,
         "in_test": 0,
+        "held": 0,
         "offline": 0,
         "maintenance": 0,
         "retired": 0,

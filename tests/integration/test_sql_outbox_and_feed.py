@@ -130,6 +130,7 @@ def test_statistics_count_and_rank(small_lab):
     assert stats.devices_by_status == {
         "available": 4,
         "in_test": 1,
+        "held": 0,
         "offline": 0,
         "maintenance": 1,
         "retired": 0,

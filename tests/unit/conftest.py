@@ -42,6 +42,17 @@ from application.use_cases.devices import (
     SetDeviceStatus,
     UpdateDevice,
 )
+from application.use_cases.holds import (
+    Actor,
+    ExpireHolds,
+    ExtendHold,
+    GetHold,
+    ListHolds,
+    PlaceHold,
+    PlaceHoldRequest,
+    ReleaseHold,
+)
+from application.use_cases.scheduling import GetQueue, ScheduleWaitingRuns
 from application.use_cases.test_runs import (
     CancelTestRun,
     ExpireOverdueRuns,
@@ -58,6 +69,7 @@ from application.use_cases.test_runs import (
 )
 from domain.devices import Device
 from domain.environments import Environment
+from domain.holds import Hold
 from domain.test_cases import TestCase
 from domain.test_runs import TestRun
 
@@ -80,6 +92,7 @@ LEASE_S = 300
 CLAIM_LEASE_S = 20
 REOFFER_AFTER_S = 2 * CLAIM_LEASE_S
 MAX_REOFFERS = 3
+MAX_HOLD_S = 8 * 3600
 
 
 class Lab:
@@ -92,6 +105,7 @@ class Lab:
     claim_lease_s = CLAIM_LEASE_S
     reoffer_after_s = REOFFER_AFTER_S
     max_reoffers = MAX_REOFFERS
+    max_hold_s = MAX_HOLD_S
 
     def __init__(self, store: InMemoryStore, clock: SettableClock, ids: SequentialIds) -> None:
         self.store, self.clock, self.ids = store, clock, ids
@@ -130,6 +144,15 @@ class Lab:
         self.reoffer_abandoned_jobs = ReofferAbandonedJobs(
             uow, clock, ids, silent_for_s=REOFFER_AFTER_S, max_reoffers=MAX_REOFFERS
         )
+        self.get_queue = GetQueue(uow, clock)
+        self.schedule = ScheduleWaitingRuns(uow, clock, ids)
+
+        self.place_hold = PlaceHold(uow, clock, ids, max_hold_s=MAX_HOLD_S)
+        self.release_hold = ReleaseHold(uow, clock, ids)
+        self.extend_hold = ExtendHold(uow, clock, max_hold_s=MAX_HOLD_S)
+        self.get_hold = GetHold(uow)
+        self.list_holds = ListHolds(uow)
+        self.expire_holds = ExpireHolds(uow, clock, ids)
 
     def new_uow(self, read_only: bool = False) -> InMemoryUnitOfWork:
         return InMemoryUnitOfWork(self.store, read_only)
@@ -172,6 +195,27 @@ class Lab:
                 **request,
             )
         )
+
+    def hold(
+        self,
+        devices: Iterable[Device | str] = (),
+        holder: str = "alice",
+        duration_s: float = 3600,
+        reason: str = "re-flash by hand",
+        **request: Any,
+    ) -> Hold:
+        return self.place_hold(
+            PlaceHoldRequest(
+                holder=holder,
+                reason=reason,
+                duration_s=duration_s,
+                device_ids=[_id(d) for d in devices],
+                **request,
+            )
+        )
+
+    def release(self, hold: Hold | str, by: str = "alice", admin: bool = False) -> Hold:
+        return self.release_hold(_id(hold), Actor(by, admin))
 
     # -- committed state ---------------------------------------------------------------
 

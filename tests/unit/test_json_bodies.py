@@ -16,6 +16,7 @@ from adapters.http.devices import DeviceSchema, device_json
 from adapters.http.test_runs import TestRunSchema, run_json
 from domain.devices import Device, ServiceNote, ServiceState
 from domain.environments import EnvironmentSnapshot
+from domain.holds import HoldNote
 from domain.names import BIDI_CONTROLS
 from domain.test_cases import Condition, Criterion, TestCaseSnapshot
 from domain.test_runs import (
@@ -47,6 +48,8 @@ devices = st.builds(
     location=text,
     labels=st.dictionaries(name, text, max_size=5),
     held_by=st.none() | st.uuids().map(str),
+    hold=st.none()
+    | st.builds(HoldNote, hold_id=st.uuids().map(str), holder=text, until=instants, reason=text),
     service_state=st.sampled_from(list(ServiceState)),
     service_note=st.none() | st.builds(ServiceNote, by=text, reason=text, since=instants),
     last_seen_at=moments,

@@ -265,3 +265,23 @@ def test_the_dashboard_shows_the_queue_length_and_the_longest_wait(lab, bench) -
     assert now.waiting == 2
     assert now.oldest_waiting_since == T0
     assert now.longest_wait_s == 90
+
+
+# -- holds are in the same queue -----------------------------------------------------------
+
+
+def test_a_run_behind_an_active_hold_starts_at_its_expiry_and_a_waiting_hold_after_the_run(
+    lab, bench, estimate
+) -> None:
+    hold = lab.hold([bench.m1], duration_s=1800)
+    run = lab.start([bench.m1], [bench.short], bench.env)  # waits for the hold
+    later = lab.hold([bench.m1], duration_s=600)  # waits for both
+    outcome = estimate()
+    assert outcome.waiting == 2
+    assert started_at(lab, run.id) == T0 + timedelta(seconds=1800)
+    assert lab.get_hold(later.id).estimated_start_at == T0 + timedelta(seconds=1800 + 60)
+
+    lab.release(hold)  # the run starts; the hold behind it keeps waiting
+    assert lab.get_test_run(run.id).status is RunStatus.QUEUED
+    assert lab.get_test_run(run.id).estimated_start_at is None
+    assert lab.get_hold(later.id).waiting

@@ -93,7 +93,7 @@ def test_higher_priority_goes_first(lab, bench) -> None:
     urgent = lab.start([bench.m1], [bench.case], bench.env, priority="high")
     assert lab.get_test_run(urgent.id).priority is Priority.HIGH
     queue = GetQueue(lab.new_uow, lab.clock)()
-    assert [(e.run.id, e.position) for e in queue] == [(urgent.id, 1), (normal.id, 2)]
+    assert [(e.id, e.position) for e in queue] == [(urgent.id, 1), (normal.id, 2)]
     assert queue[0].waiting_for.devices == {bench.m1.id: "busy"}
 
     finish(lab, first)

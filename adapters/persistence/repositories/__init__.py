@@ -9,8 +9,8 @@ locking), and `get_many_for_update` / `get(for_update=True)` take row locks on P
 SQLite has no row locks; the engine opens every transaction with BEGIN IMMEDIATE instead, which
 serialises writers (see `engine.py`).
 
-One module per aggregate (devices, test cases, environments, test runs, the outbox and change
-feed, stream leases, statistics); importers use this package.
+One module per aggregate (devices, test cases, environments, test runs, holds, the outbox and
+change feed, stream leases, statistics); importers use this package.
 """
 
 from adapters.persistence.repositories.base import is_transient
@@ -23,6 +23,7 @@ from adapters.persistence.repositories.change_feed import (
 )
 from adapters.persistence.repositories.devices import SqlDeviceRepository
 from adapters.persistence.repositories.environments import SqlEnvironmentRepository
+from adapters.persistence.repositories.holds import SqlHoldRepository
 from adapters.persistence.repositories.statistics import SqlStatistics
 from adapters.persistence.repositories.stream_leases import SqlStreamLeases
 from adapters.persistence.repositories.test_cases import SqlTestCaseRepository
@@ -33,6 +34,7 @@ __all__ = [
     "SqlChangeFeed",
     "SqlDeviceRepository",
     "SqlEnvironmentRepository",
+    "SqlHoldRepository",
     "SqlOutbox",
     "SqlStatistics",
     "SqlStreamLeases",

@@ -15,11 +15,12 @@ from adapters.persistence.repositories.change_feed import log_change
 from application.errors import ConcurrentUpdate
 from application.ports import DeviceFilter
 from domain.devices import Device, DeviceStatus, ServiceNote, ServiceState, StatusChange
+from domain.holds import HoldNote
 from domain.names import name_key
 
 
 def _device_values(device: Device) -> dict[str, Any]:
-    note = device.service_note
+    note, hold = device.service_note, device.hold
     return {
         "name": device.name,
         "name_key": device.name_key,
@@ -28,6 +29,9 @@ def _device_values(device: Device) -> dict[str, Any]:
         "firmware_version": device.firmware_version,
         "location": device.location,
         "held_by": device.held_by,
+        "hold_holder": hold.holder if hold else None,
+        "hold_until": hold.until if hold else None,
+        "hold_reason": hold.reason if hold else None,
         "service_state": device.service_state.value,
         "service_by": note.by if note else None,
         "service_reason": note.reason if note else None,
@@ -57,6 +61,11 @@ def _device(row: Any) -> Device:
         location=row.location,
         labels={},
         held_by=row.held_by,
+        hold=(
+            HoldNote(row.held_by, row.hold_holder or "", row.hold_until, row.hold_reason or "")
+            if row.held_by is not None and row.hold_until is not None
+            else None
+        ),
         service_state=ServiceState(row.service_state),
         service_note=(
             ServiceNote(row.service_by or "", row.service_reason or "", row.service_since)

@@ -10,6 +10,7 @@ from adapters.persistence import tables as t
 from adapters.persistence.repositories.base import SqlRepository
 from application.ports import LabStatistics
 from domain.devices import DeviceStatus
+from domain.holds import HoldStatus
 from domain.test_runs import (
     RunStatus,
     Verdict,
@@ -62,11 +63,16 @@ class SqlStatistics(SqlRepository):
                 .limit(1)
             ).scalar()
             most_failing.append((case_id, name["name"] if name else case_id, failures, run_count))
-        waiting, oldest = self._execute(
-            sa.select(sa.func.count(), sa.func.min(runs.c.created_at)).where(
-                runs.c.status == RunStatus.WAITING.value
-            )
-        ).one()
+        waiting, oldest = 0, None
+        for table, status in ((runs, RunStatus.WAITING.value), (t.holds, HoldStatus.WAITING.value)):
+            count, first = self._execute(
+                sa.select(sa.func.count(), sa.func.min(table.c.created_at)).where(
+                    table.c.status == status
+                )
+            ).one()
+            waiting += count
+            if first is not None and (oldest is None or first < oldest):
+                oldest = first
         return LabStatistics(
             devices_by_status={s.value: by_status.get(s.value, 0) for s in DeviceStatus},
             runs_by_status={s.value: runs_by_status.get(s.value, 0) for s in RunStatus},

@@ -120,7 +120,7 @@ def _device_snapshot_from(data: dict[str, Any]) -> DeviceSnapshot:
     )
 
 
-def _device_request_json(request: DeviceRequest) -> dict[str, Any]:
+def device_request_json(request: DeviceRequest) -> dict[str, Any]:
     return {
         "role": request.role,
         "model": request.model,
@@ -129,7 +129,7 @@ def _device_request_json(request: DeviceRequest) -> dict[str, Any]:
     }
 
 
-def _device_request_from(data: dict[str, Any]) -> DeviceRequest:
+def device_request_from(data: dict[str, Any]) -> DeviceRequest:
     return DeviceRequest(
         role=data.get("role"),
         model=data.get("model"),
@@ -203,7 +203,7 @@ def _run_values(run: TestRun) -> dict[str, Any]:
         "reoffered_at": run.reoffered_at,
         "priority": run.priority.value,
         "requested_device_ids": list(run.requested_device_ids) or None,
-        "device_requests": [_device_request_json(r) for r in run.device_requests] or None,
+        "device_requests": [device_request_json(r) for r in run.device_requests] or None,
         "queue_timeout_at": run.queue_timeout_at,
     }
 
@@ -548,7 +548,7 @@ class SqlTestRunRepository(SqlRepository):
                     priority=Priority(row.priority),
                     requested_device_ids=tuple(row.requested_device_ids or ()),
                     device_requests=tuple(
-                        _device_request_from(r) for r in row.device_requests or ()
+                        device_request_from(r) for r in row.device_requests or ()
                     ),
                     queue_timeout_at=row.queue_timeout_at,
                     estimated_start_at=row.estimated_start_at,
