@@ -46,11 +46,6 @@ export class Api {
     return response.json();
   }
 
-  /** Only the status code of a GET (e.g. 404: this server has no such endpoint). */
-  async status(url: string): Promise<number> {
-    return (await this.request.get(`${baseURL()}${url}`, { headers: this.headers() })).status();
-  }
-
   async post<T = any>(url: string, data: unknown, headers: Record<string, string> = this.headers()): Promise<{ status: number; body: T }> {
     const response = await this.request.post(`${baseURL()}${url}`, { data, headers });
     const text = await response.text();
