@@ -155,7 +155,7 @@ def test_marked_offline_becomes_silent_or_offline_by_hand(url_at_0007: str) -> N
 
 def test_0008_downgrades_maintenance_and_retired_to_offline(url_at_0007: str) -> None:
     _fill(url_at_0007)
-    upgrade_schema(url_at_0007, "0008")
+    upgrade_schema(url_at_0007)  # the repositories write the latest schema; down from there
     engine = make_engine(url_at_0007)
     try:
         with SqlAlchemyUnitOfWork(make_session_factory(engine)) as uow:

@@ -81,6 +81,8 @@ def _fill(url: str) -> None:
 def test_runs_from_before_the_queue_read_as_they_were(url_at_0008: str) -> None:
     _fill(url_at_0008)
     upgrade_schema(url_at_0008, "0009")
+    # the repositories read the latest schema: what 0009 left must read right there
+    upgrade_schema(url_at_0008)
     engine = make_engine(url_at_0008)
     try:
         with SqlAlchemyUnitOfWork(make_session_factory(engine)) as uow:
