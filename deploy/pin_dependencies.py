@@ -1,8 +1,10 @@
 """Writes constraints.txt: the exact versions the image installs (`make constraints`).
 
 The pins are those of the working virtualenv (.venv, where the tests ran) for devicelab's
-runtime dependencies and everything they need in turn, without the dev extra; plus the build
-backend's requirements ([build-system] in pyproject.toml), resolved by pip. Run it on purpose
+runtime dependencies and everything they need in turn, without the dev extra; plus, resolved
+by pip, the build backend's requirements ([build-system] in pyproject.toml) and what the
+dependencies need only on another interpreter (Debian's Python 3.11.2 needs async-timeout for
+redis, a newer 3.11 does not). Run it on purpose
 after changing dependencies in pyproject.toml or upgrading the virtualenv, then rebuild the
 image; tests/deploy checks that the file covers every runtime dependency."""
 
@@ -30,9 +32,11 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def runtime_closure(project: str = "devicelab") -> dict[str, str]:
-    """name -> installed version for the project's requirements (no extras), recursively."""
+def runtime_closure(project: str = "devicelab") -> tuple[dict[str, str], list[str]]:
+    """(name -> installed version for the project's requirements, no extras, recursively;
+    the requirements that apply only to another interpreter, e.g. an older Python 3.11.x)."""
     pinned: dict[str, str] = {}
+    elsewhere: list[str] = []
     seen: set[tuple[str, tuple[str, ...]]] = set()
     pending = [(project, ())]
     while pending:
@@ -45,40 +49,33 @@ def runtime_closure(project: str = "devicelab") -> dict[str, str]:
             pinned[canonical(name)] = distribution.version
         for text in distribution.requires or []:
             child = Requirement(text)
-            for extra in ("", *extras):
-                if child.marker is None or child.marker.evaluate({"extra": extra}):
-                    pending.append((child.name, tuple(sorted(child.extras))))
-                    break
-    return pinned
+            if child.marker is None or any(
+                child.marker.evaluate({"extra": extra}) for extra in ("", *extras)
+            ):
+                pending.append((child.name, tuple(sorted(child.extras))))
+            elif "extra" not in str(child.marker):
+                elsewhere.append(f"{child.name}{child.specifier}")
+    return pinned, sorted(set(elsewhere))
 
 
-def build_requirements() -> dict[str, str]:
-    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
+def resolve(requirements: list[str]) -> dict[str, str]:
+    """Versions pip picks today for requirements that are not installed here."""
     report = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--dry-run",
-            "--ignore-installed",
-            "--only-binary=:all:",
-            "--report",
-            "-",
-            *requires,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    )
+        [sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
+         "--no-deps", "--only-binary=:all:", "--report", "-", *requirements],
+        capture_output=True, text=True, check=True, timeout=300,
+    )  # fmt: skip
     installs = json.loads(report.stdout)["install"]
     return {canonical(i["metadata"]["name"]): i["metadata"]["version"] for i in installs}
 
 
+def build_requirements() -> list[str]:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["build-system"]["requires"]
+
+
 def main() -> None:
-    pins = {**runtime_closure(), **build_requirements()}
+    pinned, elsewhere = runtime_closure()
+    pins = {**resolve([*elsewhere, *build_requirements()]), **pinned}
     lines = [f"{name}=={version}" for name, version in sorted(pins.items())]
     OUTPUT.write_text(HEADER + "\n".join(lines) + "\n")
     print(f"{OUTPUT.name}: {len(lines)} pins")
