@@ -7,8 +7,8 @@
 #   devicelab db upgrade   migrations (core and auth histories), run once per release
 # deploy/compose.yaml and deploy/k8s/ show each of them.
 #
-# No `# syntax=` line: BuildKit would fetch that frontend from a registry, and the classic
-# builder needs nothing it lacks. The base images are build arguments so that a machine
+# No `# syntax=` line: BuildKit would fetch that frontend from a registry first (offline, it
+# fails at once), and nothing here needs more than the builder's own Dockerfile syntax. The base images are build arguments so that a machine
 # without registry access can build on images of its own (the container test does:
 # tests/container/); releases build on the official images named here.
 ARG NODE_IMAGE=node:20-bookworm-slim

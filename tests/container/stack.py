@@ -7,6 +7,7 @@ safe to call at any point (also before `up()`, to clear what a killed run left b
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import socket
 import time
@@ -92,6 +93,11 @@ class Stack:
     def logs(self, tail: int = 60) -> str:
         done = self.compose("logs", "--no-color", "--tail", str(tail), timeout=60, check=False)
         return done.stdout + done.stderr
+
+    def proxy_errors(self) -> list[str]:
+        """The access log lines of the proxy with a 5xx status, since the stack started."""
+        done = self.compose("logs", "--no-color", "proxy", timeout=60)
+        return [line for line in done.stdout.splitlines() if re.search(r'" 5\d\d \d+ "', line)]
 
     def containers(self, service: str) -> list[str]:
         """The ids of a service's containers, running or not, in replica order."""

@@ -18,6 +18,7 @@ afterwards (nothing lost, nothing stuck) and leaves the stack whole for the next
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -126,10 +127,8 @@ def wait_ready_through_proxy(stack: Stack, within_s: float = 90) -> None:
 
 def test_the_image_is_unprivileged_pinned_and_has_no_build_tools(built) -> None:
     image = built["image"]
-    config = run(["docker", "image", "inspect", "--format", "{{json .Config}}", image], 30).stdout
-    import json
-
-    config = json.loads(config)
+    inspected = run(["docker", "image", "inspect", "--format", "{{json .Config}}", image], 30)
+    config = json.loads(inspected.stdout)
     assert config["User"].split(":")[0] not in ("", "root", "0")
     assert "/api/health" in " ".join(config["Healthcheck"]["Test"])
     assert config["Cmd"] == ["devicelab", "serve"]
@@ -207,6 +206,9 @@ def test_thirty_runs_complete_and_their_events_stream_through_the_proxy(stack: S
     assert not stream_errors, stream_errors
     assert set(run_ids) <= set(finished), f"no completed event for {set(run_ids) - set(finished)}"
     assert wait_until("devices free", lambda: devices_free(stack, lab["devices"]), 30)
+    # nothing broken yet, so no request through the proxy failed: no reused upstream
+    # connection the server had closed (the 502 on a runner's POST), no timeout
+    assert stack.proxy_errors() == []
 
 
 # -- faults ----------------------------------------------------------------------------------
