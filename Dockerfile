@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # One image for every devicelab role; the command picks the role:
 #   devicelab serve        the API and web UI (gunicorn, DEVICELAB_PORT, default 8000)
 #   gunicorn ... 'entrypoints.auth_wsgi:create_auth_app()'   the auth service on its own
@@ -7,9 +6,16 @@
 #   devicelab telemetry    MQTT telemetry listener and device discovery
 #   devicelab db upgrade   migrations (core and auth histories), run once per release
 # deploy/compose.yaml and deploy/k8s/ show each of them.
+#
+# No `# syntax=` line: BuildKit would fetch that frontend from a registry first (offline, it
+# fails at once), and nothing here needs more than the builder's own Dockerfile syntax. The base images are build arguments so that a machine
+# without registry access can build on images of its own (the container test does:
+# tests/container/); releases build on the official images named here.
+ARG NODE_IMAGE=node:20-bookworm-slim
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # -- the web UI: npm ci + vite build into frontend/dist ------------------------------------
-FROM node:20-bookworm-slim AS ui
+FROM ${NODE_IMAGE} AS ui
 WORKDIR /src/frontend
 ENV PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 COPY frontend/package.json frontend/package-lock.json ./
@@ -18,7 +24,7 @@ COPY frontend/ ./
 RUN npm run build
 
 # -- the Python runtime -----------------------------------------------------------------------
-FROM python:3.11-slim-bookworm AS runtime
+FROM ${PYTHON_IMAGE} AS runtime
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -30,11 +36,13 @@ WORKDIR /app
 
 # Dependencies first, in a layer of their own that a code change does not invalidate. The
 # install is editable on purpose: the app finds the web UI next to its code (frontend/dist),
-# as it does in a checkout.
-COPY pyproject.toml README.md ./
+# as it does in a checkout. Every version comes from constraints.txt (the build backend's
+# too, through PIP_CONSTRAINT), so builds a month apart ship the same packages; `make
+# constraints` updates it on purpose. Wheels only: the image has no compiler.
+COPY pyproject.toml README.md constraints.txt ./
 RUN mkdir -p domain application adapters entrypoints \
     && touch domain/__init__.py application/__init__.py adapters/__init__.py entrypoints/__init__.py \
-    && pip install -e . \
+    && PIP_CONSTRAINT=/app/constraints.txt pip install --only-binary=:all: -e . \
     && rm -rf domain application adapters entrypoints
 
 COPY domain/ domain/

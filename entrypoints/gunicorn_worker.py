@@ -26,6 +26,11 @@ from gunicorn.workers.gthread import ThreadWorker
 from adapters.http.errors import error_body
 
 WORKER_CLASS = f"{__name__}.JsonErrorsWorker"
+# How long an idle client connection stays open. A reverse proxy that keeps connections to
+# the servers (deploy/nginx.conf: `keepalive_timeout 60s` in its upstreams) must give up an
+# idle one before the server does: otherwise it may send a request on a connection the server
+# is closing, gets a reset, and does not retry a POST (a 502). gunicorn's default is 2 s.
+KEEPALIVE_S = 75
 
 
 def refusal(error: BaseException) -> tuple[int, str, str] | None:

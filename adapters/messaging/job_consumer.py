@@ -53,7 +53,10 @@ class ConsumerOptions:
     heartbeat_s: float = 30.0  # AMQP heartbeat
     connect_timeout_s: float = 5.0
     first_reconnect_delay_s: float = 1.0
-    max_reconnect_delay_s: float = 30.0
+    # A broker restart takes 10-20 s: with a longer cap, doubling delays (1, 2, 4, 8, 16 s)
+    # would leave a runner idle up to that long after the broker is back. A refused
+    # connection every 5 s per runner costs the broker nothing.
+    max_reconnect_delay_s: float = 5.0
     # the embedded (SQLAlchemy) transport polls its tables this often
     polling_interval_s: float = 1.0
     # the longest a deferred job is held before it starts, whatever its not-before time says

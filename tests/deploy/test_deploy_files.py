@@ -138,8 +138,25 @@ def environment_of(service: dict[str, Any]) -> dict[str, str]:
     return {k: str(v) for k, v in environment.items()}
 
 
+class _ComposeLoader(yaml.SafeLoader):
+    """YAML with Compose's merge tags (`!reset`, `!override`), read as the plain value."""
+
+
+for _tag in ("!reset", "!override"):
+    _ComposeLoader.add_constructor(
+        _tag,
+        lambda loader, node: (
+            loader.construct_sequence(node)
+            if isinstance(node, yaml.SequenceNode)
+            else loader.construct_mapping(node)
+            if isinstance(node, yaml.MappingNode)
+            else loader.construct_scalar(node)
+        ),
+    )
+
+
 def yaml_documents(path: Path) -> list[Any]:
-    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+    return [doc for doc in yaml.load_all(path.read_text(), _ComposeLoader) if doc is not None]
 
 
 @pytest.fixture(scope="module")
@@ -281,6 +298,19 @@ def test_the_proxy_sends_auth_and_api_traffic_to_the_right_services(services) ->
     assert "/etc/nginx/nginx.conf" in mounted
 
 
+@pytest.mark.parametrize("name", ["nginx.conf", "nginx-tls.conf"])
+def test_the_proxy_gives_up_on_a_dead_replica_at_once_and_retries_only_safely(name) -> None:
+    """A killed replica costs a start 3 s, not the default 60 s; a POST is passed on only when
+    no replica saw it (nginx's rule without `non_idempotent`); the API's own 503 reaches the
+    client instead of taking every replica out of the pool."""
+    config = (DEPLOY / name).read_text()
+    (connect,) = re.findall(r"proxy_connect_timeout (\d+)s;", config)
+    assert int(connect) <= 5
+    (retry,) = re.findall(r"proxy_next_upstream ([^;]+);", config)
+    assert retry.split() == ["error", "timeout"]
+    assert re.findall(r"proxy_next_upstream_tries (\d+);", config)
+
+
 NGINX_TLS = DEPLOY / "nginx-tls.conf"
 COMPOSE_TLS = DEPLOY / "compose.tls.yaml"
 # what the TLS example may offer: TLS 1.2 and 1.3, forward-secret AEAD ciphers only
@@ -405,7 +435,9 @@ def _deployment_texts() -> dict[str, str]:
 
 
 def test_every_devicelab_variable_in_the_deployment_files_is_a_setting() -> None:
-    known = variable_names()
+    from entrypoints.cli import NEW_USER_PASSWORD_VARIABLE  # read by `devicelab users create`
+
+    known = variable_names() | {NEW_USER_PASSWORD_VARIABLE}
     for name, text in _deployment_texts().items():
         used = set(re.findall(r"\bDEVICELAB_[A-Z0-9_]+", text))
         assert used <= known, f"{name} uses unknown settings: {sorted(used - known)}"
@@ -681,20 +713,69 @@ def dockerfile_commands() -> list[Any]:
 
 
 def _stages(commands: list[Any]) -> list[list[Any]]:
+    """The commands of each stage (the global ARGs before the first FROM left out)."""
     stages: list[list[Any]] = []
     for command in commands:
         if command.cmd == "FROM":
             stages.append([])
-        stages[-1].append(command)
+        if stages:
+            stages[-1].append(command)
     return stages
+
+
+def _base_image(stage: list[Any], commands: list[Any]) -> str:
+    """A stage's base image with the global ARG defaults filled in (a build may pass others)."""
+    defaults = {}
+    for command in commands:
+        if command.cmd == "FROM":
+            break
+        if command.cmd == "ARG":
+            name, _, value = command.value[0].partition("=")
+            defaults[name] = value
+    return re.sub(r"\$\{(\w+)\}", lambda m: defaults[m.group(1)], stage[0].value[0])
+
+
+def test_the_base_images_are_build_arguments_defaulting_to_the_official_ones(
+    dockerfile_commands,
+) -> None:
+    """A machine without registry access builds on its own base images; releases on these."""
+    ui, runtime = _stages(dockerfile_commands)
+    assert ui[0].value[0] == "${NODE_IMAGE}" and runtime[0].value[0] == "${PYTHON_IMAGE}"
+    assert not (REPO / "Dockerfile").read_text().startswith("# syntax=")  # BuildKit offline
+
+
+def test_the_image_installs_pinned_versions_of_every_runtime_dependency(
+    dockerfile_commands,
+) -> None:
+    runs = " ".join(" ".join(c.value) for c in _stages(dockerfile_commands)[-1] if c.cmd == "RUN")
+    assert "PIP_CONSTRAINT=/app/constraints.txt pip install --only-binary=:all:" in runs
+    sys.path.insert(0, str(DEPLOY))
+    try:
+        from packaging.requirements import Requirement
+        from pin_dependencies import canonical, runtime_closure
+    finally:
+        sys.path.remove(str(DEPLOY))
+    pins = {}
+    for line in (REPO / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[canonical(name)] = version
+    closure, elsewhere = runtime_closure()
+    unpinned = (set(closure) | {canonical(Requirement(r).name) for r in elsewhere}) - set(pins)
+    assert not unpinned, f"not in constraints.txt (run `make constraints`): {sorted(unpinned)}"
+    moved = {
+        name: (pins[name], version) for name, version in closure.items() if pins[name] != version
+    }
+    assert not moved, f"constraints.txt pins other versions than tested (pinned, venv): {moved}"
+    assert {"setuptools", "wheel"} <= set(pins)  # the build backend's, for PIP_CONSTRAINT
 
 
 def test_the_dockerfile_builds_the_ui_then_a_slim_runtime(dockerfile_commands) -> None:
     ui, runtime = _stages(dockerfile_commands)
-    assert ui[0].value[0].startswith("node:") and ui[0].value[-1] == "ui"
+    assert _base_image(ui, dockerfile_commands).startswith("node:") and ui[0].value[-1] == "ui"
     ui_runs = " ".join(" ".join(c.value) for c in ui if c.cmd == "RUN")
     assert "npm ci" in ui_runs and "npm run build" in ui_runs
-    assert re.fullmatch(r"python:3\.11-slim(-\w+)?", runtime[0].value[0])
+    assert re.fullmatch(r"python:3\.11-slim(-\w+)?", _base_image(runtime, dockerfile_commands))
     copies = [c for c in runtime if c.cmd == "COPY"]
     assert any("--from=ui" in c.flags and "/src/frontend/dist/" in c.value for c in copies)
 
