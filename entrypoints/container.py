@@ -36,6 +36,7 @@ from application.use_cases import (
     live_updates,
     queue_estimates,
     relay,
+    run_exports,
     scheduling,
     statistics,
     test_runs,
@@ -244,6 +245,7 @@ class Container(containers.DeclarativeContainer):
     )
     get_test_run = providers.Factory(test_runs.GetTestRun, uow.provider)
     list_test_runs = providers.Factory(test_runs.ListTestRuns, uow.provider)
+    export_test_runs = providers.Factory(run_exports.ExportTestRuns, uow.provider)
     cancel_test_run = providers.Factory(test_runs.CancelTestRun, uow.provider, clock, ids)
     record_run_started = providers.Factory(
         test_runs.RecordRunStarted, uow.provider, clock, ids, config.claim_lease_s
