@@ -15,6 +15,7 @@ from adapters.http import (
     statistics,
     test_cases,
     test_runs,
+    webhooks,
 )
 from adapters.http.api_docs import install_api_docs
 from adapters.http.errors import DevicelabApi, register_domain_error_handler
@@ -34,6 +35,7 @@ BLUEPRINTS = [
     runner_callbacks.blp,
     events.blp,
     statistics.blp,
+    webhooks.blp,
 ]
 
 OPENAPI_SETTINGS = {
