@@ -371,7 +371,7 @@ webhook_deliveries = sa.Table(
     sa.Index("ix_webhook_deliveries_subscription_id_created_at", "subscription_id", "created_at"),
 )
 
-# the dispatcher's position in the change feed ("position") and the status it last saw of
+# the dispatcher's place in the change feed ("cursor": JSON) and the status it last saw of
 # each device ("device:<id>")
 webhook_state = sa.Table(
     "webhook_state",

@@ -15,7 +15,7 @@ from domain.webhooks import Delivery, DeliveryStatus, Subscription
 class InMemoryWebhookTables:
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
     deliveries: dict[str, Delivery] = field(default_factory=dict)
-    state: dict[str, Any] = field(default_factory=dict)  # "position", "device:<id>"
+    state: dict[str, Any] = field(default_factory=dict)  # "cursor", "device:<id>"
 
 
 class InMemoryWebhooks:
@@ -77,11 +77,11 @@ class InMemoryWebhooks:
     def _state(self, key: str) -> Any:
         return self.staged.state.get(key, self.tables.state.get(key))
 
-    def dispatch_position(self) -> int | None:
-        return self._state("position")
+    def dispatch_cursor(self) -> tuple[int, list[int]] | None:
+        return copy.deepcopy(self._state("cursor"))
 
-    def set_dispatch_position(self, position: int) -> None:
-        self.staged.state["position"] = position
+    def set_dispatch_cursor(self, position: int, seen: list[int]) -> None:
+        self.staged.state["cursor"] = (position, sorted(seen))
 
     def announced_statuses(self, device_ids: list[str]) -> Mapping[str, str]:
         found = {i: self._state(f"device:{i}") for i in device_ids}

@@ -261,16 +261,23 @@ class DispatchWebhookEvents:
         made = 0
         with self.uow() as uow:
             hooks = uow.webhooks
-            position = hooks.dispatch_position()
-            if position is None:
-                hooks.set_dispatch_position(uow.changes.latest_id())
+            stored = hooks.dispatch_cursor()
+            if stored is None:
+                hooks.set_dispatch_cursor(uow.changes.latest_id(), [])
                 uow.commit()
                 return 0
-            # ids are handed out before commit: look behind the position for late commits
-            window = max(0, position - ChangeCursor.LOOKBACK)
-            changes = uow.changes.since(window, self.batch + ChangeCursor.LOOKBACK)
-            subscriptions = hooks.list_subscriptions()
+            # ids are handed out before commit: look behind the position for late commits,
+            # skipping what an earlier pass handled
+            cursor = ChangeCursor(stored[0])
+            cursor.seen = set(stored[1])
+            window = max(0, cursor.position - ChangeCursor.LOOKBACK)
+            changes = cursor.fresh(uow.changes.since(window, self.batch + ChangeCursor.LOOKBACK))
             if not changes:
+                return 0
+            subscriptions = hooks.list_subscriptions()
+            hooks.set_dispatch_cursor(cursor.position, sorted(cursor.seen))
+            if not subscriptions:
+                uow.commit()
                 return 0
             runs = {c.entity_id for c in changes if c.kind == "run"}
             devices = {c.entity_id for c in changes if c.kind == "device" and not c.deleted}
@@ -310,7 +317,6 @@ class DispatchWebhookEvents:
                         now,
                         None,
                     )
-            hooks.set_dispatch_position(max(position, changes[-1].id))
             uow.commit()
         return made
 

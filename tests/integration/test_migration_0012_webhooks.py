@@ -45,7 +45,8 @@ def test_runs_stay_and_webhooks_work_after_0012(url_at_0011: str) -> None:
     try:
         with SqlAlchemyUnitOfWork(make_session_factory(engine)) as uow:
             assert uow.test_runs.get("queued").status is RunStatus.QUEUED
-            assert uow.webhooks.dispatch_position() is None
+            assert uow.webhooks.dispatch_cursor() is None
+            uow.webhooks.set_dispatch_cursor(7, [5, 6])
             uow.webhooks.add_subscription(subscription)
             assert uow.webhooks.add_delivery(delivery)
             uow.commit()
@@ -55,6 +56,7 @@ def test_runs_stay_and_webhooks_work_after_0012(url_at_0011: str) -> None:
             (due,) = uow.webhooks.due_deliveries(T0 + timedelta(seconds=1), 10)
             assert due.id == "d1" and due.status is DeliveryStatus.PENDING
             assert uow.webhooks.list_subscriptions("u1")[0].events == (WebhookEvent.RUN_FINISHED,)
+            assert uow.webhooks.dispatch_cursor() == (7, [5, 6])
         downgrade_schema(url_at_0011, "0011")
         with engine.connect() as connection:
             names = sa.inspect(connection).get_table_names()

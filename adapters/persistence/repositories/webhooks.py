@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -164,12 +165,15 @@ class SqlWebhooks(SqlRepository):
         if updated.rowcount == 0:
             self._execute(table.insert().values(key=key, value=value))
 
-    def dispatch_position(self) -> int | None:
-        value = self._state(["position"]).get("position")
-        return None if value is None else int(value)
+    def dispatch_cursor(self) -> tuple[int, list[int]] | None:
+        value = self._state(["cursor"]).get("cursor")
+        if value is None:
+            return None
+        stored = json.loads(value)
+        return int(stored["position"]), [int(i) for i in stored["seen"]]
 
-    def set_dispatch_position(self, position: int) -> None:
-        self._set_state("position", str(position))
+    def set_dispatch_cursor(self, position: int, seen: list[int]) -> None:
+        self._set_state("cursor", json.dumps({"position": position, "seen": sorted(seen)}))
 
     def announced_statuses(self, device_ids: list[str]) -> Mapping[str, str]:
         found = self._state([f"device:{i}" for i in device_ids])
