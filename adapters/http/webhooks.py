@@ -1,7 +1,7 @@
 """/api/webhooks: subscribe a URL to lab events, see its delivery log, send it a ping.
 
-Admins manage every subscription; engineers subscribe and see only their own (another's is
-404). The secret that signs the deliveries (X-Devicelab-Signature: sha256=HMAC-SHA256 of the
+Admins manage every subscription; engineers (and admins' run-scope tokens) subscribe and see
+only their own (another's is 404). The secret that signs the deliveries (X-Devicelab-Signature: sha256=HMAC-SHA256 of the
 body, hex) is shown once, in the answer to the subscription."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from application.use_cases.webhooks import (
     Unsubscribe,
     WebhookActor,
 )
-from domain.users import Permission, Role
+from domain.users import Permission
 from domain.webhooks import SUBSCRIBABLE, Delivery, DeliveryStatus, Subscription, WebhookEvent
 
 blp = Blueprint("webhooks", __name__, url_prefix="/api/webhooks", description="Webhooks")
@@ -32,8 +32,10 @@ EVENTS = [e.value for e in SUBSCRIBABLE]
 
 
 def _actor() -> WebhookActor:
+    """Everyone's subscriptions are for admins, signed in or with a full-scope token (a run
+    token of an admin manages only its own, like an engineer's)."""
     principal = current_principal()
-    return WebhookActor(principal.user_id, principal.email, principal.role is Role.ADMIN)
+    return WebhookActor(principal.user_id, principal.email, principal.can(Permission.MANAGE_USERS))
 
 
 class SubscribeSchema(Schema):

@@ -165,7 +165,7 @@ def test_hosts_outside_the_policy_are_refused(client, url):
     assert client.get("/api/webhooks").get_json()["items"] == []
 
 
-def test_engineers_manage_their_own_and_viewers_none(client, signed_in, receiver):
+def test_engineers_manage_their_own_and_viewers_none(app, client, signed_in, receiver):
     engineer, other, viewer = signed_in("engineer"), signed_in("engineer"), signed_in("viewer")
     mine = subscribe(engineer, receiver.url, ["device.offline"])
     theirs = subscribe(other, receiver.url, ["run.failed"])
@@ -177,6 +177,12 @@ def test_engineers_manage_their_own_and_viewers_none(client, signed_in, receiver
     assert engineer.get(f"/api/webhooks/{theirs['id']}/deliveries").status_code == 404
     assert engineer.delete(f"/api/webhooks/{theirs['id']}").status_code == 404
     assert viewer.get("/api/webhooks").status_code == 403
+    # an admin's run token is no admin here: it sees only its owner's own subscriptions
+    token = client.post("/auth/tokens", json={"name": "ci", "scope": "run"}).get_json()["token"]
+    runner = app.test_client()
+    runner.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    assert runner.get("/api/webhooks").get_json()["items"] == []
+    assert runner.get(f"/api/webhooks/{mine['id']}").status_code == 404
     assert engineer.delete(f"/api/webhooks/{mine['id']}").status_code == 204
     assert client.get(f"/api/webhooks/{mine['id']}").status_code == 404
     bad = engineer.post("/api/webhooks", json={"url": receiver.url, "events": ["run.exploded"]})
