@@ -236,3 +236,23 @@ def test_history_before_a_subscription_is_not_announced(lab, hooks, clock):
     watch = subscribe(hooks)
     assert hooks.dispatch() == 0
     assert hooks.deliveries(watch.id, ENGINEER) == []
+
+
+def test_the_webhook_settings_are_read_from_the_environment():
+    from entrypoints.settings import Settings
+
+    settings = Settings.from_env(
+        {
+            "DEVICELAB_WEBHOOK_ALLOWED_HOSTS": " hooks.example.com, *.ci.example.com,,10.2.0.0/16",
+            "DEVICELAB_WEBHOOK_RETRY_FOR_S": "600",
+            "DEVICELAB_WEBHOOK_FIRST_RETRY_S": "2",
+        }
+    )
+    assert settings.webhook_allowed_hosts == (
+        "hooks.example.com",
+        "*.ci.example.com",
+        "10.2.0.0/16",
+    )
+    assert (settings.webhook_retry_for_s, settings.webhook_first_retry_s) == (600, 2)
+    assert Settings.from_env({}).webhook_allowed_hosts == ()
+    assert TargetPolicy.parse(settings.webhook_allowed_hosts).host_allowed("10.2.3.4")
