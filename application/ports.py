@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from domain.devices import Device, DeviceStatus, StatusChange
 from domain.environments import Environment
 from domain.holds import Hold, HoldStatus
 from domain.test_cases import TestCase
 from domain.test_runs import RunStatus, TestRun, Verdict
+
+if TYPE_CHECKING:  # the webhook ports import nothing from here
+    from application.webhook_ports import WebhookRepository
 
 # Keyset pagination: every list is ordered by a key, and `after` is the key of the last item
 # of the previous page. The keys are:
@@ -282,6 +285,7 @@ class UnitOfWork(Protocol):
     changes: ChangeFeed
     statistics: StatisticsQueries
     stream_leases: StreamLeases
+    webhooks: WebhookRepository
 
     def __enter__(self) -> Self: ...
     def __exit__(self, *exc_info: object) -> None: ...

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from entrypoints.cli_client import devices_group, run_group
 from entrypoints.settings import Settings, SettingsError, demo_secret_key, runner_environment
 
 
@@ -55,6 +56,11 @@ def _seed_if_empty(settings: Settings) -> dict[str, int] | None:
 @click.group()
 def main() -> None:
     """devicelab: test-lab orchestration for meters and dongles."""
+
+
+# the client of a devicelab server (entrypoints/cli_client.py)
+main.add_command(run_group)
+main.add_command(devices_group)
 
 
 @main.group()

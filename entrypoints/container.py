@@ -25,6 +25,7 @@ from adapters.persistence.engine import (
 from adapters.persistence.rate_limit_storage import URI as SQL_RATE_LIMIT_STORAGE
 from adapters.persistence.readiness import DatabaseCheck
 from adapters.persistence.unit_of_work import SqlAlchemyUnitOfWork
+from adapters.webhooks.http_sender import HttpWebhookSender, SystemResolver
 from application.auth import api_tokens as auth_tokens
 from application.auth import service_accounts as auth_service_accounts
 from application.auth import sessions as auth_sessions
@@ -37,12 +38,15 @@ from application.use_cases import (
     live_updates,
     queue_estimates,
     relay,
+    run_exports,
     scheduling,
     statistics,
     test_runs,
+    webhooks,
 )
 from domain.api_tokens import TokenPolicy
 from domain.users import SessionPolicy
+from domain.webhooks import RetryPolicy, TargetPolicy
 
 
 def choose_login_limit_storage(redis_url: str, auth_engine) -> tuple[str, dict]:
@@ -245,6 +249,7 @@ class Container(containers.DeclarativeContainer):
     )
     get_test_run = providers.Factory(test_runs.GetTestRun, uow.provider)
     list_test_runs = providers.Factory(test_runs.ListTestRuns, uow.provider)
+    export_test_runs = providers.Factory(run_exports.ExportTestRuns, uow.provider)
     cancel_test_run = providers.Factory(test_runs.CancelTestRun, uow.provider, clock, ids)
     record_run_started = providers.Factory(
         test_runs.RecordRunStarted, uow.provider, clock, ids, config.claim_lease_s
@@ -274,6 +279,40 @@ class Container(containers.DeclarativeContainer):
     get_hold = providers.Factory(holds.GetHold, uow.provider)
     list_holds = providers.Factory(holds.ListHolds, uow.provider)
     expire_holds = providers.Factory(holds.ExpireHolds, uow.provider, clock, ids)
+
+    # webhooks: subscriptions over HTTP, deliveries by the worker
+    webhook_policy = providers.Singleton(TargetPolicy.parse, config.webhook_allowed_hosts)
+    webhook_retry = providers.Singleton(
+        RetryPolicy,
+        first_delay_s=config.webhook_first_retry_s,
+        retry_for_s=config.webhook_retry_for_s,
+    )
+    webhook_resolver = providers.Singleton(SystemResolver)
+    webhook_sender = providers.Singleton(HttpWebhookSender, config.webhook_timeout_s)
+    subscribe_webhook = providers.Factory(
+        webhooks.Subscribe, uow.provider, clock, ids, webhook_policy, webhook_resolver
+    )
+    list_webhooks = providers.Factory(webhooks.ListSubscriptions, uow.provider)
+    get_webhook = providers.Factory(webhooks.GetSubscription, uow.provider)
+    unsubscribe_webhook = providers.Factory(webhooks.Unsubscribe, uow.provider)
+    list_webhook_deliveries = providers.Factory(webhooks.ListDeliveries, uow.provider)
+    ping_webhook = providers.Factory(webhooks.Ping, uow.provider, clock, ids)
+    announce_expiring_holds = providers.Factory(
+        webhooks.AnnounceExpiringHolds, uow.provider, clock, ids, config.webhook_hold_warning_s
+    )
+    dispatch_webhook_events = providers.Factory(
+        webhooks.DispatchWebhookEvents, uow.provider, clock, ids
+    )
+    deliver_webhooks = providers.Factory(
+        webhooks.DeliverWebhooks,
+        uow.provider,
+        clock,
+        webhook_sender,
+        webhook_resolver,
+        webhook_policy,
+        webhook_retry,
+        claim_s=providers.Callable(lambda t: 3 * t + 5, config.webhook_timeout_s),
+    )
 
 
 def dispose_engines(container: Container) -> None:

@@ -152,6 +152,15 @@ class Settings:
     # its lease, and how many one user may hold open at once (across all API processes)
     stream_recheck_s: float = 5
     max_streams_per_user: int = 8
+    # webhooks: the hosts deliveries may go to (names, *.domain patterns, addresses, networks;
+    # none by default), how long a delivery is retried, its first retry delay (doubling up to
+    # an hour), the time one attempt may take, and how often the worker looks for work
+    webhook_allowed_hosts: tuple[str, ...] = ()
+    webhook_retry_for_s: float = 24 * 3600
+    webhook_first_retry_s: float = 10
+    webhook_timeout_s: float = 10
+    webhook_interval_s: float = 1
+    webhook_hold_warning_s: float = 900  # hold.expiring: this long before the expiry
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -199,6 +208,16 @@ class Settings:
             grafana_url_template=env.get("DEVICELAB_GRAFANA_URL_TEMPLATE") or "",
             stream_recheck_s=_stream_recheck_s(env),
             max_streams_per_user=int(_number(env, "DEVICELAB_MAX_STREAMS_PER_USER", 8, 1)),
+            webhook_allowed_hosts=tuple(
+                h.strip()
+                for h in (env.get("DEVICELAB_WEBHOOK_ALLOWED_HOSTS") or "").split(",")
+                if h.strip()
+            ),
+            webhook_retry_for_s=_number(env, "DEVICELAB_WEBHOOK_RETRY_FOR_S", 24 * 3600, 1),
+            webhook_first_retry_s=_number(env, "DEVICELAB_WEBHOOK_FIRST_RETRY_S", 10, 0.01),
+            webhook_timeout_s=_number(env, "DEVICELAB_WEBHOOK_TIMEOUT_S", 10, 0.1),
+            webhook_interval_s=_number(env, "DEVICELAB_WEBHOOK_INTERVAL_S", 1, 0.05),
+            webhook_hold_warning_s=_number(env, "DEVICELAB_WEBHOOK_HOLD_WARNING_S", 900, 1),
         )
 
     def require_secret_key(self) -> str:

@@ -111,6 +111,21 @@ def _scheduling_pass(schedule, estimate=None):
     return run
 
 
+def _webhook_pass(container):
+    """Events from the change feed into deliveries, then the due deliveries sent."""
+    dispatch, deliver = container.dispatch_webhook_events(), container.deliver_webhooks()
+    expiring = container.announce_expiring_holds()
+
+    def run() -> list[str]:
+        made = dispatch() + expiring()
+        outcomes = deliver()
+        lines = [f"{made} webhook deliveries queued"] if made else []
+        lines += [f"webhook {o.delivery_id} {o.status.value} {o.error}".rstrip() for o in outcomes]
+        return lines
+
+    return run
+
+
 def build_worker(container) -> Worker:
     config = container.config
     relay = container.relay_outbox()
@@ -138,5 +153,6 @@ def build_worker(container) -> Worker:
                 config.reaper_interval_s(),
             ),
             Duty("housekeeping", container.purge_history(), 3600),
+            Duty("webhooks", _webhook_pass(container), config.webhook_interval_s()),
         ]
     )

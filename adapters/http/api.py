@@ -11,10 +11,12 @@ from adapters.http import (
     health,
     holds,
     queue,
+    run_exports,
     runner_callbacks,
     statistics,
     test_cases,
     test_runs,
+    webhooks,
 )
 from adapters.http.api_docs import install_api_docs
 from adapters.http.errors import DevicelabApi, register_domain_error_handler
@@ -29,11 +31,13 @@ BLUEPRINTS = [
     test_cases.blp,
     environments.blp,
     test_runs.blp,
+    run_exports.blp,
     queue.blp,
     holds.blp,
     runner_callbacks.blp,
     events.blp,
     statistics.blp,
+    webhooks.blp,
 ]
 
 OPENAPI_SETTINGS = {

@@ -419,7 +419,9 @@ def _within_utc_range(moment: datetime) -> None:
         raise ValidationError("is out of range once converted to UTC") from None
 
 
-class RunQuerySchema(PageQuerySchema):
+class RunFilterSchema(Schema):
+    """The run history's filters (the list, and its CSV export)."""
+
     status = fields.String(validate=validate.OneOf(STATUSES))
     verdict = fields.String(validate=validate.OneOf(VERDICTS))
     device_id = fields.String(validate=validate.Length(max=100))
@@ -436,6 +438,23 @@ class RunQuerySchema(PageQuerySchema):
         default_timezone=UTC,
         validate=_within_utc_range,
         metadata={"description": "created at or before (ISO 8601)"},
+    )
+
+
+class RunQuerySchema(PageQuerySchema, RunFilterSchema):
+    pass
+
+
+def run_filter(args: dict[str, Any]) -> RunFilter:
+    return RunFilter(
+        status=RunStatus(args["status"]) if args.get("status") else None,
+        verdict=Verdict(args["verdict"]) if args.get("verdict") else None,
+        device_id=args.get("device_id"),
+        environment_id=args.get("environment_id"),
+        test_case_id=args.get("test_case_id"),
+        firmware=args.get("firmware"),
+        created_from=args.get("from_"),
+        created_to=args.get("to"),
     )
 
 
@@ -459,17 +478,7 @@ class TestRuns(MethodView):
         get_queue: GetQueue = Provide["get_queue"],
     ):
         """Run history, newest first, filtered"""
-        where = RunFilter(
-            status=RunStatus(args["status"]) if args.get("status") else None,
-            verdict=Verdict(args["verdict"]) if args.get("verdict") else None,
-            device_id=args.get("device_id"),
-            environment_id=args.get("environment_id"),
-            test_case_id=args.get("test_case_id"),
-            firmware=args.get("firmware"),
-            created_from=args.get("from_"),
-            created_to=args.get("to"),
-        )
-        page = list_runs(where, args["limit"], args["cursor"])
+        page = list_runs(run_filter(args), args["limit"], args["cursor"])
         places = _queue_places(page.items, get_queue)
         items = [run_json(run, places.get(run.id)) for run in page.items]
         return json_response({"items": items, "next_cursor": page.next_cursor})

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, Self, TypeVar
 
+from adapters.persistence.webhooks_in_memory import InMemoryWebhooks, InMemoryWebhookTables
 from application.errors import AlreadyExists, ConcurrentUpdate
 from application.ports import (
     QUEUE_CHANGE,
@@ -50,6 +51,7 @@ class InMemoryStore:
     outbox_state: dict[str, dict[str, Any]] = field(default_factory=dict)
     changes: list[Change] = field(default_factory=list)
     stream_leases: dict[str, StreamLease] = field(default_factory=dict)
+    webhooks: InMemoryWebhookTables = field(default_factory=InMemoryWebhookTables)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -595,6 +597,7 @@ class InMemoryUnitOfWork:
         self.holds = InMemoryHoldRepository(self.store, self.changes)
         self.outbox = InMemoryOutbox(self.store)
         self.stream_leases = InMemoryStreamLeases(self.store)
+        self.webhooks = InMemoryWebhooks(self.store.webhooks)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -613,6 +616,7 @@ class InMemoryUnitOfWork:
         self.holds.table.apply()
         self.outbox.apply()
         self.stream_leases.apply()
+        self.webhooks.apply()
         self.changes.apply(datetime.now(UTC))
 
     def rollback(self) -> None:
@@ -628,6 +632,7 @@ class InMemoryUnitOfWork:
         self.outbox.staged.clear()
         self.outbox.staged_state.clear()
         self.stream_leases.staged.clear()
+        self.webhooks.clear()
         self.outbox.purged = set()
         self.changes.staged.clear()
         self.changes.queue_moves.clear()

@@ -383,3 +383,58 @@ stream_leases = sa.Table(
     sa.UniqueConstraint("user_id", "slot", name="uq_stream_leases_user_id_slot"),
     sa.Index("ix_stream_leases_expires_at", "expires_at"),
 )
+
+# -- webhooks (domain/webhooks.py) ------------------------------------------------------------
+
+webhook_subscriptions = sa.Table(
+    "webhook_subscriptions",
+    metadata,
+    sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("owner_id", sa.String(ID_LENGTH), nullable=False),
+    sa.Column("owner_email", sa.Text(), nullable=False),
+    sa.Column("url", sa.Text(), nullable=False),
+    sa.Column("events", json_document(), nullable=False),
+    sa.Column("only_fail", sa.Boolean(), nullable=False),
+    sa.Column("secret", sa.Text(), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Index("ix_webhook_subscriptions_owner_id", "owner_id"),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column(
+        "subscription_id",
+        sa.String(ID_LENGTH),
+        sa.ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("event", sa.String(50), nullable=False),
+    sa.Column("event_key", sa.String(300), nullable=False),
+    sa.Column("payload", json_document(), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=False),
+    sa.Column("last_error", sa.Text(), nullable=False),
+    sa.Column("last_status_code", sa.Integer(), nullable=True),
+    sa.Column("last_attempt_at", UtcDateTime(), nullable=True),
+    sa.Column("delivered_at", UtcDateTime(), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    # one delivery per subscription and event, however often the dispatcher reads the feed
+    sa.UniqueConstraint(
+        "subscription_id", "event_key", name="uq_webhook_deliveries_subscription_id_event_key"
+    ),
+    sa.Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    sa.Index("ix_webhook_deliveries_subscription_id_created_at", "subscription_id", "created_at"),
+)
+
+# the dispatcher's place in the change feed ("cursor": JSON) and the status it last saw of
+# each device ("device:<id>")
+webhook_state = sa.Table(
+    "webhook_state",
+    metadata,
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("value", sa.Text(), nullable=False),
+)

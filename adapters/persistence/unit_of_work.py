@@ -20,6 +20,7 @@ from adapters.persistence.repositories import (
     SqlStreamLeases,
     SqlTestCaseRepository,
     SqlTestRunRepository,
+    SqlWebhooks,
     forget_logged_changes,
     is_transient,
     write_logged_changes,
@@ -161,3 +162,4 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork):
         self.changes = SqlChangeFeed(session)
         self.statistics = SqlStatistics(session)
         self.stream_leases = SqlStreamLeases(session)
+        self.webhooks = SqlWebhooks(session)

@@ -152,6 +152,11 @@ class GetTestRun:
             return _load_run(uow, run_id)
 
 
+def check_run_filter(where: RunFilter) -> None:
+    if where.created_from and where.created_to and where.created_from > where.created_to:
+        raise InvalidValue("from", "must not be after 'to'")
+
+
 class ListTestRuns:
     def __init__(self, uow: UowFactory) -> None:
         self.uow = uow
@@ -159,8 +164,7 @@ class ListTestRuns:
     def __call__(
         self, where: RunFilter, limit: int | None = None, cursor: str | None = None
     ) -> Page[TestRun]:
-        if where.created_from and where.created_to and where.created_from > where.created_to:
-            raise InvalidValue("from", "must not be after 'to'")
+        check_run_filter(where)
         with self.uow() as uow:
             return paginate(
                 "test_runs",

@@ -28,6 +28,7 @@ from adapters.persistence.repositories.statistics import SqlStatistics
 from adapters.persistence.repositories.stream_leases import SqlStreamLeases
 from adapters.persistence.repositories.test_cases import SqlTestCaseRepository
 from adapters.persistence.repositories.test_runs import SqlTestRunRepository
+from adapters.persistence.repositories.webhooks import SqlWebhooks
 
 __all__ = [
     "PENDING_CHANGES",
@@ -40,6 +41,7 @@ __all__ = [
     "SqlStreamLeases",
     "SqlTestCaseRepository",
     "SqlTestRunRepository",
+    "SqlWebhooks",
     "forget_logged_changes",
     "is_transient",
     "write_logged_changes",

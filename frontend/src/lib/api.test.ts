@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ApiError, configureApi, errorMessage, flattenErrors, listAll, queryString, send } from './api';
+import { ApiError, configureApi, errorMessage, flattenErrors, listAll, queryString, runs, send } from './api';
 
 function reply(status: number, body?: unknown, headers: Record<string, string> = {}): Response {
   const text = body === undefined ? null : typeof body === 'string' ? body : JSON.stringify(body);
@@ -180,5 +180,28 @@ describe('queryString', () => {
   it('is empty without values', () => {
     expect(queryString({ a: '', b: undefined })).toBe('');
     expect(queryString(undefined)).toBe('');
+  });
+});
+
+describe('download', () => {
+  it('fetches the file with the token and the filters, and saves it under its name', async () => {
+    fetchMock.mockResolvedValue(new Response('run_id\nr1\n', { status: 200, headers: { 'Content-Type': 'text/csv' } }));
+    const clicked: string[] = [];
+    const click = vi.spyOn(HTMLAnchorElement.prototype, 'click').mockImplementation(function (this: HTMLAnchorElement) {
+      clicked.push(this.download);
+    });
+    await runs.exportCsv({ verdict: 'fail', status: '' });
+    const [url, init] = fetchMock.mock.calls[0];
+    expect(url).toBe('/api/test-runs.csv?verdict=fail');
+    expect(init.headers.Authorization).toBe('Bearer tok-123');
+    expect(clicked).toEqual(['test-runs.csv']);
+    click.mockRestore();
+  });
+
+  it('turns a refusal into an ApiError and saves nothing', async () => {
+    fetchMock.mockResolvedValue(reply(404, { code: 'not_found', message: 'test run not found: r9' }));
+    const error = await failure(runs.junit('r9'));
+    expect(error.status).toBe(404);
+    expect(fetchMock.mock.calls[0][0]).toBe('/api/test-runs/r9/junit.xml');
   });
 });

@@ -159,17 +159,7 @@ export async function send<T>(method: string, path: string, options: SendOptions
     headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(options.body);
   }
-  let response: Response;
-  try {
-    response = await fetch(path + queryString(options.query), init);
-  } catch (cause) {
-    if (cause instanceof DOMException && cause.name === 'AbortError') throw cause;
-    throw new ApiError(
-      0,
-      'network_error',
-      'Cannot reach the devicelab server. Check your connection and try again.',
-    );
-  }
+  const response = await reach(path + queryString(options.query), init);
   if (response.ok) {
     if (response.status === 204) return undefined as T;
     const text = await response.text();
@@ -180,6 +170,37 @@ export async function send<T>(method: string, path: string, options: SendOptions
     hooks.onUnauthorized(error);
   }
   throw error;
+}
+
+async function reach(url: string, init: RequestInit): Promise<Response> {
+  try {
+    return await fetch(url, init);
+  } catch (cause) {
+    if (cause instanceof DOMException && cause.name === 'AbortError') throw cause;
+    throw new ApiError(
+      0,
+      'network_error',
+      'Cannot reach the devicelab server. Check your connection and try again.',
+    );
+  }
+}
+
+/** Fetches a file the API serves (CSV, JUnit XML) with the session token and hands it to the
+ * browser as a download named `filename`; a plain link could not send the token. */
+export async function download(path: string, filename: string, query?: Query): Promise<void> {
+  const headers = authHeader();
+  const response = await reach(path + queryString(query), { headers });
+  if (!response.ok) {
+    const error = await errorFrom(response);
+    if (response.status === 401 && headers.Authorization) hooks.onUnauthorized(error);
+    throw error;
+  }
+  const url = URL.createObjectURL(await response.blob());
+  const anchor = document.createElement('a');
+  anchor.href = url;
+  anchor.download = filename;
+  anchor.click();
+  URL.revokeObjectURL(url);
 }
 
 async function errorFrom(response: Response): Promise<ApiError> {
@@ -317,6 +338,10 @@ export const runs = {
   queue: (signal?: AbortSignal) => send<{ items: QueueItem[] }>('GET', '/api/queue', { signal }),
   cancel: (runId: string, reason: string) =>
     send<TestRun>('POST', `/api/test-runs/${id(runId)}/cancel`, { body: { reason } }),
+  /** The run history with these filters as CSV (one row per run × device × criterion). */
+  exportCsv: (filters: RunFilters) => download('/api/test-runs.csv', 'test-runs.csv', { ...filters }),
+  junit: (runId: string) =>
+    download(`/api/test-runs/${id(runId)}/junit.xml`, `run-${runId}.junit.xml`),
 };
 
 export interface HoldQuery extends Query {

@@ -1,0 +1,1 @@
+"""Sending webhook deliveries: name resolution and HTTP, pinned to the checked address."""
