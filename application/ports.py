@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, Self
 
+from domain.comparison import Summary
 from domain.devices import Device, DeviceStatus, StatusChange
 from domain.environments import Environment
 from domain.test_cases import TestCase
@@ -236,6 +237,37 @@ class StatisticsQueries(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ResultScope:
+    """Which stored results one side of a comparison takes: those of completed runs on devices
+    with `firmware` (or of the one run `run_id`), narrowed by the rest."""
+
+    firmware: str | None = None
+    run_id: str | None = None
+    model: str | None = None
+    environment_id: str | None = None
+    test_case_id: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FirmwareSeen:
+    version: str
+    first_seen: datetime  # when a run first used a device with it
+    runs: int
+
+
+class ResultQueries(Protocol):
+    """Results summarised per test case x model x environment (domain.comparison.Summary)."""
+
+    def summaries(self, scope: ResultScope, by_firmware: bool = False) -> list[Summary]:
+        """One summary per key (per key and firmware version with `by_firmware`)."""
+        ...
+
+    def firmware_versions(self) -> list[FirmwareSeen]: ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Leaving the `with` block without `commit()` rolls back."""
 
@@ -246,6 +278,7 @@ class UnitOfWork(Protocol):
     outbox: Outbox
     changes: ChangeFeed
     statistics: StatisticsQueries
+    results: ResultQueries
     stream_leases: StreamLeases
 
     def __enter__(self) -> Self: ...

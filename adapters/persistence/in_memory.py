@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, Self, TypeVar
 
+from adapters.persistence.results_in_memory import InMemoryResults
 from application.errors import AlreadyExists, ConcurrentUpdate
 from application.ports import (
     QUEUE_CHANGE,
@@ -520,6 +521,7 @@ class InMemoryUnitOfWork:
         self.store.lock.acquire()
         self.changes = InMemoryChangeFeed(self.store)
         self.statistics = InMemoryStatistics(self.store)
+        self.results = InMemoryResults(self.store.test_runs)
         self.devices = InMemoryDeviceRepository(self.store, self.changes)
         self.test_cases: _InMemoryNamedRepository[TestCase] = _InMemoryNamedRepository(
             self.store.test_cases, "test case"

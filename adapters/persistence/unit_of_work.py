@@ -15,6 +15,7 @@ from adapters.persistence.repositories import (
     SqlDeviceRepository,
     SqlEnvironmentRepository,
     SqlOutbox,
+    SqlResults,
     SqlStatistics,
     SqlStreamLeases,
     SqlTestCaseRepository,
@@ -158,4 +159,5 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork):
         self.outbox = SqlOutbox(session)
         self.changes = SqlChangeFeed(session)
         self.statistics = SqlStatistics(session)
+        self.results = SqlResults(session)
         self.stream_leases = SqlStreamLeases(session)
