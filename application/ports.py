@@ -254,18 +254,25 @@ class ResultScope:
 @dataclass(frozen=True)
 class FirmwareSeen:
     version: str
-    first_seen: datetime  # when a run first used a device with it
-    runs: int
+    first_seen: datetime  # when the first result on it came (its run finished)
+    results: int
 
 
-class ResultQueries(Protocol):
-    """Results summarised per test case x model x environment (domain.comparison.Summary)."""
+class ResultSummaries(Protocol):
+    """Results of completed runs summarised per test case x model x environment
+    (domain.comparison.Summary)."""
+
+    def record_completed(self, run: TestRun) -> None:
+        """Count the results of a run that has just completed (in its transaction)."""
+        ...
 
     def summaries(self, scope: ResultScope, by_firmware: bool = False) -> list[Summary]:
         """One summary per key (per key and firmware version with `by_firmware`)."""
         ...
 
-    def firmware_versions(self) -> list[FirmwareSeen]: ...
+    def firmware_versions(self) -> list[FirmwareSeen]:
+        """The firmware versions with results: since when (the oldest result) and how many."""
+        ...
 
 
 class UnitOfWork(Protocol):
@@ -278,7 +285,7 @@ class UnitOfWork(Protocol):
     outbox: Outbox
     changes: ChangeFeed
     statistics: StatisticsQueries
-    results: ResultQueries
+    results: ResultSummaries
     stream_leases: StreamLeases
 
     def __enter__(self) -> Self: ...

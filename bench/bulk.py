@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
+from domain.names import name_key
+
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 SPAN = timedelta(days=365)
 FIRMWARES = [f"2.{n // 5}.{n % 5}" for n in range(20)]
@@ -139,6 +141,7 @@ def load_catalog(url: str, devices: int) -> None:
             [
                 "id",
                 "name",
+                "name_key",
                 "model",
                 "serial",
                 "firmware_version",
@@ -155,6 +158,7 @@ def load_catalog(url: str, devices: int) -> None:
                 [
                     device_id(n),
                     f"meter-{n:05d}",
+                    name_key(f"meter-{n:05d}"),
                     "EM-340",
                     f"SN{n:08d}",
                     firmware_of(n),
@@ -174,21 +178,26 @@ def load_catalog(url: str, devices: int) -> None:
             snapshot = _case_snapshot(n)
             connection.execute(
                 sa.text(
-                    "INSERT INTO test_cases (id, name, description, criteria, duration_s, "
+                    "INSERT INTO test_cases (id, name, name_key, description, criteria, duration_s, "
                     "timeout_s, default_parameters, tags, execution, version, created_at, "
-                    "updated_at) VALUES (:id, :name, '', CAST(:criteria AS jsonb), 60, 300, '{}', "
+                    "updated_at) VALUES (:id, :name, :name_key, '', CAST(:criteria AS jsonb), 60, 300, '{}', "
                     '\'["bench"]\', \'{"executor": "", "command": [], "per_device": true}\', '
                     "1, :now, :now)"
                 ),
-                {**snapshot, "criteria": json.dumps(snapshot["criteria"]), "now": NOW},
+                {
+                    **snapshot,
+                    "name_key": name_key(snapshot["name"]),
+                    "criteria": json.dumps(snapshot["criteria"]),
+                    "now": NOW,
+                },
             )
         for n, name in enumerate(ENVIRONMENTS):
             connection.execute(
                 sa.text(
-                    "INSERT INTO environments (id, name, description, variables, created_at, "
-                    "updated_at) VALUES (:id, :name, '', '{}', :now, :now)"
+                    "INSERT INTO environments (id, name, name_key, description, variables, "
+                    "created_at, updated_at) VALUES (:id, :name, :name_key, '', '{}', :now, :now)"
                 ),
-                {"id": environment_id(n), "name": name, "now": NOW},
+                {"id": environment_id(n), "name": name, "name_key": name_key(name), "now": NOW},
             )
     engine.dispose()
 

@@ -8,6 +8,7 @@ aggregates); `summarise` is the same rule in Python, for the in-memory store and
 
 The rules, all pure:
 
+- Results are ordered by when they came: their run's finish time (then run id, device id).
 - A side's verdict is what its newest `FLAKY_WINDOW` (10) results of the key say: both pass
   and fail among them → **flaky**; otherwise pass or fail; only inconclusive ones →
   inconclusive. Older results count for the metric means, not the verdict.
@@ -106,6 +107,8 @@ class MetricSample:
 
 @dataclass(frozen=True)
 class RunRef:
+    """A run and when its results came (it finished): results are ordered by that."""
+
     run_id: str
     at: datetime
 
@@ -122,7 +125,8 @@ class Summary:
     recent_failed: int = 0
     metrics: Mapping[str, MetricSample] = field(default_factory=dict)
     firmware: str = ""
-    newest: RunRef | None = None  # the newest run with a result
+    oldest: RunRef | None = None  # the run of the oldest result
+    newest: RunRef | None = None  # the run of the newest result
     newest_pass: RunRef | None = None
     oldest_pass: RunRef | None = None
     oldest_fail: RunRef | None = None
@@ -133,7 +137,7 @@ class Summary:
 
     @property
     def first_seen(self) -> datetime | None:
-        return min((r.at for r in (self.oldest_pass, self.oldest_fail) if r), default=None)
+        return self.oldest.at if self.oldest else None
 
     @property
     def verdict(self) -> SideVerdict:
@@ -166,6 +170,7 @@ class ResultSample:
     verdict: str
     measurements: Sequence[Measured] = ()
     firmware: str = ""
+    device_id: str = ""  # orders the results of one run among themselves
 
 
 def metric_label(metric: str, condition: str) -> str:
@@ -183,7 +188,7 @@ def summarise(samples: Iterable[ResultSample], by_firmware: bool = False) -> lis
 
 
 def _summary(key: CaseKey, firmware: str, rows: list[ResultSample]) -> Summary:
-    rows = sorted(rows, key=lambda s: (s.run.at, s.run.run_id), reverse=True)
+    rows = sorted(rows, key=lambda s: (s.run.at, s.run.run_id, s.device_id), reverse=True)
     recent = [s.verdict for s in rows[:FLAKY_WINDOW]]
     passes = [s.run for s in rows if s.verdict == PASS]
     fails = [s.run for s in rows if s.verdict == FAIL]
@@ -215,6 +220,7 @@ def _summary(key: CaseKey, firmware: str, rows: list[ResultSample]) -> Summary:
         recent_failed=recent.count(FAIL),
         metrics=metrics,
         firmware=firmware,
+        oldest=rows[-1].run,
         newest=rows[0].run,
         newest_pass=passes[0] if passes else None,
         oldest_pass=passes[-1] if passes else None,

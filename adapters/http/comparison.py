@@ -161,8 +161,8 @@ class RegressionListSchema(Schema):
 
 class FirmwareVersionSchema(Schema):
     version = fields.String()
-    first_seen = fields.DateTime()
-    runs = fields.Integer()
+    first_seen = fields.DateTime(metadata={"description": "when its first result came"})
+    results = fields.Integer(metadata={"description": "results of completed runs on it"})
 
 
 class FirmwareVersionListSchema(Schema):
@@ -320,14 +320,14 @@ class FirmwareVersions(MethodView):
     @blp.response(200, FirmwareVersionListSchema)
     @inject
     def get(self, versions: ListFirmwareVersions = Provide["list_firmware_versions"]):
-        """The firmware versions runs were made on, oldest first
+        """The firmware versions with results of completed runs, oldest first
 
         Versions that read as semantic versions ([v]N.N.N[-pre][+build]) are in version order;
         others in the order they were first seen in a run, between them."""
         return json_response(
             {
                 "items": [
-                    {"version": f.version, "first_seen": iso(f.first_seen), "runs": f.runs}
+                    {"version": f.version, "first_seen": iso(f.first_seen), "results": f.results}
                     for f in versions()
                 ]
             }

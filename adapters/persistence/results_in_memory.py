@@ -14,6 +14,9 @@ class InMemoryResults:
     def __init__(self, runs: dict[str, TestRun]) -> None:
         self.runs = runs
 
+    def record_completed(self, run: TestRun) -> None:
+        """Nothing to keep: the summaries are computed from the runs each time."""
+
     def summaries(self, scope: ResultScope, by_firmware: bool = False) -> list[Summary]:
         return summarise(self._samples(scope), by_firmware)
 
@@ -40,19 +43,19 @@ class InMemoryResults:
                     continue
                 yield ResultSample(
                     key=CaseKey(case_id, device.model, run.environment.id),
-                    run=RunRef(run.id, run.created_at),
+                    run=RunRef(run.id, run.finished_at),
                     verdict=result.verdict.value,
                     measurements=[
                         Measured(m.metric, m.value, m.condition, m.threshold, m.unit)
                         for m in result.measurements
                     ],
                     firmware=device.firmware_version,
+                    device_id=device_id,
                 )
 
     def firmware_versions(self) -> list[FirmwareSeen]:
         seen: dict[str, tuple] = {}
-        for run in self.runs.values():
-            for version in {d.firmware_version for d in run.devices}:
-                first, count = seen.get(version, (run.created_at, 0))
-                seen[version] = (min(first, run.created_at), count + 1)
+        for sample in self._samples(ResultScope()):
+            first, count = seen.get(sample.firmware, (sample.run.at, 0))
+            seen[sample.firmware] = (min(first, sample.run.at), count + 1)
         return [FirmwareSeen(v, first, n) for v, (first, n) in sorted(seen.items())]

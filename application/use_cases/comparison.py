@@ -153,7 +153,7 @@ class ListRegressions:
 
 
 class ListFirmwareVersions:
-    """The firmware versions runs were made on, oldest first (domain.comparison order)."""
+    """The firmware versions with results, oldest first (domain.comparison order)."""
 
     def __init__(self, uow: UowFactory) -> None:
         self.uow = uow

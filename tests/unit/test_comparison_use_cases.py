@@ -142,4 +142,4 @@ def test_firmware_versions_are_listed_in_version_order(lab, history):
     history.run("1.9.0")
     history.run("1.9.0", device=history.spare)
     versions = ListFirmwareVersions(lab.new_uow)()
-    assert [(f.version, f.runs) for f in versions] == [("1.9.0", 2), ("1.10.0", 1)]
+    assert [(f.version, f.results) for f in versions] == [("1.9.0", 2), ("1.10.0", 1)]
