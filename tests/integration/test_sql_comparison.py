@@ -12,6 +12,7 @@ import pytest
 from adapters.clocks import SettableClock
 from adapters.identifiers import SequentialIds
 from adapters.persistence.in_memory import InMemoryStore, InMemoryUnitOfWork
+from application.ports import ResultScope
 from application.use_cases.comparison import (
     CompareRequest,
     CompareResults,
@@ -136,3 +137,31 @@ def test_a_regression_found_on_sql(lab):
     (regression,) = ListRegressions(lab.new_uow)(RegressionsRequest()).regressions
     assert regression.open and regression.first_failing.run.run_id == failed
     assert regression.first_failing.run.at.tzinfo is not None
+
+
+def test_runs_completing_at_once_are_all_counted(lab):
+    """Eight runs of one key on eight meters complete in eight threads: the kept sums count
+    every one (the upsert adds in the database, not from a value read before)."""
+    from domain.test_runs import Observation, ResultReport
+    from tests.support.concurrency import fire_together
+
+    history = FirmwareHistory(lab)
+    meters = [
+        lab.add_device(f"meter-x{n}", model="EM-340", firmware_version="3.0.0") for n in range(8)
+    ]
+    runs = [lab.start([m], [history.voltage], history.environment) for m in meters]
+
+    def complete(run, meter, value):
+        report = ResultReport(history.voltage.id, meter.id, (Observation("voltage", value),))
+        return lambda: lab.record_result(run.id, [report])
+
+    values = [230.0 + n for n in range(8)]
+    outcomes = fire_together(
+        [complete(r, m, v) for r, m, v in zip(runs, meters, values, strict=True)]
+    )
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+    with lab.new_uow() as uow:
+        (kept,) = uow.results.summaries(ResultScope(firmware="3.0.0"))
+    assert (kept.passed, kept.recent_passed) == (8, 8)
+    sample = kept.metrics["voltage <="]
+    assert (sample.count, sample.total) == (8, sum(values))
