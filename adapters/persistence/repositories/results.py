@@ -9,7 +9,8 @@ Two ways to a `domain.comparison.Summary`:
   there are (measured in bench/comparison.py; docs/comparison.md).
 - Read: a scope of one run or a date window cannot come from sums; its results are read
   (through ix_test_run_devices_firmware_version_run_created_at or the results' primary key)
-  and summarised by `domain.comparison.summarise`, the rule the in-memory twin uses.
+  in one statement, their verdicts and runs summarised by `domain.comparison.summarise` (the
+  rule the in-memory twin uses) and their measured values summed up in the database.
 
 Results are ordered by their run's finish time. The kept `recent` verdicts and newest runs
 assume runs complete in that order; two completing in the same instant in two transactions
