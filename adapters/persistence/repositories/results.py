@@ -9,8 +9,7 @@ Two ways to a `domain.comparison.Summary`:
   there are (measured in bench/comparison.py; docs/comparison.md).
 - Read: a scope of one run or a date window cannot come from sums; its results are read
   (through ix_test_run_devices_firmware_version_run_created_at or the results' primary key)
-  in one statement, their verdicts and runs summarised by `domain.comparison.summarise` (the
-  rule the in-memory twin uses) and their measured values summed up in the database.
+  and summarised by `domain.comparison.summarise`, the rule the in-memory twin uses.
 
 Results are ordered by their run's finish time. The kept `recent` verdicts and newest runs
 assume runs complete in that order; two completing in the same instant in two transactions
@@ -18,6 +17,7 @@ may be kept the other way round."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -33,6 +33,7 @@ from domain.comparison import (
     FLAKY_WINDOW,
     PASS,
     CaseKey,
+    Measured,
     MetricSample,
     ResultSample,
     RunRef,
@@ -52,7 +53,7 @@ class SqlResults(SqlRepository):
     def summaries(self, scope: ResultScope, by_firmware: bool = False) -> list[Summary]:
         read = scope.run_id is not None or scope.created_from or scope.created_to
         if read or (scope.firmware is None and not by_firmware):
-            return self._read(scope, by_firmware)
+            return summarise(self._samples(scope), by_firmware)
         return self._kept(scope, by_firmware)
 
     # -- kept sums ---------------------------------------------------------------------------
@@ -198,11 +199,7 @@ class SqlResults(SqlRepository):
 
     # -- read and summarised -----------------------------------------------------------------
 
-    def _read(self, scope: ResultScope, by_firmware: bool) -> list[Summary]:
-        """The results in scope, in one statement: each result's key, verdict and run (for
-        `summarise`), and per key and metric the sums of the measured values, added up in
-        the database (decoding every result's measurements in Python cost more than the
-        query; bench/comparison.py)."""
+    def _samples(self, scope: ResultScope) -> Iterator[ResultSample]:
         results, devices, runs = t.test_run_results.c, t.test_run_devices.c, t.test_runs.c
         model = devices.snapshot["model"].as_string()
         conditions = [runs.status == RunStatus.COMPLETED.value]
@@ -221,14 +218,12 @@ class SqlResults(SqlRepository):
             conditions.append(devices.run_created_at >= scope.created_from)
         if scope.created_to is not None:
             conditions.append(devices.run_created_at <= scope.created_to)
-        side = devices.firmware_version if by_firmware else sa.literal("")
-        scoped = (
+        statement = (
             sa.select(
                 results.test_case_id,
                 model.label("model"),
                 runs.environment_id,
                 devices.firmware_version,
-                side.label("side"),
                 devices.device_id,
                 results.verdict,
                 results.run_id,
@@ -242,130 +237,16 @@ class SqlResults(SqlRepository):
                 ).join(t.test_runs, runs.id == devices.run_id)
             )
             .where(*conditions)
-            .cte("scoped")
         )
-        c = scoped.c
-        none = {name: sa.cast(sa.null(), type_) for name, type_ in _METRIC_COLUMNS.items()}
-        each_result = sa.select(
-            sa.literal("r").label("kind"),
-            c.test_case_id,
-            c.model,
-            c.environment_id,
-            c.firmware_version,
-            c.device_id,
-            c.verdict,
-            c.run_id,
-            c.finished_at,
-            *(value.label(name) for name, value in none.items()),
-        )
-        sums = self._metric_sums(scoped)
-        per_metric = sa.select(
-            sa.literal("m").label("kind"),
-            sums.c.test_case_id,
-            sums.c.model,
-            sums.c.environment_id,
-            sums.c.side,
-            sa.cast(sa.null(), c.device_id.type),
-            sa.cast(sa.null(), c.verdict.type),
-            sa.cast(sa.null(), c.run_id.type),
-            sa.cast(sa.null(), c.finished_at.type),
-            *(sums.c[name] for name in _METRIC_COLUMNS),
-        )
-        samples: list[ResultSample] = []
-        metrics: dict[tuple, dict[str, MetricSample]] = {}
-        for row in self._execute(sa.union_all(each_result, per_metric)):
-            key = CaseKey(row.test_case_id, row.model or "", row.environment_id)
-            if row.kind == "r":
-                samples.append(
-                    ResultSample(
-                        key=key,
-                        run=RunRef(row.run_id, row.finished_at),
-                        verdict=row.verdict,
-                        firmware=row.firmware_version,
-                        device_id=row.device_id,
-                    )
-                )
-                continue
-            metrics.setdefault((key, row.firmware_version), {})[
-                metric_label(row.metric, row.condition)
-            ] = MetricSample(
-                row.metric,
-                int(row.n),
-                float(row.total or 0.0),
-                float(row.squares or 0.0),
-                row.condition,
-                row.threshold,
-                row.unit or "",
+        for row in self._execute(statement):
+            yield ResultSample(
+                key=CaseKey(row.test_case_id, row.model or "", row.environment_id),
+                run=RunRef(row.run_id, row.finished_at),
+                verdict=row.verdict,
+                measurements=[_measured(m) for m in row.measurements],
+                firmware=row.firmware_version,
+                device_id=row.device_id,
             )
-        return [
-            replace(s, metrics=metrics.get((s.key, s.firmware), {}))
-            for s in summarise(samples, by_firmware)
-        ]
-
-    def _metric_sums(self, scoped: sa.CTE) -> sa.Subquery:
-        """Per key (and side) and metric x condition: count, sum and sum of squares of the
-        measured numbers, and the threshold and unit of the newest result with the metric."""
-        c = scoped.c
-        if self.dialect == "postgresql":
-            element = sa.func.jsonb_array_elements(c.measurements).table_valued(
-                sa.column("value", t.json_document())
-            )
-            is_number = sa.func.jsonb_typeof(element.c.value["value"]) == "number"
-        else:
-            element = sa.func.json_each(c.measurements).table_valued(sa.column("value", sa.JSON()))
-            is_number = sa.func.json_type(element.c.value, "$.value").in_(("integer", "real"))
-        item = element.c.value
-        metric = item["metric"].as_string().label("metric")
-        condition = item["condition"].as_string().label("condition")
-        group = [c.test_case_id, c.model, c.environment_id, c.side, metric, condition]
-        exploded = (
-            sa.select(
-                *group[:4],
-                metric,
-                condition,
-                sa.case((is_number, item["value"].as_float())).label("value"),
-                item["threshold"].as_float().label("threshold"),
-                item["unit"].as_string().label("unit"),
-                sa.func.row_number()
-                .over(
-                    partition_by=group,
-                    order_by=(c.finished_at.desc(), c.run_id.desc(), c.device_id.desc()),
-                )
-                .label("recency"),
-            )
-            .select_from(scoped.join(element, sa.true()))
-            .subquery()
-        )
-        e = exploded.c
-        newest = e.recency == 1
-        return (
-            sa.select(
-                e.test_case_id,
-                e.model,
-                e.environment_id,
-                e.side,
-                e.metric,
-                e.condition,
-                sa.func.count(e.value).label("n"),
-                sa.func.sum(e.value).label("total"),
-                sa.func.sum(e.value * e.value).label("squares"),
-                sa.func.max(sa.case((newest, e.threshold))).label("threshold"),
-                sa.func.max(sa.case((newest, e.unit))).label("unit"),
-            )
-            .group_by(e.test_case_id, e.model, e.environment_id, e.side, e.metric, e.condition)
-            .subquery()
-        )
-
-
-_METRIC_COLUMNS = {
-    "metric": sa.Text(),
-    "condition": sa.Text(),
-    "n": sa.Integer(),
-    "total": sa.Float(),
-    "squares": sa.Float(),
-    "threshold": sa.Float(),
-    "unit": sa.Text(),
-}
 
 
 def _where(table: sa.Table, scope: ResultScope) -> list[Any]:
@@ -399,3 +280,9 @@ def _summary(row: Any) -> Summary:
         firmware=row.firmware_version,
         **{ref: _ref(row, ref) for ref in _REFS},
     )
+
+
+def _measured(data: dict[str, Any]) -> Measured:
+    value = data.get("value")
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    return Measured(data["metric"], number, data["condition"], data["threshold"], data["unit"])
