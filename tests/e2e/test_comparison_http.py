@@ -102,3 +102,20 @@ def test_unknown_runs_and_statuses(client):
 def test_reading_needs_a_session(anonymous):
     for path in ("/api/compare?base_firmware=1&target_firmware=2", "/api/regressions"):
         assert anonymous.get(path).status_code == 401
+
+
+def test_a_firmware_version_against_one_run_and_narrowed(client, lab, run_on):
+    run_on("2.0.0", 230.0)
+    run_on("2.0.0", 231.0)
+    candidate = run_on("2.1.0-rc.1", 250.0)
+    body = client.get(f"/api/compare?base_firmware=2.0.0&target_run={candidate}").get_json()
+    assert body["target"] == f"run {candidate}"
+    (row,) = body["items"]
+    assert (row["change"], row["base"]["results"], row["target"]["results"]) == ("regression", 2, 1)
+    assert row["metrics"][0]["beyond_spread"] is None  # one value on the target side
+    other_model = client.get(
+        f"/api/compare?base_firmware=2.0.0&target_run={candidate}&model=EM-24"
+    ).get_json()
+    assert other_model["items"] == []
+    versions = [v["version"] for v in client.get("/api/firmware-versions").get_json()["items"]]
+    assert versions == ["2.0.0", "2.1.0-rc.1"]
