@@ -3,8 +3,9 @@
 Results are grouped per test case x device model x environment (a `CaseKey`). One side of a
 comparison (a firmware version, a run) is summarised per key as a `Summary`: counts of its
 verdicts, the verdicts of its newest `FLAKY_WINDOW` results, and per metric the count, sum and
-sum of squares of the measured values. The store computes summaries where the data is (SQL
-aggregates); `summarise` is the same rule in Python, for the in-memory store and the tests.
+sum of squares of the measured values: sums, so that a store can keep them up to date run by
+run (the SQL store does); `summarise` makes them from the results themselves (the in-memory
+store, and the SQL store for one run or a date window).
 
 The rules, all pure:
 

@@ -1,10 +1,10 @@
 """Comparing firmware versions (or two runs), tracked regressions, flaky cases, the firmware
 versions seen. The rules are in domain.comparison; these load the summaries and name things.
 
-Everything is computed when asked (no table kept up to date on each result): the store
-summarises in SQL, so a comparison reads two firmware versions' results and regression
-tracking one row per test case x model x environment x firmware (docs/comparison.md has the
-figures that decided it)."""
+The store keeps the summaries per test case x model x environment x firmware version up to
+date as runs complete (`ResultSummaries.record_completed`, called by RecordRunResult), so a
+comparison of two firmware versions and regression tracking read a few rows per key, not
+every result; docs/comparison.md has the figures that decided it."""
 
 from __future__ import annotations
 
