@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
+from domain.comparison import Summary
 from domain.devices import Device, DeviceStatus, StatusChange
 from domain.environments import Environment
 from domain.holds import Hold, HoldStatus
@@ -273,6 +274,44 @@ class StatisticsQueries(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class ResultScope:
+    """Which stored results one side of a comparison takes: those of completed runs on devices
+    with `firmware` (or of the one run `run_id`), narrowed by the rest."""
+
+    firmware: str | None = None
+    run_id: str | None = None
+    model: str | None = None
+    environment_id: str | None = None
+    test_case_id: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FirmwareSeen:
+    version: str
+    first_seen: datetime  # when the first result on it came (its run finished)
+    results: int
+
+
+class ResultSummaries(Protocol):
+    """Results of completed runs summarised per test case x model x environment
+    (domain.comparison.Summary)."""
+
+    def record_completed(self, run: TestRun) -> None:
+        """Count the results of a run that has just completed (in its transaction)."""
+        ...
+
+    def summaries(self, scope: ResultScope, by_firmware: bool = False) -> list[Summary]:
+        """One summary per key (per key and firmware version with `by_firmware`)."""
+        ...
+
+    def firmware_versions(self) -> list[FirmwareSeen]:
+        """The firmware versions with results: since when (the oldest result) and how many."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Leaving the `with` block without `commit()` rolls back."""
 
@@ -284,6 +323,7 @@ class UnitOfWork(Protocol):
     outbox: Outbox
     changes: ChangeFeed
     statistics: StatisticsQueries
+    results: ResultSummaries
     stream_leases: StreamLeases
     webhooks: WebhookRepository
 

@@ -180,13 +180,13 @@ def load_catalog(url: str, devices: int) -> None:
                 sa.text(
                     "INSERT INTO test_cases (id, name, name_key, description, criteria, duration_s, "
                     "timeout_s, default_parameters, tags, execution, version, created_at, "
-                    "updated_at) VALUES (:id, :name, :key, '', CAST(:criteria AS jsonb), 60, 300, '{}', "
+                    "updated_at) VALUES (:id, :name, :name_key, '', CAST(:criteria AS jsonb), 60, 300, '{}', "
                     '\'["bench"]\', \'{"executor": "", "command": [], "per_device": true}\', '
                     "1, :now, :now)"
                 ),
                 {
                     **snapshot,
-                    "key": name_key(snapshot["name"]),
+                    "name_key": name_key(snapshot["name"]),
                     "criteria": json.dumps(snapshot["criteria"]),
                     "now": NOW,
                 },
@@ -195,9 +195,9 @@ def load_catalog(url: str, devices: int) -> None:
             connection.execute(
                 sa.text(
                     "INSERT INTO environments (id, name, name_key, description, variables, "
-                    "created_at, updated_at) VALUES (:id, :name, :key, '', '{}', :now, :now)"
+                    "created_at, updated_at) VALUES (:id, :name, :name_key, '', '{}', :now, :now)"
                 ),
-                {"id": environment_id(n), "name": name, "key": name_key(name), "now": NOW},
+                {"id": environment_id(n), "name": name, "name_key": name_key(name), "now": NOW},
             )
     engine.dispose()
 

@@ -32,6 +32,7 @@ from application.auth import sessions as auth_sessions
 from application.auth import users as auth_users
 from application.use_cases import (
     catalog,
+    comparison,
     devices,
     holds,
     live_streams,
@@ -120,6 +121,9 @@ class Container(containers.DeclarativeContainer):
     purge_history = providers.Factory(relay.PurgeHistory, uow.provider, clock)
     read_changes = providers.Factory(live_updates.ReadChanges, uow.provider, clock)
     get_lab_statistics = providers.Factory(statistics.GetLabStatistics, uow.provider, clock)
+    compare_results = providers.Factory(comparison.CompareResults, uow.provider)
+    list_regressions = providers.Factory(comparison.ListRegressions, uow.provider)
+    list_firmware_versions = providers.Factory(comparison.ListFirmwareVersions, uow.provider)
 
     # auth: the auth service's use cases, and how /api requests are authenticated
     password_hasher = providers.Singleton(Argon2PasswordHasher)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from adapters.http import (
+    comparison,
     devices,
     environments,
     events,
@@ -37,6 +38,7 @@ BLUEPRINTS = [
     runner_callbacks.blp,
     events.blp,
     statistics.blp,
+    comparison.blp,
     webhooks.blp,
 ]
 

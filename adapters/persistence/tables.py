@@ -272,6 +272,12 @@ test_run_devices = sa.Table(
         "run_id",
     ),
     sa.Index("ix_test_run_devices_firmware_version_run_id", "firmware_version", "run_id"),
+    # a comparison in a date window reads only that part of a firmware version's runs
+    sa.Index(
+        "ix_test_run_devices_firmware_version_run_created_at",
+        "firmware_version",
+        "run_created_at",
+    ),
 )
 
 test_run_results = sa.Table(
@@ -437,4 +443,59 @@ webhook_state = sa.Table(
     metadata,
     sa.Column("key", sa.String(200), primary_key=True),
     sa.Column("value", sa.Text(), nullable=False),
+)
+
+
+# The results of completed runs summed up per test case x model x environment x firmware
+# (domain.comparison.Summary), kept up to date as each run completes (SqlResults.
+# record_completed), so that comparing two firmware versions and tracking regressions read a
+# few rows, not every result. `recent` holds the verdicts (p, f, i) of the newest
+# domain.comparison.FLAKY_WINDOW results, newest first; times are when the run finished.
+
+
+def _summary_key() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("test_case_id", sa.String(ID_LENGTH), primary_key=True),
+        sa.Column("model", sa.Text(), primary_key=True),
+        sa.Column("environment_id", sa.String(ID_LENGTH), primary_key=True),
+        sa.Column("firmware_version", sa.Text(), primary_key=True),
+    ]
+
+
+def _run_ref(name: str) -> list[sa.Column[Any]]:
+    return [
+        sa.Column(f"{name}_run_id", sa.String(ID_LENGTH), nullable=True),
+        sa.Column(f"{name}_at", UtcDateTime(), nullable=True),
+    ]
+
+
+result_summaries = sa.Table(
+    "result_summaries",
+    metadata,
+    *_summary_key(),
+    sa.Column("passed", sa.Integer(), nullable=False),
+    sa.Column("failed", sa.Integer(), nullable=False),
+    sa.Column("inconclusive", sa.Integer(), nullable=False),
+    sa.Column("recent", sa.String(16), nullable=False),
+    *_run_ref("oldest"),
+    *_run_ref("newest"),
+    *_run_ref("newest_pass"),
+    *_run_ref("oldest_pass"),
+    *_run_ref("oldest_fail"),
+    sa.Index("ix_result_summaries_firmware_version", "firmware_version"),
+)
+
+result_metric_summaries = sa.Table(
+    "result_metric_summaries",
+    metadata,
+    *_summary_key(),
+    sa.Column("metric", sa.Text(), primary_key=True),
+    sa.Column("condition", sa.String(STATUS_LENGTH), primary_key=True),
+    sa.Column("count", sa.Integer(), nullable=False),
+    sa.Column("total", sa.Float(), nullable=False),
+    sa.Column("total_squares", sa.Float(), nullable=False),
+    # the criterion of the newest result that has the metric
+    sa.Column("threshold", sa.Float(), nullable=True),
+    sa.Column("unit", sa.Text(), nullable=False),
+    sa.Index("ix_result_metric_summaries_firmware_version", "firmware_version"),
 )

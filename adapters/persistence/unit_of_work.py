@@ -16,6 +16,7 @@ from adapters.persistence.repositories import (
     SqlEnvironmentRepository,
     SqlHoldRepository,
     SqlOutbox,
+    SqlResults,
     SqlStatistics,
     SqlStreamLeases,
     SqlTestCaseRepository,
@@ -161,5 +162,6 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork):
         self.outbox = SqlOutbox(session)
         self.changes = SqlChangeFeed(session)
         self.statistics = SqlStatistics(session)
+        self.results = SqlResults(session)
         self.stream_leases = SqlStreamLeases(session)
         self.webhooks = SqlWebhooks(session)

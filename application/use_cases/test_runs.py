@@ -280,6 +280,9 @@ class RecordRunResult(_RunTransition):
         now = self.clock.now()
         return self._apply(run_id, lambda run: run.complete(now, reports))
 
+    def _after_change(self, uow: UnitOfWork, run: TestRun, was_waiting: bool) -> None:
+        uow.results.record_completed(run)  # the comparison's sums, in the same transaction
+
 
 class RecordRunFailure(_RunTransition):
     """The runner could not execute the run (an error on its side)."""

@@ -10,7 +10,7 @@ SQLite has no row locks; the engine opens every transaction with BEGIN IMMEDIATE
 serialises writers (see `engine.py`).
 
 One module per aggregate (devices, test cases, environments, test runs, holds, the outbox and
-change feed, stream leases, statistics); importers use this package.
+change feed, stream leases, statistics, result summaries); importers use this package.
 """
 
 from adapters.persistence.repositories.base import is_transient
@@ -24,6 +24,7 @@ from adapters.persistence.repositories.change_feed import (
 from adapters.persistence.repositories.devices import SqlDeviceRepository
 from adapters.persistence.repositories.environments import SqlEnvironmentRepository
 from adapters.persistence.repositories.holds import SqlHoldRepository
+from adapters.persistence.repositories.results import SqlResults
 from adapters.persistence.repositories.statistics import SqlStatistics
 from adapters.persistence.repositories.stream_leases import SqlStreamLeases
 from adapters.persistence.repositories.test_cases import SqlTestCaseRepository
@@ -37,6 +38,7 @@ __all__ = [
     "SqlEnvironmentRepository",
     "SqlHoldRepository",
     "SqlOutbox",
+    "SqlResults",
     "SqlStatistics",
     "SqlStreamLeases",
     "SqlTestCaseRepository",
