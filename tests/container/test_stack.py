@@ -10,6 +10,8 @@ afterwards (nothing lost, nothing stuck) and leaves the stack whole for the next
 - 30 runs complete, and their events reach a client of /api/events through nginx;
 - an API replica killed during a burst of starts: every answer is a 201 or a clean error at
   once (no 60 s hang), every 201 has its run and its job, all of them complete;
+- an API replica whose connections go unanswered (SYNs dropped): nginx gives up on it
+  after its connect timeout and every request is answered by the other one;
 - RabbitMQ restarted twice while runs start: every job is delivered once it is back, and
   the runners pick up as promptly after the second restart as after the first;
 - a runner killed mid-job: the other runner finishes the run, its devices are free again;
@@ -255,6 +257,41 @@ def test_an_api_replica_killed_during_a_burst_of_starts(stack: Stack) -> None:
         60,
     )
     stack.wait_healthy(victim)
+    wait_ready_through_proxy(stack)
+
+
+def test_an_api_replica_whose_connections_go_unanswered(stack: Stack) -> None:
+    """A replica that is there but takes no connections (its host hung, a network cut): its
+    SYNs are dropped, so connecting to it neither succeeds nor fails. nginx must give up on
+    it after proxy_connect_timeout and use the other replica; with nginx's default of 60 s
+    every request sent there would hang for a minute and end in a 504 (the trial's finding,
+    which a killed replica here does not reproduce: its address fails at once)."""
+    lab = make_lab(stack, devices=4)
+    victim = stack.containers("api")[0]
+    pid = str(stack.state(victim)["Pid"])
+    rule = ["-p", "tcp", "--dport", "8000", "--syn", "-j", "DROP"]
+    run(["nsenter", "-t", pid, "-n", "iptables", "-I", "INPUT", *rule], 30)
+    try:
+        # nginx's pooled connections to the victim still work: a reload closes them, so
+        # every request needs a new connection
+        stack.exec("proxy", "nginx", "-s", "reload")
+        time.sleep(2)
+        answers = [start_run(stack, lab, lab["devices"][n % 4], timeout=30) for n in range(8)]
+        reads = []
+        for _ in range(8):
+            began = time.monotonic()
+            status, _ = stack.request("GET", "/api/devices?limit=5", timeout=30)
+            reads.append((status, time.monotonic() - began))
+    finally:
+        run(["nsenter", "-t", pid, "-n", "iptables", "-D", "INPUT", *rule], 30)
+    assert [status for status, _, _ in answers] == [201] * 8, answers
+    assert [status for status, _ in reads] == [200] * 8, reads
+    slowest = max([seconds for _, _, seconds in answers] + [seconds for _, seconds in reads])
+    # the connect timeout (3 s) once per request at worst, never nginx's default minute
+    assert slowest < 15, f"a request took {slowest:.1f} s: nginx waited for the silent replica"
+    created = [body["id"] for _, body, _ in answers]
+    wait_all_completed(stack, created, within_s=120)
+    assert_each_has_its_job(stack, created)
     wait_ready_through_proxy(stack)
 
 
