@@ -190,6 +190,10 @@ class Hold:
             raise InvalidTransition(
                 f"hold {self.id} is {self.status.value}; only an active hold is extended"
             )
+        if self.is_expired(now):  # the worker has not ended it yet: it is over all the same
+            raise InvalidTransition(
+                f"hold {self.id} expired at {self.expires_at.isoformat()}; place a new one"
+            )
         until = self.expires_at + timedelta(seconds=by)
         if until > now + timedelta(seconds=max_hold_s):
             raise InvalidValue(

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from domain.booking import hold_devices, reserve_devices
 from domain.devices import Device
+from domain.errors import DeviceUnavailable
 from domain.holds import Hold
 from domain.scheduling import DeviceState, DeviceView, ItemKind, WaitingItem
 from domain.test_runs import DeviceSnapshot, TestRun
@@ -80,6 +81,14 @@ def snapshot(device: Device, role: str | None = None) -> DeviceSnapshot:
     )
 
 
+def _chosen(roles: Mapping[str, str | None], devices: Iterable[Device]) -> list[Device]:
+    by_id = {d.id: d for d in devices}
+    gone = {i: "deleted" for i in roles if i not in by_id}
+    if gone:
+        raise DeviceUnavailable(gone)
+    return [by_id[i] for i in roles]
+
+
 def book(
     run: TestRun,
     roles: Mapping[str, str | None],
@@ -88,9 +97,9 @@ def book(
     actor: str,
 ) -> list[Device]:
     """Reserve every device of the assignment (device id -> role) for the waiting run and
-    queue it. Raises DeviceUnavailable, reserving nothing, if any of them is not free."""
-    by_id = {d.id: d for d in devices}
-    chosen = [by_id[i] for i in roles]
+    queue it. Raises DeviceUnavailable, reserving nothing, if any of them is not free (or
+    was deleted since the pass read it)."""
+    chosen = _chosen(roles, devices)
     reserve_devices(run, chosen, at, actor)
     run.assign([snapshot(d, roles[d.id]) for d in chosen], at)
     return chosen
@@ -100,8 +109,8 @@ def book_hold(
     hold: Hold, roles: Mapping[str, str | None], devices: Iterable[Device], at: datetime
 ) -> list[Device]:
     """Give the waiting hold every device of the assignment (device id -> role) at once and
-    make it active. Raises DeviceUnavailable, booking nothing, if any of them is not free."""
-    by_id = {d.id: d for d in devices}
-    chosen = [by_id[i] for i in roles]
+    make it active. Raises DeviceUnavailable, booking nothing, if any of them is not free
+    (or was deleted since the pass read it)."""
+    chosen = _chosen(roles, devices)
     hold_devices(hold, chosen, dict(roles), at)
     return chosen

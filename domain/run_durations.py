@@ -27,12 +27,15 @@ from domain.test_runs import RunStatus, TestRun
 MEASURED_RUNS = 20
 MIN_MEASURED = 3
 OVERRUN_MARGIN_S = 60.0
+MAX_MEASURED_S = 30 * 24 * 3600.0
 
 Measured = Mapping[str, Sequence[float]]  # test case id -> measured seconds, newest first
 
 
 def case_duration_s(case: TestCaseSnapshot, measured: Sequence[float] = ()) -> float | None:
-    recent = list(measured)[:MEASURED_RUNS]
+    # whatever times a runner reported: no case takes weeks, and a date far ahead must not
+    # overflow the estimates
+    recent = [min(max(0.0, m), MAX_MEASURED_S) for m in list(measured)[:MEASURED_RUNS]]
     if len(recent) >= MIN_MEASURED:
         return float(statistics.median(recent))
     if case.duration_s > 0:
@@ -72,11 +75,13 @@ def expected_free_at(run: TestRun, now: datetime, measured: Measured) -> datetim
             ]
             if remaining or len(stamps) < len(run.device_ids):
                 remaining.append(case)  # not fully reported: still to run (or running)
-            else:
-                begins = max(begins, *stamps)
+            else:  # a runner's clock may be ahead: a case did not end in the future
+                begins = max(begins, min(now, max(stamps)))
     duration = cases_duration_s(remaining, measured)
-    ends = run.deadline if duration is None else begins + timedelta(seconds=duration)
-    ends = min(ends, run.deadline)
+    if duration is None or duration >= (run.deadline - begins).total_seconds():
+        ends = run.deadline
+    else:
+        ends = begins + timedelta(seconds=duration)
     if ends <= now:
         return now + timedelta(seconds=OVERRUN_MARGIN_S)
     return ends

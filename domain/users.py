@@ -43,6 +43,8 @@ class Permission(StrEnum):
     # decide what a test case executes on a runner host (its executor and command): whoever
     # holds it can run programs there, so only admins do
     DEFINE_EXECUTION = "executions:define"
+    # end or extend anyone's hold, not only one's own
+    MANAGE_HOLDS = "holds:manage"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

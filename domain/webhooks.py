@@ -129,11 +129,23 @@ def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
+# IPv6 ranges that carry an IPv4 address a gateway may forward to: NAT64 (well-known and
+# local-use prefixes), IPv4-compatible and IPv4-translated addresses. Refused unless listed,
+# since the IPv4 address inside may be the lab's own.
+_EMBEDDING_IPV4 = tuple(
+    ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "::/96", "::ffff:0:0:0/96")
+)
+
+
 def inside_network(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """An address a subscription must not reach by default: not a public unicast address."""
-    mapped = getattr(address, "ipv4_mapped", None)
-    if mapped is not None:
-        address = mapped
+    """An address a subscription must not reach by default: not a public unicast address,
+    nor an IPv6 address that leads to an IPv4 one (mapped, 6to4, Teredo, NAT64, ...)."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if any(address in network for network in _EMBEDDING_IPV4):
+            return True
+        inner = address.ipv4_mapped or address.sixtofour or (address.teredo or (None, None))[1]
+        if inner is not None:
+            return True
     return not address.is_global or address.is_multicast
 
 

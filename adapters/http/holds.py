@@ -33,7 +33,7 @@ from application.use_cases.holds import (
 from application.use_cases.scheduling import GetQueue, QueueEntry
 from domain.holds import MAX_REASON_LENGTH, MIN_EXTENSION_S, MIN_HOLD_S, Hold, HoldStatus
 from domain.scheduling import MAX_REQUESTS, DeviceRequest, Priority
-from domain.users import Permission, Role
+from domain.users import Permission
 
 blp = Blueprint("holds", __name__, url_prefix="/api/holds", description="Holds: manual work")
 
@@ -128,8 +128,9 @@ def _answer(hold: Hold, get_queue: GetQueue, status: int = 200):
 
 
 def _actor() -> Actor:
-    """The caller; an admin may end or extend anyone's hold, anyone else only their own."""
-    return Actor(current_actor(), may_end_any=current_principal().role is Role.ADMIN)
+    """The caller; an admin (signed in, or with a full-scope token) may end or extend anyone's
+    hold, anyone else only their own."""
+    return Actor(current_actor(), may_end_any=current_principal().can(Permission.MANAGE_HOLDS))
 
 
 class PlaceHoldSchema(Schema):

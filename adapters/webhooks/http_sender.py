@@ -50,17 +50,19 @@ class HttpWebhookSender:
     def send(self, url: str, address: str, body: bytes, headers: Mapping[str, str]) -> int:
         parts = urlsplit(url)
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        # given explicitly: http.client would split an IPv6 literal's last group off as a port
+        port = parts.port or (443 if parts.scheme == "https" else 80)
         if parts.scheme == "https":
             connection: http.client.HTTPConnection = _PinnedHTTPSConnection(
                 parts.hostname,
                 address,
-                port=parts.port,
+                port=port,
                 timeout=self.timeout_s,
                 context=self.context,
             )
         else:
             connection = _PinnedHTTPConnection(
-                parts.hostname, address, port=parts.port, timeout=self.timeout_s
+                parts.hostname, address, port=port, timeout=self.timeout_s
             )
         try:
             connection.request("POST", path, body=body, headers=dict(headers))

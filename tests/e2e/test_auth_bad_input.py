@@ -5,7 +5,8 @@ backend only (the backend-dependent auth tests are in test_auth_http.py)."""
 from __future__ import annotations
 
 import pytest
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+
+from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 
 
 def assert_error(response, status, code=None):

@@ -6,13 +6,13 @@ import statistics
 import time
 
 import pytest
-from conftest import ADMIN_EMAIL, ADMIN_PASSWORD, sign_in
 from dependency_injector import providers
 
 from adapters.auth.passwords import Argon2PasswordHasher
 from application.auth.users import CreateUserRequest
 from entrypoints.settings import Settings
 from entrypoints.wsgi import create_app, create_container
+from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, sign_in
 
 PUBLIC_API_PATHS = {"/api/health", "/api/ready"}
 

@@ -232,3 +232,17 @@ def test_the_workers_hold_expiry_frees_the_device_for_the_queue(client, lab, con
         "reaper",
     )
     assert client.get(f"/api/test-runs/{run['id']}").get_json()["status"] == "queued"
+
+
+def test_an_admins_run_token_ends_only_its_own_holds_a_full_one_any(app, client, lab, signed_in):
+    from tests.e2e.test_api_tokens_http import make_token, token_client
+
+    alice = signed_in("engineer", "alice@lab.example")
+    hold = place(alice, {"device_ids": [lab["devices"][0]["id"]]}).get_json()
+    ci = token_client(app, make_token(client, "run")["token"])  # the admin's, scope run
+    assert ci.delete(f"/api/holds/{hold['id']}").status_code == 403
+    assert ci.post(f"/api/holds/{hold['id']}/extend", json={"by_s": 600}).status_code == 403
+    own = place(ci, {"device_ids": [lab["devices"][1]["id"]]}).get_json()
+    assert ci.delete(f"/api/holds/{own['id']}").status_code == 200
+    full = token_client(app, make_token(client, "full")["token"])
+    assert full.delete(f"/api/holds/{hold['id']}").status_code == 200

@@ -256,6 +256,7 @@ EXPECTED = {
     Permission.EDIT_CATALOG: (True, True, False),
     Permission.RUN_TESTS: (True, True, False),
     Permission.DEFINE_EXECUTION: (True, False, False),
+    Permission.MANAGE_HOLDS: (True, False, False),
 }
 
 

@@ -278,6 +278,14 @@ def test_extend_is_limited_to_the_maximum_from_now_and_to_active_holds(lab, benc
         lab.extend_hold(hold.id, 600, Actor("alice"))
 
 
+def test_a_hold_past_its_expiry_is_not_extended_even_before_the_worker_ends_it(lab, bench) -> None:
+    hold = lab.hold([bench.m1], duration_s=600)
+    lab.clock.advance(900)  # expired; the worker has not been round yet
+    with pytest.raises(InvalidTransition, match="expired"):
+        lab.extend_hold(hold.id, 600, Actor("alice"))
+    assert lab.get_hold(hold.id).expires_at == hold.expires_at
+
+
 def test_a_device_drained_while_held_goes_to_maintenance_when_the_hold_ends(lab, bench) -> None:
     hold = lab.hold([bench.m1])
     lab.set_device_status(SetDeviceStatusRequest(bench.m1.id, "maintenance", "recalibrate", "bob"))

@@ -5,7 +5,7 @@ the queue on the dashboard."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -16,6 +16,7 @@ from application.use_cases.queue_estimates import EstimateQueue
 from application.use_cases.statistics import GetLabStatistics
 from application.use_cases.test_runs import ProgressReport
 from domain.run_durations import (
+    MAX_MEASURED_S,
     OVERRUN_MARGIN_S,
     case_duration_s,
     expected_free_at,
@@ -95,6 +96,26 @@ def test_a_running_run_frees_its_devices_after_its_remaining_cases(lab, bench) -
     )
     running = lab.get_test_run(run.id)
     assert expected_free_at(running, lab.clock.now(), {}) == T0 + timedelta(seconds=360)
+
+
+def test_times_a_runner_reports_from_the_far_future_change_no_estimate_into_an_error(
+    lab, bench, estimate
+) -> None:
+    run = lab.start([bench.m1], [bench.case, bench.short], bench.env)
+    lab.record_started(run.id, "runner-1")
+    far = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
+    lab.record_progress(
+        run.id, _progress([ResultReport(bench.case.id, bench.m1.id, finished_at=far)])
+    )
+    running = lab.get_test_run(run.id)
+    # the case counts as ended now (not in 9999): the second one's 60 s follow
+    assert expected_free_at(running, T0, {}) == T0 + timedelta(seconds=60)
+    waiting = lab.start([bench.m1], [bench.short], bench.env)
+    assert estimate().estimated == 1
+    assert started_at(lab, waiting.id) == T0 + timedelta(seconds=60)
+    # nor does a measured duration of millennia: it is capped
+    snapshot = lab.get_test_case(bench.short.id).snapshot()
+    assert case_duration_s(snapshot, [1e15, 1e15, 1e15]) == MAX_MEASURED_S
 
 
 def test_a_run_past_its_expected_end_ends_soon_and_never_after_its_deadline(lab, bench) -> None:

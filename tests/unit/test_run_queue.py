@@ -10,6 +10,7 @@ from application.job_contract import CANCEL_KIND, JOB_KIND
 from application.use_cases.devices import SetDeviceStatusRequest
 from application.use_cases.scheduling import GetQueue, ScheduleWaitingRuns
 from domain.errors import DeviceUnavailable, InvalidTransition, InvalidValue
+from domain.queueing import book
 from domain.scheduling import DeviceRequest, Priority
 from domain.test_runs import QUEUE_TIMEOUT_REASON, Observation, ResultReport, RunStatus
 
@@ -232,3 +233,18 @@ def test_a_new_device_starts_the_run_waiting_for_its_kind(lab, bench) -> None:
     lab.add_device("dongle-02", labels={"type": "dongle"})
 
     assert lab.get_test_run(more.id).status is RunStatus.QUEUED
+
+
+def test_booking_a_device_deleted_since_the_pass_read_it_is_unavailable_not_a_key_error(
+    lab, bench
+) -> None:
+    """The pass reads the devices, then locks the ones it books; a delete committed in
+    between leaves that row out of the lock. Booking then says "unavailable" (the pass moves
+    on and decides again next time) instead of failing the whole pass."""
+    lab.start([bench.m1], [bench.case], bench.env)
+    waiting = lab.get_test_run(lab.start([bench.m1, bench.m2], [bench.case], bench.env).id)
+    m2 = lab.get_device(bench.m2.id)
+    with pytest.raises(DeviceUnavailable) as gone:
+        book(waiting, {bench.m1.id: None, bench.m2.id: None}, [m2], lab.clock.now(), "scheduler")
+    assert gone.value.unavailable == {bench.m1.id: "deleted"}
+    assert m2.held_by is None

@@ -4,6 +4,7 @@ until they are taken or the retry time is up."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from datetime import timedelta
 
@@ -24,8 +25,9 @@ from application.use_cases.webhooks import (
     Unsubscribe,
     WebhookActor,
 )
+from application.webhook_ports import SendFailed
 from domain.errors import InvalidValue
-from domain.webhooks import DeliveryStatus, RetryPolicy, TargetPolicy, signature
+from domain.webhooks import DeliveryStatus, RetryPolicy, TargetPolicy, inside_network, signature
 
 ADMIN = WebhookActor("u-admin", "admin@lab.example", True)
 ENGINEER = WebhookActor("u-eng", "eng@lab.example", False)
@@ -79,6 +81,38 @@ def test_a_subscription_to_a_host_outside_the_policy_is_refused(hooks, url, why)
     with pytest.raises(InvalidValue) as refused:
         hooks.subscribe(SubscribeRequest(url, ["run.finished"]), ADMIN)
     assert why in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "64:ff9b:1::a00:1",  # local-use NAT64 of 10.0.0.1
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "::7f00:1",  # IPv4-compatible
+        "::ffff:0:7f00:1",  # IPv4-translated
+        "::ffff:127.0.0.1",  # IPv4-mapped
+    ],
+)
+def test_ipv6_forms_of_lab_addresses_are_inside_the_network(address):
+    assert inside_network(ipaddress.ip_address(address))
+    assert not inside_network(ipaddress.ip_address("2606:4700:4700::1111"))
+
+
+def test_an_ipv6_literal_without_a_port_is_sent_to_the_schemes_port(monkeypatch):
+    from adapters.webhooks import http_sender
+
+    ports = []
+
+    class Capture(http_sender._PinnedHTTPConnection):
+        def request(self, *args, **kwargs):
+            ports.append((self.host, self.port))
+            raise OSError("not sent")
+
+    monkeypatch.setattr(http_sender, "_PinnedHTTPConnection", Capture)
+    with pytest.raises(SendFailed):
+        http_sender.HttpWebhookSender().send("http://[2001:db8::1]/hook", "2001:db8::1", b"", {})
+    assert ports == [("2001:db8::1", 80)]
 
 
 def test_listed_names_and_networks_are_allowed():
