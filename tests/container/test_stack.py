@@ -272,9 +272,10 @@ def test_an_api_replica_whose_connections_go_unanswered(stack: Stack) -> None:
     rule = ["-p", "tcp", "--dport", "8000", "--syn", "-j", "DROP"]
     run(["nsenter", "-t", pid, "-n", "iptables", "-I", "INPUT", *rule], 30)
     try:
-        # nginx's pooled connections to the victim still work: a reload closes them, so
-        # every request needs a new connection
-        stack.exec("proxy", "nginx", "-s", "reload")
+        # nginx's pooled connections to the victim still work: a reload (HUP to its master,
+        # which re-reads the config it started with) closes them, so every request needs a
+        # new connection
+        run(["docker", "kill", "--signal", "HUP", stack.containers("proxy")[0]], 30)
         time.sleep(2)
         answers = [start_run(stack, lab, lab["devices"][n % 4], timeout=30) for n in range(8)]
         reads = []
