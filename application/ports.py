@@ -13,6 +13,7 @@ from domain.environments import Environment
 from domain.holds import Hold, HoldStatus
 from domain.test_cases import TestCase
 from domain.test_runs import RunStatus, TestRun, Verdict
+from domain.trends import TrendResult
 
 if TYPE_CHECKING:  # the webhook ports import nothing from here
     from application.webhook_ports import WebhookRepository
@@ -312,6 +313,25 @@ class ResultSummaries(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class TrendScope:
+    """The results of one test case that a trend takes: of completed runs finished in the
+    window, on `model` or the one device, at most the newest `limit`."""
+
+    test_case_id: str
+    limit: int
+    model: str | None = None
+    device_id: str | None = None
+    finished_from: datetime | None = None
+    finished_to: datetime | None = None
+
+
+class ResultTrends(Protocol):
+    def results(self, scope: TrendScope) -> list[TrendResult]:
+        """The newest results in scope, newest first."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Leaving the `with` block without `commit()` rolls back."""
 
@@ -324,6 +344,7 @@ class UnitOfWork(Protocol):
     changes: ChangeFeed
     statistics: StatisticsQueries
     results: ResultSummaries
+    trends: ResultTrends
     stream_leases: StreamLeases
     webhooks: WebhookRepository
 

@@ -43,6 +43,7 @@ from application.use_cases import (
     scheduling,
     statistics,
     test_runs,
+    trends,
     webhooks,
 )
 from domain.api_tokens import TokenPolicy
@@ -124,6 +125,7 @@ class Container(containers.DeclarativeContainer):
     compare_results = providers.Factory(comparison.CompareResults, uow.provider)
     list_regressions = providers.Factory(comparison.ListRegressions, uow.provider)
     list_firmware_versions = providers.Factory(comparison.ListFirmwareVersions, uow.provider)
+    show_trend = providers.Factory(trends.ShowTrend, uow.provider)
 
     # auth: the auth service's use cases, and how /api requests are authenticated
     password_hasher = providers.Singleton(Argon2PasswordHasher)

@@ -17,6 +17,7 @@ from adapters.http import (
     statistics,
     test_cases,
     test_runs,
+    trends,
     webhooks,
 )
 from adapters.http.api_docs import install_api_docs
@@ -39,6 +40,7 @@ BLUEPRINTS = [
     events.blp,
     statistics.blp,
     comparison.blp,
+    trends.blp,
     webhooks.blp,
 ]
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, Self, TypeVar
 
 from adapters.persistence.results_in_memory import InMemoryResults
+from adapters.persistence.trends_in_memory import InMemoryTrends
 from adapters.persistence.webhooks_in_memory import InMemoryWebhooks, InMemoryWebhookTables
 from application.errors import AlreadyExists, ConcurrentUpdate
 from application.ports import (
@@ -588,6 +589,7 @@ class InMemoryUnitOfWork:
         self.changes = InMemoryChangeFeed(self.store)
         self.statistics = InMemoryStatistics(self.store)
         self.results = InMemoryResults(self.store.test_runs)
+        self.trends = InMemoryTrends(self.store.test_runs)
         self.devices = InMemoryDeviceRepository(self.store, self.changes)
         self.test_cases: _InMemoryNamedRepository[TestCase] = _InMemoryNamedRepository(
             self.store.test_cases, "test case"

@@ -21,6 +21,7 @@ from adapters.persistence.repositories import (
     SqlStreamLeases,
     SqlTestCaseRepository,
     SqlTestRunRepository,
+    SqlTrends,
     SqlWebhooks,
     forget_logged_changes,
     is_transient,
@@ -163,5 +164,6 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork):
         self.changes = SqlChangeFeed(session)
         self.statistics = SqlStatistics(session)
         self.results = SqlResults(session)
+        self.trends = SqlTrends(session)
         self.stream_leases = SqlStreamLeases(session)
         self.webhooks = SqlWebhooks(session)

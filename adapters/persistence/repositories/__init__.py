@@ -29,6 +29,7 @@ from adapters.persistence.repositories.statistics import SqlStatistics
 from adapters.persistence.repositories.stream_leases import SqlStreamLeases
 from adapters.persistence.repositories.test_cases import SqlTestCaseRepository
 from adapters.persistence.repositories.test_runs import SqlTestRunRepository
+from adapters.persistence.repositories.trends import SqlTrends
 from adapters.persistence.repositories.webhooks import SqlWebhooks
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "SqlStreamLeases",
     "SqlTestCaseRepository",
     "SqlTestRunRepository",
+    "SqlTrends",
     "SqlWebhooks",
     "forget_logged_changes",
     "is_transient",
