@@ -14,6 +14,7 @@ from domain.holds import Hold, HoldStatus
 from domain.test_cases import TestCase
 from domain.test_runs import RunStatus, TestRun, Verdict
 from domain.trends import TrendResult
+from domain.utilisation import Timeline
 
 if TYPE_CHECKING:  # the webhook ports import nothing from here
     from application.webhook_ports import WebhookRepository
@@ -332,6 +333,12 @@ class ResultTrends(Protocol):
         ...
 
 
+class StatusTimelines(Protocol):
+    def timelines(self, start: datetime, end: datetime) -> list[Timeline]:
+        """Every device's status from `start` (or its creation) with its changes before `end`."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. Leaving the `with` block without `commit()` rolls back."""
 
@@ -345,6 +352,7 @@ class UnitOfWork(Protocol):
     statistics: StatisticsQueries
     results: ResultSummaries
     trends: ResultTrends
+    utilisation: StatusTimelines
     stream_leases: StreamLeases
     webhooks: WebhookRepository
 

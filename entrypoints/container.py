@@ -44,6 +44,7 @@ from application.use_cases import (
     statistics,
     test_runs,
     trends,
+    utilisation,
     webhooks,
 )
 from domain.api_tokens import TokenPolicy
@@ -126,6 +127,7 @@ class Container(containers.DeclarativeContainer):
     list_regressions = providers.Factory(comparison.ListRegressions, uow.provider)
     list_firmware_versions = providers.Factory(comparison.ListFirmwareVersions, uow.provider)
     show_trend = providers.Factory(trends.ShowTrend, uow.provider)
+    show_utilisation = providers.Factory(utilisation.ShowUtilisation, uow.provider, clock)
 
     # auth: the auth service's use cases, and how /api requests are authenticated
     password_hasher = providers.Singleton(Argon2PasswordHasher)

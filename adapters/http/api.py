@@ -18,6 +18,7 @@ from adapters.http import (
     test_cases,
     test_runs,
     trends,
+    utilisation,
     webhooks,
 )
 from adapters.http.api_docs import install_api_docs
@@ -41,6 +42,7 @@ BLUEPRINTS = [
     statistics.blp,
     comparison.blp,
     trends.blp,
+    utilisation.blp,
     webhooks.blp,
 ]
 

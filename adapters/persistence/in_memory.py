@@ -15,6 +15,7 @@ from typing import Any, Generic, Self, TypeVar
 
 from adapters.persistence.results_in_memory import InMemoryResults
 from adapters.persistence.trends_in_memory import InMemoryTrends
+from adapters.persistence.utilisation_in_memory import InMemoryTimelines
 from adapters.persistence.webhooks_in_memory import InMemoryWebhooks, InMemoryWebhookTables
 from application.errors import AlreadyExists, ConcurrentUpdate
 from application.ports import (
@@ -590,6 +591,7 @@ class InMemoryUnitOfWork:
         self.statistics = InMemoryStatistics(self.store)
         self.results = InMemoryResults(self.store.test_runs)
         self.trends = InMemoryTrends(self.store.test_runs)
+        self.utilisation = InMemoryTimelines(self.store)
         self.devices = InMemoryDeviceRepository(self.store, self.changes)
         self.test_cases: _InMemoryNamedRepository[TestCase] = _InMemoryNamedRepository(
             self.store.test_cases, "test case"

@@ -21,6 +21,7 @@ from adapters.persistence.repositories import (
     SqlStreamLeases,
     SqlTestCaseRepository,
     SqlTestRunRepository,
+    SqlTimelines,
     SqlTrends,
     SqlWebhooks,
     forget_logged_changes,
@@ -165,5 +166,6 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork):
         self.statistics = SqlStatistics(session)
         self.results = SqlResults(session)
         self.trends = SqlTrends(session)
+        self.utilisation = SqlTimelines(session)
         self.stream_leases = SqlStreamLeases(session)
         self.webhooks = SqlWebhooks(session)

@@ -57,3 +57,15 @@ def test_bad_parameters_are_422(client, lab, query):
     answer = client.get(f"/api/test-cases/{lab['cases'][0]['id']}/trend?{query}")
     assert answer.status_code == 422, answer.get_json()
     assert answer.get_json()["code"] in ("validation_error", "invalid_value")
+
+
+def test_device_utilisation_per_day(client, lab, run_on):  # noqa: F811
+    run_on("2.0.0", 230.0)
+    answer = client.get("/api/stats/utilisation?days=3")
+    assert answer.status_code == 200, answer.get_json()
+    days = answer.get_json()["items"]
+    assert len(days) == 3 and days[-1]["device_seconds"] > 0
+    assert sum(days[-1]["shares"].values()) == pytest.approx(1, abs=1e-3)
+    assert set(days[-1]["shares"]) <= {"available", "in_test", "held", "offline", "maintenance"}
+    for bad in ("days=0", "days=93", "days=x"):
+        assert client.get(f"/api/stats/utilisation?{bad}").status_code == 422

@@ -30,6 +30,7 @@ from adapters.persistence.repositories.stream_leases import SqlStreamLeases
 from adapters.persistence.repositories.test_cases import SqlTestCaseRepository
 from adapters.persistence.repositories.test_runs import SqlTestRunRepository
 from adapters.persistence.repositories.trends import SqlTrends
+from adapters.persistence.repositories.utilisation import SqlTimelines
 from adapters.persistence.repositories.webhooks import SqlWebhooks
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "SqlStreamLeases",
     "SqlTestCaseRepository",
     "SqlTestRunRepository",
+    "SqlTimelines",
     "SqlTrends",
     "SqlWebhooks",
     "forget_logged_changes",
