@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_BOX, chartGeometry, linear, passShare, ticks, type Trend, type TrendPoint } from './trends';
+import { DEFAULT_BOX, chartGeometry, completeTrend, linear, passShare, ticks, type Trend, type TrendPoint } from './trends';
 
 const point = (over: Partial<TrendPoint>): TrendPoint => ({
   run_id: 'r1',
@@ -97,6 +97,15 @@ describe('the chart geometry', () => {
   it('has nothing to draw without points', () => {
     const none = chartGeometry(trend({ points: [], firmware_changes: [] }));
     expect(none).toMatchObject({ series: [], markers: [], threshold: null, xTicks: [], yTicks: [] });
+  });
+});
+
+describe('an incomplete answer', () => {
+  it('becomes an empty trend, not an error on the test case page', () => {
+    const trend = completeTrend({ metric: 'voltage' } as Partial<Trend>, 'tc-1');
+    expect(trend).toMatchObject({ test_case_id: 'tc-1', metric: 'voltage', metrics: [], points: [] });
+    expect(() => chartGeometry(trend)).not.toThrow();
+    expect(completeTrend(undefined, 'tc-2').pass_rate).toEqual([]);
   });
 });
 

@@ -52,17 +52,40 @@ export interface TrendQuery {
   limit?: number;
 }
 
+/** The answer with every list present: a server without the trend endpoint's newest fields
+ * (or a stand-in in a test) must not break the test case page it sits on. */
+export function completeTrend(answer: Partial<Trend> | null | undefined, testCaseId: string): Trend {
+  const list = <T>(value: T[] | undefined): T[] => (Array.isArray(value) ? value : []);
+  return {
+    test_case_id: answer?.test_case_id ?? testCaseId,
+    test_case_name: answer?.test_case_name ?? '',
+    metric: answer?.metric ?? null,
+    metrics: list(answer?.metrics),
+    condition: answer?.condition ?? null,
+    threshold: typeof answer?.threshold === 'number' ? answer.threshold : null,
+    unit: answer?.unit ?? '',
+    points: list(answer?.points),
+    firmware_changes: list(answer?.firmware_changes),
+    pass_rate: list(answer?.pass_rate),
+    results: answer?.results ?? 0,
+    truncated: answer?.truncated ?? false,
+  };
+}
+
 export const trends = {
-  get: (testCaseId: string, query: TrendQuery = {}, signal?: AbortSignal) =>
-    send<Trend>('GET', `/api/test-cases/${encodeURIComponent(testCaseId)}/trend`, {
-      query: {
-        metric: query.metric || undefined,
-        model: query.model || undefined,
-        device_id: query.device_id || undefined,
-        limit: query.limit === undefined ? undefined : String(query.limit),
-      },
-      signal,
-    }),
+  get: async (testCaseId: string, query: TrendQuery = {}, signal?: AbortSignal) =>
+    completeTrend(
+      await send<Partial<Trend>>('GET', `/api/test-cases/${encodeURIComponent(testCaseId)}/trend`, {
+        query: {
+          metric: query.metric || undefined,
+          model: query.model || undefined,
+          device_id: query.device_id || undefined,
+          limit: query.limit === undefined ? undefined : String(query.limit),
+        },
+        signal,
+      }),
+      testCaseId,
+    ),
 };
 
 export interface Box {
