@@ -13,7 +13,7 @@ from marshmallow import Schema, fields, validate
 
 from adapters.http.json_bodies import iso, json_response
 from adapters.http.security import requires
-from adapters.http.test_runs import _within_utc_range as within_utc_range
+from adapters.http.test_runs import within_utc_range
 from application.use_cases.comparison import (
     CompareRequest,
     CompareResults,

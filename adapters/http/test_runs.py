@@ -410,7 +410,7 @@ class StartTestRunSchema(Schema):
     )
 
 
-def _within_utc_range(moment: datetime) -> None:
+def within_utc_range(moment: datetime) -> None:
     """Runs are stored and compared in UTC: 9999-12-31T23:59:59-23:59 is a valid ISO 8601
     time, but past the last datetime Python (and so the database adapter) can hold."""
     try:
@@ -431,12 +431,12 @@ class RunFilterSchema(Schema):
     from_ = fields.AwareDateTime(
         data_key="from",
         default_timezone=UTC,
-        validate=_within_utc_range,
+        validate=within_utc_range,
         metadata={"description": "created at or after (ISO 8601)"},
     )
     to = fields.AwareDateTime(
         default_timezone=UTC,
-        validate=_within_utc_range,
+        validate=within_utc_range,
         metadata={"description": "created at or before (ISO 8601)"},
     )
 
