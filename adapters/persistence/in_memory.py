@@ -13,6 +13,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, Self, TypeVar
 
+from adapters.persistence.plans_in_memory import (
+    InMemoryFirmwareSightings,
+    InMemoryPlanRuns,
+    InMemoryPlans,
+    InMemoryPlanTables,
+)
 from adapters.persistence.results_in_memory import InMemoryResults
 from adapters.persistence.trends_in_memory import InMemoryTrends
 from adapters.persistence.utilisation_in_memory import InMemoryTimelines
@@ -55,6 +61,7 @@ class InMemoryStore:
     changes: list[Change] = field(default_factory=list)
     stream_leases: dict[str, StreamLease] = field(default_factory=dict)
     webhooks: InMemoryWebhookTables = field(default_factory=InMemoryWebhookTables)
+    plans: InMemoryPlanTables = field(default_factory=InMemoryPlanTables)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -604,6 +611,9 @@ class InMemoryUnitOfWork:
         self.outbox = InMemoryOutbox(self.store)
         self.stream_leases = InMemoryStreamLeases(self.store)
         self.webhooks = InMemoryWebhooks(self.store.webhooks)
+        self.plans = InMemoryPlans(self.store.plans)
+        self.plan_runs = InMemoryPlanRuns(self.plans)
+        self.firmware_sightings = InMemoryFirmwareSightings(self.plans)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -623,6 +633,7 @@ class InMemoryUnitOfWork:
         self.outbox.apply()
         self.stream_leases.apply()
         self.webhooks.apply()
+        self.plans.apply()
         self.changes.apply(datetime.now(UTC))
 
     def rollback(self) -> None:
@@ -639,6 +650,7 @@ class InMemoryUnitOfWork:
         self.outbox.staged_state.clear()
         self.stream_leases.staged.clear()
         self.webhooks.clear()
+        self.plans.clear()
         self.outbox.purged = set()
         self.changes.staged.clear()
         self.changes.queue_moves.clear()

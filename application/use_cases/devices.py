@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from application.errors import AlreadyExists, NotFound
 from application.pagination import Page, paginate
+from application.plan_ports import FirmwareSighting
 from application.ports import Clock, DeviceFilter, IdGenerator, UnitOfWork
 from application.ports import UnitOfWorkFactory as UowFactory
 from application.use_cases.scheduling import ScheduleWaitingRuns, after_devices_freed
@@ -185,12 +186,22 @@ class RecordHeartbeat:
     def __call__(self, device_id: str, firmware_version: str | None = None) -> Device:
         with self.uow() as uow:
             device = _load_locked(uow, device_id)
-            was_available = device.is_available
-            device.heartbeat(self.clock.now(), firmware_version)
+            was_available, firmware_before = device.is_available, device.firmware_version
+            now = self.clock.now()
+            device.heartbeat(now, firmware_version)
             uow.devices.update(device)
+            note_firmware_sighting(uow, device, firmware_before, now)
             uow.commit()
         _schedule_if_freed(self, was_available, device)
         return device
+
+
+def note_firmware_sighting(uow: UnitOfWork, device: Device, before: str, at: datetime) -> None:
+    """New firmware reported: a sighting in the same transaction, which the worker's
+    new-firmware trigger takes up (application/use_cases/plans.py)."""
+    sighting = FirmwareSighting.of_report(device, before, at)
+    if sighting is not None:
+        uow.firmware_sightings.add(sighting)
 
 
 def _schedule_if_freed(use_case: Any, was_available: bool, device: Device) -> None:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from application.errors import AlreadyExists
 from application.ports import Clock, IdGenerator
+from application.use_cases.devices import note_firmware_sighting
 from application.ports import UnitOfWorkFactory as UowFactory
 from domain.devices import Device
 
@@ -91,6 +92,7 @@ class RecordTelemetry:
                 )
                 device.heartbeat(now)
                 uow.devices.add(device)
+                note_firmware_sighting(uow, device, "", now)
                 uow.commit()
                 return TelemetryRecorded(TelemetryOutcome.REGISTERED, device)
             if self._nothing_new(known, firmware, now):
@@ -99,8 +101,10 @@ class RecordTelemetry:
             if not locked:  # deleted a moment ago; with discovery it returns with its next report
                 return TelemetryRecorded(TelemetryOutcome.UNKNOWN)
             device = locked[0]
+            firmware_before = device.firmware_version
             device.heartbeat(now, firmware)
             uow.devices.update(device)
+            note_firmware_sighting(uow, device, firmware_before, now)
             uow.commit()
             return TelemetryRecorded(TelemetryOutcome.HEARTBEAT, device)
 

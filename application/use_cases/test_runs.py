@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from application.errors import NotFound
@@ -33,6 +33,7 @@ from application.use_cases.scheduling import (
     schedule_in,
 )
 from domain.booking import release_devices_of
+from domain.devices import Device
 from domain.errors import InvalidValue
 from domain.scheduling import DeviceRequest, Priority
 from domain.test_cases import with_parameters
@@ -97,43 +98,11 @@ class StartTestRun:
         self.queue_timeout_s = queue_timeout_s
 
     def __call__(self, request: StartTestRunRequest) -> TestRun:
-        check_request(request.device_ids, request.device_requests, request.when_busy, "a run")
-        if len(set(request.test_case_ids)) != len(request.test_case_ids):
-            raise InvalidValue("test_case_ids", "each test case may appear only once")
         with self.uow() as uow:
-            cases = [uow.test_cases.get(i) for i in request.test_case_ids]
-            unknown = [i for i, c in zip(request.test_case_ids, cases, strict=True) if c is None]
-            if unknown:
-                raise InvalidValue("test_case_ids", f"unknown test case(s): {', '.join(unknown)}")
-            environment = uow.environments.get(request.environment_id)
-            if environment is None:
-                raise InvalidValue(
-                    "environment_id", f"unknown environment: {request.environment_id}"
-                )
-            # the queue lock before any device row (see application/use_cases/scheduling.py)
-            uow.test_runs.lock_queue()
-            lock_named_devices(uow, request.device_ids)
             now = self.clock.now()
-            run = TestRun.submit(
-                id=self.ids.new_id(),
-                test_cases=[with_parameters(c.snapshot(), request.parameters) for c in cases if c],
-                environment=environment.snapshot(),
-                device_ids=request.device_ids,
-                device_requests=request.device_requests,
-                started_by=request.started_by,
-                at=now,
-                queue_allowance_s=self.queue_allowance_s,
-                queue_timeout_s=(
-                    self.queue_timeout_s
-                    if request.queue_timeout_s is None
-                    else request.queue_timeout_s
-                ),
-                priority=request.priority,
-                parameters=request.parameters,
+            run, devices = submit_run(
+                uow, self.ids, now, request, self.queue_allowance_s, self.queue_timeout_s
             )
-            devices = all_devices(uow)
-            refuse_unsatisfiable(run.demand, devices)
-            uow.test_runs.add(run)
             outcome = schedule_in(uow, self.ids, now)
             if run.id not in outcome.started and request.when_busy == "reject":
                 # leaving the block without a commit rolls the run back
@@ -141,6 +110,51 @@ class StartTestRun:
             run = _load_run(uow, run.id)  # as the pass left it: booked, or still waiting
             uow.commit()
         return run
+
+
+def submit_run(
+    uow: UnitOfWork,
+    ids: IdGenerator,
+    now: datetime,
+    request: StartTestRunRequest,
+    queue_allowance_s: float,
+    queue_timeout_s: float,
+) -> tuple[TestRun, list[Device]]:
+    """Check a start and put its run in the queue of the open transaction, without a
+    scheduling pass (the caller makes one, once for all the runs it adds: a plan run adds
+    several) and without committing. Also returns the lab's devices as they were seen."""
+    check_request(request.device_ids, request.device_requests, request.when_busy, "a run")
+    if len(set(request.test_case_ids)) != len(request.test_case_ids):
+        raise InvalidValue("test_case_ids", "each test case may appear only once")
+    cases = [uow.test_cases.get(i) for i in request.test_case_ids]
+    unknown = [i for i, c in zip(request.test_case_ids, cases, strict=True) if c is None]
+    if unknown:
+        raise InvalidValue("test_case_ids", f"unknown test case(s): {', '.join(unknown)}")
+    environment = uow.environments.get(request.environment_id)
+    if environment is None:
+        raise InvalidValue("environment_id", f"unknown environment: {request.environment_id}")
+    # the queue lock before any device row (see application/use_cases/scheduling.py)
+    uow.test_runs.lock_queue()
+    lock_named_devices(uow, request.device_ids)
+    run = TestRun.submit(
+        id=ids.new_id(),
+        test_cases=[with_parameters(c.snapshot(), request.parameters) for c in cases if c],
+        environment=environment.snapshot(),
+        device_ids=request.device_ids,
+        device_requests=request.device_requests,
+        started_by=request.started_by,
+        at=now,
+        queue_allowance_s=queue_allowance_s,
+        queue_timeout_s=(
+            queue_timeout_s if request.queue_timeout_s is None else request.queue_timeout_s
+        ),
+        priority=request.priority,
+        parameters=request.parameters,
+    )
+    devices = all_devices(uow)
+    refuse_unsatisfiable(run.demand, devices)
+    uow.test_runs.add(run)
+    return run, devices
 
 
 class GetTestRun:
