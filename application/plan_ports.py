@@ -25,12 +25,12 @@ class FirmwareSighting:
     @classmethod
     def of_report(cls, device: Device, before: str, at: datetime) -> FirmwareSighting | None:
         """The sighting of a report that left `device` with firmware other than `before`
-        (None when it brought nothing new). Its id names the device, version and time: one
-        device reports one change at a time."""
+        (None when it brought nothing new), made after the device was stored: its id is the
+        device and the row version that write gave it, unique without an id generator."""
         version = device.firmware_version
         if not version or version == before:
             return None
-        return cls(f"{device.id}:{version}:{at.isoformat()}", device.id, version, at)
+        return cls(f"{device.id}:{device.version}", device.id, version, at)
 
 
 class PlanRepository(Protocol):

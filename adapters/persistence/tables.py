@@ -499,3 +499,60 @@ result_metric_summaries = sa.Table(
     sa.Column("unit", sa.Text(), nullable=False),
     sa.Index("ix_result_metric_summaries_firmware_version", "firmware_version"),
 )
+
+
+# Test plans (domain.plans). A plan's definition is one JSON document (its test cases,
+# environments, selection, matrix, parameters, priority and triggers); `triggered` says whether
+# it has any trigger, so the worker reads only those. `cron_checked_at`: cron slots up to then
+# have been looked at.
+test_plans = sa.Table(
+    "test_plans",
+    metadata,
+    sa.Column("id", key_text(ID_LENGTH), primary_key=True),
+    sa.Column("name", key_text(NAME_LENGTH), nullable=False),
+    sa.Column("name_key", sa.Text(), nullable=False),
+    sa.Column("definition", json_document(), nullable=False),
+    sa.Column("triggered", sa.Boolean(), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=True),
+    sa.Column("updated_at", UtcDateTime(), nullable=True),
+    sa.Column("cron_checked_at", UtcDateTime(), nullable=True),
+    sa.UniqueConstraint("name", name="uq_test_plans_name"),
+    sa.UniqueConstraint("name_key", name="uq_test_plans_name_key"),
+)
+
+# A plan run keeps the plan as it was (`plan`, a snapshot) and its cause; `cause_key` is the
+# cause's debounce key (NULL for manual starts), unique per plan: a cron slot, or a device's
+# new firmware version, starts a plan once, whichever process sees it first. No foreign key
+# to test_plans: a deleted plan's plan runs stay readable.
+plan_runs = sa.Table(
+    "plan_runs",
+    metadata,
+    sa.Column("id", key_text(ID_LENGTH), primary_key=True),
+    sa.Column("plan_id", sa.String(ID_LENGTH), nullable=False),
+    sa.Column("plan", json_document(), nullable=False),
+    sa.Column("cause", json_document(), nullable=False),
+    sa.Column("cause_key", sa.String(300), nullable=True),
+    sa.Column("runs", json_document(), nullable=False),
+    sa.Column("skipped", json_document(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
+    sa.Column("verdict", sa.String(STATUS_LENGTH), nullable=True),
+    sa.UniqueConstraint("plan_id", "cause_key", name="uq_plan_runs_plan_id_cause_key"),
+    sa.Index("ix_plan_runs_plan_id_created_at", "plan_id", "created_at"),
+    sa.Index("ix_plan_runs_created_at", "created_at"),
+    sa.Index("ix_plan_runs_finished_at", "finished_at"),
+)
+
+# Firmware versions devices reported, written with the report that brought them (an outbox
+# for the new-firmware trigger); `done_at` once the worker has taken one up.
+firmware_sightings = sa.Table(
+    "firmware_sightings",
+    metadata,
+    sa.Column("id", sa.String(300), primary_key=True),
+    sa.Column("device_id", sa.String(ID_LENGTH), nullable=False),
+    sa.Column("firmware_version", sa.Text(), nullable=False),
+    sa.Column("seen_at", UtcDateTime(), nullable=False),
+    sa.Column("done_at", UtcDateTime(), nullable=True),
+    sa.Index("ix_firmware_sightings_done_at_seen_at", "done_at", "seen_at"),
+)

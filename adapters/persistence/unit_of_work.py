@@ -14,8 +14,11 @@ from adapters.persistence.repositories import (
     SqlChangeFeed,
     SqlDeviceRepository,
     SqlEnvironmentRepository,
+    SqlFirmwareSightings,
     SqlHoldRepository,
     SqlOutbox,
+    SqlPlanRepository,
+    SqlPlanRunRepository,
     SqlResults,
     SqlStatistics,
     SqlStreamLeases,
@@ -169,3 +172,6 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork):
         self.utilisation = SqlTimelines(session)
         self.stream_leases = SqlStreamLeases(session)
         self.webhooks = SqlWebhooks(session)
+        self.plans = SqlPlanRepository(session)
+        self.plan_runs = SqlPlanRunRepository(session)
+        self.firmware_sightings = SqlFirmwareSightings(session)

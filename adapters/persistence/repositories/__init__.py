@@ -24,6 +24,11 @@ from adapters.persistence.repositories.change_feed import (
 from adapters.persistence.repositories.devices import SqlDeviceRepository
 from adapters.persistence.repositories.environments import SqlEnvironmentRepository
 from adapters.persistence.repositories.holds import SqlHoldRepository
+from adapters.persistence.repositories.plans import (
+    SqlFirmwareSightings,
+    SqlPlanRepository,
+    SqlPlanRunRepository,
+)
 from adapters.persistence.repositories.results import SqlResults
 from adapters.persistence.repositories.statistics import SqlStatistics
 from adapters.persistence.repositories.stream_leases import SqlStreamLeases
@@ -38,8 +43,11 @@ __all__ = [
     "SqlChangeFeed",
     "SqlDeviceRepository",
     "SqlEnvironmentRepository",
+    "SqlFirmwareSightings",
     "SqlHoldRepository",
     "SqlOutbox",
+    "SqlPlanRepository",
+    "SqlPlanRunRepository",
     "SqlResults",
     "SqlStatistics",
     "SqlStreamLeases",
