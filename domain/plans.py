@@ -153,14 +153,12 @@ class PlanSnapshot:
     triggers: tuple[Trigger, ...]
 
     def cells(self, model_of: Mapping[str, str]) -> list[PlanCell]:
-        """The runs of a start, environments × models (`model_of`: each named device's
+        """The runs of a start, environments x models (`model_of`: each named device's
         model). Cells without any device are left out."""
         cells = []
         for environment_id in self.environment_ids:
             if not self.models:
-                cells.append(
-                    PlanCell(environment_id, None, self.device_ids, self.device_requests)
-                )
+                cells.append(PlanCell(environment_id, None, self.device_ids, self.device_requests))
                 continue
             for model in self.models:
                 named = tuple(d for d in self.device_ids if model_of.get(d) == model)

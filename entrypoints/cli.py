@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from entrypoints.cli_client import devices_group, run_group
+from entrypoints.cli_client import devices_group, plan_group, run_group
 from entrypoints.settings import Settings, SettingsError, demo_secret_key, runner_environment
 
 
@@ -61,6 +61,7 @@ def main() -> None:
 # the client of a devicelab server (entrypoints/cli_client.py)
 main.add_command(run_group)
 main.add_command(devices_group)
+main.add_command(plan_group)
 
 
 @main.group()

@@ -578,3 +578,109 @@ def devices_list(url, token, status, label, search, as_json) -> None:
         ],
         ["NAME", "ID", "STATUS", "MODEL", "FIRMWARE", "LABELS"],
     )
+
+
+# -- test plans ------------------------------------------------------------------------------
+
+
+def plan_exit_code(plan_run: dict) -> int:
+    """As for a run: 0 pass, 1 fail, 2 inconclusive, and 3 when a run of the plan failed or
+    was aborted (and none failed its criteria)."""
+    verdict = plan_run.get("verdict")
+    if verdict == "fail":
+        return EXIT_FAIL
+    if any(r.get("status") in ("failed", "aborted") for r in plan_run["runs"]):
+        return EXIT_NOT_COMPLETED
+    return {"pass": EXIT_PASS}.get(verdict, EXIT_INCONCLUSIVE)
+
+
+def _plan_line(plan_run: dict) -> str:
+    progress = plan_run["progress"]
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(progress["by_status"].items()))
+    return (
+        f"plan run {plan_run['id']}: {progress['finished']}/{progress['total']} runs finished "
+        f"({statuses}), {progress['fraction'] * 100:.0f} %"
+    )
+
+
+def _wait_plan(client: DevicelabClient, plan_run: dict, timeout_s, poll_s: float) -> dict:
+    import time
+
+    path = f"/api/plan-runs/{quote(plan_run['id'])}"
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    said = ""
+    try:
+        while plan_run.get("verdict") is None:
+            line = _plan_line(plan_run)
+            if line != said:
+                _say(f"  {line}")
+                said = line
+            if deadline is not None and time.monotonic() >= deadline:
+                _say(f"plan run {plan_run['id']}: not finished after {timeout_s:g} s: cancelling")
+                for run in plan_run["runs"]:
+                    if run.get("status") in ("waiting", "queued", "running"):
+                        try:
+                            client.post(
+                                f"/api/test-runs/{quote(run['run_id'])}/cancel",
+                                {"reason": f"devicelab plan --timeout {timeout_s:g} s reached"},
+                            )
+                        except ApiClientError as error:
+                            if error.status != 409:  # 409: it ended meanwhile
+                                raise
+                plan_run = client.get(path)
+                if plan_run.get("verdict") is None:
+                    time.sleep(poll_s)
+                    continue
+                break
+            time.sleep(poll_s)
+            plan_run = client.get(path)
+    except KeyboardInterrupt:
+        _say(f"interrupted; the plan run goes on: {plan_run['id']}")
+        raise click.exceptions.Exit(EXIT_ERROR) from None
+    _say(f"  {_plan_line(plan_run)}")
+    for run in plan_run["runs"]:
+        where = run["environment_id"] + (f" × {run['model']}" if run.get("model") else "")
+        _say(f"  run {run['run_id']} ({where}): {run.get('status')} {run.get('verdict') or ''}")
+    _say(f"plan run {plan_run['id']}: {plan_run.get('verdict')}")
+    return plan_run
+
+
+@click.group("plan", cls=ClientGroup)
+def plan_group() -> None:
+    """Start test plans on a devicelab server."""
+
+
+@plan_group.command("start")
+@click.argument("plan")
+@click.option("--wait", is_flag=True, help="Follow the plan run until every run ended.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    help="With --wait: cancel the runs still going after this many seconds (exit 3).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the (final) plan run as JSON.")
+@click.option(
+    "--poll-interval",
+    "poll_s",
+    type=click.FloatRange(min=0.1),
+    default=2.0,
+    show_default=True,
+    help="Seconds between looks at the plan run.",
+)
+@_connection
+@_calling
+def plan_start(url, token, plan, wait, timeout, as_json, poll_s) -> None:
+    """Start the test plan PLAN (name or id); with --wait, exit by its overall verdict."""
+    if timeout is not None and not wait:
+        raise click.UsageError("--timeout needs --wait")
+    client = _client(url, token)
+    found = resolve(client, "plans", "plan", plan)
+    plan_run = client.post(f"/api/plans/{quote(found['id'])}/start", {})
+    _say(f"started plan {found['name']}: plan run {plan_run['id']} ({len(plan_run['runs'])} runs)")
+    if wait:
+        plan_run = _wait_plan(client, plan_run, timeout, poll_s)
+    if as_json:
+        _print_json(plan_run)
+    elif not wait:
+        click.echo(plan_run["id"])
+    sys.exit(plan_exit_code(plan_run) if wait else EXIT_PASS)

@@ -37,6 +37,7 @@ from application.use_cases import (
     holds,
     live_streams,
     live_updates,
+    plans,
     queue_estimates,
     relay,
     run_exports,
@@ -321,6 +322,26 @@ class Container(containers.DeclarativeContainer):
         webhook_retry,
         claim_s=providers.Callable(lambda t: 3 * t + 5, config.webhook_timeout_s),
     )
+
+    # test plans: defined over HTTP, started by hand or by the worker's triggers
+    plan_starter = providers.Factory(
+        plans.PlanStarter, ids, config.queue_allowance_s, config.queue_timeout_s
+    )
+    create_plan = providers.Factory(plans.CreatePlan, uow.provider, clock, ids)
+    update_plan = providers.Factory(plans.UpdatePlan, uow.provider, clock)
+    delete_plan = providers.Factory(plans.DeletePlan, uow.provider)
+    get_plan = providers.Factory(plans.GetPlan, uow.provider)
+    list_plans = providers.Factory(plans.ListPlans, uow.provider)
+    start_plan = providers.Factory(plans.StartPlan, uow.provider, clock, plan_starter)
+    get_plan_run = providers.Factory(plans.GetPlanRun, uow.provider)
+    list_plan_runs = providers.Factory(plans.ListPlanRuns, uow.provider)
+    fire_cron_triggers = providers.Factory(
+        plans.FireCronTriggers, uow.provider, clock, plan_starter
+    )
+    fire_firmware_triggers = providers.Factory(
+        plans.FireFirmwareTriggers, uow.provider, clock, plan_starter
+    )
+    settle_plan_runs = providers.Factory(plans.SettlePlanRuns, uow.provider, clock)
 
 
 def dispose_engines(container: Container) -> None:

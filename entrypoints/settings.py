@@ -161,6 +161,7 @@ class Settings:
     webhook_timeout_s: float = 10
     webhook_interval_s: float = 1
     webhook_hold_warning_s: float = 900  # hold.expiring: this long before the expiry
+    plan_interval_s: float = 10  # how often the worker looks at plan triggers and plan runs
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -218,6 +219,7 @@ class Settings:
             webhook_timeout_s=_number(env, "DEVICELAB_WEBHOOK_TIMEOUT_S", 10, 0.1),
             webhook_interval_s=_number(env, "DEVICELAB_WEBHOOK_INTERVAL_S", 1, 0.05),
             webhook_hold_warning_s=_number(env, "DEVICELAB_WEBHOOK_HOLD_WARNING_S", 900, 1),
+            plan_interval_s=_number(env, "DEVICELAB_PLAN_INTERVAL_S", 10, 0.05),
         )
 
     def require_secret_key(self) -> str:

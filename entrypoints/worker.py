@@ -126,6 +126,18 @@ def _webhook_pass(container):
     return run
 
 
+def _plan_pass(container):
+    """Test plans: cron slots due and firmware sightings start plan runs; plan runs whose
+    runs have all finished get their verdict."""
+    fire_cron, fire_firmware = container.fire_cron_triggers(), container.fire_firmware_triggers()
+    settle = container.settle_plan_runs()
+
+    def run() -> list[str]:
+        return fire_cron() + fire_firmware() + settle()
+
+    return run
+
+
 def build_worker(container) -> Worker:
     config = container.config
     relay = container.relay_outbox()
@@ -154,5 +166,6 @@ def build_worker(container) -> Worker:
             ),
             Duty("housekeeping", container.purge_history(), 3600),
             Duty("webhooks", _webhook_pass(container), config.webhook_interval_s()),
+            Duty("test plans", _plan_pass(container), config.plan_interval_s()),
         ]
     )

@@ -11,6 +11,7 @@ from adapters.http import (
     events,
     health,
     holds,
+    plans,
     queue,
     run_exports,
     runner_callbacks,
@@ -44,6 +45,8 @@ BLUEPRINTS = [
     trends.blp,
     utilisation.blp,
     webhooks.blp,
+    plans.blp,
+    plans.runs_blp,
 ]
 
 OPENAPI_SETTINGS = {

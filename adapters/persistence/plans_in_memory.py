@@ -69,9 +69,7 @@ class InMemoryPlans:
         return copy.deepcopy(found)
 
     def list(self, text: str | None, limit: int, after: tuple | None) -> list[TestPlan]:
-        found = [
-            p for p in self._plans().values() if not text or text.lower() in p.name.lower()
-        ]
+        found = [p for p in self._plans().values() if not text or text.lower() in p.name.lower()]
         found.sort(key=lambda p: (p.name, p.id))
         if after is not None:
             found = [p for p in found if (p.name, p.id) > tuple(after)]

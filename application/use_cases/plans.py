@@ -155,18 +155,6 @@ class GetPlan:
             return _load(uow, plan_id)
 
 
-class FindPlanByName:
-    def __init__(self, uow: UowFactory) -> None:
-        self.uow = uow
-
-    def __call__(self, name: str) -> TestPlan:
-        with self.uow(read_only=True) as uow:
-            plan = uow.plans.get_by_name(name)
-            if plan is None:
-                raise NotFound("plan", name)
-            return plan
-
-
 class ListPlans:
     def __init__(self, uow: UowFactory) -> None:
         self.uow = uow

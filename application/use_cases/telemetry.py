@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 
 from application.errors import AlreadyExists
 from application.ports import Clock, IdGenerator
-from application.use_cases.devices import note_firmware_sighting
 from application.ports import UnitOfWorkFactory as UowFactory
+from application.use_cases.devices import note_firmware_sighting
 from domain.devices import Device
 
 # every device that registered itself carries this label, so the lab can find and review them

@@ -46,8 +46,17 @@ def test_day_of_month_or_day_of_week_when_both_are_given() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "* * * *", "60 * * * *", "* 24 * * *", "* * 0 * *", "*/0 * * * *", "5-1 * * * *",
-     "* * * foo *", "1,,2 * * * *"],
+    [
+        "",
+        "* * * *",
+        "60 * * * *",
+        "* 24 * * *",
+        "* * 0 * *",
+        "*/0 * * * *",
+        "5-1 * * * *",
+        "* * * foo *",
+        "1,,2 * * * *",
+    ],
 )
 def test_malformed_expressions_are_refused_with_the_field(text: str) -> None:
     with pytest.raises(InvalidValue) as refused:

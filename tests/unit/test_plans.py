@@ -69,9 +69,7 @@ class PlanLab:
         from domain.test_runs import Observation
 
         reports = [
-            ResultReport(
-                self.case.id, d.id, tuple(Observation(m, v) for m, v in observations)
-            )
+            ResultReport(self.case.id, d.id, tuple(Observation(m, v) for m, v in observations))
             for d in run.devices
         ]
         self.lab.record_result(run_id, reports)
@@ -119,9 +117,7 @@ def test_plans_are_versioned_and_a_plan_run_keeps_the_plan_it_started_from(
         plans.start(plan.id, "alice")
 
 
-def test_a_manual_start_queues_one_run_per_environment_and_model(
-    plans: PlanLab, lab: Lab
-) -> None:
+def test_a_manual_start_queues_one_run_per_environment_and_model(plans: PlanLab, lab: Lab) -> None:
     lab.add_device("meter 1", model="EM-340")
     lab.add_device("meter 2", model="EM-540")
     chamber = lab.add_environment("chamber")
@@ -270,9 +266,7 @@ def test_a_version_seen_again_later_does_not_run_again(plans: PlanLab, lab: Lab)
     assert versions == ["1.0.0", "1.1.0"]
 
 
-def test_several_devices_each_get_their_plan_run_and_others_none(
-    plans: PlanLab, lab: Lab
-) -> None:
+def test_several_devices_each_get_their_plan_run_and_others_none(plans: PlanLab, lab: Lab) -> None:
     a = lab.add_device("meter a", model="EM-340", labels={"site": "lab"})
     b = lab.add_device("meter b", model="EM-340", labels={"site": "lab"})
     other_model = lab.add_device("meter c", model="EM-540", labels={"site": "lab"})
@@ -295,9 +289,7 @@ def test_telemetry_reporting_new_firmware_is_a_sighting_too(plans: PlanLab, lab:
     assert len(plans.fire_firmware()) == 1
 
 
-def test_a_plan_without_the_firmware_trigger_ignores_new_firmware(
-    plans: PlanLab, lab: Lab
-) -> None:
+def test_a_plan_without_the_firmware_trigger_ignores_new_firmware(plans: PlanLab, lab: Lab) -> None:
     meter = lab.add_device("meter 1", firmware_version="1.0.0")
     plans.plan(device_ids=[meter.id], triggers=[Trigger(TriggerKind.CRON, "0 2 * * *")])
     lab.record_heartbeat(meter.id, "1.1.0")

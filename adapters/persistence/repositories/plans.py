@@ -87,8 +87,7 @@ def _snapshot(data: dict[str, Any]) -> PlanSnapshot:
         version=data["version"],
         name=data["name"],
         **{
-            key: tuple(value) if isinstance(value, list) else value
-            for key, value in fields.items()
+            key: tuple(value) if isinstance(value, list) else value for key, value in fields.items()
         },
     )
 
@@ -144,9 +143,7 @@ class SqlPlanRepository(SqlRepository):
 
     def update(self, plan: TestPlan) -> None:
         statement = (
-            sa.update(t.test_plans)
-            .where(t.test_plans.c.id == plan.id)
-            .values(**self._values(plan))
+            sa.update(t.test_plans).where(t.test_plans.c.id == plan.id).values(**self._values(plan))
         )
         read = self._read_versions.get(plan.id)
         if read is not None:
@@ -181,9 +178,7 @@ class SqlPlanRepository(SqlRepository):
         keyset = after_by_name(t.test_plans, after)
         if keyset is not None:
             statement = statement.where(keyset)
-        return self._select(
-            statement.order_by(t.test_plans.c.name, t.test_plans.c.id).limit(limit)
-        )
+        return self._select(statement.order_by(t.test_plans.c.name, t.test_plans.c.id).limit(limit))
 
     def list_triggered(self) -> list[TestPlan]:
         return self._select(
