@@ -27,6 +27,7 @@ class WebhookEvent(enum.StrEnum):
     RUN_FAILED = "run.failed"  # the run failed or was aborted
     DEVICE_OFFLINE = "device.offline"
     HOLD_EXPIRING = "hold.expiring"
+    PLAN_RUN_FINISHED = "plan_run.finished"  # every run of a test plan's start has ended
     PING = "ping"  # asked for by the subscription's owner; every subscription takes it
 
 

@@ -341,7 +341,10 @@ class Container(containers.DeclarativeContainer):
     fire_firmware_triggers = providers.Factory(
         plans.FireFirmwareTriggers, uow.provider, clock, plan_starter
     )
-    settle_plan_runs = providers.Factory(plans.SettlePlanRuns, uow.provider, clock)
+    announce_plan_run_finished = providers.Factory(webhooks.AnnouncePlanRunFinished, ids, clock)
+    settle_plan_runs = providers.Factory(
+        plans.SettlePlanRuns, uow.provider, clock, announce_plan_run_finished
+    )
 
 
 def dispose_engines(container: Container) -> None:

@@ -18,13 +18,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from application.errors import NotFound
-from application.ports import Clock, IdGenerator
+from application.ports import Clock, IdGenerator, UnitOfWork
 from application.ports import UnitOfWorkFactory as UowFactory
 from application.use_cases.live_updates import ChangeCursor
 from application.webhook_ports import HostResolver, SendFailed, WebhookSender
 from domain.devices import Device, DeviceStatus
 from domain.errors import InvalidValue
 from domain.holds import Hold
+from domain.plans import PlanRun
 from domain.test_runs import RunStatus, TestRun
 from domain.webhooks import (
     Delivery,
@@ -459,3 +460,35 @@ class DeliverWebhooks:
             uow.webhooks.update_delivery(current)
             uow.commit()
         return DeliveryOutcome(current.id, current.status, error)
+
+
+class AnnouncePlanRunFinished:
+    """`plan_run.finished` for every subscription that wants it, in the transaction that
+    settles the plan run (SettlePlanRuns' `on_finished`): once per plan run."""
+
+    def __init__(self, ids: IdGenerator, clock: Clock) -> None:
+        self.ids, self.clock = ids, clock
+
+    def __call__(self, uow: UnitOfWork, plan_run: PlanRun) -> None:
+        now = self.clock.now()
+        hooks = uow.webhooks
+        data = {
+            "plan_run": {
+                "id": plan_run.id,
+                "plan_id": plan_run.plan_id,
+                "plan": plan_run.plan.name,
+                "plan_version": plan_run.plan.version,
+                "cause": plan_run.cause.kind.value,
+                "verdict": plan_run.verdict.value if plan_run.verdict else None,
+                "run_ids": [e.run_id for e in plan_run.runs],
+                "finished_at": plan_run.finished_at.isoformat() if plan_run.finished_at else None,
+            }
+        }
+        for subscription in hooks.list_subscriptions():
+            if subscription.wants(WebhookEvent.PLAN_RUN_FINISHED):
+                key = f"plan_run.finished:{plan_run.id}"
+                hooks.add_delivery(
+                    _delivery(
+                        self.ids, subscription, WebhookEvent.PLAN_RUN_FINISHED, key, data, now
+                    )
+                )

@@ -309,3 +309,30 @@ def test_two_workers_taking_up_the_same_sighting_make_one_plan_run(
     assert other_worker._start(plan.id, sighting) is not None
     assert plans.fire_firmware() == []
     assert len(plans.runs_of(plan.id)) == 1
+
+
+def test_a_finished_plan_run_is_announced_to_its_webhooks_once(plans: PlanLab, lab: Lab) -> None:
+    from application.use_cases.webhooks import AnnouncePlanRunFinished
+    from domain.webhooks import Subscription, WebhookEvent
+
+    with lab.new_uow() as uow:
+        for n, events in enumerate(
+            [(WebhookEvent.PLAN_RUN_FINISHED,), (WebhookEvent.RUN_FINISHED,)]
+        ):
+            uow.webhooks.add_subscription(
+                Subscription(f"s{n}", "u1", "a@lab", "https://h/x", events, "k", lab.clock.now())
+            )
+        uow.commit()
+    settle = SettlePlanRuns(lab.new_uow, lab.clock, AnnouncePlanRunFinished(lab.ids, lab.clock))
+    meter = lab.add_device("meter 1")
+    plan_run = plans.start(plans.plan(device_ids=[meter.id]).id, "alice")
+    assert settle() == []
+    plans.finish(plan_run.runs[0].run_id, 250.0)
+    assert len(settle()) == 1
+    assert settle() == []
+    with lab.new_uow() as uow:
+        assert uow.webhooks.list_deliveries("s1", 10) == []  # it wants run.finished only
+        (delivery,) = uow.webhooks.list_deliveries("s0", 10)
+    assert delivery.payload["event"] == "plan_run.finished"
+    data = delivery.payload["data"]["plan_run"]
+    assert (data["id"], data["verdict"], data["cause"]) == (plan_run.id, "fail", "manual")
