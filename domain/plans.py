@@ -56,9 +56,13 @@ class Trigger:
             raise InvalidValue("triggers", f"kind must be one of {kinds}") from None
         object.__setattr__(self, "kind", kind)
         if kind is TriggerKind.CRON:
-            expression = CronExpression.parse(self.cron or "")
+            try:
+                expression = CronExpression.parse(self.cron or "")
+                timezone = zone(self.timezone).key
+            except InvalidValue as error:  # said at the triggers, which is what a form shows
+                raise InvalidValue("triggers", error.message) from None
             object.__setattr__(self, "cron", expression.text)
-            object.__setattr__(self, "timezone", zone(self.timezone).key)
+            object.__setattr__(self, "timezone", timezone)
         else:
             if self.cron:
                 raise InvalidValue("triggers", "only a cron trigger has a cron expression")
@@ -344,6 +348,7 @@ class PlanRunEntry:
     run_id: str
     environment_id: str
     model: str | None = None
+    environment_name: str = ""  # as it was named when the run started
 
 
 @dataclass(frozen=True)

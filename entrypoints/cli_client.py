@@ -639,7 +639,9 @@ def _wait_plan(client: DevicelabClient, plan_run: dict, timeout_s, poll_s: float
         raise click.exceptions.Exit(EXIT_ERROR) from None
     _say(f"  {_plan_line(plan_run)}")
     for run in plan_run["runs"]:
-        where = run["environment_id"] + (f" × {run['model']}" if run.get("model") else "")
+        where = (run.get("environment_name") or run["environment_id"]) + (
+            f" × {run['model']}" if run.get("model") else ""
+        )
         _say(f"  run {run['run_id']} ({where}): {run.get('status')} {run.get('verdict') or ''}")
     _say(f"plan run {plan_run['id']}: {plan_run.get('verdict')}")
     return plan_run

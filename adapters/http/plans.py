@@ -186,6 +186,7 @@ class CauseSchema(Schema):
 class PlanRunRunSchema(Schema):
     run_id = fields.String()
     environment_id = fields.String()
+    environment_name = fields.String()
     model = fields.String(allow_none=True)
     status = fields.String(allow_none=True, metadata={"description": "null: the run is gone"})
     verdict = fields.String(allow_none=True)
@@ -268,6 +269,7 @@ def plan_run_json(view: PlanRunView) -> dict[str, Any]:
             {
                 "run_id": entry.run_id,
                 "environment_id": entry.environment_id,
+                "environment_name": entry.environment_name,
                 "model": entry.model,
                 "status": state.status.value if state else None,
                 "verdict": state.verdict.value if state and state.verdict else None,

@@ -220,7 +220,9 @@ class PlanStarter:
                 self.queue_allowance_s,
                 self.queue_timeout_s,
             )
-            entries.append(PlanRunEntry(run.id, cell.environment_id, cell.model))
+            entries.append(
+                PlanRunEntry(run.id, cell.environment_id, cell.model, run.environment.name)
+            )
         plan_run = PlanRun(
             id=self.ids.new_id(),
             plan=plan,

@@ -57,14 +57,14 @@ test('a plan defined, started by hand, and started by new firmware', async () =>
   await page.getByRole('button', { name: 'New plan' }).or(page.getByRole('link', { name: 'New plan' })).click();
 
   const form = page.getByTestId('plan-form');
-  await form.getByLabel('Name').fill(PLAN);
+  await form.getByLabel('Name', { exact: true }).fill(PLAN);
   // a bad cron line is refused by the server next to the field
   await form.getByRole('checkbox', { name: testCase.name }).check();
   await form.getByRole('checkbox', { name: environment.name }).check();
   await form.getByRole('checkbox', { name: device.name }).check();
   await form.getByLabel(/Cron schedules/).fill('0 25 * * *');
   await form.getByRole('button', { name: 'Create plan' }).click();
-  await expect(form.getByText(/hour: 25 is outside 0-23/)).toBeVisible();
+  await expect(form.getByText('cron: hour: 25 is outside 0-23', { exact: true })).toBeVisible();
   await form.getByLabel(/Cron schedules/).fill('0 2 * * * Europe/Berlin');
   await form.getByRole('switch').check();
   await form.getByRole('button', { name: 'Create plan' }).click();

@@ -76,7 +76,7 @@ def test_define_read_edit_start_and_delete_a_plan(client, lab):
     assert plan_run["cause"]["by"] == "admin@lab.example"
     assert plan_run["plan"]["version"] == 2
     (run,) = plan_run["runs"]
-    assert run["status"] in ("queued", "waiting")
+    assert run["status"] in ("queued", "waiting") and run["environment_name"] == "bench"
     assert plan_run["progress"]["total"] == 1 and plan_run["verdict"] is None
     one_run = client.get(f"/api/test-runs/{run['run_id']}").get_json()
     assert one_run["priority"] == "high" and one_run["requested_device_ids"] == [meter["id"]]

@@ -94,7 +94,8 @@ def test_a_plan_needs_cases_environments_and_a_selection_that_exist(
         plans.plan(device_ids=["nope"])
     with pytest.raises(InvalidValue) as bad_cron:
         plans.plan(device_ids=[meter.id], triggers=[Trigger(TriggerKind.CRON, "61 * * * *")])
-    assert bad_cron.value.field == "cron"
+    assert bad_cron.value.field == "triggers"
+    assert bad_cron.value.message == "triggers: cron: minute: 61 is outside 0-59"
     plans.plan(device_ids=[meter.id])
     with pytest.raises(AlreadyExists):
         plans.plan("Nightly", device_ids=[meter.id])

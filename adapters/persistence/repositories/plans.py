@@ -213,7 +213,12 @@ class SqlPlanRunRepository(SqlRepository):
             "cause": _cause_json(plan_run.cause),
             "cause_key": plan_run.cause.debounce_key,
             "runs": [
-                {"run_id": e.run_id, "environment_id": e.environment_id, "model": e.model}
+                {
+                    "run_id": e.run_id,
+                    "environment_id": e.environment_id,
+                    "environment_name": e.environment_name,
+                    "model": e.model,
+                }
                 for e in plan_run.runs
             ],
             "skipped": list(plan_run.skipped),

@@ -54,6 +54,7 @@ export interface PlanCause {
 export interface PlanRunRun {
   run_id: string;
   environment_id: string;
+  environment_name: string;
   model: string | null;
   status: RunStatus | null;
   verdict: Verdict | null;

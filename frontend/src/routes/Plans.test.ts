@@ -30,7 +30,7 @@ const planRun = (verdict: string | null, status = 'running') => ({
   plan_id: 'p1',
   plan: nightly,
   cause: { kind: 'manual', by: 'alice@lab', slot: null, device_id: '', firmware_version: '' },
-  runs: [{ run_id: 'r1', environment_id: 'e1', model: 'EM-340', status, verdict: verdict, progress: 0.5 }],
+  runs: [{ run_id: 'r1', environment_id: 'e1', environment_name: 'bench', model: 'EM-340', status, verdict: verdict, progress: 0.5 }],
   skipped: [],
   progress: { total: 1, finished: verdict ? 1 : 0, by_status: { [status]: 1 }, fraction: verdict ? 1 : 0.5 },
   verdict,
@@ -88,6 +88,7 @@ describe('the plan run page', () => {
     render(PlanRunDetail, { id: 'pr2', pollMs: 20 });
     const runs = await screen.findByTestId('plan-run-runs');
     expect(within(runs).getByRole('link').getAttribute('href')).toBe('/runs/r1');
+    expect(within(runs).getByText('bench')).toBeTruthy();
     expect(screen.getByText('0 of 1 run finished (1 running)')).toBeTruthy();
     await vi.waitFor(() => expect(within(screen.getByTestId('plan-run-verdict')).getByText('pass')).toBeTruthy());
     expect(screen.getByText('1 of 1 run finished')).toBeTruthy();
