@@ -21,6 +21,7 @@ from adapters.persistence.repositories.base import (
     contains_text,
     cursor_time,
 )
+from adapters.persistence.repositories.test_runs import device_request_from, device_request_json
 from application.errors import AlreadyExists, ConcurrentUpdate
 from application.plan_ports import FirmwareSighting
 from domain.names import name_key
@@ -33,17 +34,8 @@ from domain.plans import (
     TestPlan,
     Trigger,
 )
-from domain.scheduling import DeviceRequest, Priority
+from domain.scheduling import Priority
 from domain.test_runs import Verdict
-
-
-def _request_json(request: DeviceRequest) -> dict[str, Any]:
-    return {
-        "role": request.role,
-        "model": request.model,
-        "labels": dict(request.labels),
-        "count": request.count,
-    }
 
 
 def _trigger_json(trigger: Trigger) -> dict[str, Any]:
@@ -55,7 +47,7 @@ def _definition_json(plan: TestPlan | PlanSnapshot) -> dict[str, Any]:
         "test_case_ids": list(plan.test_case_ids),
         "environment_ids": list(plan.environment_ids),
         "device_ids": list(plan.device_ids),
-        "device_requests": [_request_json(r) for r in plan.device_requests],
+        "device_requests": [device_request_json(r) for r in plan.device_requests],
         "models": list(plan.models),
         "parameters": dict(plan.parameters),
         "priority": plan.priority.value,
@@ -68,7 +60,7 @@ def _definition(data: dict[str, Any]) -> dict[str, Any]:
         "test_case_ids": list(data["test_case_ids"]),
         "environment_ids": list(data["environment_ids"]),
         "device_ids": list(data["device_ids"]),
-        "device_requests": [DeviceRequest(**r) for r in data["device_requests"]],
+        "device_requests": [device_request_from(r) for r in data["device_requests"]],
         "models": list(data["models"]),
         "parameters": dict(data["parameters"]),
         "priority": Priority(data["priority"]),
