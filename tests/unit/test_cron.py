@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain.cron import CronExpression, zone
 from domain.errors import InvalidValue
@@ -121,3 +123,34 @@ def test_a_minutely_schedule_missed_for_weeks_is_found_quickly() -> None:
     every_minute = CronExpression.parse("* * * * *")
     now = at(2026, 3, 1)
     assert every_minute.latest_slot(now - timedelta(days=30), now, UTC) == now
+
+
+EXPRESSIONS = ["*/7 * * * *", "30 2 * * *", "0 0 29 2 *", "15 1-3 * * sun", "0 */5 1,15 * mon"]
+ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"]
+
+
+@settings(max_examples=100)
+@given(
+    text=st.sampled_from(EXPRESSIONS),
+    zone_name=st.sampled_from(ZONES),
+    start=st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2028, 12, 31)),
+    span_minutes=st.integers(min_value=0, max_value=3 * 24 * 60),
+)
+def test_the_due_slot_is_the_newest_in_the_interval(text, zone_name, start, span_minutes) -> None:
+    """Whatever the interval (across DST changes too): the due slot lies in it, and the next
+    slot after it lies beyond it; with no due slot, the first slot after the start does."""
+    expression, tz = CronExpression.parse(text), zone(zone_name)
+    after = start.replace(tzinfo=UTC)
+    until = after + timedelta(minutes=span_minutes)
+    due = expression.latest_slot(after, until, tz)
+    if due is None:
+        first = expression.next_after(after, tz)
+        assert first is None or first > until
+        return
+    assert after < due <= until
+    following = expression.next_after(due, tz)
+    assert following is None or following > until
+    # a slot is a matching wall-clock minute, or the end of a gap that swallowed one
+    wall = due.astimezone(tz)
+    shifted = (wall - timedelta(minutes=1)).astimezone(tz)
+    assert wall.minute in expression.minutes or wall.utcoffset() != shifted.utcoffset()
