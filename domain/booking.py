@@ -12,19 +12,21 @@ from domain.holds import HeldDevice, Hold
 from domain.test_runs import TestRun
 
 
-def _refuse_unavailable(holder_id: str, devices: list[Device]) -> None:
-    refused = [d for d in devices if not d.is_available and d.held_by != holder_id]
+def _refuse_unavailable(holder_id: str, devices: list[Device], health_check: bool = False) -> None:
+    refused = [d for d in devices if not d.bookable_for(health_check) and d.held_by != holder_id]
     if refused:
         raise DeviceUnavailable(
-            {d.id: d.status.value for d in refused}, {d.id: d.name for d in refused}
+            {d.id: "bad" if d.is_available else d.status.value for d in refused},
+            {d.id: d.name for d in refused},
         )
 
 
 def reserve_devices(run: TestRun, devices: Iterable[Device], at: datetime, actor: str) -> None:
     devices = list(devices)
-    _refuse_unavailable(run.id, devices)
+    health_check = run.is_health_check
+    _refuse_unavailable(run.id, devices, health_check)
     for device in devices:
-        device.reserve(run.id, at, actor)
+        device.reserve(run.id, at, actor, health_check=health_check)
 
 
 def hold_devices(

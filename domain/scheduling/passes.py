@@ -20,6 +20,7 @@ from domain.scheduling.model import (
     WaitingFor,
     WaitingItem,
     by_id,
+    for_booking,
     in_queue_order,
 )
 
@@ -69,8 +70,8 @@ def _pass(
     now: datetime,
     explain: bool,
 ) -> Plan:
-    views = by_id(devices)
     items = in_queue_order(waiting)
+    views = by_id(for_booking(items, devices, now))
     timed_out = tuple(i.id for i in items if i.timed_out(now))
     items = [i for i in items if not i.timed_out(now)]
     lab = Catalog(
