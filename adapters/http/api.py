@@ -10,6 +10,7 @@ from adapters.http import (
     environments,
     events,
     health,
+    health_checks,
     holds,
     queue,
     run_exports,
@@ -44,6 +45,7 @@ BLUEPRINTS = [
     trends.blp,
     utilisation.blp,
     webhooks.blp,
+    health_checks.blp,
 ]
 
 OPENAPI_SETTINGS = {

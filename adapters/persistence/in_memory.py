@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, Self, TypeVar
 
+from adapters.persistence.health_checks_in_memory import InMemoryHealthChecks
 from adapters.persistence.results_in_memory import InMemoryResults
 from adapters.persistence.trends_in_memory import InMemoryTrends
 from adapters.persistence.utilisation_in_memory import InMemoryTimelines
@@ -31,6 +32,7 @@ from application.ports import (
 )
 from domain.devices import Device, DeviceStatus, ServiceState, StatusChange
 from domain.environments import Environment
+from domain.health_checks import HealthCheck
 from domain.holds import Hold, HoldStatus
 from domain.names import name_key
 from domain.test_cases import TestCase
@@ -55,6 +57,7 @@ class InMemoryStore:
     changes: list[Change] = field(default_factory=list)
     stream_leases: dict[str, StreamLease] = field(default_factory=dict)
     webhooks: InMemoryWebhookTables = field(default_factory=InMemoryWebhookTables)
+    health_checks: dict[str, HealthCheck] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -257,6 +260,7 @@ class InMemoryTestRunRepository:
             checks: list[Any] = [
                 where.status is None or r.status is where.status,
                 where.verdict is None or r.verdict is where.verdict,
+                where.purpose is None or r.purpose is where.purpose,
                 where.device_id is None or where.device_id in r.device_ids,
                 where.environment_id is None or r.environment.id == where.environment_id,
                 where.test_case_id is None or any(c.id == where.test_case_id for c in r.test_cases),
@@ -551,7 +555,7 @@ class InMemoryStatistics:
         counted: dict[str, int] = {}
         names: dict[str, str] = {}
         for run in runs:
-            if run.finished_at is None or run.finished_at < since:
+            if run.finished_at is None or run.finished_at < since or run.is_health_check:
                 continue
             if run.status is RunStatus.COMPLETED and run.verdict is not None:
                 key = (run.finished_at.astimezone(UTC).date().isoformat(), run.verdict.value)
@@ -604,6 +608,8 @@ class InMemoryUnitOfWork:
         self.outbox = InMemoryOutbox(self.store)
         self.stream_leases = InMemoryStreamLeases(self.store)
         self.webhooks = InMemoryWebhooks(self.store.webhooks)
+        # the committed runs: a health check under way is one a committed pass made
+        self.health_checks = InMemoryHealthChecks(self.store.health_checks, self.store.test_runs)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -623,6 +629,7 @@ class InMemoryUnitOfWork:
         self.outbox.apply()
         self.stream_leases.apply()
         self.webhooks.apply()
+        self.health_checks.apply()
         self.changes.apply(datetime.now(UTC))
 
     def rollback(self) -> None:
@@ -639,6 +646,7 @@ class InMemoryUnitOfWork:
         self.outbox.staged_state.clear()
         self.stream_leases.staged.clear()
         self.webhooks.clear()
+        self.health_checks.staged.clear()
         self.outbox.purged = set()
         self.changes.staged.clear()
         self.changes.queue_moves.clear()

@@ -14,6 +14,7 @@ from adapters.persistence.repositories import (
     SqlChangeFeed,
     SqlDeviceRepository,
     SqlEnvironmentRepository,
+    SqlHealthChecks,
     SqlHoldRepository,
     SqlOutbox,
     SqlResults,
@@ -169,3 +170,4 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork):
         self.utilisation = SqlTimelines(session)
         self.stream_leases = SqlStreamLeases(session)
         self.webhooks = SqlWebhooks(session)
+        self.health_checks = SqlHealthChecks(session)

@@ -153,6 +153,8 @@ def _waiting_for(
         state = views[device_id].state
         if state is DeviceState.BOOKABLE:
             devices[device_id] = "booked now" if device_id in booked else taken
+        elif views[device_id].health_checks_only:
+            devices[device_id] = "bad"  # booked for its health checks only (for_booking)
         else:
             devices[device_id] = state.value
     named = set(demand.device_ids)
