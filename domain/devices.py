@@ -10,7 +10,7 @@ from domain.editing import apply_edit
 from domain.errors import InvalidTransition, InvalidValue
 from domain.health import FAILING_VERDICTS, DeviceHealth, HealthNote
 from domain.holds import HoldNote
-from domain.names import check_text, clean_name, name_key
+from domain.names import check_labels, clean_name, name_key
 
 
 class DeviceStatus(enum.StrEnum):
@@ -121,11 +121,7 @@ class Device:
     def __post_init__(self) -> None:
         self.name = clean_name(self.name)
         self.labels = {str(k): str(v) for k, v in (self.labels or {}).items()}
-        for key, value in self.labels.items():
-            if not key.strip():
-                raise InvalidValue("labels", "label keys must not be empty")
-            check_text("labels", key, "label keys ")
-            check_text("labels", value, f"the value of label {key!r} ")
+        check_labels(self.labels)
 
     @property
     def name_key(self) -> str:

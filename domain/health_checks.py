@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from domain.devices import Device, DeviceStatus, ServiceState
 from domain.editing import apply_edit
 from domain.errors import InvalidValue
-from domain.names import check_text, clean_name
+from domain.names import check_labels, check_text, clean_name
 
 MAX_EVERY_HOURS = 24 * 366
 MAX_EVERY_RUNS = 100_000
@@ -55,11 +55,7 @@ class HealthCheck:
             isinstance(k, str) and isinstance(v, str) for k, v in self.labels.items()
         ):
             raise InvalidValue("labels", "label keys and values must be text")
-        for key, value in self.labels.items():
-            if not key.strip():
-                raise InvalidValue("labels", "label keys must not be empty")
-            check_text("labels", key, "label keys ")
-            check_text("labels", value, f"the value of label {key!r} ")
+        check_labels(self.labels)
         if not self.model and not self.labels:
             raise InvalidValue("model", "designate the devices by model, by labels or both")
         hours = self.every_hours
