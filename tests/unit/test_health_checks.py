@@ -183,6 +183,8 @@ def test_a_failing_check_takes_the_device_out_of_booking_until_cleared(
     assert waiting.status is RunStatus.WAITING
     with pytest.raises(DeviceUnavailable, match="bad"):
         lab.start([bench.other], [bench.case], bench.env, when_busy="reject")
+    with pytest.raises(DeviceUnavailable, match="bad"):
+        lab.hold([bench.other], when_busy="reject")
     lab.schedule()
     assert lab.get_device(bench.other.id).held_by is None
     cleared = health.clear(bench.other.id, "eve", "reseated the RS-485 cable")
@@ -273,3 +275,23 @@ def test_health_checks_stay_out_of_statistics_trends_and_comparisons(lab, health
         assert uow.trends.results(TrendScope(bench.probe.id, 10)) == []
     assert [r.id for r in lab.list_test_runs(RunFilter(purpose=RunPurpose.NORMAL)).items] == []
     assert [r.id for r in lab.list_test_runs(RunFilter()).items] == [check_id]
+
+
+def test_the_device_itself_refuses_a_booking_of_a_bad_device_for_anything_but_its_check():
+    """The aggregate's own guard, behind the scheduler's: a pass that read the device before
+    it went bad must not book it."""
+    from datetime import UTC, datetime
+
+    from domain.devices import Device
+    from domain.holds import HoldNote
+
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    device = Device(id="d1", name="meter")
+    assert device.record_health_check("r1", "fail", at) is True
+    assert device.record_health_check("r2", "fail", at) is False  # already bad: no new event
+    with pytest.raises(InvalidTransition, match="bad"):
+        device.reserve("run-1", at, "scheduler")
+    with pytest.raises(InvalidTransition, match="bad"):
+        device.hold_for(HoldNote("h1", "eve", at, "x"), at, "eve")
+    device.reserve("check-1", at, "scheduler", health_check=True)
+    assert device.held_by == "check-1"
