@@ -12,12 +12,14 @@ from domain.devices import Device, DeviceStatus, StatusChange
 from domain.environments import Environment
 from domain.holds import Hold, HoldStatus
 from domain.test_cases import TestCase
-from domain.test_runs import RunStatus, TestRun, Verdict
+from domain.test_runs import RunPurpose, RunStatus, TestRun, Verdict
 from domain.trends import TrendResult
 from domain.utilisation import Timeline
 
 if TYPE_CHECKING:  # the webhook and plan ports import nothing from here
     from application.plan_ports import FirmwareSightings, PlanRepository, PlanRunRepository
+if TYPE_CHECKING:  # the webhook and health-check ports import nothing from here
+    from application.health_ports import HealthCheckRepository
     from application.webhook_ports import WebhookRepository
 
 # Keyset pagination: every list is ordered by a key, and `after` is the key of the last item
@@ -50,6 +52,7 @@ class NameFilter:
 class RunFilter:
     status: RunStatus | None = None
     verdict: Verdict | None = None
+    purpose: RunPurpose | None = None
     device_id: str | None = None
     environment_id: str | None = None
     test_case_id: str | None = None
@@ -359,6 +362,7 @@ class UnitOfWork(Protocol):
     plans: PlanRepository
     plan_runs: PlanRunRepository
     firmware_sightings: FirmwareSightings
+    health_checks: HealthCheckRepository
 
     def __enter__(self) -> Self: ...
     def __exit__(self, *exc_info: object) -> None: ...

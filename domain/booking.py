@@ -9,22 +9,24 @@ from datetime import datetime
 from domain.devices import Device
 from domain.errors import DeviceUnavailable
 from domain.holds import HeldDevice, Hold
-from domain.test_runs import TestRun
+from domain.test_runs import RunStatus, TestRun
 
 
-def _refuse_unavailable(holder_id: str, devices: list[Device]) -> None:
-    refused = [d for d in devices if not d.is_available and d.held_by != holder_id]
+def _refuse_unavailable(holder_id: str, devices: list[Device], health_check: bool = False) -> None:
+    refused = [d for d in devices if not d.bookable_for(health_check) and d.held_by != holder_id]
     if refused:
         raise DeviceUnavailable(
-            {d.id: d.status.value for d in refused}, {d.id: d.name for d in refused}
+            {d.id: "bad" if d.is_available else d.status.value for d in refused},
+            {d.id: d.name for d in refused},
         )
 
 
 def reserve_devices(run: TestRun, devices: Iterable[Device], at: datetime, actor: str) -> None:
     devices = list(devices)
-    _refuse_unavailable(run.id, devices)
+    health_check = run.is_health_check
+    _refuse_unavailable(run.id, devices, health_check)
     for device in devices:
-        device.reserve(run.id, at, actor)
+        device.reserve(run.id, at, actor, health_check=health_check)
 
 
 def hold_devices(
@@ -51,6 +53,17 @@ def release_devices_of(
     run: TestRun, devices: Iterable[Device], at: datetime, actor: str
 ) -> list[str]:
     """Release every device the finished run still holds; returns the ids released.
-    Devices already released (or never held) are left alone, so this is safe to repeat."""
+    Devices already released (or never held) are left alone, so this is safe to repeat.
+    A released device hears how the run went: a completed health check sets its health (a
+    health check that failed on the runner's side or was cancelled judged nothing and leaves
+    it as it was), any other run counts towards its next health check (`every_runs`)."""
     reason = f"run {run.status.value}"
-    return [d.id for d in devices if d.held_by == run.id and d.release(run.id, at, actor, reason)]
+    released = []
+    for device in devices:
+        if device.held_by == run.id and device.release(run.id, at, actor, reason):
+            released.append(device.id)
+            if not run.is_health_check:
+                device.run_finished(at)
+            elif run.status is RunStatus.COMPLETED and run.verdict is not None:
+                device.record_health_check(run.id, run.verdict.value, at)
+    return released

@@ -8,8 +8,9 @@ from datetime import datetime
 
 from domain.editing import apply_edit
 from domain.errors import InvalidTransition, InvalidValue
+from domain.health import FAILING_VERDICTS, DeviceHealth, HealthNote
 from domain.holds import HoldNote
-from domain.names import check_text, clean_name, name_key
+from domain.names import check_labels, clean_name, name_key
 
 
 class DeviceStatus(enum.StrEnum):
@@ -106,17 +107,21 @@ class Device:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     version: int = 0
+    # what the health checks say (domain.health), and what makes the next one due: when the
+    # last one was started, how many other runs the device finished since, and whether it
+    # came back into service (from maintenance or offline) since
+    health: DeviceHealth = DeviceHealth.UNKNOWN
+    health_note: HealthNote | None = None
+    health_checked_at: datetime | None = None
+    runs_since_health_check: int = 0
+    health_check_owed: bool = False
     # Changes made since the device was loaded; the repository persists and clears them.
     new_history: list[StatusChange] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         self.name = clean_name(self.name)
         self.labels = {str(k): str(v) for k, v in (self.labels or {}).items()}
-        for key, value in self.labels.items():
-            if not key.strip():
-                raise InvalidValue("labels", "label keys must not be empty")
-            check_text("labels", key, "label keys ")
-            check_text("labels", value, f"the value of label {key!r} ")
+        check_labels(self.labels)
 
     @property
     def name_key(self) -> str:
@@ -131,6 +136,15 @@ class Device:
     @property
     def is_available(self) -> bool:
         return self.status is DeviceStatus.AVAILABLE
+
+    @property
+    def is_bad(self) -> bool:
+        return self.health is DeviceHealth.BAD
+
+    def bookable_for(self, health_check: bool) -> bool:
+        """Whether a run may book it now: available, and, unless the run is its health
+        check, not bad (a bad device is out of booking like one in maintenance)."""
+        return self.is_available and (health_check or not self.is_bad)
 
     @property
     def offline_pending(self) -> bool:
@@ -155,11 +169,16 @@ class Device:
             self.new_history.append(StatusChange(at, before, after, actor, reason, run_id))
         self.updated_at = at
 
-    def reserve(self, run_id: str, at: datetime, actor: str) -> None:
+    def reserve(self, run_id: str, at: datetime, actor: str, *, health_check: bool = False) -> None:
+        if self.held_by != run_id and self.is_bad and not health_check:
+            raise InvalidTransition(f"device {self.name} is bad; only its health check may book it")
         self._take(run_id, None, at, actor, "reserved for test run")
 
     def hold_for(self, note: HoldNote, at: datetime, actor: str) -> None:
-        """A hold gets the device for manual work (same exclusivity as a run)."""
+        """A hold gets the device for manual work (same exclusivity as a run); never a bad
+        one."""
+        if self.held_by != note.hold_id and self.is_bad:
+            raise InvalidTransition(f"device {self.name} is bad and cannot be held")
         self._take(note.hold_id, note, at, actor, f"held by {note.holder}: {note.reason}")
 
     def _take(
@@ -200,6 +219,8 @@ class Device:
         self, state: ServiceState, at: datetime, actor: str, reason: str, record_reason: str
     ) -> None:
         before = self.status
+        if state is ServiceState.IN_SERVICE and self.service_state is not ServiceState.IN_SERVICE:
+            self.health_check_owed = True  # back from maintenance or offline: check it first
         self.service_state = state
         self.service_note = (
             None if state is ServiceState.IN_SERVICE else ServiceNote(actor, reason, at)
@@ -269,6 +290,44 @@ class Device:
             self._enter(ServiceState.IN_SERVICE, at, "heartbeat", "", "device reported in")
         else:
             self.updated_at = at
+
+    # -- health -------------------------------------------------------------------------
+
+    def health_check_started(self, at: datetime) -> None:
+        """A health-check run was made for the device: what made it due starts over."""
+        self.health_checked_at = at
+        self.runs_since_health_check = 0
+        self.health_check_owed = False
+        self.updated_at = at
+
+    def run_finished(self, at: datetime) -> None:
+        """Another (not a health-check) run on the device ended: counts for `every_runs`."""
+        self.runs_since_health_check += 1
+        self.updated_at = at
+
+    def record_health_check(self, run_id: str, verdict: str, at: datetime) -> bool:
+        """The device's health-check run completed with `verdict`: a pass makes it good, a
+        fail or inconclusive bad. Returns whether the device went bad now (it was not)."""
+        was_bad = self.is_bad
+        if verdict in FAILING_VERDICTS:
+            self.health = DeviceHealth.BAD
+            reason = f"health check run {run_id} ended {verdict}"
+        else:
+            self.health = DeviceHealth.GOOD
+            reason = f"health check run {run_id} passed"
+        self.health_note = HealthNote(run_id, reason, "health-check", at)
+        self.updated_at = at
+        return self.is_bad and not was_bad
+
+    def clear_health(self, at: datetime, actor: str, reason: str) -> None:
+        """An engineer looked at the bad device and puts it back into booking. Its health is
+        unknown until the next health check says otherwise."""
+        if not self.is_bad:
+            raise InvalidTransition(f"device {self.name} is {self.health.value}, not bad")
+        reason = (reason or "").strip() or f"cleared by {actor}"
+        self.health = DeviceHealth.UNKNOWN
+        self.health_note = HealthNote(None, reason, actor, at)
+        self.updated_at = at
 
     def is_silent(self, now: datetime, max_silence_s: float) -> bool:
         """True when the device has reported before but not within the allowed silence."""

@@ -61,3 +61,12 @@ def name_key(name: str) -> str:
     """What makes two names the same: NFC, case folded, NFC again (folding may decompose)."""
     folded = unicodedata.normalize("NFC", name.strip()).casefold()
     return unicodedata.normalize("NFC", folded)
+
+
+def check_labels(labels: dict[str, str]) -> None:
+    """Label keys are not empty, and neither keys nor values hold a forbidden character."""
+    for key, value in labels.items():
+        if not key.strip():
+            raise InvalidValue("labels", "label keys must not be empty")
+        check_text("labels", key, "label keys ")
+        check_text("labels", value, f"the value of label {key!r} ")

@@ -35,6 +35,7 @@ def device_view(device: Device) -> DeviceView:
         labels=dict(device.labels),
         last_seen_at=device.last_seen_at,
         state=state,
+        health_checks_only=device.is_bad,
     )
 
 
@@ -50,6 +51,7 @@ def waiting_item(run: TestRun) -> WaitingItem:
         demand=run.demand,
         expected_duration_s=float(sum(c.duration_s or 0 for c in run.test_cases)),
         queue_timeout_s=timeout_s,
+        health_check=run.is_health_check,
     )
 
 

@@ -37,6 +37,15 @@ class RunStatus(enum.StrEnum):
         return self in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.ABORTED)
 
 
+class RunPurpose(enum.StrEnum):
+    """Why the run exists. A health check is started by the worker to judge a device, not
+    the firmware: it goes ahead of normal work on its device and stays out of pass rates,
+    trends and comparisons."""
+
+    NORMAL = "normal"
+    HEALTH_CHECK = "health_check"
+
+
 class Verdict(enum.StrEnum):
     PASS = "pass"
     FAIL = "fail"
@@ -177,6 +186,7 @@ class TestRun:
     # while waiting: when the worker last estimated it will get its devices (None: cannot
     # be told, or not estimated yet). Not part of the run's state: writing it bumps no version
     estimated_start_at: datetime | None = None
+    purpose: RunPurpose = RunPurpose.NORMAL
 
     @classmethod
     def create(
@@ -228,6 +238,7 @@ class TestRun:
         queue_timeout_s: float,
         priority: Priority | str = Priority.NORMAL,
         parameters: dict[str, Any] | None = None,
+        purpose: RunPurpose = RunPurpose.NORMAL,
     ) -> TestRun:
         """A run that waits for its devices: it holds none until the scheduler assigns
         them all at once (`assign`). Its deadline counts from then."""
@@ -262,6 +273,7 @@ class TestRun:
             requested_device_ids=demand.device_ids,
             device_requests=demand.requests,
             queue_timeout_at=at + timedelta(seconds=queue_timeout_s),
+            purpose=RunPurpose(purpose),
         )
 
     # -- what the run is ---------------------------------------------------------------
@@ -273,6 +285,10 @@ class TestRun:
         if self.requested_device_ids or self.device_requests:
             return Demand(self.requested_device_ids, self.device_requests)
         return Demand(self.device_ids)
+
+    @property
+    def is_health_check(self) -> bool:
+        return self.purpose is RunPurpose.HEALTH_CHECK
 
     @property
     def waiting(self) -> bool:

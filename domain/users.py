@@ -45,6 +45,8 @@ class Permission(StrEnum):
     DEFINE_EXECUTION = "executions:define"
     # end or extend anyone's hold, not only one's own
     MANAGE_HOLDS = "holds:manage"
+    # designate the health checks the worker runs on the devices by itself
+    MANAGE_HEALTH = "health:manage"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

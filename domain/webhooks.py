@@ -26,6 +26,7 @@ class WebhookEvent(enum.StrEnum):
     RUN_FINISHED = "run.finished"  # completed, failed or aborted (with only_fail: verdict fail)
     RUN_FAILED = "run.failed"  # the run failed or was aborted
     DEVICE_OFFLINE = "device.offline"
+    DEVICE_HEALTH_BAD = "device.health_bad"  # a health check failed: out of booking
     HOLD_EXPIRING = "hold.expiring"
     PLAN_RUN_FINISHED = "plan_run.finished"  # every run of a test plan's start has ended
     PING = "ping"  # asked for by the subscription's owner; every subscription takes it

@@ -34,6 +34,7 @@ from application.use_cases import (
     catalog,
     comparison,
     devices,
+    health_checks,
     holds,
     live_streams,
     live_updates,
@@ -224,6 +225,26 @@ class Container(containers.DeclarativeContainer):
     set_device_status = providers.Factory(devices.SetDeviceStatus, uow.provider, clock, ids)
     record_heartbeat = providers.Factory(devices.RecordHeartbeat, uow.provider, clock, ids)
     get_device_history = providers.Factory(devices.GetDeviceHistory, uow.provider)
+
+    # health checks
+    create_health_check = providers.Factory(
+        health_checks.CreateHealthCheck, uow.provider, clock, ids
+    )
+    update_health_check = providers.Factory(health_checks.UpdateHealthCheck, uow.provider, clock)
+    delete_health_check = providers.Factory(health_checks.DeleteHealthCheck, uow.provider)
+    get_health_check = providers.Factory(health_checks.GetHealthCheck, uow.provider)
+    list_health_checks = providers.Factory(health_checks.ListHealthChecks, uow.provider)
+    clear_device_health = providers.Factory(
+        health_checks.ClearDeviceHealth, uow.provider, clock, ids
+    )
+    start_due_health_checks = providers.Factory(
+        health_checks.StartDueHealthChecks,
+        uow.provider,
+        clock,
+        ids,
+        config.queue_allowance_s,
+        config.queue_timeout_s,
+    )
     mark_silent_devices_offline = providers.Factory(
         devices.MarkSilentDevicesOffline, uow.provider, clock, config.device_silence_s
     )

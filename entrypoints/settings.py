@@ -129,6 +129,8 @@ class Settings:
     reaper_interval_s: float = 5
     # the worker's scheduling pass: the safety net for freed devices, and queue timeouts
     scheduler_interval_s: float = 5
+    # how often the worker looks for devices whose health check is due (docs/health-checks.md)
+    health_check_interval_s: float = 60
     # after each of its passes the worker estimates the starts of this many items at the head
     # of the queue (the rest have none): the cost grows with the lab (docs/scheduling.md)
     estimate_limit: int = 100
@@ -205,6 +207,7 @@ class Settings:
             relay_interval_s=_number(env, "DEVICELAB_RELAY_INTERVAL_S", 0.05, 0.01),
             reaper_interval_s=_number(env, "DEVICELAB_REAPER_INTERVAL_S", 5, 0.1),
             scheduler_interval_s=_number(env, "DEVICELAB_SCHEDULER_INTERVAL_S", 5, 0.1),
+            health_check_interval_s=_number(env, "DEVICELAB_HEALTH_CHECK_INTERVAL_S", 60, 0.1),
             estimate_limit=int(_number(env, "DEVICELAB_ESTIMATE_LIMIT", 100, 0)),
             grafana_url_template=env.get("DEVICELAB_GRAFANA_URL_TEMPLATE") or "",
             stream_recheck_s=_stream_recheck_s(env),

@@ -1,5 +1,5 @@
 """The background worker: outbox relay, run reaper, hold expiry, scheduler, job re-offer,
-offline detection and housekeeping.
+offline detection, health checks and housekeeping.
 
 One loop, several duties at their own pace. A failing duty (database or broker away) is
 logged and retried with a growing pause; it never stops the others or the process. Several
@@ -163,6 +163,12 @@ def build_worker(container) -> Worker:
                 "offline detection",
                 container.mark_silent_devices_offline(),
                 config.reaper_interval_s(),
+            ),
+            # a health-check run on each device whose check is due (ahead of normal work)
+            Duty(
+                "health checks",
+                container.start_due_health_checks(),
+                config.health_check_interval_s(),
             ),
             Duty("housekeeping", container.purge_history(), 3600),
             Duty("webhooks", _webhook_pass(container), config.webhook_interval_s()),

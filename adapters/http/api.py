@@ -10,6 +10,7 @@ from adapters.http import (
     environments,
     events,
     health,
+    health_checks,
     holds,
     plans,
     queue,
@@ -47,6 +48,7 @@ BLUEPRINTS = [
     webhooks.blp,
     plans.blp,
     plans.runs_blp,
+    health_checks.blp,
 ]
 
 OPENAPI_SETTINGS = {

@@ -26,7 +26,9 @@ from application.use_cases.devices import (
     SetDeviceStatusRequest,
     UpdateDevice,
 )
+from application.use_cases.health_checks import ClearDeviceHealth
 from domain.devices import Device, DeviceStatus, ServiceNote, ServiceState
+from domain.health import DeviceHealth, HealthNote
 from domain.holds import HoldNote
 from domain.users import Permission
 
@@ -44,6 +46,13 @@ _labels = fields.Dict(
 class ServiceNoteSchema(Schema):
     by = fields.String()
     reason = fields.String()
+    since = fields.DateTime()
+
+
+class HealthNoteSchema(Schema):
+    run_id = fields.String(allow_none=True)
+    reason = fields.String()
+    by = fields.String()
     since = fields.DateTime()
 
 
@@ -99,6 +108,19 @@ class DeviceSchema(Schema):
         attribute="service_note",
         allow_none=True,
         metadata={"description": "who took the device out of service, why and since when"},
+    )
+    health = fields.String(
+        metadata={
+            "enum": [h.value for h in DeviceHealth],
+            "description": "what its health checks say: good, unknown (never checked, or "
+            "cleared), bad (its last health check failed: booked for health checks only "
+            "until cleared or a later check passes)",
+        }
+    )
+    health_note = fields.Nested(
+        HealthNoteSchema,
+        allow_none=True,
+        metadata={"description": "what set the health: the health-check run, or who cleared it"},
     )
     last_seen_at = fields.DateTime(allow_none=True)
     created_at = fields.DateTime()
@@ -191,6 +213,12 @@ def _note_json(note: ServiceNote | None) -> dict[str, Any] | None:
     return {"by": note.by, "reason": note.reason, "since": iso(note.since)}
 
 
+def _health_json(note: HealthNote | None) -> dict[str, Any] | None:
+    if note is None:
+        return None
+    return {"run_id": note.run_id, "reason": note.reason, "by": note.by, "since": iso(note.since)}
+
+
 def _hold_json(note: HoldNote | None) -> dict[str, Any] | None:
     if note is None:
         return None
@@ -219,6 +247,8 @@ def device_json(device: Device) -> dict[str, Any]:
         "drain_pending": device.drain_pending,
         "service_state": device.service_state.value,
         "out_of_service": _note_json(device.service_note),
+        "health": device.health.value,
+        "health_note": _health_json(device.health_note),
         "last_seen_at": iso(device.last_seen_at),
         "created_at": iso(device.created_at),
         "updated_at": iso(device.updated_at),
@@ -325,3 +355,24 @@ class DeviceHistory(MethodView):
     def get(self, args, device_id, history: GetDeviceHistory = Provide["get_device_history"]):
         """The device's status changes, newest first"""
         return history(device_id, args["limit"])
+
+
+class ClearHealthSchema(Schema):
+    reason = fields.String(
+        load_default="",
+        validate=validate.Length(max=500),
+        metadata={"description": "what was looked at or fixed (kept on the device)"},
+    )
+
+
+@blp.route("/<device_id>/health/clear")
+class DeviceHealthClear(MethodView):
+    @requires(Permission.OPERATE_DEVICES)
+    @blp.arguments(ClearHealthSchema)
+    @blp.response(200, DeviceSchema)
+    @inject
+    def post(self, data, device_id, clear: ClearDeviceHealth = Provide["clear_device_health"]):
+        """Put a bad device back into booking (its health is unknown until its next check)
+
+        Engineers and admins; 409 when the device is not bad."""
+        return json_response(device_json(clear(device_id, current_actor(), data["reason"])))

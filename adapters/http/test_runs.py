@@ -27,13 +27,14 @@ from application.use_cases.test_runs import (
 )
 from domain.scheduling import MAX_COUNT, MAX_REQUESTS, DeviceRequest, Priority, WaitingFor
 from domain.test_cases import TestCaseSnapshot
-from domain.test_runs import CaseResult, RunStatus, TestRun, Verdict
+from domain.test_runs import CaseResult, RunPurpose, RunStatus, TestRun, Verdict
 from domain.users import Permission
 
 blp = Blueprint("test_runs", __name__, url_prefix="/api/test-runs", description="Test runs")
 
 STATUSES = [s.value for s in RunStatus]
 VERDICTS = [v.value for v in Verdict]
+PURPOSES = [p.value for p in RunPurpose]
 PRIORITIES = [p.value for p in Priority]
 _id_list = fields.List(
     fields.String(validate=validate.Length(min=1, max=100)),
@@ -194,6 +195,14 @@ class TestRunSchema(Schema):
         metadata={"description": "one result per (test case, device) reported so far"},
     )
     priority = fields.Function(lambda r: r.priority.value, metadata={"enum": PRIORITIES})
+    purpose = fields.Function(
+        lambda r: r.purpose.value,
+        metadata={
+            "enum": PURPOSES,
+            "description": "health_check: started by the worker to judge its device (it goes "
+            "ahead of normal work there and stays out of statistics and comparisons)",
+        },
+    )
     requested_device_ids = fields.Function(
         lambda r: list(r.requested_device_ids),
         metadata={"description": "the devices the run named (devices: those it got)"},
@@ -347,6 +356,7 @@ def run_json(run: TestRun, queued: QueueEntry | None = None) -> dict[str, Any]:
         "grafana_url": grafana_url(run),
         "results": [_result_json(r) for r in run.results.values()],
         "priority": run.priority.value,
+        "purpose": run.purpose.value,
         "requested_device_ids": list(run.requested_device_ids),
         "device_requests": [request_json(q) for q in run.device_requests],
         "queue_timeout_at": iso(run.queue_timeout_at),
@@ -424,6 +434,10 @@ class RunFilterSchema(Schema):
 
     status = fields.String(validate=validate.OneOf(STATUSES))
     verdict = fields.String(validate=validate.OneOf(VERDICTS))
+    purpose = fields.String(
+        validate=validate.OneOf(PURPOSES),
+        metadata={"description": "normal runs only, or health checks only"},
+    )
     device_id = fields.String(validate=validate.Length(max=100))
     environment_id = fields.String(validate=validate.Length(max=100))
     test_case_id = fields.String(validate=validate.Length(max=100))
@@ -449,6 +463,7 @@ def run_filter(args: dict[str, Any]) -> RunFilter:
     return RunFilter(
         status=RunStatus(args["status"]) if args.get("status") else None,
         verdict=Verdict(args["verdict"]) if args.get("verdict") else None,
+        purpose=RunPurpose(args["purpose"]) if args.get("purpose") else None,
         device_id=args.get("device_id"),
         environment_id=args.get("environment_id"),
         test_case_id=args.get("test_case_id"),

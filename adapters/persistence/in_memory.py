@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Generic, Self, TypeVar
 
+from adapters.persistence.health_checks_in_memory import InMemoryHealthChecks
 from adapters.persistence.plans_in_memory import (
     InMemoryFirmwareSightings,
     InMemoryPlanRuns,
@@ -37,6 +38,7 @@ from application.ports import (
 )
 from domain.devices import Device, DeviceStatus, ServiceState, StatusChange
 from domain.environments import Environment
+from domain.health_checks import HealthCheck
 from domain.holds import Hold, HoldStatus
 from domain.names import name_key
 from domain.test_cases import TestCase
@@ -62,6 +64,7 @@ class InMemoryStore:
     stream_leases: dict[str, StreamLease] = field(default_factory=dict)
     webhooks: InMemoryWebhookTables = field(default_factory=InMemoryWebhookTables)
     plans: InMemoryPlanTables = field(default_factory=InMemoryPlanTables)
+    health_checks: dict[str, HealthCheck] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -264,6 +267,7 @@ class InMemoryTestRunRepository:
             checks: list[Any] = [
                 where.status is None or r.status is where.status,
                 where.verdict is None or r.verdict is where.verdict,
+                where.purpose is None or r.purpose is where.purpose,
                 where.device_id is None or where.device_id in r.device_ids,
                 where.environment_id is None or r.environment.id == where.environment_id,
                 where.test_case_id is None or any(c.id == where.test_case_id for c in r.test_cases),
@@ -558,7 +562,7 @@ class InMemoryStatistics:
         counted: dict[str, int] = {}
         names: dict[str, str] = {}
         for run in runs:
-            if run.finished_at is None or run.finished_at < since:
+            if run.finished_at is None or run.finished_at < since or run.is_health_check:
                 continue
             if run.status is RunStatus.COMPLETED and run.verdict is not None:
                 key = (run.finished_at.astimezone(UTC).date().isoformat(), run.verdict.value)
@@ -614,6 +618,8 @@ class InMemoryUnitOfWork:
         self.plans = InMemoryPlans(self.store.plans)
         self.plan_runs = InMemoryPlanRuns(self.plans)
         self.firmware_sightings = InMemoryFirmwareSightings(self.plans)
+        # the committed runs: a health check under way is one a committed pass made
+        self.health_checks = InMemoryHealthChecks(self.store.health_checks, self.store.test_runs)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -634,6 +640,7 @@ class InMemoryUnitOfWork:
         self.stream_leases.apply()
         self.webhooks.apply()
         self.plans.apply()
+        self.health_checks.apply()
         self.changes.apply(datetime.now(UTC))
 
     def rollback(self) -> None:
@@ -651,6 +658,7 @@ class InMemoryUnitOfWork:
         self.stream_leases.staged.clear()
         self.webhooks.clear()
         self.plans.clear()
+        self.health_checks.staged.clear()
         self.outbox.purged = set()
         self.changes.staged.clear()
         self.changes.queue_moves.clear()

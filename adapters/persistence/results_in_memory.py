@@ -22,7 +22,7 @@ class InMemoryResults:
 
     def _samples(self, scope: ResultScope) -> Iterator[ResultSample]:
         for run in self.runs.values():
-            if run.status is not RunStatus.COMPLETED:
+            if run.status is not RunStatus.COMPLETED or run.is_health_check:
                 continue
             if scope.run_id is not None and run.id != scope.run_id:
                 continue

@@ -102,6 +102,16 @@ devices = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=True),
     sa.Column("updated_at", UtcDateTime(), nullable=True),
     sa.Column("version", sa.Integer(), nullable=False),
+    # good | unknown | bad (domain.health.DeviceHealth), with the run, reason, who and since
+    # when; then what makes the next health check due (migration 0018)
+    sa.Column("health", sa.String(STATUS_LENGTH), nullable=False, server_default="unknown"),
+    sa.Column("health_run_id", sa.String(ID_LENGTH), nullable=True),
+    sa.Column("health_reason", sa.Text(), nullable=True),
+    sa.Column("health_by", sa.Text(), nullable=True),
+    sa.Column("health_since", UtcDateTime(), nullable=True),
+    sa.Column("health_checked_at", UtcDateTime(), nullable=True),
+    sa.Column("runs_since_health_check", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("health_check_owed", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.UniqueConstraint("name", name="uq_devices_name"),
     sa.UniqueConstraint("name_key", name="uq_devices_name_key"),
     sa.Index("ix_devices_status_name", "status", "name"),
@@ -214,6 +224,8 @@ test_runs = sa.Table(
     sa.Column("queue_timeout_at", UtcDateTime(), nullable=True),
     # the worker's estimate while the run waits (NULL: not told); written without a version bump
     sa.Column("estimated_start_at", UtcDateTime(), nullable=True),
+    # normal | health_check (domain.test_runs.RunPurpose); health checks stay out of statistics
+    sa.Column("purpose", sa.String(STATUS_LENGTH), nullable=False, server_default="normal"),
     sa.Index("ix_test_runs_created_at_id", "created_at", "id"),
     # the queue: only waiting runs, in submission order
     sa.Index(
@@ -228,6 +240,7 @@ test_runs = sa.Table(
     sa.Index("ix_test_runs_environment_id_created_at", "environment_id", "created_at"),
     sa.Index("ix_test_runs_status_deadline", "status", "deadline"),
     sa.Index("ix_test_runs_status_finished_at", "status", "finished_at"),
+    sa.Index("ix_test_runs_purpose_status", "purpose", "status"),
 )
 
 test_run_cases = sa.Table(
@@ -555,4 +568,23 @@ firmware_sightings = sa.Table(
     sa.Column("seen_at", UtcDateTime(), nullable=False),
     sa.Column("done_at", UtcDateTime(), nullable=True),
     sa.Index("ix_firmware_sightings_done_at_seen_at", "done_at", "seen_at"),
+)
+
+# health-check designations (migration 0018); no foreign keys: a designation naming a test
+# case or environment deleted since is reported when the worker tries it
+health_checks = sa.Table(
+    "health_checks",
+    metadata,
+    sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("test_case_id", sa.String(ID_LENGTH), nullable=False),
+    sa.Column("environment_id", sa.String(ID_LENGTH), nullable=False),
+    sa.Column("model", sa.Text(), nullable=False),
+    sa.Column("labels", json_document(), nullable=False),
+    sa.Column("every_hours", sa.Float(), nullable=True),
+    sa.Column("every_runs", sa.Integer(), nullable=True),
+    sa.Column("after_service", sa.Boolean(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=True),
+    sa.Column("updated_at", UtcDateTime(), nullable=True),
+    sa.Column("version", sa.Integer(), nullable=False),
 )

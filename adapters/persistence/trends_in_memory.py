@@ -17,7 +17,7 @@ class InMemoryTrends:
         found = []
         for run in self.runs.values():
             at = run.finished_at
-            if run.status is not RunStatus.COMPLETED or at is None:
+            if run.status is not RunStatus.COMPLETED or at is None or run.is_health_check:
                 continue
             if scope.finished_from is not None and at < scope.finished_from:
                 continue

@@ -15,6 +15,7 @@ from adapters.persistence.repositories import (
     SqlDeviceRepository,
     SqlEnvironmentRepository,
     SqlFirmwareSightings,
+    SqlHealthChecks,
     SqlHoldRepository,
     SqlOutbox,
     SqlPlanRepository,
@@ -175,3 +176,4 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork):
         self.plans = SqlPlanRepository(session)
         self.plan_runs = SqlPlanRunRepository(session)
         self.firmware_sightings = SqlFirmwareSightings(session)
+        self.health_checks = SqlHealthChecks(session)

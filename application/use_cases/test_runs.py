@@ -295,7 +295,8 @@ class RecordRunResult(_RunTransition):
         return self._apply(run_id, lambda run: run.complete(now, reports))
 
     def _after_change(self, uow: UnitOfWork, run: TestRun, was_waiting: bool) -> None:
-        uow.results.record_completed(run)  # the comparison's sums, in the same transaction
+        if not run.is_health_check:  # it judged a device, not the firmware
+            uow.results.record_completed(run)  # the comparison's sums, in the same transaction
 
 
 class RecordRunFailure(_RunTransition):

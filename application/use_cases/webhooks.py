@@ -236,9 +236,22 @@ def device_data(device: Device) -> dict[str, Any]:
             "name": device.name,
             "model": device.model,
             "status": device.status.value,
+            "health": device.health.value,
             "last_seen_at": device.last_seen_at.isoformat() if device.last_seen_at else None,
         }
     }
+
+
+def health_bad_event(device: Device) -> tuple[str, dict[str, Any]] | None:
+    """The key and data of `device.health_bad` when the device is bad: one per time it went
+    bad (the key holds when), however often the device changes while it stays bad."""
+    note = device.health_note
+    if not device.is_bad or note is None:
+        return None
+    data = device_data(device)
+    data["device"]["health_run_id"] = note.run_id
+    data["device"]["health_reason"] = note.reason
+    return f"device.health_bad:{device.id}:{note.since.isoformat()}", data
 
 
 def run_events(run: TestRun) -> list[tuple[WebhookEvent, str]]:
@@ -303,6 +316,18 @@ class DispatchWebhookEvents:
                 device = uow.devices.get(device_id)
                 if device is None:
                     continue
+                bad = health_bad_event(device)
+                if bad is not None:
+                    made += self._offer(
+                        hooks,
+                        subscriptions,
+                        WebhookEvent.DEVICE_HEALTH_BAD,
+                        bad[0],
+                        bad[1],
+                        device.health_note.since if device.health_note else now,
+                        now,
+                        None,
+                    )
                 status = device.status.value
                 if status == announced.get(device_id):
                     continue

@@ -29,6 +29,11 @@ Backfill. Items behind a waiting item may start on the devices it could not use 
 Together with the rule above: the pass is maximal, no item left waiting could have been filled
 from the free devices no item ahead of it could use.
 
+Health checks first. A device's health-check run is ahead of every other item in the order
+(docs/health-checks.md): it names only its device, so it overtakes the normal work
+waiting for that device and nothing else, and it waits like anyone for the run or hold that
+already has the device. A bad device is booked for its health checks only (`for_booking`).
+
 Dormant items keep nothing. An item that could not be filled even if every busy device freed up
 (it names a device in maintenance or offline, or too few devices of a kind are in service)
 keeps its place but no free device: maintenance may last a week, and the devices it could also
@@ -77,6 +82,7 @@ from domain.scheduling.model import (
     Shortfall,
     WaitingFor,
     WaitingItem,
+    for_booking,
     in_queue_order,
 )
 from domain.scheduling.passes import plan, queue_positions, schedule, timed_out
@@ -101,6 +107,7 @@ __all__ = [
     "WaitingItem",
     "estimate_starts",
     "feasible",
+    "for_booking",
     "in_queue_order",
     "plan",
     "queue_positions",

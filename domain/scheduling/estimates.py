@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from domain.scheduling.incremental import LabScheduler
-from domain.scheduling.model import DeviceState, DeviceView, WaitingItem, by_id
+from domain.scheduling.model import DeviceState, DeviceView, WaitingItem, by_id, for_booking
 
 
 def estimate_starts(
@@ -26,7 +26,7 @@ def estimate_starts(
     known, can never be satisfied, or would time out first. `expected_free_at` overrides the
     devices' own `busy_until`; an end already past counts as now."""
     waiting = list(waiting)
-    views = by_id(devices)
+    views = by_id(for_booking(waiting, devices, now))
     expected = dict(expected_free_at or {})
     durations = {item.id: item.expected_duration_s for item in waiting}
     lab = LabScheduler(views.values(), waiting)
@@ -53,4 +53,7 @@ def estimate_starts(
         while frees and frees[0][0] == moment:
             device_id = heapq.heappop(frees)[1]
             device = lab.device(device_id)
-            lab.set_device(replace(device, state=DeviceState.BOOKABLE, busy_until=None))
+            # a bad device coming free from its health check is counted out of service:
+            # whether the check passes cannot be told beforehand
+            state = DeviceState.MAINTENANCE if device.health_checks_only else DeviceState.BOOKABLE
+            lab.set_device(replace(device, state=state, busy_until=None))

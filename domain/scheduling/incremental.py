@@ -43,7 +43,7 @@ from domain.scheduling.model import (
     WaitingItem,
 )
 
-Key = tuple[int, datetime, str]
+Key = tuple[int, int, datetime, str]
 
 
 class _Buckets:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from types import MappingProxyType
 
@@ -170,7 +170,8 @@ class Demand:
 @dataclass(frozen=True)
 class WaitingItem:
     """A run or hold that waits for its devices. `expected_duration_s` is how long it will
-    keep them once started (for estimates); `queue_timeout_s` how long it may wait."""
+    keep them once started (for estimates); `queue_timeout_s` how long it may wait.
+    `health_check`: the run is a device's health check (it names that device only)."""
 
     id: str
     kind: ItemKind
@@ -179,6 +180,7 @@ class WaitingItem:
     demand: Demand
     expected_duration_s: float | None = None
     queue_timeout_s: float | None = None
+    health_check: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -196,10 +198,13 @@ class WaitingItem:
                 raise InvalidValue(name, "must be a non-negative number of seconds")
 
     @property
-    def order_key(self) -> tuple[int, datetime, str]:
-        """Higher priority first, then first come first served; the id breaks ties so the
-        order is total and every pass is deterministic."""
-        return (-self.priority.rank, self.submitted_at, self.id)
+    def order_key(self) -> tuple[int, int, datetime, str]:
+        """Health checks first, then higher priority, then first come first served; the id
+        breaks ties so the order is total and every pass is deterministic. A health check
+        names only its own device, so being first in the whole queue puts it ahead of the
+        normal work on that device and of nothing else; like any item it waits for a run
+        or hold that already has the device."""
+        return (0 if self.health_check else 1, -self.priority.rank, self.submitted_at, self.id)
 
     @property
     def times_out_at(self) -> datetime | None:
@@ -223,6 +228,8 @@ class DeviceView:
     last_seen_at: datetime | None = None
     state: DeviceState = DeviceState.BOOKABLE
     busy_until: datetime | None = None
+    # a bad device (domain.health): booked for its health checks only (see for_booking)
+    health_checks_only: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
@@ -339,6 +346,28 @@ def in_queue_order(items: Iterable[WaitingItem]) -> list[WaitingItem]:
     if len({i.id for i in items}) != len(items):
         raise InvalidValue("waiting", "each waiting item may appear only once")
     return sorted(items, key=lambda i: i.order_key)
+
+
+def for_booking(
+    waiting: Iterable[WaitingItem], devices: Iterable[DeviceView], now: datetime
+) -> list[DeviceView]:
+    """The devices as this pass may book them. A device for health checks only (a bad one)
+    stays as it is while a health check (not timed out) waits for it, and that check, first
+    in the queue, books it; otherwise it is out of service like one in maintenance: never
+    booked, and an item that names it is dormant and keeps nothing. The one place where bad
+    devices are kept from normal work."""
+    checked = {
+        device_id
+        for item in waiting
+        if item.health_check and not item.timed_out(now)
+        for device_id in item.demand.device_ids
+    }
+    return [
+        d
+        if not d.health_checks_only or d.id in checked or d.state is not DeviceState.BOOKABLE
+        else replace(d, state=DeviceState.MAINTENANCE)
+        for d in devices
+    ]
 
 
 def by_id(devices: Iterable[DeviceView]) -> dict[str, DeviceView]:

@@ -20,6 +20,7 @@ from domain.scheduling.model import (
     WaitingFor,
     WaitingItem,
     by_id,
+    for_booking,
     in_queue_order,
 )
 
@@ -69,8 +70,8 @@ def _pass(
     now: datetime,
     explain: bool,
 ) -> Plan:
-    views = by_id(devices)
     items = in_queue_order(waiting)
+    views = by_id(for_booking(items, devices, now))
     timed_out = tuple(i.id for i in items if i.timed_out(now))
     items = [i for i in items if not i.timed_out(now)]
     lab = Catalog(
@@ -152,6 +153,8 @@ def _waiting_for(
         state = views[device_id].state
         if state is DeviceState.BOOKABLE:
             devices[device_id] = "booked now" if device_id in booked else taken
+        elif views[device_id].health_checks_only:
+            devices[device_id] = "bad"  # booked for its health checks only (for_booking)
         else:
             devices[device_id] = state.value
     named = set(demand.device_ids)

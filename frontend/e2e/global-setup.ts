@@ -96,6 +96,8 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     DEVICELAB_WORKERS: '1',
     DEVICELAB_THREADS: '16',
     DEVICELAB_GRAFANA_URL_TEMPLATE: 'https://grafana.example/d/devicelab?var-run={run_id}',
+    // a health check designated by a test starts within a second, not a minute
+    DEVICELAB_HEALTH_CHECK_INTERVAL_S: '1',
     PYTHONUNBUFFERED: '1',
   };
   const logDir = path.join(repo, 'build');

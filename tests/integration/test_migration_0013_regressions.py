@@ -135,7 +135,7 @@ def _fill(url: str) -> None:
 
 def test_results_from_before_are_summed_up_as_the_code_sums_them(url_at_0011: str) -> None:
     _fill(url_at_0011)
-    upgrade_schema(url_at_0011, "0013")
+    upgrade_schema(url_at_0011)  # head: the repositories read the columns of later revisions too
     engine = make_engine(url_at_0011)
     uow = functools.partial(SqlAlchemyUnitOfWork, make_session_factory(engine))
     try:

@@ -264,6 +264,64 @@ def test_a_pass_keeps_every_rule(lab):
         assert w.devices or w.parts, f"{w.item_id} waits for nothing"
 
 
+# -- health checks -------------------------------------------------------------------------
+
+
+@st.composite
+def labs_with_health_checks(draw):
+    """A lab where some devices are bad (booked for health checks only) and some devices have
+    a health-check run waiting (one per device at most, as the worker makes them), among
+    normal runs and holds of every priority submitted before and after them."""
+    lab = draw(devices(min_size=2))
+    lab = [replace(d, health_checks_only=draw(st.booleans())) for d in lab]
+    normal = draw(items([d.id for d in lab], min_size=1))
+    checked = draw(st.lists(st.sampled_from([d.id for d in lab]), unique=True, max_size=4))
+    checks = [
+        WaitingItem(
+            f"h{n}",
+            "run",
+            "normal",
+            T0 + timedelta(minutes=draw(st.integers(-5, 0))),
+            Demand((device_id,)),
+            queue_timeout_s=draw(st.sampled_from([None, 200.0, 3600.0])),
+            health_check=True,
+        )
+        for n, device_id in enumerate(checked)
+    ]
+    return lab, normal + checks
+
+
+@settings(max_examples=1500, deadline=None)
+@given(labs_with_health_checks())
+def test_health_checks_go_first_and_bad_devices_get_nothing_else(lab):
+    views, waiting = lab
+    by_id = {d.id: d for d in views}
+    started = {a.item_id: a.devices for a in schedule(waiting, views, T0)}
+    items_by_id = {i.id: i for i in waiting}
+    normal_booked = {
+        d
+        for item_id, devs in started.items()
+        if not items_by_id[item_id].health_check
+        for d in devs
+    }
+    # a bad device is never booked for normal work
+    assert not any(by_id[d].health_checks_only for d in normal_booked)
+    for item in waiting:
+        if not item.health_check or item.timed_out(T0):
+            continue
+        (device_id,) = item.demand.device_ids
+        device = by_id[device_id]
+        if device.state is DeviceState.BOOKABLE:
+            # a due health check on a free device starts now, whatever waits for the device
+            # (higher priority, submitted earlier); bad or not
+            assert started.get(item.id) == {device_id: None}, f"{item.id} was overtaken"
+            event("a health check started")
+        else:
+            # it never takes a device a run or hold has, or one out of service
+            assert item.id not in started
+        assert device_id not in normal_booked
+
+
 @settings(max_examples=500, deadline=None)
 @given(labs(), st.randoms(use_true_random=False))
 def test_a_pass_is_deterministic(lab, shuffler):

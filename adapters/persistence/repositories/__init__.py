@@ -23,6 +23,7 @@ from adapters.persistence.repositories.change_feed import (
 )
 from adapters.persistence.repositories.devices import SqlDeviceRepository
 from adapters.persistence.repositories.environments import SqlEnvironmentRepository
+from adapters.persistence.repositories.health_checks import SqlHealthChecks
 from adapters.persistence.repositories.holds import SqlHoldRepository
 from adapters.persistence.repositories.plans import (
     SqlFirmwareSightings,
@@ -44,6 +45,7 @@ __all__ = [
     "SqlDeviceRepository",
     "SqlEnvironmentRepository",
     "SqlFirmwareSightings",
+    "SqlHealthChecks",
     "SqlHoldRepository",
     "SqlOutbox",
     "SqlPlanRepository",

@@ -15,6 +15,7 @@ from adapters.persistence.repositories.change_feed import log_change
 from application.errors import ConcurrentUpdate
 from application.ports import DeviceFilter
 from domain.devices import Device, DeviceStatus, ServiceNote, ServiceState, StatusChange
+from domain.health import DeviceHealth, HealthNote
 from domain.holds import HoldNote
 from domain.names import name_key
 
@@ -40,6 +41,21 @@ def _device_values(device: Device) -> dict[str, Any]:
         "last_seen_at": device.last_seen_at,
         "created_at": device.created_at,
         "updated_at": device.updated_at,
+        **_health_values(device),
+    }
+
+
+def _health_values(device: Device) -> dict[str, Any]:
+    health = device.health_note
+    return {
+        "health": device.health.value,
+        "health_run_id": health.run_id if health else None,
+        "health_reason": health.reason if health else None,
+        "health_by": health.by if health else None,
+        "health_since": health.since if health else None,
+        "health_checked_at": device.health_checked_at,
+        "runs_since_health_check": device.runs_since_health_check,
+        "health_check_owed": device.health_check_owed,
     }
 
 
@@ -76,6 +92,17 @@ def _device(row: Any) -> Device:
         created_at=row.created_at,
         updated_at=row.updated_at,
         version=row.version,
+        health=DeviceHealth(row.health),
+        health_note=(
+            HealthNote(
+                row.health_run_id, row.health_reason or "", row.health_by or "", row.health_since
+            )
+            if row.health_since is not None
+            else None
+        ),
+        health_checked_at=row.health_checked_at,
+        runs_since_health_check=row.runs_since_health_check,
+        health_check_owed=bool(row.health_check_owed),
     )
 
 

@@ -41,7 +41,7 @@ from domain.comparison import (
     metric_label,
     summarise,
 )
-from domain.test_runs import RunStatus, TestRun
+from domain.test_runs import RunPurpose, RunStatus, TestRun
 
 _LETTER = {PASS: "p", FAIL: "f"}
 _VERDICT = {"p": PASS, "f": FAIL, "i": "inconclusive"}
@@ -61,6 +61,8 @@ class SqlResults(SqlRepository):
     def record_completed(self, run: TestRun) -> None:
         """Add the results of a run that just completed to the kept sums."""
         if run.status is not RunStatus.COMPLETED or run.finished_at is None:
+            return
+        if run.is_health_check:  # it judged a device, not the firmware
             return
         devices = {d.id: d for d in run.devices}
         keyed = []
@@ -202,7 +204,10 @@ class SqlResults(SqlRepository):
     def _samples(self, scope: ResultScope) -> Iterator[ResultSample]:
         results, devices, runs = t.test_run_results.c, t.test_run_devices.c, t.test_runs.c
         model = devices.snapshot["model"].as_string()
-        conditions = [runs.status == RunStatus.COMPLETED.value]
+        conditions = [
+            runs.status == RunStatus.COMPLETED.value,
+            runs.purpose == RunPurpose.NORMAL.value,  # a health check judged a device
+        ]
         if scope.firmware is not None:
             conditions.append(devices.firmware_version == scope.firmware)
         if scope.run_id is not None:

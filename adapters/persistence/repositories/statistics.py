@@ -12,9 +12,13 @@ from application.ports import LabStatistics
 from domain.devices import DeviceStatus
 from domain.holds import HoldStatus
 from domain.test_runs import (
+    RunPurpose,
     RunStatus,
     Verdict,
 )
+
+# pass rates and the most failing test cases count the lab's own runs, not the health checks
+_NORMAL = RunPurpose.NORMAL.value
 
 
 class SqlStatistics(SqlRepository):
@@ -30,7 +34,9 @@ class SqlStatistics(SqlRepository):
         )
         finished = self._execute(
             sa.select(runs.c.finished_at, runs.c.verdict).where(
-                runs.c.status == RunStatus.COMPLETED.value, runs.c.finished_at >= since
+                runs.c.status == RunStatus.COMPLETED.value,
+                runs.c.purpose == _NORMAL,
+                runs.c.finished_at >= since,
             )
         ).all()
         per_day: dict[tuple[str, str], int] = {}
@@ -43,7 +49,11 @@ class SqlStatistics(SqlRepository):
                 sa.func.count(sa.distinct(results.c.run_id)).label("failures"),
             )
             .join(runs, runs.c.id == results.c.run_id)
-            .where(results.c.verdict == Verdict.FAIL.value, runs.c.finished_at >= since)
+            .where(
+                results.c.verdict == Verdict.FAIL.value,
+                runs.c.purpose == _NORMAL,
+                runs.c.finished_at >= since,
+            )
             .group_by(results.c.test_case_id)
             .order_by(sa.desc("failures"), results.c.test_case_id)
             .limit(top)
@@ -54,7 +64,11 @@ class SqlStatistics(SqlRepository):
             run_count = self._execute(
                 sa.select(sa.func.count())
                 .select_from(cases.join(runs, runs.c.id == cases.c.run_id))
-                .where(cases.c.test_case_id == case_id, runs.c.finished_at >= since)
+                .where(
+                    cases.c.test_case_id == case_id,
+                    runs.c.purpose == _NORMAL,
+                    runs.c.finished_at >= since,
+                )
             ).scalar()
             name = self._execute(
                 sa.select(cases.c.snapshot)

@@ -33,6 +33,7 @@ from domain.test_runs import (
     CaseResult,
     DeviceSnapshot,
     Measurement,
+    RunPurpose,
     RunStatus,
     TestRun,
     Verdict,
@@ -205,6 +206,7 @@ def _run_values(run: TestRun) -> dict[str, Any]:
         "requested_device_ids": list(run.requested_device_ids) or None,
         "device_requests": [device_request_json(r) for r in run.device_requests] or None,
         "queue_timeout_at": run.queue_timeout_at,
+        "purpose": run.purpose.value,
     }
 
 
@@ -312,6 +314,8 @@ class SqlTestRunRepository(SqlRepository):
             statement = statement.where(runs.c.status == RunStatus(where.status).value)
         if where.verdict is not None:
             statement = statement.where(runs.c.verdict == Verdict(where.verdict).value)
+        if where.purpose is not None:
+            statement = statement.where(runs.c.purpose == RunPurpose(where.purpose).value)
         if where.environment_id is not None:
             statement = statement.where(runs.c.environment_id == where.environment_id)
         if where.firmware is not None:
@@ -552,6 +556,7 @@ class SqlTestRunRepository(SqlRepository):
                     ),
                     queue_timeout_at=row.queue_timeout_at,
                     estimated_start_at=row.estimated_start_at,
+                    purpose=RunPurpose(row.purpose),
                 )
             )
             self._known_waiting[row.id] = row.status == RunStatus.WAITING.value

@@ -13,7 +13,7 @@ from adapters.persistence import tables as t
 from adapters.persistence.repositories.base import SqlRepository
 from adapters.persistence.repositories.results import _measured
 from application.ports import TrendScope
-from domain.test_runs import RunStatus
+from domain.test_runs import RunPurpose, RunStatus
 from domain.trends import TrendResult
 
 
@@ -40,6 +40,7 @@ def trend_query(scope: TrendScope) -> sa.Select:
     name = devices.snapshot["name"].as_string()
     conditions = [
         runs.status == RunStatus.COMPLETED.value,
+        runs.purpose == RunPurpose.NORMAL.value,  # a health check judged a device
         runs.finished_at.is_not(None),
         results.test_case_id == scope.test_case_id,
     ]

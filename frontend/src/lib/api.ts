@@ -9,6 +9,8 @@ import type {
   DeviceWrite,
   Environment,
   EnvironmentWrite,
+  HealthCheck,
+  HealthCheckWrite,
   Hold,
   HoldRequest,
   QueueItem,
@@ -299,6 +301,17 @@ export const devices = {
     send<Device>('POST', `/api/devices/${id(deviceId)}/status`, { body: { status, reason } }),
   history: (deviceId: string, limit = 100) =>
     send<StatusChange[]>('GET', `/api/devices/${id(deviceId)}/history`, { query: { limit } }),
+  /** A bad device goes back into booking (its health is unknown until its next check). */
+  clearHealth: (deviceId: string, reason: string) =>
+    send<Device>('POST', `/api/devices/${id(deviceId)}/health/clear`, { body: { reason } }),
+};
+
+export const healthChecks = {
+  list: () => send<HealthCheck[]>('GET', '/api/health-checks'),
+  create: (check: HealthCheckWrite) => send<HealthCheck>('POST', '/api/health-checks', { body: check }),
+  update: (checkId: string, changes: Partial<HealthCheckWrite>) =>
+    send<HealthCheck>('PATCH', `/api/health-checks/${id(checkId)}`, { body: changes }),
+  remove: (checkId: string) => send<void>('DELETE', `/api/health-checks/${id(checkId)}`),
 };
 
 export const testCases = {

@@ -24,6 +24,7 @@ export function removeById<T extends { id: string }>(items: T[], id: string): T[
 export function runMatches(run: TestRun, filters: RunFilters): boolean {
   if (filters.status && run.status !== filters.status) return false;
   if (filters.verdict && run.verdict !== filters.verdict) return false;
+  if (filters.purpose && (run.purpose ?? 'normal') !== filters.purpose) return false;
   if (filters.device_id && !run.devices.some((d) => d.id === filters.device_id)) return false;
   if (filters.environment_id && run.environment?.id !== filters.environment_id) return false;
   if (filters.test_case_id && !run.test_cases.some((c) => c.id === filters.test_case_id)) return false;

@@ -18,10 +18,11 @@ export type Permission =
   | 'runs.start'
   | 'runs.cancel'
   | 'users.manage'
-  | 'executions.define'; // what a test case executes on the runners
+  | 'executions.define' // what a test case executes on the runners
+  | 'health.manage'; // designate the health checks the worker runs
 
 const ALLOWED: Record<Role, Permission[]> = {
-  admin: ['devices.manage', 'devices.status', 'catalog.edit', 'runs.start', 'runs.cancel', 'users.manage', 'executions.define'],
+  admin: ['devices.manage', 'devices.status', 'catalog.edit', 'runs.start', 'runs.cancel', 'users.manage', 'executions.define', 'health.manage'],
   engineer: ['devices.status', 'catalog.edit', 'runs.start', 'runs.cancel'],
   viewer: [],
 };

@@ -35,6 +35,8 @@ export interface DeviceFilters {
 export interface RunFilters {
   status?: string;
   verdict?: string;
+  /** normal or health_check */
+  purpose?: string;
   device_id?: string;
   environment_id?: string;
   test_case_id?: string;
@@ -65,10 +67,43 @@ export interface Device extends Omit<DeviceWrite, 'status'> {
   out_of_service: ServiceNote | null;
   /** who holds the device for manual work and until when (servers with holds only) */
   hold?: DeviceHold | null;
+  /** what its health checks say (servers with health checks only) */
+  health?: DeviceHealth;
+  /** what set the health: the health-check run, or who cleared it */
+  health_note?: HealthNote | null;
   last_seen_at: string | null;
   created_at: string;
   updated_at: string;
 }
+
+export type DeviceHealth = 'good' | 'unknown' | 'bad';
+
+export interface HealthNote {
+  run_id: string | null;
+  reason: string;
+  by: string;
+  since: string;
+}
+
+/** A test case the worker runs by itself on every device of a model and/or with labels. */
+export interface HealthCheckWrite {
+  name: string;
+  test_case_id: string;
+  environment_id: string;
+  model: string;
+  labels: Record<string, string>;
+  every_hours: number | null;
+  every_runs: number | null;
+  after_service: boolean;
+}
+
+export interface HealthCheck extends HealthCheckWrite {
+  id: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export type RunPurpose = 'normal' | 'health_check';
 
 export interface ServiceNote {
   by: string;
@@ -205,6 +240,8 @@ export interface WaitingFor {
 export interface TestRun {
   id: string;
   status: RunStatus;
+  /** health_check: started by the worker to judge its device (servers with health checks) */
+  purpose?: RunPurpose;
   verdict: Verdict | null;
   test_cases: TestCaseSnapshot[];
   environment: { id: string; name: string; description: string; variables: Record<string, string> };

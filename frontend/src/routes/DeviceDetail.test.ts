@@ -56,3 +56,52 @@ describe('a held device', () => {
     expect(screen.queryByRole('button', { name: 'Hold' })).toBeNull();
   });
 });
+
+describe('a bad device', () => {
+  const bad = {
+    ...free,
+    health: 'bad' as const,
+    health_note: { run_id: 'r9', reason: 'health check run r9 ended fail', by: 'health-check', since: '2026-12-01T09:00:00+00:00' },
+  };
+
+  it('shows its health beside its status and an engineer clears it', async () => {
+    device = bad;
+    holdsPresent = false;
+    fetchMock = signedInWith(user, (url, init) => {
+      if (url === '/api/devices/d1/health/clear' && init?.method === 'POST') {
+        device = { ...bad, health: 'unknown', health_note: { run_id: null, reason: 'cleared by ada', by: 'ada@lab.test', since: '2026-12-01T10:00:00+00:00' } };
+        return jsonResponse(device);
+      }
+      if (url === '/api/devices/d1') return jsonResponse(device);
+      if (url.startsWith('/api/devices/d1/history')) return jsonResponse([]);
+      if (url.startsWith('/api/test-runs?')) return page();
+      return notFound(url);
+    });
+    render(DeviceDetail, { id: 'd1' });
+    const health = await screen.findByTestId('device-health');
+    expect(health.querySelector('[data-status="bad"]')).toBeTruthy();
+    expect(health.querySelector('[data-field="reason"]')!.textContent).toBe('health check run r9 ended fail');
+    expect(health.querySelector('a')!.getAttribute('href')).toBe('/runs/r9');
+
+    await fireEvent.click(await screen.findByRole('button', { name: 'Clear health' }));
+    const dialog = await screen.findByRole('dialog');
+    await fireEvent.click(Array.from(dialog.querySelectorAll('button')).find((b) => b.textContent?.includes('Clear health'))!);
+    await vi.waitFor(() => expect(screen.getByTestId('device-health').querySelector('[data-status="unknown"]')).toBeTruthy());
+    expect(fetchMock.mock.calls.some(([url, init]) => url === '/api/devices/d1/health/clear' && init?.method === 'POST')).toBe(true);
+    expect(screen.queryByRole('button', { name: 'Clear health' })).toBeNull();
+  });
+
+  it('offers no clearing to a viewer', async () => {
+    device = bad;
+    holdsPresent = false;
+    fetchMock = signedInWith({ email: 'vic@lab.test', role: 'viewer' }, (url) => {
+      if (url === '/api/devices/d1') return jsonResponse(device);
+      if (url.startsWith('/api/devices/d1/history')) return jsonResponse([]);
+      if (url.startsWith('/api/test-runs?')) return page();
+      return notFound(url);
+    });
+    render(DeviceDetail, { id: 'd1' });
+    await screen.findByTestId('device-health');
+    expect(screen.queryByRole('button', { name: 'Clear health' })).toBeNull();
+  });
+});
