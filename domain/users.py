@@ -45,6 +45,8 @@ class Permission(StrEnum):
     DEFINE_EXECUTION = "executions:define"
     # end or extend anyone's hold, not only one's own
     MANAGE_HOLDS = "holds:manage"
+    # drain a runner (it takes no new job) and bring it back
+    MANAGE_RUNNERS = "runners:manage"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

@@ -14,6 +14,7 @@ from adapters.http import (
     queue,
     run_exports,
     runner_callbacks,
+    runners,
     statistics,
     test_cases,
     test_runs,
@@ -44,6 +45,7 @@ BLUEPRINTS = [
     trends.blp,
     utilisation.blp,
     webhooks.blp,
+    runners.blp,
 ]
 
 OPENAPI_SETTINGS = {

@@ -98,6 +98,8 @@ def _event(update: Update) -> str:
         if update.hold is None:
             return ""
         name, data = "hold", hold_json(update.hold)
+    elif change.kind == "runner":
+        name, data = "runner", {"id": change.entity_id}
     else:
         if update.run is None:
             return ""

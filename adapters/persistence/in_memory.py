@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, Self, TypeVar
 
 from adapters.persistence.results_in_memory import InMemoryResults
+from adapters.persistence.runners_in_memory import InMemoryRunners
 from adapters.persistence.trends_in_memory import InMemoryTrends
 from adapters.persistence.utilisation_in_memory import InMemoryTimelines
 from adapters.persistence.webhooks_in_memory import InMemoryWebhooks, InMemoryWebhookTables
@@ -33,6 +34,7 @@ from domain.devices import Device, DeviceStatus, ServiceState, StatusChange
 from domain.environments import Environment
 from domain.holds import Hold, HoldStatus
 from domain.names import name_key
+from domain.runners import Runner
 from domain.test_cases import TestCase
 from domain.test_runs import RunStatus, TestRun, Verdict
 
@@ -55,6 +57,7 @@ class InMemoryStore:
     changes: list[Change] = field(default_factory=list)
     stream_leases: dict[str, StreamLease] = field(default_factory=dict)
     webhooks: InMemoryWebhookTables = field(default_factory=InMemoryWebhookTables)
+    runners: dict[str, Runner] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -259,6 +262,7 @@ class InMemoryTestRunRepository:
                 where.verdict is None or r.verdict is where.verdict,
                 where.device_id is None or where.device_id in r.device_ids,
                 where.environment_id is None or r.environment.id == where.environment_id,
+                where.runner is None or r.runner == where.runner,
                 where.test_case_id is None or any(c.id == where.test_case_id for c in r.test_cases),
                 where.firmware is None
                 or any(d.firmware_version == where.firmware for d in r.devices),
@@ -604,6 +608,9 @@ class InMemoryUnitOfWork:
         self.outbox = InMemoryOutbox(self.store)
         self.stream_leases = InMemoryStreamLeases(self.store)
         self.webhooks = InMemoryWebhooks(self.store.webhooks)
+        self.runners = InMemoryRunners(
+            self.store.runners, lambda: list(self.test_runs.table.all()), self.changes.record
+        )
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -623,6 +630,7 @@ class InMemoryUnitOfWork:
         self.outbox.apply()
         self.stream_leases.apply()
         self.webhooks.apply()
+        self.runners.apply()
         self.changes.apply(datetime.now(UTC))
 
     def rollback(self) -> None:
@@ -639,6 +647,7 @@ class InMemoryUnitOfWork:
         self.outbox.staged_state.clear()
         self.stream_leases.staged.clear()
         self.webhooks.clear()
+        self.runners.staged.clear()
         self.outbox.purged = set()
         self.changes.staged.clear()
         self.changes.queue_moves.clear()

@@ -17,6 +17,7 @@ from adapters.persistence.repositories import (
     SqlHoldRepository,
     SqlOutbox,
     SqlResults,
+    SqlRunners,
     SqlStatistics,
     SqlStreamLeases,
     SqlTestCaseRepository,
@@ -169,3 +170,4 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork):
         self.utilisation = SqlTimelines(session)
         self.stream_leases = SqlStreamLeases(session)
         self.webhooks = SqlWebhooks(session)
+        self.runners = SqlRunners(session)

@@ -25,6 +25,7 @@ from adapters.persistence.repositories.devices import SqlDeviceRepository
 from adapters.persistence.repositories.environments import SqlEnvironmentRepository
 from adapters.persistence.repositories.holds import SqlHoldRepository
 from adapters.persistence.repositories.results import SqlResults
+from adapters.persistence.repositories.runners import SqlRunners
 from adapters.persistence.repositories.statistics import SqlStatistics
 from adapters.persistence.repositories.stream_leases import SqlStreamLeases
 from adapters.persistence.repositories.test_cases import SqlTestCaseRepository
@@ -41,6 +42,7 @@ __all__ = [
     "SqlHoldRepository",
     "SqlOutbox",
     "SqlResults",
+    "SqlRunners",
     "SqlStatistics",
     "SqlStreamLeases",
     "SqlTestCaseRepository",
