@@ -104,6 +104,11 @@ def parse_cancellation(message: bytes | str | Mapping[str, Any]) -> Cancellation
 # -- the pieces ---------------------------------------------------------------------------
 
 
+def decode_message(message: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
+    """A message body as a JSON object (raw JSON or already decoded); raises InvalidJob."""
+    return _decode(message)
+
+
 def _decode(message: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
     if isinstance(message, Mapping):
         return message
