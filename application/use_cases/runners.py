@@ -65,13 +65,19 @@ def note_report(
 
 def note_run_ended(uow: UnitOfWork, run: TestRun, at: datetime) -> None:
     """The run ended (in `uow`'s transaction): it counts for the runner that had claimed
-    it, whoever ended it (its result, its failure, a cancel, the reaper)."""
+    it, whoever ended it (its result, its failure, a cancel, the reaper), so it does not
+    move the runner's last seen time. A claimant the registry does not know (it claimed
+    the run before the registry existed) is registered now."""
     if not run.runner:
         return
-    runner = note_report(uow, run.runner, RunnerInfo(), at, announce=True)
-    if runner is not None:
+    runner = uow.runners.get(run.runner, for_update=True)
+    if runner is None:
+        runner = Runner.first_report(run.runner, at, RunnerInfo())
         runner.run_ended(run)
-        uow.runners.update(runner)
+        uow.runners.add(runner)
+        return
+    runner.run_ended(run)
+    uow.runners.update(runner)
 
 
 def _view(uow: UnitOfWork, runner: Runner, now: datetime, silent_after_s: float) -> RunnerView:
