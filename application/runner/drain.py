@@ -18,7 +18,7 @@ from typing import Any
 
 from application.job_contract import DRAIN_KIND
 from application.runner.execute_job import RUNNER_DRAINED, CancelJob
-from application.runner.jobs import InvalidJob, decode_message
+from application.runner.jobs import InvalidJob, decode_control_message
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class HandleControlMessage:
 
     def __call__(self, message: bytes | str | Mapping[str, Any]) -> bool:
         """True when it concerned this runner; raises InvalidJob for a broken message."""
-        data = decode_message(message)
+        data = decode_control_message(message)
         if data.get("kind") != DRAIN_KIND:
             return self.cancel(data)
         runner, drained = data.get("runner"), data.get("drained")

@@ -104,9 +104,12 @@ def parse_cancellation(message: bytes | str | Mapping[str, Any]) -> Cancellation
 # -- the pieces ---------------------------------------------------------------------------
 
 
-def decode_message(message: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
-    """A message body as a JSON object (raw JSON or already decoded); raises InvalidJob."""
-    return _decode(message)
+def decode_control_message(message: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
+    """A control message as a JSON object of this contract version (raw JSON or already
+    decoded); raises InvalidJob."""
+    data = _decode(message)
+    _check_version(data)
+    return data
 
 
 def _decode(message: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
