@@ -18,10 +18,11 @@ export type Permission =
   | 'runs.start'
   | 'runs.cancel'
   | 'users.manage'
-  | 'executions.define'; // what a test case executes on the runners
+  | 'executions.define' // what a test case executes on the runners
+  | 'runners.manage'; // drain a runner and bring it back
 
 const ALLOWED: Record<Role, Permission[]> = {
-  admin: ['devices.manage', 'devices.status', 'catalog.edit', 'runs.start', 'runs.cancel', 'users.manage', 'executions.define'],
+  admin: ['devices.manage', 'devices.status', 'catalog.edit', 'runs.start', 'runs.cancel', 'users.manage', 'executions.define', 'runners.manage'],
   engineer: ['devices.status', 'catalog.edit', 'runs.start', 'runs.cancel'],
   viewer: [],
 };
