@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import signal
 import time
-import uuid
 
 import pytest
 
-from tests.support.deployment import Deployment
+from tests.support.deployment import Deployment, on_rabbitmq
 
 
 def _wait_for_log(deployment: Deployment, name: str, text: str, within_s: float = 30) -> None:
@@ -66,33 +65,15 @@ def test_embedded_a_drained_runner_gets_no_new_job(tmp_path):
         deployment.stop()
 
 
+@pytest.fixture
+def on_rabbitmq_and_postgres(tmp_path, empty_postgres_url, rabbitmq_url):
+    # a long probe time: on RabbitMQ the undrain must come through the control exchange
+    yield from on_rabbitmq(
+        tmp_path, empty_postgres_url, rabbitmq_url, 0, DEVICELAB_RUNNER_DRAIN_PROBE_S="600"
+    )
+
+
 @pytest.mark.postgres
 @pytest.mark.rabbitmq
-def test_rabbitmq_a_drained_runner_is_told_on_the_control_exchange(
-    tmp_path, empty_postgres_url, rabbitmq_url
-):
-    suffix = uuid.uuid4().hex[:8]
-    deployment = Deployment(
-        tmp_path,
-        DEVICELAB_DATABASE_URL=empty_postgres_url,
-        DEVICELAB_BROKER_URL=rabbitmq_url,
-        DEVICELAB_EXCHANGE=f"e2e.{suffix}",
-        DEVICELAB_JOB_QUEUE=f"e2e.{suffix}.jobs",
-        DEVICELAB_DEAD_LETTER_QUEUE=f"e2e.{suffix}.dead",
-        DEVICELAB_CONTROL_EXCHANGE=f"e2e.{suffix}.control",
-        # long: on RabbitMQ the undrain must come through the control exchange, not a probe
-        DEVICELAB_RUNNER_DRAIN_PROBE_S="600",
-    )
-    deployment.start(runners=0)
-    try:
-        _drain_while_another_runner_works(deployment, told_at_once=True)
-    finally:
-        deployment.stop()
-        from kombu import Connection
-
-        with Connection(rabbitmq_url) as connection:
-            channel = connection.channel()
-            for queue in (f"e2e.{suffix}.jobs", f"e2e.{suffix}.dead"):
-                channel.queue_delete(queue)
-            for exchange in (f"e2e.{suffix}", f"e2e.{suffix}.control"):
-                channel.exchange_delete(exchange)
+def test_rabbitmq_a_drained_runner_is_told_on_the_control_exchange(on_rabbitmq_and_postgres):
+    _drain_while_another_runner_works(on_rabbitmq_and_postgres, told_at_once=True)

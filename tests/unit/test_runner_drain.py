@@ -10,13 +10,14 @@ import pytest
 
 from adapters.runner.executors import SimulateExecutor
 from adapters.runner.in_memory import InProcessCallbackClient
-from application.job_contract import cancel_payload, drain_payload, job_payload
+from application.job_contract import cancel_payload, drain_payload
 from application.runner import CancelJob, Disposition, ExecuteJob, RunnerOptions, RunningJobs
 from application.runner.drain import DrainState, HandleControlMessage
 from application.runner.execute_job import StopReason
 from application.runner.jobs import InvalidJob
 from application.use_cases.runners import DrainRunner, UndrainRunner
 from domain.test_runs import RunStatus
+from tests.support.runner import job_bytes
 
 
 class Ticks:
@@ -39,15 +40,6 @@ def bench(lab):
     return Bench
 
 
-def message_for(run) -> bytes:
-    payload = job_payload(run)
-    payload["callback"] = {
-        "base_url": f"http://devicelab.test/api/runner/test-runs/{run.id}",
-        "token": "secret",
-    }
-    return json.dumps(payload).encode()
-
-
 def runner_on(lab, runner_id: str, drain: DrainState) -> ExecuteJob:
     callbacks = InProcessCallbackClient(
         lab.record_started, lab.record_progress, lab.record_result, lab.record_failure
@@ -62,12 +54,12 @@ def test_a_drained_runner_gives_the_job_back_and_stops_taking_jobs(lab, bench) -
     state = DrainState("runner-a", probe_after_s=30, monotonic=ticks)
     execute = runner_on(lab, "runner-a", state)
     first = lab.start([bench.d1], [bench.voltage], bench.chamber)
-    assert execute(message_for(first)).reason == "completed"  # registers runner-a
+    assert execute(job_bytes(first)).reason == "completed"  # registers runner-a
     DrainRunner(lab.new_uow, lab.clock, lab.ids)("runner-a", "admin@lab", "maintenance")
     assert state.takes_jobs()  # nothing told it yet (no control exchange here)
 
     second = lab.start([bench.d1], [bench.voltage], bench.chamber)
-    outcome = execute(message_for(second))
+    outcome = execute(job_bytes(second))
 
     assert (outcome.disposition, outcome.reason) == (Disposition.REQUEUE, "runner_drained")
     assert "drained" in outcome.detail
@@ -79,12 +71,12 @@ def test_a_drained_runner_gives_the_job_back_and_stops_taking_jobs(lab, bench) -
     assert state.takes_jobs()  # time to ask again with the next job
 
     other = runner_on(lab, "runner-b", DrainState("runner-b"))
-    assert other(message_for(second)).reason == "completed"
+    assert other(job_bytes(second)).reason == "completed"
     assert lab.get_test_run(second.id).runner == "runner-b"
 
     UndrainRunner(lab.new_uow, lab.clock, lab.ids)("runner-a")
     third = lab.start([bench.d1], [bench.voltage], bench.chamber)
-    assert execute(message_for(third)).reason == "completed"
+    assert execute(job_bytes(third)).reason == "completed"
     assert not state.drained and state.takes_jobs()
 
 
