@@ -257,6 +257,7 @@ EXPECTED = {
     Permission.RUN_TESTS: (True, True, False),
     Permission.DEFINE_EXECUTION: (True, False, False),
     Permission.MANAGE_HOLDS: (True, False, False),
+    Permission.MANAGE_RUNNERS: (True, False, False),
 }
 
 
