@@ -251,3 +251,27 @@ def test_an_undrained_runner_takes_runs_again(lab, bench, registry) -> None:
     second = lab.start([bench.d1], [bench.voltage], bench.chamber)
     lab.record_started(second.id, "r1")
     assert lab.get_test_run(second.id).runner == "r1"
+
+
+# -- the live event ----------------------------------------------------------------------------
+
+
+def test_the_event_stream_says_which_runner_changed(lab, bench, registry) -> None:
+    from adapters.http.events import _event
+    from application.use_cases.live_updates import ReadChanges
+
+    read = ReadChanges(lab.new_uow, lab.clock)
+    cursor = read.cursor()
+
+    def runner_events() -> list[str]:
+        return [_event(u) for u in read(cursor) if u.change.kind == "runner"]
+
+    run = lab.start([bench.d1], [bench.voltage], bench.chamber)
+    lab.record_started(run.id, "r1", INFO)
+    (event,) = runner_events()
+    assert "event: runner\n" in event and event.endswith('data: {"id":"r1"}\n\n')
+
+    lab.record_progress(run.id, ProgressReport(0.5, "half", runner="r1"))  # a heartbeat
+    assert runner_events() == []
+    registry.drain("r1", "admin@lab")
+    assert len(runner_events()) == 1
