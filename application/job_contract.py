@@ -19,6 +19,9 @@ from domain.test_runs import TestRun
 CONTRACT_VERSION = 2
 JOB_KIND = "test_run.job"
 CANCEL_KIND = "test_run.cancel"
+DRAIN_KIND = "runner.drain"  # a runner was drained or undrained
+# what goes to every runner on the control exchange (the job queue gets JOB_KIND)
+CONTROL_KINDS = (CANCEL_KIND, DRAIN_KIND)
 
 
 def job_payload(run: TestRun) -> dict[str, Any]:
@@ -76,4 +79,17 @@ def cancel_payload(run: TestRun) -> dict[str, Any]:
         "contract_version": CONTRACT_VERSION,
         "run_id": run.id,
         "reason": run.failure_reason,
+    }
+
+
+def drain_payload(runner_id: str, drained: bool, reason: str = "") -> dict[str, Any]:
+    """Tells the runner `runner` it is drained (takes no new job) or no longer is. Every
+    runner gets it and ignores it unless it is the one named; a runner older than the
+    message ignores it as a control message it cannot read."""
+    return {
+        "contract_version": CONTRACT_VERSION,
+        "kind": DRAIN_KIND,
+        "runner": runner_id,
+        "drained": drained,
+        "reason": reason,
     }

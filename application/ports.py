@@ -11,6 +11,7 @@ from domain.comparison import Summary
 from domain.devices import Device, DeviceStatus, StatusChange
 from domain.environments import Environment
 from domain.holds import Hold, HoldStatus
+from domain.runners import Runner
 from domain.test_cases import TestCase
 from domain.test_runs import RunPurpose, RunStatus, TestRun, Verdict
 from domain.trends import TrendResult
@@ -59,6 +60,7 @@ class RunFilter:
     firmware: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    runner: str | None = None  # runs claimed by this runner
 
 
 @dataclass(frozen=True)
@@ -73,8 +75,8 @@ class OutboxMessage:
     """A message to the runners, written in the same transaction as the change it announces."""
 
     id: str
-    kind: str  # "test_run.job" | "test_run.cancel"
-    run_id: str
+    kind: str  # "test_run.job" | "test_run.cancel" | "runner.drain"
+    run_id: str  # "" for a message about a runner
     payload: dict[str, Any]
     created_at: datetime
 
@@ -186,6 +188,30 @@ class HoldRepository(Protocol):
     def set_estimated_starts(self, estimates: Mapping[str, datetime | None]) -> None:
         """As for runs: store the estimates of holds still waiting, without a version
         change; notes a queue change."""
+        ...
+
+
+class RunnerRepository(Protocol):
+    """The runner registry (domain.runners)."""
+
+    def get(self, runner_id: str, for_update: bool = False) -> Runner | None: ...
+    def add(self, runner: Runner) -> None:
+        """Raises ConcurrentUpdate when the id was registered meanwhile (its first two
+        reports raced)."""
+        ...
+
+    def update(self, runner: Runner, announce: bool = True) -> None:
+        """Persist changes; `announce=False` for a change nobody watches for (only its last
+        seen time moved): no change-log entry for every heartbeat."""
+        ...
+
+    def list(self, limit: int) -> list[Runner]:
+        """By id."""
+        ...
+
+    def current_runs(self, runner_ids: Sequence[str] | None = None) -> dict[str, list[str]]:
+        """Per runner (of `runner_ids`, or all): the ids of the running runs it claims,
+        oldest first. Runners without one are absent."""
         ...
 
 
@@ -363,6 +389,7 @@ class UnitOfWork(Protocol):
     plan_runs: PlanRunRepository
     firmware_sightings: FirmwareSightings
     health_checks: HealthCheckRepository
+    runners: RunnerRepository
 
     def __enter__(self) -> Self: ...
     def __exit__(self, *exc_info: object) -> None: ...

@@ -75,3 +75,21 @@ class RunClaimed(InvalidTransition):
         super().__init__(f"run {run_id} is being executed by runner {runner}{lapse}")
         self.runner = runner
         self.retry_after_s = None if retry_after_s is None else max(0.0, retry_after_s)
+
+
+class RunnerDrained(RunClaimed):
+    """An admin drained the runner: it gets no new run. Answered on the path a runner
+    already knows (409 `run_claimed` on `started`, without a lapse time: a runner of the
+    contract's first releases gives the job back to the queue), with `reason`
+    `runner_drained` for runners that know to stop taking jobs."""
+
+    reason = "runner_drained"
+
+    def __init__(self, run_id: str, runner: str, drained_by: str) -> None:
+        InvalidTransition.__init__(
+            self,
+            f"runner {runner} is drained (by {drained_by}) and takes no new run; run {run_id} "
+            "stays in the queue for another runner",
+        )
+        self.runner = runner
+        self.retry_after_s = None

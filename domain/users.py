@@ -47,6 +47,8 @@ class Permission(StrEnum):
     MANAGE_HOLDS = "holds:manage"
     # designate the health checks the worker runs on the devices by itself
     MANAGE_HEALTH = "health:manage"
+    # drain a runner (it takes no new job) and bring it back
+    MANAGE_RUNNERS = "runners:manage"
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

@@ -470,6 +470,65 @@ def holds_release(hold_id: str, by: str) -> None:
     click.echo(f"hold {hold.id} of {hold.holder}: {hold.end_reason} by {hold.ended_by}")
 
 
+# -- runners: the registry, and draining one ---------------------------------------------------
+
+
+@main.group()
+def runners() -> None:
+    """The Test Runners devicelab has heard from (DEVICELAB_DATABASE_URL). These commands run
+    on the server side, with the database's own rights, as an admin would."""
+
+
+@runners.command("list")
+def runners_list() -> None:
+    """List the runners: id, online/silent, busy (its run) or idle, drained, runs done,
+    failures, last seen, host, version."""
+    with _server_container(_settings()) as container:
+        views = container.list_runners()()
+    for view in views:
+        runner = view.runner
+        doing = f"busy ({','.join(view.current_run_ids)})" if view.busy else "idle"
+        drained = f"drained by {runner.drained_by}" if runner.drained else "-"
+        click.echo(
+            f"{runner.id}\t{view.state.value}\t{doing}\t{drained}\t{runner.runs_done} runs"
+            f"\t{runner.failures} failed\t{runner.last_seen_at.isoformat()}"
+            f"\t{runner.host or '-'}\t{runner.version or '-'}"
+        )
+
+
+@runners.command("drain")
+@click.argument("runner_id")
+@click.option("--reason", default="", help="why, shown beside the runner")
+@click.option(
+    "--by", default=CLI_ACTOR, show_default=True, help="who drains it, as recorded on the runner"
+)
+def runners_drain(runner_id: str, reason: str, by: str) -> None:
+    """Drain runner RUNNER_ID: it gets no new job; the run it has finishes."""
+    from domain.errors import DomainError
+
+    with _server_container(_settings()) as container:
+        try:
+            view = container.drain_runner()(runner_id, by.strip() or CLI_ACTOR, reason)
+        except DomainError as error:
+            raise click.ClickException(error.message) from None
+    busy = f"; its run {', '.join(view.current_run_ids)} finishes" if view.busy else ""
+    click.echo(f"runner {view.runner.id} drained by {view.runner.drained_by}{busy}")
+
+
+@runners.command("undrain")
+@click.argument("runner_id")
+def runners_undrain(runner_id: str) -> None:
+    """Undrain runner RUNNER_ID: it takes jobs again."""
+    from domain.errors import DomainError
+
+    with _server_container(_settings()) as container:
+        try:
+            view = container.undrain_runner()(runner_id)
+        except DomainError as error:
+            raise click.ClickException(error.message) from None
+    click.echo(f"runner {view.runner.id} takes jobs again")
+
+
 def _redact(url: str) -> str:
     if "@" not in url or "://" not in url:
         return url

@@ -42,6 +42,7 @@ from application.use_cases import (
     queue_estimates,
     relay,
     run_exports,
+    runners,
     scheduling,
     statistics,
     test_runs,
@@ -298,6 +299,20 @@ class Container(containers.DeclarativeContainer):
         ids,
         config.reoffer_after_s,
         config.reoffer_limit,
+    )
+
+    # the runner registry: runners seen in their reports, drained by admins
+    list_runners = providers.Factory(
+        runners.ListRunners, uow.provider, clock, config.runner_silent_after_s
+    )
+    get_runner = providers.Factory(
+        runners.GetRunner, uow.provider, clock, config.runner_silent_after_s
+    )
+    drain_runner = providers.Factory(
+        runners.DrainRunner, uow.provider, clock, ids, config.runner_silent_after_s
+    )
+    undrain_runner = providers.Factory(
+        runners.UndrainRunner, uow.provider, clock, ids, config.runner_silent_after_s
     )
 
     # holds: devices kept for manual work, in the same queue as runs

@@ -17,13 +17,16 @@ a runner that crashed gets its own run back at once when it starts again."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import logging
 import os
 import signal
+import socket
 import threading
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from adapters.clocks import SystemClock
 from adapters.messaging.job_consumer import ConsumerOptions, JobConsumer
@@ -49,6 +52,7 @@ from application.runner import (
     RunnerOptions,
     RunningJobs,
 )
+from application.runner.drain import DrainState, HandleControlMessage
 from entrypoints.settings import SERVER_ONLY_VARIABLES, RunnerSettings, Settings
 
 log = logging.getLogger("devicelab.runner")
@@ -117,13 +121,18 @@ def build_runner(
     """Everything the runner needs; nothing connects before `run()`."""
     clock = clock or SystemClock()
     stopping = threading.Event()  # set when shutting down: ends callback retries early
+    executors = build_executors(runner, clock)
     callbacks = callbacks or HttpCallbackClient(
-        clock, wait=stopping.wait, user_agent=f"devicelab-runner/{runner.runner_id}"
+        clock,
+        wait=stopping.wait,
+        user_agent=f"devicelab-runner/{runner.runner_id}",
+        about=about_this_runner(executors),
     )
     running = RunningJobs()
+    drain = DrainState(runner.runner_id, runner.drain_probe_s)
     execute_job = ExecuteJob(
         callbacks,
-        build_executors(runner, clock),
+        executors,
         clock,
         running,
         RunnerOptions(
@@ -134,6 +143,7 @@ def build_runner(
             claim_patience_s=runner.claim_patience_s,
         ),
         build_metrics_writer(runner),
+        drain=drain,
     )
 
     def shut_down() -> None:
@@ -147,13 +157,27 @@ def build_runner(
     consumer = JobConsumer(
         settings.broker_url,
         execute_job,
-        on_cancel=CancelJob(running),
+        on_cancel=HandleControlMessage(CancelJob(running), drain),
         on_shutdown=shut_down,
         topology=topology_of(settings),
         options=consumer_options,
         name=runner.runner_id,
+        takes_jobs=drain.takes_jobs,
     )
     return Runner(consumer, execute_job, running, stopping)
+
+
+def about_this_runner(executors: Mapping[str, Executor]) -> dict[str, Any]:
+    """What the runner tells devicelab's registry about itself in its reports."""
+    try:
+        version = importlib.metadata.version("devicelab")
+    except importlib.metadata.PackageNotFoundError:
+        version = ""
+    return {
+        "host": socket.gethostname()[:200],
+        "version": version,
+        "executors": sorted(executors),
+    }
 
 
 def withhold_server_secrets(environ: MutableMapping[str, str]) -> list[str]:

@@ -164,6 +164,9 @@ class Settings:
     webhook_interval_s: float = 1
     webhook_hold_warning_s: float = 900  # hold.expiring: this long before the expiry
     plan_interval_s: float = 10  # how often the worker looks at plan triggers and plan runs
+    # a runner not heard from for this long shows `silent` (application/use_cases/runners.py
+    # says why 60 s: three claim leases)
+    runner_silent_after_s: float = 60
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -223,6 +226,7 @@ class Settings:
             webhook_interval_s=_number(env, "DEVICELAB_WEBHOOK_INTERVAL_S", 1, 0.05),
             webhook_hold_warning_s=_number(env, "DEVICELAB_WEBHOOK_HOLD_WARNING_S", 900, 1),
             plan_interval_s=_number(env, "DEVICELAB_PLAN_INTERVAL_S", 10, 0.05),
+            runner_silent_after_s=_number(env, "DEVICELAB_RUNNER_SILENT_AFTER_S", 60, 1),
         )
 
     def require_secret_key(self) -> str:
@@ -300,6 +304,9 @@ class RunnerSettings:
     # where the command executor makes each command's working directory ("": the system's
     # temporary directory)
     work_dir: str = ""
+    # a drained runner takes the next job after this long to ask whether it still is (where
+    # no control message tells it it is undrained)
+    drain_probe_s: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RunnerSettings:
@@ -344,6 +351,7 @@ class RunnerSettings:
             influx_password=env.get("DEVICELAB_INFLUX_PASSWORD") or "",
             write_metrics=_flag(env, "DEVICELAB_RUNNER_WRITE_METRICS"),
             work_dir=(env.get("DEVICELAB_RUNNER_WORK_DIR") or "").strip(),
+            drain_probe_s=_number(env, "DEVICELAB_RUNNER_DRAIN_PROBE_S", 30.0, 1),
         )
 
 

@@ -16,6 +16,7 @@ from adapters.http import (
     queue,
     run_exports,
     runner_callbacks,
+    runners,
     statistics,
     test_cases,
     test_runs,
@@ -49,6 +50,7 @@ BLUEPRINTS = [
     plans.blp,
     plans.runs_blp,
     health_checks.blp,
+    runners.blp,
 ]
 
 OPENAPI_SETTINGS = {

@@ -98,6 +98,8 @@ def _event(update: Update) -> str:
         if update.hold is None:
             return ""
         name, data = "hold", hold_json(update.hold)
+    elif change.kind == "runner":
+        name, data = "runner", {"id": change.entity_id}
     else:
         if update.run is None:
             return ""
@@ -178,8 +180,9 @@ class Events(MethodView):
     @blp.arguments(EventQuerySchema, location="query")
     @blp.response(
         200,
-        description="text/event-stream of `device`, `device_deleted`, `run`, `hold` and `queue` "
-        "events (queue data: length, items [kind, id, position, estimated_start_at]); a last "
+        description="text/event-stream of `device`, `device_deleted`, `run`, `hold`, `queue` "
+        "and `runner` events (queue data: length, items [kind, id, position, "
+        "estimated_start_at]; runner data: id, read it with GET /api/runners); a last "
         "`session_ended` event (data: reason, message) when the session ends while it is open",
     )
     @blp.alt_response(429, "TOO_MANY_REQUESTS")

@@ -26,7 +26,15 @@ from application.use_cases.test_runs import (
     RecordRunStarted,
     RunReportOutcome,
 )
-from domain.errors import RunClaimed
+from domain.errors import RunClaimed, RunnerDrained
+from domain.runners import (
+    MAX_EXECUTOR_NAME,
+    MAX_EXECUTORS,
+    MAX_HOST,
+    MAX_RUNNER_ID,
+    MAX_VERSION,
+    RunnerInfo,
+)
 from domain.test_runs import Observation, ResultReport
 
 blp = Blueprint(
@@ -68,6 +76,8 @@ def run_claimed(error: RunClaimed):
     Retry-After) if its holder stays silent: a runner asks again then instead of dropping
     the job. Without a lapse time the asking runner has lost the run and must stop."""
     body = error_body(error.code, error.message)
+    if isinstance(error, RunnerDrained):
+        body["reason"] = error.reason  # stop taking jobs (contract section 9)
     headers = {}
     if error.retry_after_s is not None:
         retry_after = max(1, math.ceil(error.retry_after_s))
@@ -103,18 +113,36 @@ class ResultReportSchema(_Report):
     finished_at = fields.AwareDateTime(load_default=None, allow_none=True)
 
 
-class StartedSchema(_Report):
-    runner = fields.String(load_default="", validate=validate.Length(max=200))
+class _RunnerSaysSchema(_Report):
+    """What a runner may say about itself in `started` and `progress` (optional: runners
+    from before the registry send none of it). The registry keeps the latest it said."""
+
+    host = fields.String(load_default="", validate=validate.Length(max=MAX_HOST))
+    version = fields.String(load_default="", validate=validate.Length(max=MAX_VERSION))
+    executors = fields.List(
+        fields.String(validate=validate.Length(min=1, max=MAX_EXECUTOR_NAME)),
+        load_default=list,
+        validate=validate.Length(max=MAX_EXECUTORS),
+        metadata={"description": "the executors it has (simulate, command, influxdb, ...)"},
+    )
+
+
+def _runner_info(data: dict) -> RunnerInfo:
+    return RunnerInfo(data["host"], data["version"], tuple(data["executors"]))
+
+
+class StartedSchema(_RunnerSaysSchema):
+    runner = fields.String(load_default="", validate=validate.Length(max=MAX_RUNNER_ID))
 
 
 class ReleasedSchema(_Report):
     runner = fields.String(required=True, validate=validate.Length(min=1, max=200))
 
 
-class ProgressSchema(_Report):
+class ProgressSchema(_RunnerSaysSchema):
     runner = fields.String(
         load_default="",
-        validate=validate.Length(max=200),
+        validate=validate.Length(max=MAX_RUNNER_ID),
         metadata={"description": "the reporting runner's id: renews its claim on the run"},
     )
     progress = JsonNumber(
@@ -178,13 +206,14 @@ class RunStarted(MethodView):
     @blp.alt_response(
         409,
         description="finished or cancelled (`run_finished`), or another runner holds a live "
-        "claim (`run_claimed`, with `retry_after` and Retry-After: when the claim lapses)",
+        "claim (`run_claimed`, with `retry_after` and Retry-After: when the claim lapses), or "
+        "this runner is drained (`run_claimed` with `reason: runner_drained`, no retry_after)",
     )
     @blp.doc(security=RUN_CREDENTIAL)
     @inject
     def post(self, data, run_id, record: RecordRunStarted = Provide["record_run_started"]):
         """The runner picked up the job"""
-        return _outcome(record(run_id, data["runner"]))
+        return _outcome(record(run_id, data["runner"], _runner_info(data)))
 
 
 @blp.route("/<run_id>/progress")
@@ -202,7 +231,11 @@ class RunProgress(MethodView):
     def post(self, data, run_id, record: RecordRunProgress = Provide["record_run_progress"]):
         """Heartbeat with progress and partial results; extends the lease, renews the claim"""
         report = ProgressReport(
-            data["progress"], data["message"], _reports(data["results"]), data["runner"]
+            data["progress"],
+            data["message"],
+            _reports(data["results"]),
+            data["runner"],
+            _runner_info(data),
         )
         return _outcome(record(run_id, report))
 

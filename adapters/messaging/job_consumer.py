@@ -120,7 +120,11 @@ class JobConsumer:
         topology: Topology | None = None,
         options: ConsumerOptions | None = None,
         name: str = "runner",
+        takes_jobs: Callable[[], bool] | None = None,
     ) -> None:
+        """`takes_jobs()` False (the runner is drained): stop consuming once no job is in
+        hand, and consume again when it turns True."""
+        self.takes_jobs = takes_jobs or (lambda: True)
         self.broker_url = broker_url
         self.handle_job, self.on_cancel, self.on_shutdown = handle_job, on_cancel, on_shutdown
         self.topology = topology or Topology()
@@ -233,6 +237,14 @@ class JobConsumer:
                     self._job.give_back_unstarted()
                 if self._job is None:
                     break
+            elif consuming != self.takes_jobs() and (self._job is None or not consuming):
+                consuming = not consuming
+                if consuming:
+                    jobs.consume()
+                    log.info("consuming jobs from %s again", self.topology.job_queue)
+                else:
+                    jobs.cancel()
+                    log.info("not consuming jobs while drained")
             if self._job is not None:
                 self._job.start_when_due()
             with contextlib.suppress(TimeoutError):  # quiet broker: look at the flags again
@@ -258,8 +270,8 @@ class JobConsumer:
     # -- messages --------------------------------------------------------------------------------
 
     def _on_job(self, message: Message) -> None:
-        if self._job is not None or self._stop_requested:
-            # prefetch 1 makes this rare; never run two jobs at once
+        if self._job is not None or self._stop_requested or not self.takes_jobs():
+            # prefetch 1 makes this rare; never run two jobs at once (nor one while drained)
             message.requeue()
             return
         self._job = _Job(message, self.handle_job, self._hold_s(message))

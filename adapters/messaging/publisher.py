@@ -14,7 +14,7 @@ from kombu import Connection
 
 from adapters.messaging.topology import JOB_ROUTING_KEY, Topology, supports_fanout
 from application.errors import PublishFailed
-from application.job_contract import CANCEL_KIND, JOB_KIND
+from application.job_contract import CONTROL_KINDS, JOB_KIND
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +82,10 @@ class KombuPublisher:
                 headers={"devicelab-kind": kind},
                 message_id=str(payload.get("run_id", "")),
             )
-        elif kind == CANCEL_KIND:
+        elif kind in CONTROL_KINDS:
             if not supports_fanout(self.broker_url):
-                # no fanout on the embedded transport: runners learn of the cancellation
-                # from the 409 their next progress report gets
+                # no fanout on the embedded transport: runners learn of a cancellation from
+                # the 409 their next progress report gets, of a drain from their next claim
                 return
             producer.publish(
                 payload,

@@ -21,6 +21,7 @@ from adapters.persistence.plans_in_memory import (
     InMemoryPlanTables,
 )
 from adapters.persistence.results_in_memory import InMemoryResults
+from adapters.persistence.runners_in_memory import InMemoryRunners
 from adapters.persistence.trends_in_memory import InMemoryTrends
 from adapters.persistence.utilisation_in_memory import InMemoryTimelines
 from adapters.persistence.webhooks_in_memory import InMemoryWebhooks, InMemoryWebhookTables
@@ -41,6 +42,7 @@ from domain.environments import Environment
 from domain.health_checks import HealthCheck
 from domain.holds import Hold, HoldStatus
 from domain.names import name_key
+from domain.runners import Runner
 from domain.test_cases import TestCase
 from domain.test_runs import RunStatus, TestRun, Verdict
 
@@ -65,6 +67,7 @@ class InMemoryStore:
     webhooks: InMemoryWebhookTables = field(default_factory=InMemoryWebhookTables)
     plans: InMemoryPlanTables = field(default_factory=InMemoryPlanTables)
     health_checks: dict[str, HealthCheck] = field(default_factory=dict)
+    runners: dict[str, Runner] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -270,6 +273,7 @@ class InMemoryTestRunRepository:
                 where.purpose is None or r.purpose is where.purpose,
                 where.device_id is None or where.device_id in r.device_ids,
                 where.environment_id is None or r.environment.id == where.environment_id,
+                where.runner is None or r.runner == where.runner,
                 where.test_case_id is None or any(c.id == where.test_case_id for c in r.test_cases),
                 where.firmware is None
                 or any(d.firmware_version == where.firmware for d in r.devices),
@@ -620,6 +624,9 @@ class InMemoryUnitOfWork:
         self.firmware_sightings = InMemoryFirmwareSightings(self.plans)
         # the committed runs: a health check under way is one a committed pass made
         self.health_checks = InMemoryHealthChecks(self.store.health_checks, self.store.test_runs)
+        self.runners = InMemoryRunners(
+            self.store.runners, lambda: list(self.test_runs.table.all()), self.changes.record
+        )
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -641,6 +648,7 @@ class InMemoryUnitOfWork:
         self.webhooks.apply()
         self.plans.apply()
         self.health_checks.apply()
+        self.runners.apply()
         self.changes.apply(datetime.now(UTC))
 
     def rollback(self) -> None:
@@ -659,6 +667,7 @@ class InMemoryUnitOfWork:
         self.webhooks.clear()
         self.plans.clear()
         self.health_checks.staged.clear()
+        self.runners.staged.clear()
         self.outbox.purged = set()
         self.changes.staged.clear()
         self.changes.queue_moves.clear()

@@ -241,6 +241,8 @@ test_runs = sa.Table(
     sa.Index("ix_test_runs_status_deadline", "status", "deadline"),
     sa.Index("ix_test_runs_status_finished_at", "status", "finished_at"),
     sa.Index("ix_test_runs_purpose_status", "purpose", "status"),
+    # a runner's recent runs (migration 0016)
+    sa.Index("ix_test_runs_runner_created_at", "runner", "created_at"),
 )
 
 test_run_cases = sa.Table(
@@ -587,4 +589,24 @@ health_checks = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=True),
     sa.Column("updated_at", UtcDateTime(), nullable=True),
     sa.Column("version", sa.Integer(), nullable=False),
+)
+
+RUNNER_ID_LENGTH = 200
+
+# the runner registry (domain.runners): one row per runner id heard from (migration 0016)
+runners = sa.Table(
+    "runners",
+    metadata,
+    sa.Column("id", key_text(RUNNER_ID_LENGTH), primary_key=True),
+    sa.Column("host", sa.Text(), nullable=False),
+    sa.Column("version", sa.Text(), nullable=False),
+    sa.Column("executors", json_document(), nullable=False),
+    sa.Column("first_seen_at", UtcDateTime(), nullable=False),
+    sa.Column("last_seen_at", UtcDateTime(), nullable=False),
+    sa.Column("runs_done", sa.Integer(), nullable=False),
+    sa.Column("failures", sa.Integer(), nullable=False),
+    sa.Column("drained", sa.Boolean(), nullable=False),
+    sa.Column("drained_by", sa.Text(), nullable=False),
+    sa.Column("drained_at", UtcDateTime(), nullable=True),
+    sa.Column("drain_reason", sa.Text(), nullable=False),
 )

@@ -21,6 +21,7 @@ from adapters.persistence.repositories import (
     SqlPlanRepository,
     SqlPlanRunRepository,
     SqlResults,
+    SqlRunners,
     SqlStatistics,
     SqlStreamLeases,
     SqlTestCaseRepository,
@@ -177,3 +178,4 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork):
         self.plan_runs = SqlPlanRunRepository(session)
         self.firmware_sightings = SqlFirmwareSightings(session)
         self.health_checks = SqlHealthChecks(session)
+        self.runners = SqlRunners(session)

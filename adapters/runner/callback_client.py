@@ -15,7 +15,7 @@ import random
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -77,9 +77,13 @@ class HttpCallbackClient:
         wait: Callable[[float], bool] | None = None,
         user_agent: str = "devicelab-runner",
         rng: random.Random | None = None,
+        about: Mapping[str, Any] | None = None,
     ) -> None:
         """`wait(seconds)` pauses between attempts and returns True when the runner is
-        stopping (retries end then); by default it only sleeps."""
+        stopping (retries end then); by default it only sleeps. `about`: what the runner
+        says about itself in `started` and `progress` (host, version, executors) for the
+        server's runner registry."""
+        self.about = dict(about or {})
         self.clock = clock
         self.request_timeout_s = request_timeout_s
         self.first_backoff_s, self.max_backoff_s = first_backoff_s, max_backoff_s
@@ -89,7 +93,8 @@ class HttpCallbackClient:
         self._opener = urllib.request.build_opener(_NoRedirects())
 
     def started(self, callback: Callback, runner: str, give_up_at: datetime) -> CallbackReply:
-        return self._post(callback, "started", {"runner": runner[:200]}, give_up_at)
+        body = {**self.about, "runner": runner[:200]}
+        return self._post(callback, "started", body, give_up_at)
 
     def released(self, callback: Callback, runner: str, give_up_at: datetime) -> CallbackReply:
         return self._post(callback, "released", {"runner": runner[:200]}, give_up_at)
@@ -104,6 +109,7 @@ class HttpCallbackClient:
         runner: str = "",
     ) -> CallbackReply:
         body = {
+            **self.about,
             "runner": runner[:200],
             "progress": min(1.0, max(0.0, progress)),
             "message": message[:1000],
@@ -162,7 +168,7 @@ class HttpCallbackClient:
                 return CallbackReply(status_of(response.status), response.status), None
         except urllib.error.HTTPError as error:
             with error:
-                code, message, body_retry_after = _error_body(error.read())
+                code, message, body_retry_after, reason = _error_body(error.read())
             retry_after = _seconds(error.headers.get("Retry-After"))
             status = status_of(error.code, code)
             # a claimed run is not retried here: the caller decides whether to wait for it
@@ -173,6 +179,7 @@ class HttpCallbackClient:
                 code,
                 message or str(error.reason),
                 claim_lapses_in if status is CallbackStatus.CLAIMED else None,
+                reason,
             ), retry_after
         except (OSError, http.client.HTTPException, ValueError) as error:
             # no connection, a timeout, a broken answer: worth another try
@@ -180,21 +187,24 @@ class HttpCallbackClient:
             return CallbackReply(CallbackStatus.UNAVAILABLE, None, "", f"no answer: {reason}"), None
 
 
-def _error_body(raw: bytes) -> tuple[str, str, float | None]:
-    """The error body's code, message and retry_after (seconds), as far as they make sense."""
+def _error_body(raw: bytes) -> tuple[str, str, float | None, str]:
+    """The error body's code, message, retry_after (seconds) and reason, as far as they make
+    sense."""
     try:
         body = json.loads(raw)
     except ValueError:
-        return "", raw.decode("utf-8", "replace")[:300], None
+        return "", raw.decode("utf-8", "replace")[:300], None, ""
     if not isinstance(body, dict):
-        return "", "", None
+        return "", "", None, ""
     code, message, retry_after = body.get("code"), body.get("message"), body.get("retry_after")
+    reason = body.get("reason")
     if isinstance(retry_after, bool) or not isinstance(retry_after, int | float):
         retry_after = None
     return (
         code if isinstance(code, str) else "",
         message if isinstance(message, str) else "",
         None if retry_after is None else min(max(0.0, float(retry_after)), 3600.0),
+        reason[:100] if isinstance(reason, str) else "",
     )
 
 

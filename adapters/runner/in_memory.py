@@ -85,7 +85,12 @@ def _reply(report: Callable[[], RunReportOutcome]) -> CallbackReply:
         report()
     except RunClaimed as error:
         return CallbackReply(
-            CallbackStatus.CLAIMED, 409, error.code, error.message, error.retry_after_s
+            CallbackStatus.CLAIMED,
+            409,
+            error.code,
+            error.message,
+            error.retry_after_s,
+            getattr(error, "reason", ""),
         )
     except (RunAlreadyFinished, ConflictingReport, InvalidTransition) as error:
         return CallbackReply(CallbackStatus.FINISHED, 409, error.code, error.message)

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from application.ports import Clock
 from application.runner.jobs import InvalidJob, Job, parse_cancellation, parse_job
@@ -39,12 +39,16 @@ from application.runner.ports import (
 from domain.test_cases import TestCaseSnapshot
 from domain.test_runs import ResultReport
 
+if TYPE_CHECKING:
+    from application.runner.drain import DrainState
+
 log = logging.getLogger(__name__)
 
 # asked again this long after the claim would lapse, so the server sees it lapsed
 CLAIM_MARGIN_S = 0.25
 # progress stays below this until the result is delivered
 PROGRESS_CAP = 0.99
+RUNNER_DRAINED = "runner_drained"  # the reason of the 409 on a drained runner's claim
 
 
 class Disposition(enum.StrEnum):
@@ -194,16 +198,18 @@ class ExecuteJob:
         options: RunnerOptions,
         metrics: MetricsWriter | None = None,
         pause: Callable[[threading.Event, float], bool] = _wait_on,
+        drain: DrainState | None = None,
     ) -> None:
         """`pause(stop, seconds)` waits between tries of a claimed run and returns True
-        when `stop` was set meanwhile (by default it waits on the event)."""
+        when `stop` was set meanwhile (by default it waits on the event). `drain` learns
+        from `started` whether an admin drained this runner (drain.py)."""
         if options.default_executor not in executors:
             raise ValueError(
                 f"default executor {options.default_executor!r} is not one of {sorted(executors)}"
             )
         self.callbacks, self.executors, self.clock = callbacks, dict(executors), clock
         self.running, self.options, self.metrics = running, options, metrics
-        self.pause = pause
+        self.pause, self.drain = pause, drain
 
     def __call__(self, message: bytes | str | Mapping[str, Any]) -> JobOutcome:
         try:
@@ -226,6 +232,7 @@ class _Execution:
         self.callbacks, self.clock = use_case.callbacks, use_case.clock
         self.options, self.metrics = use_case.options, use_case.metrics
         self.executors, self.pause = use_case.executors, use_case.pause
+        self.drain = use_case.drain
         self.deadline = job.deadline
         self.cases_done = 0
         self.current_case: TestCaseSnapshot | None = None
@@ -239,12 +246,20 @@ class _Execution:
         job = self.job
         # first ask devicelab whether this job is still ours to do (a redelivery may not be)
         reply = self._claim()
+        if reply.status is CallbackStatus.CLAIMED and reply.reason == RUNNER_DRAINED:
+            # an admin drained this runner: the job goes back for another runner at once
+            if self.drain is not None:
+                self.drain.drain(reply.message or "devicelab refused its claim")
+            log.warning("run %s: this runner is drained; giving the job back", job.run_id)
+            return self._outcome(Disposition.REQUEUE, RUNNER_DRAINED, _describe(reply))
         if reply.status is CallbackStatus.CLAIMED:
             if self.control.stopped:
                 return self._stopped(claimed=False)
             return self._defer(reply)
         if reply.status is not CallbackStatus.ACCEPTED:
             return self._after_refusal("started", reply)
+        if self.drain is not None:
+            self.drain.undrain("devicelab accepted its claim of run " + job.run_id)
         # started extends the run's deadline to at least now + the cases' timeouts
         self.deadline = max(self.deadline, self.clock.now() + timedelta(seconds=job.timeout_s))
         chosen = self._choose_executors()

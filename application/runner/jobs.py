@@ -104,6 +104,14 @@ def parse_cancellation(message: bytes | str | Mapping[str, Any]) -> Cancellation
 # -- the pieces ---------------------------------------------------------------------------
 
 
+def decode_control_message(message: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
+    """A control message as a JSON object of this contract version (raw JSON or already
+    decoded); raises InvalidJob."""
+    data = _decode(message)
+    _check_version(data)
+    return data
+
+
 def _decode(message: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
     if isinstance(message, Mapping):
         return message

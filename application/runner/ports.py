@@ -68,6 +68,8 @@ class CallbackReply:
     code: str = ""  # the error code of the API's error body, e.g. "run_finished"
     message: str = ""
     retry_after_s: float | None = None  # CLAIMED: when the other runner's claim lapses
+    # CLAIMED on `started`: "runner_drained" when an admin drained this runner
+    reason: str = ""
 
 
 class CallbackClient(Protocol):

@@ -84,4 +84,8 @@ class ReadChanges:
                     updates.append(Update(change, queue=queue_now(uow, self.clock.now())))
                 elif change.kind == "hold":
                     updates.append(Update(change, hold=uow.holds.get(change.entity_id)))
+                elif change.kind == "runner":
+                    # only its id: a runner's state depends on the time it is read at, so
+                    # the Runners page reads the registry again (GET /api/runners)
+                    updates.append(Update(change))
             return updates

@@ -26,6 +26,7 @@ from application.use_cases.admission import (
     refuse_unsatisfiable,
     why_not_now,
 )
+from application.use_cases.runners import note_report, note_run_ended
 from application.use_cases.scheduling import (
     ScheduleWaitingRuns,
     after_devices_freed,
@@ -34,7 +35,8 @@ from application.use_cases.scheduling import (
 )
 from domain.booking import release_devices_of
 from domain.devices import Device
-from domain.errors import InvalidValue
+from domain.errors import InvalidValue, RunClaimed
+from domain.runners import RunnerInfo
 from domain.scheduling import DeviceRequest, Priority
 from domain.test_cases import with_parameters
 from domain.test_runs import ResultReport, TestRun
@@ -204,12 +206,29 @@ class _RunTransition:
         self.uow, self.clock, self.ids = uow, clock, ids
 
     def _apply(
-        self, run_id: str, transition: Callable[[TestRun], bool], actor: str = RUNNER
+        self,
+        run_id: str,
+        transition: Callable[[TestRun], bool],
+        actor: str = RUNNER,
+        reporter: RunnerReport | None = None,
     ) -> RunReportOutcome:
+        """`reporter`: the runner that sent the report, for the registry (runners.py);
+        with `claiming`, a drained one is refused. What the registry learnt from a refused
+        claim is kept: the runner was heard all the same."""
         with self.uow() as uow:
             run = _load_run(uow, run_id, for_update=True)
             was_waiting = run.waiting
-            changed = transition(run)
+            runner = None
+            if reporter is not None:
+                runner = note_report(uow, reporter.runner, reporter.info, self.clock.now())
+            try:
+                if runner is not None and reporter is not None and reporter.claiming:
+                    runner.check_may_start(run)
+                changed = transition(run)
+            except RunClaimed:
+                if runner is not None:
+                    uow.commit()
+                raise
             released: list[str] = []
             if changed:
                 if run.status.finished:
@@ -218,6 +237,9 @@ class _RunTransition:
                     for device in devices:
                         if device.id in released:
                             uow.devices.update(device)
+                    note_run_ended(uow, run, self.clock.now())
+                elif runner is not None and reporter is not None and reporter.claiming:
+                    uow.runners.update(runner)  # its current run changed: show it
                 uow.test_runs.update(run)
                 self._after_change(uow, run, was_waiting)
                 uow.commit()
@@ -232,6 +254,15 @@ class _RunTransition:
         """Hook for transitions that must tell the runners something."""
 
 
+@dataclass(frozen=True)
+class RunnerReport:
+    """Who sent a report, with what it says about itself; `claiming` for `started`."""
+
+    runner: str
+    info: RunnerInfo = field(default_factory=RunnerInfo)
+    claiming: bool = False
+
+
 class RecordRunStarted(_RunTransition):
     """A runner took the job. Another runner is refused (RunClaimed) while the claimant's
     heartbeats keep coming; once it has been silent longer than the claim lease (it died
@@ -244,9 +275,16 @@ class RecordRunStarted(_RunTransition):
         super().__init__(uow, clock, ids)
         self.claim_lease_s = claim_lease_s
 
-    def __call__(self, run_id: str, runner: str = "") -> RunReportOutcome:
+    def __call__(
+        self, run_id: str, runner: str = "", info: RunnerInfo | None = None
+    ) -> RunReportOutcome:
+        """A drained runner is refused (RunnerDrained, a RunClaimed) unless it holds the
+        run already."""
         now = self.clock.now()
-        return self._apply(run_id, lambda run: run.start(now, runner, self.claim_lease_s))
+        reporter = RunnerReport(runner, info or RunnerInfo(), claiming=True)
+        return self._apply(
+            run_id, lambda run: run.start(now, runner, self.claim_lease_s), reporter=reporter
+        )
 
 
 class RecordRunReleased(_RunTransition):
@@ -263,6 +301,7 @@ class ProgressReport:
     message: str = ""
     partial_results: list[ResultReport] = field(default_factory=list)
     runner: str = ""  # who reports: a runner that lost its claim is told to stop
+    info: RunnerInfo = field(default_factory=RunnerInfo)  # what it says about itself
 
 
 class RecordRunProgress(_RunTransition):
@@ -284,6 +323,7 @@ class RecordRunProgress(_RunTransition):
                 self.lease_s,
                 report.runner,
             ),
+            reporter=RunnerReport(report.runner, report.info),
         )
 
 

@@ -13,11 +13,10 @@ RabbitMQ topology (api, worker and two runners) runs where those servers answer.
 from __future__ import annotations
 
 import socket
-import uuid
 
 import pytest
 
-from tests.support.deployment import Deployment
+from tests.support.deployment import Deployment, on_rabbitmq
 
 
 @pytest.fixture
@@ -91,31 +90,11 @@ def test_embedded_a_runner_killed_mid_job_gets_its_job_offered_again(embedded_ru
 
 
 def _production(tmp_path, database_url, rabbitmq_url, runners, **env):
-    suffix = uuid.uuid4().hex[:8]
-    deployment = Deployment(
-        tmp_path,
-        DEVICELAB_DATABASE_URL=database_url,
-        DEVICELAB_BROKER_URL=rabbitmq_url,
-        DEVICELAB_EXCHANGE=f"e2e.{suffix}",
-        DEVICELAB_JOB_QUEUE=f"e2e.{suffix}.jobs",
-        DEVICELAB_DEAD_LETTER_QUEUE=f"e2e.{suffix}.dead",
-        DEVICELAB_CONTROL_EXCHANGE=f"e2e.{suffix}.control",
-        # a short claim lease (heartbeats every 0.3 s): a silent runner's run is taken over
-        # after 3 s
-        DEVICELAB_CLAIM_LEASE_S="3",
-        **env,
+    # a short claim lease (heartbeats every 0.3 s): a silent runner's run is taken over
+    # after 3 s
+    yield from on_rabbitmq(
+        tmp_path, database_url, rabbitmq_url, runners, DEVICELAB_CLAIM_LEASE_S="3", **env
     )
-    deployment.start(runners=runners)
-    yield deployment
-    deployment.stop()
-    from kombu import Connection
-
-    with Connection(rabbitmq_url) as connection:
-        channel = connection.channel()
-        for queue in (f"e2e.{suffix}.jobs", f"e2e.{suffix}.dead"):
-            channel.queue_delete(queue)
-        for exchange in (f"e2e.{suffix}", f"e2e.{suffix}.control"):
-            channel.exchange_delete(exchange)
 
 
 @pytest.fixture

@@ -420,7 +420,10 @@ def test_sigterm_stops_the_runner_process_and_requeues_its_job(tmp_path):
                 process.kill()
                 process.wait()
     assert process.returncode == 0, log
-    assert started.body == {"runner": "bench-7"}
+    assert started.body["runner"] == "bench-7"
+    # and what it is, for the runner registry
+    assert set(started.body) == {"runner", "host", "version", "executors"}
+    assert started.body["executors"] == ["command", "influxdb", "simulate"]
     assert "settled: requeue (shutdown)" in log
     assert server.posts_to("/result") == [] and server.posts_to("/failed") == []
     assert waiting(url, topology.job_queue) == 1

@@ -14,6 +14,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 PASSWORD = "processes-test-password"
@@ -183,3 +185,34 @@ class Deployment:
     def releases(self, device_id: str, run_id: str) -> int:
         history = self.request("GET", f"/api/devices/{device_id}/history")[1]
         return sum(1 for h in history if h["run_id"] == run_id and h["from_status"] == "in_test")
+
+
+def on_rabbitmq(
+    tmp_path: Path, database_url: str, rabbitmq_url: str, runners: int, **env: str
+) -> Iterator[Deployment]:
+    """A started deployment on `database_url` and RabbitMQ, under broker names of its own
+    (exchange, queues, control exchange), which are deleted after it stopped."""
+    suffix = uuid.uuid4().hex[:8]
+    deployment = Deployment(
+        tmp_path,
+        DEVICELAB_DATABASE_URL=database_url,
+        DEVICELAB_BROKER_URL=rabbitmq_url,
+        DEVICELAB_EXCHANGE=f"e2e.{suffix}",
+        DEVICELAB_JOB_QUEUE=f"e2e.{suffix}.jobs",
+        DEVICELAB_DEAD_LETTER_QUEUE=f"e2e.{suffix}.dead",
+        DEVICELAB_CONTROL_EXCHANGE=f"e2e.{suffix}.control",
+        **env,
+    )
+    deployment.start(runners=runners)
+    try:
+        yield deployment
+    finally:
+        deployment.stop()
+        from kombu import Connection
+
+        with Connection(rabbitmq_url) as connection:
+            channel = connection.channel()
+            for queue in (f"e2e.{suffix}.jobs", f"e2e.{suffix}.dead"):
+                channel.queue_delete(queue)
+            for exchange in (f"e2e.{suffix}", f"e2e.{suffix}.control"):
+                channel.exchange_delete(exchange)

@@ -258,6 +258,7 @@ EXPECTED = {
     Permission.DEFINE_EXECUTION: (True, False, False),
     Permission.MANAGE_HOLDS: (True, False, False),
     Permission.MANAGE_HEALTH: (True, False, False),
+    Permission.MANAGE_RUNNERS: (True, False, False),
 }
 
 

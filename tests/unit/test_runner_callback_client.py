@@ -234,3 +234,27 @@ def test_a_redirect_is_not_followed(clock):
         reply = client_for(clock).started(callback_of(server), "r", clock.now())
     assert (reply.status, reply.http_status) == (CallbackStatus.REJECTED, 307)
     assert len(server.received) == 1
+
+
+def test_started_and_heartbeats_say_what_the_runner_is(clock):
+    about = {"host": "bench-pc-3", "version": "0.1.0", "executors": ["command", "simulate"]}
+    with callback_server() as server:
+        client = client_for(clock, about=about)
+        client.started(callback_of(server), "runner-a", clock.now())
+        client.progress(callback_of(server), 0.5, "", [], clock.now(), "runner-a")
+        client.result(callback_of(server), [], clock.now())
+    started, progress, result = (r.body for r in server.received)
+    assert started == {**about, "runner": "runner-a"}
+    assert {k: progress[k] for k in about} == about and progress["runner"] == "runner-a"
+    assert result == {"results": []}  # the result is no report of the runner's own
+
+
+def test_a_drained_runners_refused_claim_says_so(clock):
+    body = {"code": "run_claimed", "message": "runner r is drained", "reason": "runner_drained"}
+    with callback_server(answers((409, body))) as server:
+        reply = client_for(clock).started(callback_of(server), "r", clock.now())
+    assert (reply.status, reply.reason, reply.retry_after_s) == (
+        CallbackStatus.CLAIMED,
+        "runner_drained",
+        None,
+    )

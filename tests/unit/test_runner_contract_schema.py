@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
-from application.job_contract import JOB_KIND, cancel_payload
+from application.job_contract import JOB_KIND, cancel_payload, drain_payload
 from application.runner import parse_job
 from application.use_cases.catalog import ExecutionInput
 from tests.support.runner import job_message, make_run
@@ -137,3 +137,19 @@ def _undescribed(value: Any, schema: dict[str, Any], root: dict[str, Any], path:
 
 def test_every_field_of_the_message_is_described_in_the_schema(schema, published):
     assert _undescribed(published, schema, schema, "$") == []
+
+
+def _control_schema(schema, name: str) -> Draft202012Validator:
+    return Draft202012Validator(
+        {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": f"#/$defs/{name}"}
+    )
+
+
+def test_the_drain_message_is_valid_and_a_cancel_is_no_drain(schema):
+    drain = _control_schema(schema, "drain_message")
+    drain.validate(drain_payload("bench-pc-3-0", True, "maintenance"))
+    drain.validate(drain_payload("bench-pc-3-0", False))
+    run = make_run()
+    run.abort(run.created_at, by="alice")
+    assert not drain.is_valid(cancel_payload(run))
+    assert not drain.is_valid({**drain_payload("r", True), "drained": "yes"})

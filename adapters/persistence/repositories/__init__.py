@@ -31,6 +31,7 @@ from adapters.persistence.repositories.plans import (
     SqlPlanRunRepository,
 )
 from adapters.persistence.repositories.results import SqlResults
+from adapters.persistence.repositories.runners import SqlRunners
 from adapters.persistence.repositories.statistics import SqlStatistics
 from adapters.persistence.repositories.stream_leases import SqlStreamLeases
 from adapters.persistence.repositories.test_cases import SqlTestCaseRepository
@@ -51,6 +52,7 @@ __all__ = [
     "SqlPlanRepository",
     "SqlPlanRunRepository",
     "SqlResults",
+    "SqlRunners",
     "SqlStatistics",
     "SqlStreamLeases",
     "SqlTestCaseRepository",

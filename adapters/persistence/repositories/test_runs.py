@@ -318,6 +318,8 @@ class SqlTestRunRepository(SqlRepository):
             statement = statement.where(runs.c.purpose == RunPurpose(where.purpose).value)
         if where.environment_id is not None:
             statement = statement.where(runs.c.environment_id == where.environment_id)
+        if where.runner is not None:
+            statement = statement.where(runs.c.runner == where.runner)
         if where.firmware is not None:
             statement = statement.where(
                 sa.select(t.test_run_devices.c.run_id)

@@ -19,6 +19,8 @@ import type {
   Page,
   PasswordReset,
   RunFilters,
+  Runner,
+  RunnerDetail,
   SessionInfo,
   StartRunRequest,
   Stats,
@@ -373,6 +375,14 @@ export const holds = {
   /** Ends the hold: released if it was active, cancelled if it was still waiting. */
   end: (holdId: string) => send<Hold>('DELETE', `/api/holds/${id(holdId)}`),
   extend: (holdId: string, by_s: number) => send<Hold>('POST', `/api/holds/${id(holdId)}/extend`, { body: { by_s } }),
+};
+
+/** The runner registry (servers from the runners release on). */
+export const runners = {
+  list: (signal?: AbortSignal) => send<{ items: Runner[] }>('GET', '/api/runners', { signal }),
+  get: (runnerId: string) => send<RunnerDetail>('GET', `/api/runners/${id(runnerId)}`),
+  drain: (runnerId: string, reason = '') => send<Runner>('POST', `/api/runners/${id(runnerId)}/drain`, { body: { reason } }),
+  undrain: (runnerId: string) => send<Runner>('DELETE', `/api/runners/${id(runnerId)}/drain`),
 };
 
 export const stats = {

@@ -29,6 +29,8 @@ export interface LiveSubscriber {
   run?: (run: TestRun) => void;
   hold?: (hold: Hold) => void;
   queue?: (change: QueueChange) => void;
+  /** A runner changed (registered, its run started or ended, drained); only its id comes. */
+  runner?: (runnerId: string) => void;
   /** Re-read what the page shows; called while events are unavailable and after reconnects. */
   poll?: () => void | Promise<void>;
 }
@@ -129,6 +131,7 @@ export class LiveEvents {
         else if (kind === 'run') subscriber.run?.(payload as TestRun);
         else if (kind === 'hold') subscriber.hold?.(payload as Hold);
         else if (kind === 'queue') subscriber.queue?.(payload as QueueChange);
+        else if (kind === 'runner') subscriber.runner?.((payload as { id: string }).id);
       } catch (error) {
         console.error('live event handler failed', error);
       }

@@ -19,10 +19,11 @@ export type Permission =
   | 'runs.cancel'
   | 'users.manage'
   | 'executions.define' // what a test case executes on the runners
-  | 'health.manage'; // designate the health checks the worker runs
+  | 'health.manage' // designate the health checks the worker runs
+  | 'runners.manage'; // drain a runner and bring it back
 
 const ALLOWED: Record<Role, Permission[]> = {
-  admin: ['devices.manage', 'devices.status', 'catalog.edit', 'runs.start', 'runs.cancel', 'users.manage', 'executions.define', 'health.manage'],
+  admin: ['devices.manage', 'devices.status', 'catalog.edit', 'runs.start', 'runs.cancel', 'users.manage', 'executions.define', 'health.manage', 'runners.manage'],
   engineer: ['devices.status', 'catalog.edit', 'runs.start', 'runs.cancel'],
   viewer: [],
 };

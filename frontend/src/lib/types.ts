@@ -387,3 +387,37 @@ export interface Stats {
   most_failing_test_cases: { test_case_id: string; name: string; failures: number; runs: number }[];
   queue?: QueueStats;
 }
+
+/** A Test Runner as devicelab's registry knows it (GET /api/runners). */
+export interface Runner {
+  id: string;
+  host: string;
+  version: string;
+  executors: string[];
+  /** online: heard from lately; silent: not (runners report only while they have a run). */
+  state: 'online' | 'silent';
+  busy: boolean;
+  current_run_ids: string[];
+  first_seen_at: string;
+  last_seen_at: string;
+  runs_done: number;
+  failures: number;
+  drained: boolean;
+  drained_by: string;
+  drained_at: string | null;
+  drain_reason: string;
+}
+
+export interface RunnerRecentRun {
+  id: string;
+  status: RunStatus;
+  verdict: Verdict | null;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  failure_reason: string;
+}
+
+export interface RunnerDetail extends Runner {
+  recent_runs: RunnerRecentRun[];
+}
