@@ -16,7 +16,8 @@ from domain.test_runs import RunStatus, TestRun, Verdict
 from domain.trends import TrendResult
 from domain.utilisation import Timeline
 
-if TYPE_CHECKING:  # the webhook ports import nothing from here
+if TYPE_CHECKING:  # the webhook, log and artifact ports import nothing from here
+    from application.run_log_ports import ArtifactRepository, RunLogRepository
     from application.webhook_ports import WebhookRepository
 
 # Keyset pagination: every list is ordered by a key, and `after` is the key of the last item
@@ -355,6 +356,8 @@ class UnitOfWork(Protocol):
     utilisation: StatusTimelines
     stream_leases: StreamLeases
     webhooks: WebhookRepository
+    run_logs: RunLogRepository
+    artifacts: ArtifactRepository
 
     def __enter__(self) -> Self: ...
     def __exit__(self, *exc_info: object) -> None: ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from adapters.http import (
+    artifacts,
     comparison,
     devices,
     environments,
@@ -13,7 +14,10 @@ from adapters.http import (
     holds,
     queue,
     run_exports,
+    run_log_stream,
+    run_logs,
     runner_callbacks,
+    runner_uploads,
     statistics,
     test_cases,
     test_runs,
@@ -44,6 +48,10 @@ BLUEPRINTS = [
     trends.blp,
     utilisation.blp,
     webhooks.blp,
+    run_logs.blp,
+    run_log_stream.blp,
+    artifacts.blp,
+    runner_uploads.blp,
 ]
 
 OPENAPI_SETTINGS = {

@@ -14,6 +14,11 @@ from datetime import UTC, datetime
 from typing import Any, Generic, Self, TypeVar
 
 from adapters.persistence.results_in_memory import InMemoryResults
+from adapters.persistence.run_logs_in_memory import (
+    InMemoryArtifacts,
+    InMemoryRunLogs,
+    InMemoryRunLogTables,
+)
 from adapters.persistence.trends_in_memory import InMemoryTrends
 from adapters.persistence.utilisation_in_memory import InMemoryTimelines
 from adapters.persistence.webhooks_in_memory import InMemoryWebhooks, InMemoryWebhookTables
@@ -55,6 +60,7 @@ class InMemoryStore:
     changes: list[Change] = field(default_factory=list)
     stream_leases: dict[str, StreamLease] = field(default_factory=dict)
     webhooks: InMemoryWebhookTables = field(default_factory=InMemoryWebhookTables)
+    run_logs: InMemoryRunLogTables = field(default_factory=InMemoryRunLogTables)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -604,6 +610,8 @@ class InMemoryUnitOfWork:
         self.outbox = InMemoryOutbox(self.store)
         self.stream_leases = InMemoryStreamLeases(self.store)
         self.webhooks = InMemoryWebhooks(self.store.webhooks)
+        self.run_logs = InMemoryRunLogs(self.store.run_logs)
+        self.artifacts = InMemoryArtifacts(self.store.run_logs)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -623,6 +631,8 @@ class InMemoryUnitOfWork:
         self.outbox.apply()
         self.stream_leases.apply()
         self.webhooks.apply()
+        self.run_logs.apply()
+        self.artifacts.apply()
         self.changes.apply(datetime.now(UTC))
 
     def rollback(self) -> None:
@@ -639,6 +649,8 @@ class InMemoryUnitOfWork:
         self.outbox.staged_state.clear()
         self.stream_leases.staged.clear()
         self.webhooks.clear()
+        self.run_logs.clear()
+        self.artifacts.clear()
         self.outbox.purged = set()
         self.changes.staged.clear()
         self.changes.queue_moves.clear()

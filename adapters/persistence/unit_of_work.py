@@ -11,12 +11,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.persistence.engine import read_only_options
 from adapters.persistence.repositories import (
+    SqlArtifacts,
     SqlChangeFeed,
     SqlDeviceRepository,
     SqlEnvironmentRepository,
     SqlHoldRepository,
     SqlOutbox,
     SqlResults,
+    SqlRunLogs,
     SqlStatistics,
     SqlStreamLeases,
     SqlTestCaseRepository,
@@ -169,3 +171,5 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork):
         self.utilisation = SqlTimelines(session)
         self.stream_leases = SqlStreamLeases(session)
         self.webhooks = SqlWebhooks(session)
+        self.run_logs = SqlRunLogs(session)
+        self.artifacts = SqlArtifacts(session)

@@ -25,6 +25,7 @@ from adapters.persistence.repositories.devices import SqlDeviceRepository
 from adapters.persistence.repositories.environments import SqlEnvironmentRepository
 from adapters.persistence.repositories.holds import SqlHoldRepository
 from adapters.persistence.repositories.results import SqlResults
+from adapters.persistence.repositories.run_logs import SqlArtifacts, SqlRunLogs
 from adapters.persistence.repositories.statistics import SqlStatistics
 from adapters.persistence.repositories.stream_leases import SqlStreamLeases
 from adapters.persistence.repositories.test_cases import SqlTestCaseRepository
@@ -35,12 +36,14 @@ from adapters.persistence.repositories.webhooks import SqlWebhooks
 
 __all__ = [
     "PENDING_CHANGES",
+    "SqlArtifacts",
     "SqlChangeFeed",
     "SqlDeviceRepository",
     "SqlEnvironmentRepository",
     "SqlHoldRepository",
     "SqlOutbox",
     "SqlResults",
+    "SqlRunLogs",
     "SqlStatistics",
     "SqlStreamLeases",
     "SqlTestCaseRepository",
