@@ -31,6 +31,8 @@ export interface LiveSubscriber {
   queue?: (change: QueueChange) => void;
   /** Re-read what the page shows; called while events are unavailable and after reconnects. */
   poll?: () => void | Promise<void>;
+  /** Every event by its name, for streams with events of their own (a run's log). */
+  any?: (kind: string, payload: unknown) => void;
 }
 
 export interface LiveOptions {
@@ -129,6 +131,7 @@ export class LiveEvents {
         else if (kind === 'run') subscriber.run?.(payload as TestRun);
         else if (kind === 'hold') subscriber.hold?.(payload as Hold);
         else if (kind === 'queue') subscriber.queue?.(payload as QueueChange);
+        subscriber.any?.(kind, payload);
       } catch (error) {
         console.error('live event handler failed', error);
       }
