@@ -60,7 +60,8 @@ blp = Blueprint(
 
 class EventQuerySchema(Schema):
     after = fields.Integer(
-        validate=validate.Range(min=0),
+        # beyond a 64-bit integer no database can compare it (SQLite raised OverflowError: 500)
+        validate=validate.Range(min=0, max=2**63 - 1),
         metadata={"description": "resume after this event id (same as Last-Event-ID)"},
     )
     max_seconds = fields.Integer(
@@ -68,6 +69,15 @@ class EventQuerySchema(Schema):
         validate=validate.Range(min=1, max=3600),
         metadata={"description": "close the stream after this long; clients reconnect"},
     )
+
+
+def resume_after(args: dict) -> int | None:
+    """Where a stream resumes: `?after=`, else the Last-Event-ID a reconnecting client sends."""
+    after = args.get("after")
+    last_event_id = request.headers.get("Last-Event-ID", "")
+    if after is None and last_event_id.isdigit() and len(last_event_id) < 19:
+        after = int(last_event_id)
+    return after
 
 
 def queue_event_data(queue: QueueSummary) -> dict:
@@ -202,10 +212,7 @@ class Events(MethodView):
         The stream re-checks its session every few seconds and ends with a `session_ended`
         event once the session is over. One user may hold a limited number of streams at
         once (429 with Retry-After beyond it)."""
-        after = args.get("after")
-        last_event_id = request.headers.get("Last-Event-ID", "")
-        if after is None and last_event_id.isdigit():
-            after = int(last_event_id)
+        after = resume_after(args)
         return guarded_stream_response(
             open_stream,
             keep_stream_open,

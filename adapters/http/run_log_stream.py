@@ -14,12 +14,15 @@ import time
 from collections.abc import Callable, Iterator
 
 from dependency_injector.wiring import Provide, inject
-from flask import request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import fields, validate
 
-from adapters.http.events import closing_event, guarded_stream_response
+from adapters.http.events import (
+    EventQuerySchema,
+    closing_event,
+    guarded_stream_response,
+    resume_after,
+)
 from adapters.http.run_logs import LogFilterSchema, line_json, log_filter
 from adapters.http.security import requires
 from application.run_log_ports import LogFilter
@@ -32,16 +35,8 @@ blp = Blueprint(
 )
 
 
-class LogStreamQuerySchema(LogFilterSchema):
-    after = fields.Integer(
-        validate=validate.Range(min=0),
-        metadata={"description": "resume after this line number (same as Last-Event-ID)"},
-    )
-    max_seconds = fields.Integer(
-        load_default=300,
-        validate=validate.Range(min=1, max=3600),
-        metadata={"description": "close the stream after this long; clients reconnect"},
-    )
+class LogStreamQuerySchema(EventQuerySchema, LogFilterSchema):
+    """`after` is a line number here (the event ids of this stream)."""
 
 
 def _sse(line_event: dict) -> str:
@@ -108,10 +103,7 @@ class RunLogStream(MethodView):
         recheck_s: float = Provide["config.stream_recheck_s"],
     ):
         """Follow a run's log as it grows"""
-        after = args.get("after")
-        last_event_id = request.headers.get("Last-Event-ID", "")
-        if after is None and last_event_id.isdigit() and len(last_event_id) < 12:
-            after = int(last_event_id)
+        after = resume_after(args)
         where = log_filter(args)
         read_tail(run_id, 0, where)  # 404 for an unknown run, before the stream opens
         return guarded_stream_response(

@@ -236,3 +236,23 @@ def test_the_stream_counts_against_the_users_stream_cap(client, lab, container):
 
 def client_user_id(client):
     return client.get("/auth/session").get_json()["user"]["id"]
+
+
+@pytest.mark.parametrize("after", ["?after=100000000000000000000", ""])
+def test_a_resumption_point_beyond_any_line_is_no_error(client, lab, report, after):
+    run = start(client, lab)
+    report(run["id"], "logs", {"lines": [line("one")]})
+    client.post(f"/api/test-runs/{run['id']}/cancel", json={})
+    headers = {} if after else {"Last-Event-ID": "9" * 40}
+    response = client.get(f"/api/test-runs/{run['id']}/logs/stream{after}", headers=headers)
+    if after:
+        assert response.status_code == 422, response.get_data()
+    else:  # a Last-Event-ID no stream issued starts from the beginning
+        events = [e for _, e, _ in events_of(response.get_data(as_text=True))]
+        assert events == ["log", "end"]
+
+
+def test_the_lab_event_stream_refuses_a_resumption_point_beyond_64_bits(client):
+    """Found with the log stream, which shares the query schema: SQLite raised OverflowError."""
+    response = client.get("/api/events?after=100000000000000000000&max_seconds=1")
+    assert response.status_code == 422
