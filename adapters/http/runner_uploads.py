@@ -140,7 +140,16 @@ class RunnerArtifacts(MethodView):
     @blp.alt_response(409, description="another file has this name, or the run has finished")
     @blp.alt_response(413, description="over the per-file or the per-run limit")
     @blp.alt_response(415, description="send the file as application/octet-stream")
-    @blp.doc(security=RUN_CREDENTIAL)
+    @blp.doc(
+        security=RUN_CREDENTIAL,
+        requestBody={
+            "required": True,
+            "description": "the file's bytes",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        },
+    )
     @inject
     def post(
         self,
