@@ -256,3 +256,17 @@ def test_the_lab_event_stream_refuses_a_resumption_point_beyond_64_bits(client):
     """Found with the log stream, which shares the query schema: SQLite raised OverflowError."""
     response = client.get("/api/events?after=100000000000000000000&max_seconds=1")
     assert response.status_code == 422
+
+
+def test_the_log_stream_ends_with_session_ended_after_logout(client, lab, signed_in, container):
+    """The same re-check as /api/events: the stream does not outlive its session."""
+    from tests.support.live_streams import Stream
+
+    container.config.stream_recheck_s.from_value(0.1)
+    run = start(client, lab)  # queued: it never finishes by itself
+    viewer = signed_in("viewer")
+    stream = Stream(viewer, path=f"/api/test-runs/{run['id']}/logs/stream")
+    assert stream.status is None or stream.status == 200
+    assert viewer.post("/auth/logout").status_code == 204
+    name, data = stream.events()[-1]
+    assert (name, data["reason"]) == ("session_ended", "session_ended")
