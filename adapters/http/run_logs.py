@@ -50,7 +50,11 @@ class LogFilterSchema(Schema):
 
 
 class LogQuerySchema(PageQuerySchema, LogFilterSchema):
-    pass
+    after = fields.Integer(
+        load_default=0,
+        validate=validate.Range(min=0, max=2**31 - 1),
+        metadata={"description": "only lines after this number (`seq`); `cursor` wins"},
+    )
 
 
 def log_filter(args: dict) -> LogFilter:
@@ -95,7 +99,7 @@ class RunLogs(MethodView):
     @inject
     def get(self, args, run_id, list_logs: ListRunLogs = Provide["list_run_logs"]):
         """A page of the run's log, oldest line first"""
-        page = list_logs(run_id, log_filter(args), args["limit"], args["cursor"])
+        page = list_logs(run_id, log_filter(args), args["limit"], args["cursor"], args["after"])
         return json_response(
             {"items": [line_json(line) for line in page.items], "next_cursor": page.next_cursor}
         )

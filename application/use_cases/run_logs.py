@@ -83,9 +83,16 @@ class ListRunLogs:
         self.uow = uow
 
     def __call__(
-        self, run_id: str, where: LogFilter, limit: int | None, cursor: str | None
+        self,
+        run_id: str,
+        where: LogFilter,
+        limit: int | None,
+        cursor: str | None,
+        after_seq: int = 0,
     ) -> Page[LogLine]:
-        limit, after = check_limit(limit), _after_seq(cursor)
+        """`after_seq`: start after this line (a follower catching up); a cursor wins."""
+        limit = check_limit(limit)
+        after = _after_seq(cursor) if cursor else after_seq
         with self.uow(read_only=True) as uow:
             _run(uow, run_id)
             lines = uow.run_logs.lines(run_id, where, after, limit + 1)

@@ -83,6 +83,10 @@ def test_pages_follow_the_cursor(client, lab, report):
     assert seen == [f"line {n}" for n in range(7)]
     bad = client.get(f"/api/test-runs/{run['id']}/logs", query_string={"cursor": "nonsense"})
     assert bad.status_code == 422
+    # a follower catching up asks for what came after the last line it has
+    assert [x["seq"] for x in logs(client, run["id"], after=5)["items"]] == [6, 7]
+    too_far = client.get(f"/api/test-runs/{run['id']}/logs", query_string={"after": 2**31})
+    assert too_far.status_code == 422
 
 
 def test_the_plain_text_download_names_devices(client, lab, report):

@@ -24,7 +24,7 @@ afterEach(() => vi.unstubAllGlobals());
 
 describe('RunLogFollower', () => {
   it('reads the log so far, follows the stream after it and stops at its end', async () => {
-    const fetchMock = vi.fn(async (url: string) => {
+    const fetchMock = vi.fn(async (url: string, _init?: RequestInit) => {
       if (url.includes('/logs/stream')) {
         return sse(`id: 3\nevent: log\ndata: ${JSON.stringify(line(3))}\n\nid: 2\nevent: log\ndata: ${JSON.stringify(line(2))}\n\nevent: end\ndata: {}\n\n`);
       }

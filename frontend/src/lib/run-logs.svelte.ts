@@ -56,7 +56,7 @@ export class RunLogFollower {
     this.stop();
   }
 
-  /** Every line after the last one known, page by page (also while the stream is away). */
+  /** The lines after the last one known, page by page (also while the stream is away). */
   readPages(): Promise<void> {
     this.reading ??= (async () => {
       try {
@@ -66,9 +66,9 @@ export class RunLogFollower {
           const page: Page<LogLine> = await send<Page<LogLine>>(
             'GET',
             `/api/test-runs/${encodeURIComponent(this.runId)}/logs`,
-            { query: { limit: 200, cursor } },
+            { query: cursor ? { limit: 200, cursor } : { limit: 200, after } },
           );
-          this.lines = mergeLines(this.lines, page.items.filter((line) => line.seq > after));
+          this.lines = mergeLines(this.lines, page.items);
           cursor = page.next_cursor;
         } while (cursor);
         this.error = null;
