@@ -79,3 +79,9 @@ class StoreUnavailable(DomainError):
 
     def __init__(self, message: str = "the database is unavailable; retry shortly") -> None:
         super().__init__(message)
+
+
+class TooLarge(DomainError):
+    """An upload or a log goes beyond what one file or one run may hold; answered 413."""
+
+    code = "too_large"

@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # the webhook and plan ports import nothing from here
     from application.plan_ports import FirmwareSightings, PlanRepository, PlanRunRepository
 if TYPE_CHECKING:  # the webhook and health-check ports import nothing from here
     from application.health_ports import HealthCheckRepository
+if TYPE_CHECKING:  # the webhook, log and artifact ports import nothing from here
+    from application.run_log_ports import ArtifactRepository, RunLogRepository
     from application.webhook_ports import WebhookRepository
 
 # Keyset pagination: every list is ordered by a key, and `after` is the key of the last item
@@ -390,6 +392,8 @@ class UnitOfWork(Protocol):
     firmware_sightings: FirmwareSightings
     health_checks: HealthCheckRepository
     runners: RunnerRepository
+    run_logs: RunLogRepository
+    artifacts: ArtifactRepository
 
     def __enter__(self) -> Self: ...
     def __exit__(self, *exc_info: object) -> None: ...

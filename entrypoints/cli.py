@@ -569,3 +569,45 @@ def _run_gunicorn(settings: Settings) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# -- artifacts: files runners uploaded with their runs ----------------------------------------
+
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+class Age(click.ParamType):
+    """An age such as `90d`, `12h`, `2w` (s, m, h, d, w)."""
+
+    name = "age"
+
+    def convert(self, value, param, ctx):
+        from datetime import timedelta
+
+        text = str(value).strip().lower()
+        number, unit = text[:-1], text[-1:]
+        if unit not in _AGE_UNITS or not number.isdigit() or int(number) < 1:
+            self.fail(f"{value!r} is not an age such as 90d, 12h or 2w", param, ctx)
+        return timedelta(seconds=int(number) * _AGE_UNITS[unit])
+
+
+@main.group()
+def artifacts() -> None:
+    """Files runners uploaded with their runs (DEVICELAB_DATABASE_URL, and
+    DEVICELAB_ARTIFACT_STORE / DEVICELAB_ARTIFACT_DIR for where their bytes are)."""
+
+
+@artifacts.command("purge")
+@click.option("--older-than", "older_than", type=Age(), required=True, help="e.g. 90d")
+def artifacts_purge(older_than) -> None:
+    """Delete the artifacts stored longer ago than --older-than, and print each one removed
+    (run, id, name, bytes, when stored)."""
+    with _server_container(_settings()) as container:
+        removed = container.purge_artifacts()(older_than)
+    for artifact in removed:
+        click.echo(
+            f"{artifact.run_id}\t{artifact.id}\t{artifact.name}\t{artifact.size}"
+            f"\t{artifact.created_at.isoformat()}"
+        )
+    total = sum(a.size for a in removed)
+    click.echo(f"removed {len(removed)} artifact(s), {total} bytes")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dependency_injector import containers, providers
 
+from adapters.artifact_storage.filesystem import FilesystemArtifactStorage
 from adapters.auth.passwords import Argon2PasswordHasher
 from adapters.auth.remote import AuthServiceCheck, RemoteTokenVerifier
 from adapters.auth.run_credentials import SignedRunCredentials
@@ -13,6 +14,7 @@ from adapters.http.security import BearerAuthenticator
 from adapters.identifiers import UuidGenerator
 from adapters.messaging.publisher import BrokerCheck, KombuPublisher
 from adapters.messaging.topology import Topology
+from adapters.persistence.artifact_chunks import DatabaseArtifactStorage
 from adapters.persistence.auth_readiness import AuthDatabaseCheck
 from adapters.persistence.auth_unit_of_work import SqlAuthUnitOfWork
 from adapters.persistence.engine import (
@@ -31,6 +33,7 @@ from application.auth import service_accounts as auth_service_accounts
 from application.auth import sessions as auth_sessions
 from application.auth import users as auth_users
 from application.use_cases import (
+    artifacts,
     catalog,
     comparison,
     devices,
@@ -42,6 +45,7 @@ from application.use_cases import (
     queue_estimates,
     relay,
     run_exports,
+    run_logs,
     runners,
     scheduling,
     statistics,
@@ -51,6 +55,7 @@ from application.use_cases import (
     webhooks,
 )
 from domain.api_tokens import TokenPolicy
+from domain.run_logs import LogLimits
 from domain.users import SessionPolicy
 from domain.webhooks import RetryPolicy, TargetPolicy
 
@@ -380,6 +385,34 @@ class Container(containers.DeclarativeContainer):
     announce_plan_run_finished = providers.Factory(webhooks.AnnouncePlanRunFinished, ids, clock)
     settle_plan_runs = providers.Factory(
         plans.SettlePlanRuns, uow.provider, clock, announce_plan_run_finished
+    )
+
+    # a run's logs and artifacts
+    log_limits = providers.Singleton(
+        LogLimits, config.max_log_lines_per_run, config.max_log_bytes_per_run
+    )
+    append_run_logs = providers.Factory(run_logs.AppendRunLogs, uow.provider, clock, log_limits)
+    list_run_logs = providers.Factory(run_logs.ListRunLogs, uow.provider)
+    export_run_log = providers.Factory(run_logs.ExportRunLog, uow.provider)
+    read_log_tail = providers.Factory(run_logs.ReadLogTail, uow.provider)
+    artifact_storage = providers.Selector(
+        config.artifact_store,
+        filesystem=providers.Singleton(FilesystemArtifactStorage, config.artifact_dir),
+        database=providers.Singleton(DatabaseArtifactStorage, engine),
+    )
+    store_artifact = providers.Factory(
+        artifacts.StoreArtifact,
+        uow.provider,
+        artifact_storage,
+        clock,
+        ids,
+        config.max_artifact_bytes,
+        config.max_artifact_bytes_per_run,
+    )
+    list_artifacts = providers.Factory(artifacts.ListArtifacts, uow.provider)
+    open_artifact = providers.Factory(artifacts.OpenArtifact, uow.provider, artifact_storage)
+    purge_artifacts = providers.Factory(
+        artifacts.PurgeArtifacts, uow.provider, artifact_storage, clock
     )
 
 

@@ -90,6 +90,31 @@ def _stream_recheck_s(env: Mapping[str, str]) -> float:
     return value
 
 
+def _artifact_settings(env: Mapping[str, str], data_dir: str, database_url: str) -> dict:
+    """Log and artifact limits, and the artifact store: the database by default on
+    PostgreSQL (every API replica sees it), files under the data directory otherwise."""
+    store = (env.get("DEVICELAB_ARTIFACT_STORE") or "").strip().lower()
+    if not store:
+        store = "database" if database_url.startswith("postgresql") else "filesystem"
+    if store not in ("filesystem", "database"):
+        raise SettingsError("DEVICELAB_ARTIFACT_STORE must be filesystem or database")
+    return {
+        "max_log_lines_per_run": int(_number(env, "DEVICELAB_MAX_LOG_LINES_PER_RUN", 100_000, 1)),
+        "max_log_bytes_per_run": int(
+            _number(env, "DEVICELAB_MAX_LOG_BYTES_PER_RUN", 20 * 1024 * 1024, 1)
+        ),
+        "max_artifact_bytes": int(
+            _number(env, "DEVICELAB_MAX_ARTIFACT_BYTES", 100 * 1024 * 1024, 1)
+        ),
+        "max_artifact_bytes_per_run": int(
+            _number(env, "DEVICELAB_MAX_ARTIFACT_BYTES_PER_RUN", 500 * 1024 * 1024, 1)
+        ),
+        "artifact_store": store,
+        "artifact_dir": env.get("DEVICELAB_ARTIFACT_DIR")
+        or str(Path(data_dir).resolve() / "artifacts"),
+    }
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: str = "var"
@@ -167,6 +192,15 @@ class Settings:
     # a runner not heard from for this long shows `silent` (application/use_cases/runners.py
     # says why 60 s: three claim leases)
     runner_silent_after_s: float = 60
+    # run logs and artifacts: per-run log limits (beyond them one marker line, the rest
+    # dropped), artifact limits per file and per run, and where artifacts' bytes are kept
+    # ("filesystem" in artifact_dir, or "database": the lab's database, for several replicas)
+    max_log_lines_per_run: int = 100_000
+    max_log_bytes_per_run: int = 20 * 1024 * 1024
+    max_artifact_bytes: int = 100 * 1024 * 1024
+    max_artifact_bytes_per_run: int = 500 * 1024 * 1024
+    artifact_store: str = "filesystem"
+    artifact_dir: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -227,6 +261,7 @@ class Settings:
             webhook_hold_warning_s=_number(env, "DEVICELAB_WEBHOOK_HOLD_WARNING_S", 900, 1),
             plan_interval_s=_number(env, "DEVICELAB_PLAN_INTERVAL_S", 10, 0.05),
             runner_silent_after_s=_number(env, "DEVICELAB_RUNNER_SILENT_AFTER_S", 60, 1),
+            **_artifact_settings(env, data_dir, database_url),
         )
 
     def require_secret_key(self) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask
 
 from adapters.http import (
+    artifacts,
     comparison,
     devices,
     environments,
@@ -15,7 +16,10 @@ from adapters.http import (
     plans,
     queue,
     run_exports,
+    run_log_stream,
+    run_logs,
     runner_callbacks,
+    runner_uploads,
     runners,
     statistics,
     test_cases,
@@ -51,6 +55,10 @@ BLUEPRINTS = [
     plans.runs_blp,
     health_checks.blp,
     runners.blp,
+    run_logs.blp,
+    run_log_stream.blp,
+    artifacts.blp,
+    runner_uploads.blp,
 ]
 
 OPENAPI_SETTINGS = {

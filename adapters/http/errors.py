@@ -19,6 +19,7 @@ from application.errors import (
     InvalidRunCredential,
     NotFound,
     StoreUnavailable,
+    TooLarge,
     TooManyStreams,
     WrongRunCredential,
 )
@@ -52,6 +53,7 @@ _STATUS_OF: list[tuple[type[DomainError], int]] = [
     (ConcurrentUpdate, 409),
     (InvalidRunCredential, 401),
     (WrongRunCredential, 403),
+    (TooLarge, 413),
 ]
 
 _CODE_OF_STATUS = {

@@ -60,7 +60,8 @@ blp = Blueprint(
 
 class EventQuerySchema(Schema):
     after = fields.Integer(
-        validate=validate.Range(min=0),
+        # beyond a 64-bit integer no database can compare it (SQLite raised OverflowError: 500)
+        validate=validate.Range(min=0, max=2**63 - 1),
         metadata={"description": "resume after this event id (same as Last-Event-ID)"},
     )
     max_seconds = fields.Integer(
@@ -68,6 +69,15 @@ class EventQuerySchema(Schema):
         validate=validate.Range(min=1, max=3600),
         metadata={"description": "close the stream after this long; clients reconnect"},
     )
+
+
+def resume_after(args: dict) -> int | None:
+    """Where a stream resumes: `?after=`, else the Last-Event-ID a reconnecting client sends."""
+    after = args.get("after")
+    last_event_id = request.headers.get("Last-Event-ID", "")
+    if after is None and last_event_id.isdigit() and len(last_event_id) < 19:
+        after = int(last_event_id)
+    return after
 
 
 def queue_event_data(queue: QueueSummary) -> dict:
@@ -112,6 +122,14 @@ def _session_ended(end: StreamEnd) -> str:
     return f"event: session_ended\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
+def closing_event(end: StreamEnd) -> str:
+    """What a stream sends last when a re-check ends it: a client whose session is over is
+    told why; any other may simply reconnect."""
+    if end in SESSION_ENDED_MESSAGES:
+        return _session_ended(end)
+    return f": stream closed ({end.value})\n\n"
+
+
 def stream_changes(
     read_changes: ReadChanges,
     after: int | None,
@@ -133,11 +151,7 @@ def stream_changes(
             end = recheck()
             last_check = time.monotonic()
             if end is not None:
-                # a client whose session is over is told why; any other may simply reconnect
-                if end in SESSION_ENDED_MESSAGES:
-                    yield _session_ended(end)
-                else:
-                    yield f": stream closed ({end.value})\n\n"
+                yield closing_event(end)
                 return
         updates = read_changes(cursor)
         chunk = "".join(_event(update) for update in updates)
@@ -201,28 +215,39 @@ class Events(MethodView):
         The stream re-checks its session every few seconds and ends with a `session_ended`
         event once the session is over. One user may hold a limited number of streams at
         once (429 with Retry-After beyond it)."""
-        after = args.get("after")
-        last_event_id = request.headers.get("Last-Event-ID", "")
-        if after is None and last_event_id.isdigit():
-            after = int(last_event_id)
-        token = bearer_token(request)
-        lease = open_stream(current_principal().user_id)
-        release = _SlotRelease(close_stream, lease)
-        try:
-            stream = stream_changes(
-                read_changes,
-                after,
-                args["max_seconds"],
-                recheck=lambda: keep_stream_open(token, lease),
-                recheck_s=recheck_s,
-            )
-            response = Response(
-                stream_with_context(_releasing(stream, release)),
-                mimetype="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-            )
-        except BaseException:
-            release()
-            raise
-        response.call_on_close(release)
-        return response
+        after = resume_after(args)
+        return guarded_stream_response(
+            open_stream,
+            keep_stream_open,
+            close_stream,
+            lambda recheck: stream_changes(
+                read_changes, after, args["max_seconds"], recheck=recheck, recheck_s=recheck_s
+            ),
+        )
+
+
+def guarded_stream_response(
+    open_stream: OpenStream,
+    keep_stream_open: KeepStreamOpen,
+    close_stream: CloseStream,
+    make_stream: Callable[[Callable[[], StreamEnd | None]], Iterator[str]],
+) -> Response:
+    """An event-stream answer for the signed-in caller: it takes one of the caller's stream
+    slots (429 when none is free), gives `make_stream` the re-check of its session and
+    lease, and frees the slot however the stream ends. Every live stream of the API opens
+    this way (this one, and a run's log: adapters/http/run_log_stream.py)."""
+    token = bearer_token(request)
+    lease = open_stream(current_principal().user_id)
+    release = _SlotRelease(close_stream, lease)
+    try:
+        stream = make_stream(lambda: keep_stream_open(token, lease))
+        response = Response(
+            stream_with_context(_releasing(stream, release)),
+            mimetype="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    except BaseException:
+        release()
+        raise
+    response.call_on_close(release)
+    return response

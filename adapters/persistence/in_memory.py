@@ -21,6 +21,11 @@ from adapters.persistence.plans_in_memory import (
     InMemoryPlanTables,
 )
 from adapters.persistence.results_in_memory import InMemoryResults
+from adapters.persistence.run_logs_in_memory import (
+    InMemoryArtifacts,
+    InMemoryRunLogs,
+    InMemoryRunLogTables,
+)
 from adapters.persistence.runners_in_memory import InMemoryRunners
 from adapters.persistence.trends_in_memory import InMemoryTrends
 from adapters.persistence.utilisation_in_memory import InMemoryTimelines
@@ -68,6 +73,7 @@ class InMemoryStore:
     plans: InMemoryPlanTables = field(default_factory=InMemoryPlanTables)
     health_checks: dict[str, HealthCheck] = field(default_factory=dict)
     runners: dict[str, Runner] = field(default_factory=dict)
+    run_logs: InMemoryRunLogTables = field(default_factory=InMemoryRunLogTables)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -627,6 +633,8 @@ class InMemoryUnitOfWork:
         self.runners = InMemoryRunners(
             self.store.runners, lambda: list(self.test_runs.table.all()), self.changes.record
         )
+        self.run_logs = InMemoryRunLogs(self.store.run_logs)
+        self.artifacts = InMemoryArtifacts(self.store.run_logs)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -649,6 +657,8 @@ class InMemoryUnitOfWork:
         self.plans.apply()
         self.health_checks.apply()
         self.runners.apply()
+        self.run_logs.apply()
+        self.artifacts.apply()
         self.changes.apply(datetime.now(UTC))
 
     def rollback(self) -> None:
@@ -668,6 +678,8 @@ class InMemoryUnitOfWork:
         self.plans.clear()
         self.health_checks.staged.clear()
         self.runners.staged.clear()
+        self.run_logs.clear()
+        self.artifacts.clear()
         self.outbox.purged = set()
         self.changes.staged.clear()
         self.changes.queue_moves.clear()

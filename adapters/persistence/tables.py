@@ -610,3 +610,73 @@ runners = sa.Table(
     sa.Column("drained_at", UtcDateTime(), nullable=True),
     sa.Column("drain_reason", sa.Text(), nullable=False),
 )
+
+
+# -- a run's logs and artifacts (domain/run_logs.py, domain/artifacts.py) ---------------------
+
+# one row per line, numbered per run by devicelab (seq from 1); the key is the read order
+run_log_lines = sa.Table(
+    "run_log_lines",
+    metadata,
+    sa.Column(
+        "run_id",
+        key_text(ID_LENGTH),
+        sa.ForeignKey("test_runs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("level", sa.String(16), nullable=False),
+    sa.Column("device_id", sa.String(ID_LENGTH), nullable=True),
+    sa.Column("test_case_id", sa.String(ID_LENGTH), nullable=True),
+    sa.Column("message", sa.Text(), nullable=False),
+)
+
+# per run: the last sequence number, the bytes stored, whether the log was cut; its row is
+# locked while a batch is numbered
+run_log_totals = sa.Table(
+    "run_log_totals",
+    metadata,
+    sa.Column(
+        "run_id",
+        key_text(ID_LENGTH),
+        sa.ForeignKey("test_runs.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("lines", sa.Integer(), nullable=False),
+    sa.Column("bytes", sa.BigInteger(), nullable=False),
+    sa.Column("truncated", sa.Boolean(), nullable=False),
+)
+
+run_artifacts = sa.Table(
+    "run_artifacts",
+    metadata,
+    sa.Column("id", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column(
+        "run_id",
+        key_text(ID_LENGTH),
+        sa.ForeignKey("test_runs.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("name", sa.Text(), nullable=False),
+    sa.Column("content_type", sa.Text(), nullable=False),
+    sa.Column("size", sa.BigInteger(), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("device_id", sa.String(ID_LENGTH), nullable=True),
+    sa.Column("test_case_id", sa.String(ID_LENGTH), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("run_id", "name", name="uq_run_artifacts_run_id_name"),
+    sa.Index("ix_run_artifacts_created_at", "created_at"),
+)
+
+# the bytes of artifacts when they are kept in the database (several API replicas, one
+# PostgreSQL): chunks of at most ARTIFACT_CHUNK_BYTES by artifact key, in order. No foreign
+# key to run_artifacts: the bytes are written before the record (adapters/persistence/
+# artifact_chunks.py)
+artifact_chunks = sa.Table(
+    "artifact_chunks",
+    metadata,
+    sa.Column("artifact_key", sa.String(ID_LENGTH), primary_key=True),
+    sa.Column("seq", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("data", sa.LargeBinary(), nullable=False),
+)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.persistence.engine import read_only_options
 from adapters.persistence.repositories import (
+    SqlArtifacts,
     SqlChangeFeed,
     SqlDeviceRepository,
     SqlEnvironmentRepository,
@@ -21,6 +22,7 @@ from adapters.persistence.repositories import (
     SqlPlanRepository,
     SqlPlanRunRepository,
     SqlResults,
+    SqlRunLogs,
     SqlRunners,
     SqlStatistics,
     SqlStreamLeases,
@@ -179,3 +181,5 @@ class SqlAlchemyUnitOfWork(SessionUnitOfWork):
         self.firmware_sightings = SqlFirmwareSightings(session)
         self.health_checks = SqlHealthChecks(session)
         self.runners = SqlRunners(session)
+        self.run_logs = SqlRunLogs(session)
+        self.artifacts = SqlArtifacts(session)

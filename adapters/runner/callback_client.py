@@ -11,16 +11,18 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import os
 import random
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, BinaryIO
 
 from application.ports import Clock
-from application.runner import Callback, CallbackReply, CallbackStatus
+from application.runner import Callback, CallbackReply, CallbackStatus, RunnerLogLine
 from domain.test_runs import ResultReport
 
 log = logging.getLogger(__name__)
@@ -126,18 +128,73 @@ class HttpCallbackClient:
     def failed(self, callback: Callback, reason: str, give_up_at: datetime) -> CallbackReply:
         return self._post(callback, "failed", {"reason": reason[:2000]}, give_up_at)
 
+    def logs(
+        self, callback: Callback, lines: Sequence[RunnerLogLine], give_up_at: datetime
+    ) -> CallbackReply:
+        body = {
+            "lines": [
+                {
+                    "at": line.at.isoformat(),
+                    "level": line.level,
+                    "message": line.message,
+                    "device_id": line.device_id,
+                    "test_case_id": line.test_case_id,
+                }
+                for line in lines
+            ]
+        }
+        return self._post(callback, "logs", body, give_up_at)
+
+    def upload_artifact(
+        self,
+        callback: Callback,
+        path: str,
+        name: str,
+        content_type: str,
+        device_id: str | None,
+        test_case_id: str | None,
+        give_up_at: datetime,
+    ) -> CallbackReply:
+        """The file streamed from disk (opened again for each attempt), never read whole."""
+        query = {"name": name, "content_type": content_type}
+        query.update(
+            {k: v for k, v in (("device_id", device_id), ("test_case_id", test_case_id)) if v}
+        )
+        size = os.stat(path).st_size
+        report = "artifacts?" + urllib.parse.urlencode(query)
+        return self._post(
+            callback,
+            report,
+            None,
+            give_up_at,
+            body=lambda: open(path, "rb"),
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+        )
+
     # -- one report, retried --------------------------------------------------------------------
 
     def _post(
-        self, callback: Callback, report: str, body: dict[str, Any], give_up_at: datetime
+        self,
+        callback: Callback,
+        report: str,
+        json_body: dict[str, Any] | None,
+        give_up_at: datetime,
+        body: Callable[[], BinaryIO] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> CallbackReply:
         url = f"{callback.base_url}/{report}"
-        data = json.dumps(body, allow_nan=False).encode()
+        if json_body is not None:
+            data = json.dumps(json_body, allow_nan=False).encode()
+            opened: Callable[[], bytes | BinaryIO] = lambda: data  # noqa: E731
+            headers = {"Content-Type": "application/json"}
+        else:
+            assert body is not None and headers is not None
+            opened = body
         backoff = self.first_backoff_s
         attempt = 0
         while True:
             attempt += 1
-            reply, retry_after = self._attempt(url, data, callback.token)
+            reply, retry_after = self._attempt(url, opened, headers, callback.token)
             if reply.status is not CallbackStatus.UNAVAILABLE:
                 return reply
             pause = max(backoff * self.rng.uniform(0.5, 1.0), retry_after or 0.0)
@@ -150,13 +207,23 @@ class HttpCallbackClient:
                 return reply
             backoff = min(backoff * 2, self.max_backoff_s)
 
-    def _attempt(self, url: str, data: bytes, token: str) -> tuple[CallbackReply, float | None]:
+    def _attempt(
+        self,
+        url: str,
+        opened: Callable[[], bytes | BinaryIO],
+        content_headers: dict[str, str],
+        token: str,
+    ) -> tuple[CallbackReply, float | None]:
+        try:
+            data = opened()
+        except OSError as error:  # the file to upload is gone: asking again will not help
+            return CallbackReply(CallbackStatus.REJECTED, None, "", f"cannot read: {error}"), None
         request = urllib.request.Request(
             url,
             data=data,
             method="POST",
             headers={
-                "Content-Type": "application/json",
+                **content_headers,
                 "Accept": "application/json",
                 "Authorization": f"Bearer {token}",
                 "User-Agent": self.user_agent,
@@ -164,8 +231,11 @@ class HttpCallbackClient:
         )
         try:
             with self._opener.open(request, timeout=self.request_timeout_s) as response:
-                response.read()
-                return CallbackReply(status_of(response.status), response.status), None
+                truncated = _says_truncated(response.read())
+                reply = CallbackReply(
+                    status_of(response.status), response.status, log_truncated=truncated
+                )
+                return reply, None
         except urllib.error.HTTPError as error:
             with error:
                 code, message, body_retry_after, reason = _error_body(error.read())
@@ -185,6 +255,18 @@ class HttpCallbackClient:
             # no connection, a timeout, a broken answer: worth another try
             reason = getattr(error, "reason", error)
             return CallbackReply(CallbackStatus.UNAVAILABLE, None, "", f"no answer: {reason}"), None
+        finally:
+            if not isinstance(data, bytes):
+                data.close()
+
+
+def _says_truncated(raw: bytes) -> bool:
+    """A logs answer's `truncated` (the run's log is full); False for any other answer."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("truncated") is True
 
 
 def _error_body(raw: bytes) -> tuple[str, str, float | None, str]:

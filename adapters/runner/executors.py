@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -109,6 +109,7 @@ COMMAND_PATH = "/usr/local/bin:/usr/bin:/bin"
 COMMAND_LANG = "C.UTF-8"
 OUTPUT_LIMIT_BYTES = 1024 * 1024  # read at most this much of stdout, and of stderr
 PARAMETERS_FILE = "parameters.json"
+ARTIFACTS_DIR = "artifacts"  # DEVICELAB_ARTIFACT_DIR: files left here are uploaded
 _READ_CHUNK = 64 * 1024
 
 
@@ -137,11 +138,32 @@ class _CappedReader(threading.Thread):
     """Drains one pipe to its end (so the command never blocks on a full pipe) and keeps at
     most `limit` bytes of it: the beginning, or with `keep_end` the end."""
 
-    def __init__(self, pipe: Any, limit: int, keep_end: bool) -> None:
+    def __init__(
+        self,
+        pipe: Any,
+        limit: int,
+        keep_end: bool,
+        on_line: Callable[[str], None] | None = None,
+    ) -> None:
+        """`on_line` gets every line as it comes (the run's log), however much is kept."""
         super().__init__(name="command output", daemon=True)
         self.pipe, self.limit, self.keep_end = pipe, limit, keep_end
         self.kept = bytearray()
         self.cut = False
+        self.on_line = on_line
+        self._partial = bytearray()
+
+    def _lines(self, chunk: bytes) -> None:
+        if self.on_line is None:
+            return
+        self._partial += chunk
+        *complete, rest = self._partial.split(b"\n")
+        self._partial = bytearray(rest)
+        for line in complete:
+            self.on_line(line.rstrip(b"\r").decode("utf-8", "replace"))
+        if len(self._partial) > _READ_CHUNK:  # a line without end: send it in pieces
+            self.on_line(bytes(self._partial).decode("utf-8", "replace"))
+            self._partial.clear()
 
     def run(self) -> None:
         fd = self.pipe.fileno()
@@ -151,7 +173,10 @@ class _CappedReader(threading.Thread):
             except OSError:
                 break
             if not chunk:
+                if self._partial and self.on_line is not None:
+                    self.on_line(bytes(self._partial).decode("utf-8", "replace"))
                 break
+            self._lines(chunk)
             if self.keep_end:
                 self.kept += chunk
                 if len(self.kept) > self.limit:
@@ -248,7 +273,7 @@ class CommandExecutor:
         started_at = self.clock.now()
         env = self._environment(request)
         env.update(_device_environment(device))
-        finished = self._run(request, argv, env, deadline, cancel)
+        finished = self._run(request, argv, env, deadline, cancel, device)
         parsed = _parse_measurements(finished.stdout, {device.id})
         observations = parsed.by_device.get(None, []) + parsed.by_device.get(device.id, [])
         result = self._result(request, device, finished, parsed, observations, started_at)
@@ -280,9 +305,10 @@ class CommandExecutor:
                 for d in request.devices
             ]
         )
-        if len(request.devices) == 1:
-            env.update(_device_environment(request.devices[0]))
-        finished = self._run(request, argv, env, deadline, cancel)
+        only = request.devices[0] if len(request.devices) == 1 else None
+        if only is not None:
+            env.update(_device_environment(only))
+        finished = self._run(request, argv, env, deadline, cancel, only)
         parsed = _parse_measurements(finished.stdout, {d.id for d in request.devices})
         results = []
         for device in request.devices:
@@ -366,8 +392,10 @@ class CommandExecutor:
         env: dict[str, str],
         deadline: float,
         cancel: CancelSignal,
+        device: DeviceSnapshot | None = None,
     ) -> _Finished:
-        """In a fresh working directory of its own, removed afterwards."""
+        """In a fresh working directory of its own, removed afterwards; the files the
+        command leaves in its artifacts directory are uploaded before that."""
         root = self.work_root or tempfile.gettempdir()
         try:
             Path(root).mkdir(parents=True, exist_ok=True)
@@ -378,6 +406,8 @@ class CommandExecutor:
             )
         try:
             (work / "tmp").mkdir()
+            artifacts = work / ARTIFACTS_DIR
+            artifacts.mkdir()
             parameters = work / PARAMETERS_FILE
             parameters.write_text(json.dumps(dict(request.parameters)))
             env = {
@@ -386,8 +416,18 @@ class CommandExecutor:
                 "TMPDIR": str(work / "tmp"),
                 "DEVICELAB_WORK_DIR": str(work),
                 "DEVICELAB_PARAMETERS_FILE": str(parameters),
+                "DEVICELAB_ARTIFACT_DIR": str(artifacts),
             }
-            return self._spawn(argv, env, work, deadline, cancel)
+            device_id, case_id = (device.id if device else None), request.case.id
+
+            def logger(level: str) -> Callable[[str], None]:
+                return lambda line: request.log.write(level, line, device_id, case_id)
+
+            finished = self._spawn(
+                argv, env, work, deadline, cancel, logger("info"), logger("warning")
+            )
+            _upload_artifacts(request, artifacts, device)
+            return finished
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -398,6 +438,8 @@ class CommandExecutor:
         work: Path,
         deadline: float,
         cancel: CancelSignal,
+        stdout_line: Callable[[str], None] | None = None,
+        stderr_line: Callable[[str], None] | None = None,
     ) -> _Finished:
         try:
             process = subprocess.Popen(
@@ -411,8 +453,8 @@ class CommandExecutor:
             )
         except (OSError, ValueError) as error:
             return _Finished(None, "", "", start_error=f"could not start {argv[0]!r}: {error}")
-        stdout = _CappedReader(process.stdout, self.output_limit, keep_end=False)
-        stderr = _CappedReader(process.stderr, self.output_limit, keep_end=True)
+        stdout = _CappedReader(process.stdout, self.output_limit, False, stdout_line)
+        stderr = _CappedReader(process.stderr, self.output_limit, True, stderr_line)
         stdout.start()
         stderr.start()
         stopped = ""
@@ -448,6 +490,23 @@ class CommandExecutor:
             except subprocess.TimeoutExpired:
                 continue
         log.error("command %s (pid %s) survived SIGKILL", process.args, process.pid)
+
+
+def _upload_artifacts(
+    request: ExecutionRequest, directory: Path, device: DeviceSnapshot | None
+) -> None:
+    """The regular files the command left in its artifacts directory (not what links
+    elsewhere, not subdirectories), named after the device when it ran for one."""
+    try:
+        entries = sorted(directory.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        if not entry.is_file() or entry.is_symlink():
+            continue
+        name = f"{device.name}-{entry.name}" if device is not None else entry.name
+        name = re.sub(r"[/\\\x00-\x1f\x7f]", "_", name)[:200]
+        request.artifacts.upload(str(entry), name, device.id if device else None, request.case.id)
 
 
 def _device_environment(device: DeviceSnapshot) -> dict[str, str]:

@@ -5,11 +5,14 @@ a metrics writer that keeps what it was given."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from datetime import datetime
 
-from application.errors import ConcurrentUpdate, NotFound
-from application.runner import Callback, CallbackReply, CallbackStatus
+from application.errors import ConcurrentUpdate, NotFound, TooLarge
+from application.runner import Callback, CallbackReply, CallbackStatus, RunnerLogLine
+from application.use_cases.artifacts import ArtifactUpload, StoreArtifact
+from application.use_cases.run_logs import AppendOutcome, AppendRunLogs
 from application.use_cases.test_runs import (
     ProgressReport,
     RecordRunFailure,
@@ -17,7 +20,6 @@ from application.use_cases.test_runs import (
     RecordRunReleased,
     RecordRunResult,
     RecordRunStarted,
-    RunReportOutcome,
 )
 from domain.errors import (
     ConflictingReport,
@@ -27,6 +29,7 @@ from domain.errors import (
     RunAlreadyFinished,
     RunClaimed,
 )
+from domain.run_logs import LogLevel, LogLine
 from domain.test_runs import ResultReport
 
 
@@ -46,10 +49,14 @@ class InProcessCallbackClient:
         record_result: RecordRunResult,
         record_failure: RecordRunFailure,
         record_released: RecordRunReleased | None = None,
+        append_logs: AppendRunLogs | None = None,
+        store_artifact: StoreArtifact | None = None,
     ) -> None:
         self.record_started, self.record_progress = record_started, record_progress
         self.record_result, self.record_failure = record_result, record_failure
         self.record_released = record_released
+        # without them, lines and files are taken and dropped
+        self.append_logs, self.store_artifact = append_logs, store_artifact
 
     def started(self, callback: Callback, runner: str, give_up_at: datetime) -> CallbackReply:
         return _reply(lambda: self.record_started(run_id_of(callback), runner))
@@ -79,8 +86,45 @@ class InProcessCallbackClient:
     def failed(self, callback: Callback, reason: str, give_up_at: datetime) -> CallbackReply:
         return _reply(lambda: self.record_failure(run_id_of(callback), reason))
 
+    def logs(
+        self, callback: Callback, lines: Sequence[RunnerLogLine], give_up_at: datetime
+    ) -> CallbackReply:
+        if self.append_logs is None:
+            return CallbackReply(CallbackStatus.ACCEPTED, 200)
+        append = self.append_logs
+        batch = [
+            LogLine(x.at, LogLevel(x.level), x.message, x.device_id, x.test_case_id) for x in lines
+        ]
+        outcome: list[AppendOutcome] = []
+        reply = _reply(lambda: outcome.append(append(run_id_of(callback), batch)))
+        if outcome and outcome[0].truncated:
+            return replace(reply, log_truncated=True)
+        return reply
 
-def _reply(report: Callable[[], RunReportOutcome]) -> CallbackReply:
+    def upload_artifact(
+        self,
+        callback: Callback,
+        path: str,
+        name: str,
+        content_type: str,
+        device_id: str | None,
+        test_case_id: str | None,
+        give_up_at: datetime,
+    ) -> CallbackReply:
+        if self.store_artifact is None:
+            return CallbackReply(CallbackStatus.ACCEPTED, 200)
+        store = self.store_artifact
+        upload = ArtifactUpload(name, content_type, device_id, test_case_id)
+
+        def chunks() -> Iterator[bytes]:
+            with open(path, "rb") as source:
+                while chunk := source.read(64 * 1024):
+                    yield chunk
+
+        return _reply(lambda: store(run_id_of(callback), upload, chunks()))
+
+
+def _reply(report: Callable[[], object]) -> CallbackReply:
     try:
         report()
     except RunClaimed as error:
@@ -100,6 +144,8 @@ def _reply(report: Callable[[], RunReportOutcome]) -> CallbackReply:
         return CallbackReply(CallbackStatus.UNAVAILABLE, 409, error.code, error.message)
     except InvalidValue as error:
         return CallbackReply(CallbackStatus.REJECTED, 422, error.code, error.message)
+    except TooLarge as error:
+        return CallbackReply(CallbackStatus.REJECTED, 413, error.code, error.message)
     except DomainError as error:
         return CallbackReply(CallbackStatus.REJECTED, 400, error.code, error.message)
     return CallbackReply(CallbackStatus.ACCEPTED, 200)

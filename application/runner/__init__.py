@@ -21,6 +21,8 @@ from application.runner.jobs import (
     parse_job,
 )
 from application.runner.ports import (
+    NOWHERE,
+    ArtifactSink,
     CallbackClient,
     CallbackReply,
     CallbackStatus,
@@ -29,9 +31,13 @@ from application.runner.ports import (
     Executor,
     MetricsWriter,
     ReportPartial,
+    RunLog,
+    RunnerLogLine,
 )
 
 __all__ = [
+    "NOWHERE",
+    "ArtifactSink",
     "Callback",
     "CallbackClient",
     "CallbackReply",
@@ -49,6 +55,8 @@ __all__ = [
     "MetricsWriter",
     "ReportPartial",
     "RunControl",
+    "RunLog",
+    "RunnerLogLine",
     "RunnerOptions",
     "RunningJobs",
     "StopReason",

@@ -36,6 +36,7 @@ from application.runner.ports import (
     Executor,
     MetricsWriter,
 )
+from application.runner.run_log import ArtifactUploader, LogShipper
 from domain.test_cases import TestCaseSnapshot
 from domain.test_runs import ResultReport
 
@@ -239,6 +240,8 @@ class _Execution:
         self.case_started_at: datetime | None = None  # while the current case executes
         self.pending: dict[tuple[str, str], ResultReport] = {}  # partial results not yet sent
         self.pending_lock = threading.Lock()
+        self.run_log: LogShipper | None = None  # once the run is ours (started accepted)
+        self.artifacts: ArtifactUploader | None = None
 
     # -- the way through -------------------------------------------------------------------
 
@@ -262,25 +265,50 @@ class _Execution:
             self.drain.undrain("devicelab accepted its claim of run " + job.run_id)
         # started extends the run's deadline to at least now + the cases' timeouts
         self.deadline = max(self.deadline, self.clock.now() + timedelta(seconds=job.timeout_s))
+        self.run_log = LogShipper(self.callbacks, job.callback, self.clock)
+        self.artifacts = ArtifactUploader(self.callbacks, job.callback, self.clock, self.run_log)
+        try:
+            return self._execute()
+        finally:
+            self.run_log.close()
+
+    def _execute(self) -> JobOutcome:
+        job = self.job
         chosen = self._choose_executors()
         if isinstance(chosen, str):
             return self._fail(chosen)
         log.info("run %s started: %d test case(s)", job.run_id, len(job.test_cases))
+        self.run_log.write(
+            "info",
+            f"[runner] {self.options.runner_id} started the run: {len(job.test_cases)} test "
+            f"case(s) on {len(job.devices)} device(s)",
+        )
         results: list[ResultReport] = []
         for case in job.test_cases:
             if self.control.stopped:
                 return self._stopped()
+            self.run_log.write("info", f"[runner] test case {case.name!r} started", None, case.id)
             outcome = self._run_case(case, chosen[case.id])
             if isinstance(outcome, JobOutcome):
                 return outcome
             results.extend(outcome)
             self.cases_done += 1
+            self._log_case_results(case, outcome)
             self._write_metrics(outcome)
             if self.cases_done < len(job.test_cases):  # after the last one, the result follows
                 self._send_progress(f"{self.cases_done}/{len(job.test_cases)} test cases done")
         if self.control.stopped:
             return self._stopped()
         return self._deliver(results)
+
+    def _log_case_results(self, case: TestCaseSnapshot, results: Sequence[ResultReport]) -> None:
+        for result in results:
+            measured = ", ".join(f"{o.metric}={o.value:g}{o.unit}" for o in result.observations)
+            text = f"[runner] test case {case.name!r} done: {measured or 'nothing measured'}"
+            if result.message:
+                text += f" ({result.message})"
+            level = "error" if result.error else "info"
+            self.run_log.write(level, text, result.device_id, case.id)
 
     def _claim(self) -> CallbackReply:
         """`started`; while another runner holds a live claim, asked again as it would lapse
@@ -332,7 +360,15 @@ class _Execution:
         self, case: TestCaseSnapshot, executor: Executor
     ) -> list[ResultReport] | JobOutcome:
         job = self.job
-        request = ExecutionRequest(job.run_id, case, job.devices, job.environment, case.parameters)
+        request = ExecutionRequest(
+            job.run_id,
+            case,
+            job.devices,
+            job.environment,
+            case.parameters,
+            log=self.run_log,
+            artifacts=self.artifacts,
+        )
         self.current_case = case
         done = threading.Event()
         box: dict[str, Any] = {}
@@ -486,6 +522,7 @@ class _Execution:
         return min(PROGRESS_CAP, (self.cases_done + in_case) / cases)
 
     def _deliver(self, results: list[ResultReport]) -> JobOutcome:
+        self.run_log.close()  # every line is in before the run finishes (and takes no more)
         reply = self.callbacks.result(self.job.callback, results, self._give_up_at())
         if reply.status is CallbackStatus.ACCEPTED:
             log.info("run %s: results delivered", self.job.run_id)
@@ -494,6 +531,9 @@ class _Execution:
 
     def _fail(self, reason: str) -> JobOutcome:
         log.warning("run %s: reporting failure: %s", self.job.run_id, reason)
+        if self.run_log is not None:
+            self.run_log.write("error", f"[runner] the run failed: {reason}")
+            self.run_log.close()
         reply = self.callbacks.failed(self.job.callback, reason[:2000], self._give_up_at())
         if reply.status is CallbackStatus.ACCEPTED:
             return self._outcome(Disposition.ACK, "failed", reason)

@@ -15,6 +15,45 @@ from domain.test_cases import TestCaseSnapshot
 from domain.test_runs import DeviceSnapshot, ResultReport
 
 
+class RunLog(Protocol):
+    """Where an executor writes the run's log lines (the command executor: its command's
+    stdout and stderr, line by line). Never blocks on the network and never raises."""
+
+    def write(
+        self,
+        level: str,
+        message: str,
+        device_id: str | None = None,
+        test_case_id: str | None = None,
+    ) -> None: ...
+
+
+class ArtifactSink(Protocol):
+    """Where an executor hands the files a run leaves (uploaded before this returns, as long
+    as the file exists); a file the server refuses is noted in the run's log, never raised."""
+
+    def upload(
+        self,
+        path: str,
+        name: str,
+        device_id: str | None = None,
+        test_case_id: str | None = None,
+    ) -> None: ...
+
+
+class _Nowhere:
+    """The log and artifact sink of an execution nobody reads (tests, tools)."""
+
+    def write(self, level, message, device_id=None, test_case_id=None) -> None:
+        return None
+
+    def upload(self, path, name, device_id=None, test_case_id=None) -> None:
+        return None
+
+
+NOWHERE = _Nowhere()
+
+
 @dataclass(frozen=True)
 class ExecutionRequest:
     """One test case of a run, to execute on every device of the run. What to execute is
@@ -26,6 +65,8 @@ class ExecutionRequest:
     environment: EnvironmentSnapshot
     # the case's parameters: its defaults overlaid with the run's parameters
     parameters: Mapping[str, Any]
+    log: RunLog = NOWHERE
+    artifacts: ArtifactSink = NOWHERE
 
 
 class CancelSignal(Protocol):
@@ -70,6 +111,16 @@ class CallbackReply:
     retry_after_s: float | None = None  # CLAIMED: when the other runner's claim lapses
     # CLAIMED on `started`: "runner_drained" when an admin drained this runner
     reason: str = ""
+    log_truncated: bool = False  # logs: the run's log is full; send no more lines
+
+
+@dataclass(frozen=True)
+class RunnerLogLine:
+    at: datetime
+    level: str  # debug | info | warning | error
+    message: str
+    device_id: str | None = None
+    test_case_id: str | None = None
 
 
 class CallbackClient(Protocol):
@@ -99,6 +150,26 @@ class CallbackClient(Protocol):
 
     def released(self, callback: Callback, runner: str, give_up_at: datetime) -> CallbackReply:
         """Give the run back before requeueing its job (this runner is stopping)."""
+        ...
+
+    def logs(
+        self, callback: Callback, lines: Sequence[RunnerLogLine], give_up_at: datetime
+    ) -> CallbackReply:
+        """A batch of log lines (in order; at most MAX_BATCH_LINES, each message at most
+        MAX_MESSAGE_CHARS: domain.run_logs)."""
+        ...
+
+    def upload_artifact(
+        self,
+        callback: Callback,
+        path: str,
+        name: str,
+        content_type: str,
+        device_id: str | None,
+        test_case_id: str | None,
+        give_up_at: datetime,
+    ) -> CallbackReply:
+        """The file at `path`, streamed from disk."""
         ...
 
 

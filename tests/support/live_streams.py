@@ -14,8 +14,9 @@ class Stream:
     """One event stream, opened, read and closed in a thread of its own, as a server would
     (a request's context belongs to the thread that handles it)."""
 
-    def __init__(self, client, max_seconds=BOUND_S, **headers):
+    def __init__(self, client, max_seconds=BOUND_S, path="/api/events", **headers):
         self.client, self.max_seconds, self.extra_headers = client, max_seconds, headers
+        self.path = path
         self.opened, self.go = threading.Event(), threading.Event()
         self.status, self.body, self.text, self.action = None, None, "", "close"
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -24,7 +25,7 @@ class Stream:
 
     def _run(self):
         response = self.client.get(
-            f"/api/events?max_seconds={self.max_seconds}",
+            f"{self.path}?max_seconds={self.max_seconds}",
             headers=self.extra_headers,
             buffered=False,
         )

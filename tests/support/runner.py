@@ -136,6 +136,12 @@ class ScriptedCallbacks:
     def failed(self, callback: Callback, reason: str, give_up_at: datetime) -> CallbackReply:
         return self._answer("failed", callback, reason, give_up_at)
 
+    def logs(self, callback: Callback, lines: Sequence[Any], give_up_at: datetime) -> CallbackReply:
+        return self._answer("logs", callback, lines, give_up_at)
+
+    def upload_artifact(self, callback: Callback, *args: Any) -> CallbackReply:
+        return self._answer("upload_artifact", callback, *args)
+
 
 def reply(status: CallbackStatus, http_status: int | None = None, code: str = "") -> CallbackReply:
     return CallbackReply(status, http_status, code, f"scripted {status.value}")

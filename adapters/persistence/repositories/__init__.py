@@ -31,6 +31,7 @@ from adapters.persistence.repositories.plans import (
     SqlPlanRunRepository,
 )
 from adapters.persistence.repositories.results import SqlResults
+from adapters.persistence.repositories.run_logs import SqlArtifacts, SqlRunLogs
 from adapters.persistence.repositories.runners import SqlRunners
 from adapters.persistence.repositories.statistics import SqlStatistics
 from adapters.persistence.repositories.stream_leases import SqlStreamLeases
@@ -42,6 +43,7 @@ from adapters.persistence.repositories.webhooks import SqlWebhooks
 
 __all__ = [
     "PENDING_CHANGES",
+    "SqlArtifacts",
     "SqlChangeFeed",
     "SqlDeviceRepository",
     "SqlEnvironmentRepository",
@@ -52,6 +54,7 @@ __all__ = [
     "SqlPlanRepository",
     "SqlPlanRunRepository",
     "SqlResults",
+    "SqlRunLogs",
     "SqlRunners",
     "SqlStatistics",
     "SqlStreamLeases",

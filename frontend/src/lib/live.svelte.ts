@@ -33,6 +33,8 @@ export interface LiveSubscriber {
   runner?: (runnerId: string) => void;
   /** Re-read what the page shows; called while events are unavailable and after reconnects. */
   poll?: () => void | Promise<void>;
+  /** Every event by its name, for streams with events of their own (a run's log). */
+  any?: (kind: string, payload: unknown) => void;
 }
 
 export interface LiveOptions {
@@ -132,6 +134,7 @@ export class LiveEvents {
         else if (kind === 'hold') subscriber.hold?.(payload as Hold);
         else if (kind === 'queue') subscriber.queue?.(payload as QueueChange);
         else if (kind === 'runner') subscriber.runner?.((payload as { id: string }).id);
+        subscriber.any?.(kind, payload);
       } catch (error) {
         console.error('live event handler failed', error);
       }
