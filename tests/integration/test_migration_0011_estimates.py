@@ -94,6 +94,13 @@ def test_runs_from_before_have_no_estimate_and_take_one(url_at_0009: str) -> Non
     engine = make_engine(url_at_0009)
     estimate = T0 + timedelta(minutes=10)
     try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text("SELECT id, estimated_start_at FROM test_runs ORDER BY id")
+            ).all()
+            assert [tuple(r) for r in rows] == [("queued", None), ("waiting", None)]
+        # head: the repositories read the columns of later revisions too
+        upgrade_schema(url_at_0009)
         with SqlAlchemyUnitOfWork(make_session_factory(engine)) as uow:
             (waiting,) = uow.test_runs.list_waiting()
             assert waiting.id == "waiting" and waiting.estimated_start_at is None

@@ -43,6 +43,11 @@ def test_runs_stay_and_webhooks_work_after_0012(url_at_0011: str) -> None:
         "d1", "s1", WebhookEvent.RUN_FINISHED, "run.finished:queued", {"id": "d1"}, T0, T0
     )
     try:
+        with engine.connect() as connection:
+            names = sa.inspect(connection).get_table_names()
+            assert {"webhook_subscriptions", "webhook_deliveries"} <= set(names)
+        # head: the repositories read the columns of later revisions too
+        upgrade_schema(url_at_0011)
         with SqlAlchemyUnitOfWork(make_session_factory(engine)) as uow:
             assert uow.test_runs.get("queued").status is RunStatus.QUEUED
             assert uow.webhooks.dispatch_cursor() is None
