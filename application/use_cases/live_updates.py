@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import queue
 import threading
@@ -163,8 +164,13 @@ class ChangeFanout:
             if self._reader is None:
                 # the reader's cursor starts at the end of the feed before anyone is served
                 cursor = self.read_changes.cursor()
+                # in a copy of the subscriber's context: what `render` needs of its caller's
+                # (the web framework's application context) is there for the reader too
                 self._reader = threading.Thread(
-                    target=self._read, args=(cursor,), name="change-fanout", daemon=True
+                    target=contextvars.copy_context().run,
+                    args=(self._read, cursor),
+                    name="change-fanout",
+                    daemon=True,
                 )
                 self._reader.start()
         return subscription

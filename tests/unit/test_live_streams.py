@@ -18,6 +18,7 @@ from application.use_cases.live_streams import (
     OpenStream,
     StreamEnd,
     lease_for,
+    slot_to_try,
 )
 from domain import users
 from domain.users import Role
@@ -214,3 +215,41 @@ def test_the_stream_settings() -> None:
         with pytest.raises(SettingsError, match=name):
             Settings.from_env({name: bad})
     assert {"DEVICELAB_STREAM_RECHECK_S", "DEVICELAB_MAX_STREAMS_PER_USER"} <= variable_names()
+
+
+def test_after_a_lost_race_another_free_slot_is_tried_not_the_lowest_again() -> None:
+    held = [StreamLease("a", "ada", 0, T0)]
+    assert slot_to_try(held, 10, attempt=0) == 1
+    assert slot_to_try(held, 10, attempt=1, choose=max) == 9
+    assert (
+        slot_to_try(held + [StreamLease(str(n), "ada", n, T0) for n in range(1, 10)], 10, 3) is None
+    )
+
+
+def test_streams_opened_together_get_free_slots_though_each_race_for_the_lowest_is_lost() -> None:
+    class CrowdedUnitOfWork(InMemoryUnitOfWork):
+        """Many streams of the user open at once: each time this one has read the free slots,
+        another stream takes the lowest of them."""
+
+        def __enter__(self):
+            super().__enter__()
+            leases = self.stream_leases
+            seen_free = leases.of_user
+
+            def of_user(user_id: str) -> list[StreamLease]:
+                held = seen_free(user_id)
+                taken = {lease.slot for lease in held}
+                lowest = next(slot for slot in range(40) if slot not in taken)
+                with InMemoryUnitOfWork(self.store) as other:  # the store's lock is reentrant
+                    other.stream_leases.add(
+                        StreamLease(f"other-{lowest}", user_id, lowest, T0.replace(2030))
+                    )
+                    other.commit()
+                return held
+
+            leases.of_user = of_user  # type: ignore[method-assign]
+            return self
+
+    streams = Streams(max_per_user=40, uow_class=CrowdedUnitOfWork)
+    lease = streams.open("ada")  # before: five tries of the lowest slot, five lost, 429
+    assert lease.slot != 0
