@@ -253,3 +253,23 @@ def test_streams_opened_together_get_free_slots_though_each_race_for_the_lowest_
     streams = Streams(max_per_user=40, uow_class=CrowdedUnitOfWork)
     lease = streams.open("ada")  # before: five tries of the lowest slot, five lost, 429
     assert lease.slot != 0
+
+
+def test_the_api_serves_with_the_gevent_worker_unless_told_otherwise() -> None:
+    from entrypoints.gunicorn_worker import WORKER_CLASSES
+    from entrypoints.settings import Settings, SettingsError, variable_names
+
+    defaults = Settings.from_env({})
+    assert (defaults.worker_class, defaults.worker_connections) == ("gevent", 1000)
+    chosen = Settings.from_env(
+        {"DEVICELAB_WORKER_CLASS": "gthread", "DEVICELAB_WORKER_CONNECTIONS": "200"}
+    )
+    assert (chosen.worker_class, chosen.worker_connections) == ("gthread", 200)
+    assert WORKER_CLASSES["gevent"].endswith(".JsonErrorsGeventWorker")
+    for name, bad in [
+        ("DEVICELAB_WORKER_CLASS", "eventlet"),
+        ("DEVICELAB_WORKER_CONNECTIONS", "0"),
+    ]:
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env({name: bad})
+    assert {"DEVICELAB_WORKER_CLASS", "DEVICELAB_WORKER_CONNECTIONS"} <= variable_names()
