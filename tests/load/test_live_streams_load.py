@@ -22,6 +22,7 @@ from collections import defaultdict
 import pytest
 import sqlalchemy as sa
 
+from adapters.persistence.engine import POSTGRES_POOL
 from tests.support.deployment import Deployment
 from tests.support.event_streams import StreamCrowd
 
@@ -94,10 +95,43 @@ class RestTraffic:
         return self.answers
 
 
+class ConnectionCount:
+    """The most connections the lab's processes held to its PostgreSQL database at once,
+    sampled until stopped (nothing on SQLite)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.most, self.stop = 0, threading.Event()
+        self.database_url = database_url
+        self.thread = None
+        if database_url.startswith("postgresql"):
+            self.thread = threading.Thread(target=self._loop, daemon=True)
+            self.thread.start()
+
+    def _loop(self) -> None:
+        engine = sa.create_engine(self.database_url, poolclass=sa.pool.NullPool)
+        query = sa.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+        try:
+            while not self.stop.wait(0.05):
+                with engine.connect() as connection:
+                    self.most = max(self.most, connection.execute(query).scalar())
+        finally:
+            engine.dispose()
+
+    def finish(self) -> int:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+        return self.most
+
+
 def test_streams_get_every_change_while_the_rest_api_answers(lab):
     deployment, database_url = lab
     setup = deployment.make_lab(devices=DEVICES, duration_s=1)
     crowd = StreamCrowd("127.0.0.1", deployment.port, deployment.token)
+    connections = ConnectionCount(database_url)
     try:
         crowd.open(STREAMS)
         traffic = RestTraffic(deployment)
@@ -119,6 +153,11 @@ def test_streams_get_every_change_while_the_rest_api_answers(lab):
     finally:
         crowd.close()
 
+    # however many streams open at once, each process stays within its pools: the two API
+    # workers and the worker two pools each (POSTGRES_POOL, no overflow), an API worker one
+    # more connection that LISTENs. With overflow, streams opening together pushed an API
+    # worker to 60 and the lab past PostgreSQL's max_connections (the bench's 503s).
+    assert connections.finish() <= 3 * 2 * POSTGRES_POOL["pool_size"] + 2
     unanswered = [a for a in answers if not (isinstance(a[1], int) and 200 <= a[1] < 300)]
     assert answers and not unanswered, unanswered[:10]
     assert len(crowd.streams) == STREAMS
