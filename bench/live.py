@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -112,14 +112,6 @@ def _epoch(at) -> float:
     return at.timestamp()
 
 
-def _thing(event) -> tuple[str, str]:
-    if event.name == "queue":
-        return ("queue", "queue")
-    if event.name == "device_deleted":
-        return ("device", event.data["id"])
-    return (event.name, event.data["id"])
-
-
 def delivery_latencies(crowd: StreamCrowd, log: list) -> tuple[list[float], int]:
     """Latency of every (change, stream) and how many changes never reached a stream."""
     latencies, missing = [], 0
@@ -127,7 +119,7 @@ def delivery_latencies(crowd: StreamCrowd, log: list) -> tuple[list[float], int]
         by_thing: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
         for event in stream.events:
             if event.id is not None:
-                by_thing[_thing(event)].append((event.id, event.received_at))
+                by_thing[event.thing].append((event.id, event.received_at))
         for received in by_thing.values():
             received.sort()
         for change_id, kind, entity_id, at in log:
@@ -172,6 +164,14 @@ def _one_backend(results: Results, lab: Deployment, backend: str, streams: int, 
         crowd.close()
     log = _change_log(lab.database_url, min(s.opened_at_change or 0 for s in crowd.streams))
     latencies, missing = delivery_latencies(crowd, log)
+    # why the server closed streams before the end (this client does not reconnect)
+    closings = Counter(
+        comment
+        for s in crowd.streams
+        for comment in s.comments
+        if comment.startswith("stream closed")
+    )
+    closed_note = ", ".join(f"{n} {why}" for why, n in closings.most_common()) or "none"
     ratio_note = f"{streams} streams, {runs.started} runs started at {RUN_RATE:g}/s"
     results.add(
         Figure(
@@ -209,7 +209,7 @@ def _one_backend(results: Results, lab: Deployment, backend: str, streams: int, 
             notes=(
                 f"p50 {_percentile(latencies, 0.5) * 1000:.0f} ms over {len(latencies):,} "
                 f"deliveries of {len(log)} changes; missing {missing}; "
-                f"streams still open at the end {still_open}/{streams}; "
+                f"streams still open at the end {still_open}/{streams} (closed: {closed_note}); "
                 f"starts refused {len(runs.refused)}"
             ),
         )

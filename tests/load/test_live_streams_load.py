@@ -170,7 +170,7 @@ def test_streams_get_every_change_while_the_rest_api_answers(lab):
         last_of: dict[tuple[str, str], int] = {}
         per_thing: dict[tuple[str, str], list[int]] = defaultdict(list)
         for event in received:
-            thing = thing_of(event)
+            thing = event.thing
             per_thing[thing].append(event.id)
             last_of[thing] = event.id
         for thing, thing_ids in per_thing.items():
@@ -189,12 +189,3 @@ def test_streams_get_every_change_while_the_rest_api_answers(lab):
                 last_run_events[event.data["id"]] = event.data
         for run_id, run in finished.items():
             assert last_run_events[run_id]["status"] == run["status"], (number, run_id)
-
-
-def thing_of(event) -> tuple[str, str]:
-    """The change-log (kind, entity) an event is about."""
-    if event.name == "queue":
-        return ("queue", "queue")
-    if event.name == "device_deleted":
-        return ("device", event.data["id"])
-    return (event.name, event.data["id"])

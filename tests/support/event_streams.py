@@ -22,6 +22,15 @@ class Event:
     data: dict
     received_at: float  # time.time() when its last byte arrived
 
+    @property
+    def thing(self) -> tuple[str, str]:
+        """The change log's (kind, entity id) this event is about."""
+        if self.name == "queue":
+            return ("queue", "queue")
+        if self.name == "device_deleted":
+            return ("device", self.data["id"])
+        return (self.name, self.data["id"])
+
 
 @dataclass
 class CrowdStream:
