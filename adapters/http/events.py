@@ -8,7 +8,9 @@ client that reconnects with `Last-Event-ID` (or `?after=`) misses
 nothing. The stream reads the database's change log, which every API process and worker
 writes in the transaction of the change: it works the same with one process or many, with
 or without a broker. A stream ends after `max_seconds`; clients reconnect (the `retry` hint
-tells them how soon).
+tells them how soon). Streams do not each read the log: the process's one reader
+(`live_updates.ChangeFanout`) renders every change once and hands it to all of them; a
+stream reads only what it missed after `Last-Event-ID` itself.
 
 An open stream is re-checked every DEVICELAB_STREAM_RECHECK_S seconds
 (`application.use_cases.live_streams`): once its session has ended (signed out, expired,
