@@ -152,7 +152,7 @@ def _one_backend(results: Results, lab: Deployment, backend: str, streams: int, 
     crowd = StreamCrowd("127.0.0.1", lab.port, lab.token, max_seconds=3600)
     try:
         for _ in range(0, streams, 100):
-            crowd.open(min(100, streams - len(crowd.streams)))
+            crowd.open(min(100, streams - len(crowd.streams)), retries=10)
         time.sleep(2)
         rss_after = sum(worker_rss_mb(api_pid))
         runs = SteadyRuns(lab, setup)
@@ -210,7 +210,8 @@ def _one_backend(results: Results, lab: Deployment, backend: str, streams: int, 
                 f"p50 {_percentile(latencies, 0.5) * 1000:.0f} ms over {len(latencies):,} "
                 f"deliveries of {len(log)} changes; missing {missing}; "
                 f"streams still open at the end {still_open}/{streams} (closed: {closed_note}); "
-                f"starts refused {len(runs.refused)}"
+                f"starts refused {len(runs.refused)}; stream opens refused and retried: "
+                f"{dict(Counter(crowd.refusals)) or 'none'}"
             ),
         )
     )

@@ -76,37 +76,51 @@ class StreamCrowd:
     def __init__(self, host: str, port: int, token: str, max_seconds: int = 600) -> None:
         self.host, self.port, self.token, self.max_seconds = host, port, token, max_seconds
         self.streams: list[CrowdStream] = []
+        self.refusals: list[int | None] = []
         self._selector = selectors.DefaultSelector()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._reader = threading.Thread(target=self._read, name="stream-crowd", daemon=True)
         self._reader.start()
 
-    def open(self, count: int, timeout_s: float = 60) -> None:
-        """Open `count` more streams and wait until each has begun (its first comment)."""
+    def open(self, count: int, timeout_s: float = 60, retries: int = 0) -> None:
+        """Open `count` more streams and wait until each has begun (its first comment). A
+        refused one (429, 503) is tried again a second later, as a client would after its
+        Retry-After, up to `retries` times (the refusals are counted in `refusals`); then,
+        or with no retries left, a refusal fails."""
+        fresh = [self._connect(timeout_s) for _ in range(count)]
+        deadline = time.monotonic() + timeout_s
+        while True:
+            while any(s.opened_at_change is None and not s.closed for s in fresh):
+                if time.monotonic() > deadline:
+                    statuses = [s.status for s in fresh if s.opened_at_change is None]
+                    raise AssertionError(f"streams did not open in time: {statuses}")
+                time.sleep(0.05)
+            refused = [s for s in fresh if s.status != 200]
+            if not refused:
+                return
+            assert retries > 0, f"streams refused: {[s.status for s in refused]}"
+            retries -= 1
+            self.refusals.extend(s.status for s in refused)
+            with self._lock:
+                self.streams = [s for s in self.streams if s not in refused]
+            time.sleep(1)
+            fresh = [self._connect(timeout_s) for _ in refused]
+
+    def _connect(self, timeout_s: float) -> CrowdStream:
         request = (
             f"GET /api/events?max_seconds={self.max_seconds} HTTP/1.0\r\n"
             f"Host: {self.host}\r\nAuthorization: Bearer {self.token}\r\n"
             "Accept: text/event-stream\r\n\r\n"
         ).encode()
-        fresh = []
-        for _ in range(count):
-            sock = socket.create_connection((self.host, self.port), timeout=timeout_s)
-            sock.sendall(request)
-            sock.setblocking(False)
-            stream = CrowdStream(sock)
-            with self._lock:
-                self.streams.append(stream)
-                self._selector.register(sock, selectors.EVENT_READ, stream)
-            fresh.append(stream)
-        deadline = time.monotonic() + timeout_s
-        while any(s.opened_at_change is None and not s.closed for s in fresh):
-            if time.monotonic() > deadline:
-                statuses = [s.status for s in fresh if s.opened_at_change is None]
-                raise AssertionError(f"streams did not open in time: {statuses}")
-            time.sleep(0.05)
-        refused = [s.status for s in fresh if s.status != 200]
-        assert not refused, f"streams refused: {refused}"
+        sock = socket.create_connection((self.host, self.port), timeout=timeout_s)
+        sock.sendall(request)
+        sock.setblocking(False)
+        stream = CrowdStream(sock)
+        with self._lock:
+            self.streams.append(stream)
+            self._selector.register(sock, selectors.EVENT_READ, stream)
+        return stream
 
     def _read(self) -> None:
         while not self._stop.is_set():
