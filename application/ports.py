@@ -260,6 +260,18 @@ class ChangeFeed(Protocol):
     def purge(self, before: datetime) -> int: ...
 
 
+class ChangeSignal(Protocol):
+    """Wakes a process's one reader of the change feed when a change may have been written:
+    on PostgreSQL a NOTIFY sent in the transaction that wrote it, elsewhere a short poll. A
+    wake-up without a change is harmless (the reader finds nothing new)."""
+
+    def wait(self, timeout_s: float) -> None:
+        """Return after a change was signalled, or after `timeout_s` at the latest."""
+        ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class StreamLease:
     """One open live stream of a user: it holds one of the user's numbered slots until it ends

@@ -545,16 +545,17 @@ def _run_gunicorn(settings: Settings) -> None:
         raise click.UsageError(str(error)) from None
     from gunicorn.app.base import BaseApplication
 
-    from entrypoints.gunicorn_worker import KEEPALIVE_S, WORKER_CLASS
+    from entrypoints.gunicorn_worker import KEEPALIVE_S, WORKER_CLASSES
     from entrypoints.wsgi import create_app
 
     class _Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{settings.host}:{settings.port}")
             self.cfg.set("workers", settings.workers)
-            # gunicorn's gthread worker, answering what gunicorn refuses itself in JSON
-            self.cfg.set("worker_class", WORKER_CLASS)
+            # gunicorn's gevent (or gthread) worker, answering what gunicorn refuses in JSON
+            self.cfg.set("worker_class", WORKER_CLASSES[settings.worker_class])
             self.cfg.set("threads", settings.threads)
+            self.cfg.set("worker_connections", settings.worker_connections)
             self.cfg.set("graceful_timeout", 10)
             self.cfg.set("keepalive", KEEPALIVE_S)
             self.cfg.set("accesslog", "-")

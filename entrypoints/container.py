@@ -10,6 +10,7 @@ from adapters.auth.remote import AuthServiceCheck, RemoteTokenVerifier
 from adapters.auth.run_credentials import SignedRunCredentials
 from adapters.auth.tokens import SessionTokenSigner
 from adapters.clocks import SystemClock
+from adapters.http.events import event_text
 from adapters.http.security import BearerAuthenticator
 from adapters.identifiers import UuidGenerator
 from adapters.messaging.publisher import BrokerCheck, KombuPublisher
@@ -17,6 +18,7 @@ from adapters.messaging.topology import Topology
 from adapters.persistence.artifact_chunks import DatabaseArtifactStorage
 from adapters.persistence.auth_readiness import AuthDatabaseCheck
 from adapters.persistence.auth_unit_of_work import SqlAuthUnitOfWork
+from adapters.persistence.change_signal import change_signal_for
 from adapters.persistence.engine import (
     engine_for,
     make_engine,
@@ -130,6 +132,12 @@ class Container(containers.DeclarativeContainer):
     )
     purge_history = providers.Factory(relay.PurgeHistory, uow.provider, clock)
     read_changes = providers.Factory(live_updates.ReadChanges, uow.provider, clock)
+    # one reader of the change log per process for all its live streams, woken by NOTIFY
+    # on PostgreSQL, polling on SQLite; each update rendered once for every stream
+    change_signal = providers.ThreadSafeSingleton(change_signal_for, config.database_url)
+    change_fanout = providers.ThreadSafeSingleton(
+        live_updates.ChangeFanout, read_changes, change_signal, event_text
+    )
     get_lab_statistics = providers.Factory(statistics.GetLabStatistics, uow.provider, clock)
     compare_results = providers.Factory(comparison.CompareResults, uow.provider)
     list_regressions = providers.Factory(comparison.ListRegressions, uow.provider)

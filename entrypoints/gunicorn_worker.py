@@ -1,13 +1,25 @@
-"""The gunicorn worker devicelab's servers run: gunicorn's threaded worker, except that the
-requests gunicorn refuses itself, before the app sees them, are answered in the API's JSON
-error shape rather than as an HTML page.
+"""The gunicorn workers devicelab's servers run: gunicorn's gevent worker (the default) or its
+threaded one, except that the requests gunicorn refuses itself, before the app sees them, are
+answered in the API's JSON error shape rather than as an HTML page.
+
+Why gevent: a live event stream is a request that lasts minutes. In the threaded worker each
+one holds an OS thread, and 32 open streams took every thread of the default set-up (the REST
+API stopped answering). In the gevent worker a request is a greenlet: an open stream waiting
+for its next change costs a few kilobytes and no thread, and so does any other endpoint that
+streams by sleeping between polls. The worker monkey-patches the standard library when it
+starts (sockets, `time.sleep`, `threading`, `queue`, `select`), and `patch_psycopg` makes
+psycopg2's waits cooperative, so PostgreSQL queries, the broker (kombu over its socket), Redis
+and the auth service's HTTP calls yield to the other requests while they wait. What does not
+yield is pure computation and SQLite (its calls run in C without releasing to the hub; they
+are short, and SQLite serialises writers anyway); docs/performance.md has the measurements.
 
 gunicorn reads the request line and headers and refuses, among others, a request line over
 `limit_request_line` (414), headers over `limit_request_field_size` or more than
 `limit_request_fields` of them (431) and a request it cannot parse (400). Clients of the API
 (the web UI, the CLI, scripts) expect `{"code", "message", "errors"}` with every 4xx.
-`devicelab serve` uses this worker; a gunicorn started by hand takes it with
-`--worker-class entrypoints.gunicorn_worker.JsonErrorsWorker`."""
+`devicelab serve` uses these workers; a gunicorn started by hand takes them with
+`--worker-class entrypoints.gunicorn_worker.JsonErrorsGeventWorker` (or `.JsonErrorsWorker`,
+threaded)."""
 
 from __future__ import annotations
 
@@ -21,11 +33,15 @@ from gunicorn.http.errors import (
     LimitRequestLine,
     ParseException,
 )
+from gunicorn.workers.ggevent import GeventWorker
 from gunicorn.workers.gthread import ThreadWorker
 
 from adapters.http.errors import error_body
 
-WORKER_CLASS = f"{__name__}.JsonErrorsWorker"
+WORKER_CLASSES = {
+    "gevent": f"{__name__}.JsonErrorsGeventWorker",
+    "gthread": f"{__name__}.JsonErrorsWorker",
+}
 # How long an idle client connection stays open. A reverse proxy that keeps connections to
 # the servers (deploy/nginx.conf: `keepalive_timeout 60s` in its upstreams) must give up an
 # idle one before the server does: otherwise it may send a request on a connection the server
@@ -60,7 +76,9 @@ def json_error_response(status: int, code: str, message: str) -> bytes:
     return head.encode("latin-1") + body
 
 
-class JsonErrorsWorker(ThreadWorker):
+class JsonRefusals:
+    """Answers what gunicorn refuses itself in JSON; mixed into a gunicorn worker class."""
+
     def handle_error(self, req, client, addr, exc):
         answer = refusal(exc)
         if answer is None:
@@ -72,3 +90,17 @@ class JsonErrorsWorker(ThreadWorker):
         except OSError:
             self.log.debug("could not send the %d answer", status)
         return None
+
+
+class JsonErrorsWorker(JsonRefusals, ThreadWorker):
+    """gunicorn's threaded worker: a thread per request (DEVICELAB_THREADS of them)."""
+
+
+class JsonErrorsGeventWorker(JsonRefusals, GeventWorker):
+    """gunicorn's gevent worker: a greenlet per request (DEVICELAB_WORKER_CONNECTIONS)."""
+
+    def patch(self):
+        super().patch()  # gevent's monkey.patch_all(), before the app is loaded
+        from psycogreen.gevent import patch_psycopg
+
+        patch_psycopg()

@@ -115,6 +115,15 @@ def _artifact_settings(env: Mapping[str, str], data_dir: str, database_url: str)
     }
 
 
+def _worker_class(env: Mapping[str, str]) -> str:
+    worker_class = env.get("DEVICELAB_WORKER_CLASS") or "gevent"
+    if worker_class not in ("gevent", "gthread"):
+        raise SettingsError(
+            f"DEVICELAB_WORKER_CLASS must be gevent or gthread, got {worker_class!r}"
+        )
+    return worker_class
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: str = "var"
@@ -123,6 +132,9 @@ class Settings:
     port: int = 8000
     workers: int = 2
     threads: int = 16
+    # gevent: each request (and each open live stream) a greenlet; gthread: an OS thread each
+    worker_class: str = "gevent"
+    worker_connections: int = 1000
     max_body_bytes: int = 1024 * 1024
     queue_allowance_s: float = 600
     # how long a run may wait for its devices in the queue (a start may ask for less or more)
@@ -218,6 +230,8 @@ class Settings:
             port=int(_number(env, "DEVICELAB_PORT", 8000, 1)),
             workers=int(_number(env, "DEVICELAB_WORKERS", 2, 1)),
             threads=int(_number(env, "DEVICELAB_THREADS", 16, 1)),
+            worker_class=_worker_class(env),
+            worker_connections=int(_number(env, "DEVICELAB_WORKER_CONNECTIONS", 1000, 1)),
             max_body_bytes=int(_number(env, "DEVICELAB_MAX_BODY_BYTES", 1024 * 1024, 1024)),
             queue_allowance_s=_number(env, "DEVICELAB_QUEUE_ALLOWANCE_S", 600),
             queue_timeout_s=_number(env, "DEVICELAB_QUEUE_TIMEOUT_S", 24 * 3600, 1),

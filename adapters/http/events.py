@@ -8,7 +8,9 @@ client that reconnects with `Last-Event-ID` (or `?after=`) misses
 nothing. The stream reads the database's change log, which every API process and worker
 writes in the transaction of the change: it works the same with one process or many, with
 or without a broker. A stream ends after `max_seconds`; clients reconnect (the `retry` hint
-tells them how soon).
+tells them how soon). Streams do not each read the log: the process's one reader
+(`live_updates.ChangeFanout`) renders every change once and hands it to all of them; a
+stream reads only what it missed after `Last-Event-ID` itself.
 
 An open stream is re-checked every DEVICELAB_STREAM_RECHECK_S seconds
 (`application.use_cases.live_streams`): once its session has ended (signed out, expired,
@@ -38,7 +40,7 @@ from adapters.http.security import bearer_token, current_principal, requires
 from adapters.http.test_runs import TestRunSchema
 from application.ports import StreamLease
 from application.use_cases.live_streams import CloseStream, KeepStreamOpen, OpenStream, StreamEnd
-from application.use_cases.live_updates import ReadChanges, Update
+from application.use_cases.live_updates import ChangeCursor, ChangeFanout, ReadChanges, Update
 from application.use_cases.queue_estimates import QueueSummary
 from domain.users import Permission
 
@@ -95,7 +97,9 @@ def queue_event_data(queue: QueueSummary) -> dict:
     }
 
 
-def _event(update: Update) -> str:
+def event_text(update: Update) -> str:
+    """An update as an SSE event ("" for a hold or run gone before it could be loaded).
+    The process's change reader renders each update once with this for all its streams."""
     change = update.change
     if update.queue is not None:
         name, data = "queue", queue_event_data(update.queue)
@@ -130,38 +134,56 @@ def closing_event(end: StreamEnd) -> str:
     return f": stream closed ({end.value})\n\n"
 
 
+def _catch_up(read_changes: ReadChanges, cursor: ChangeCursor) -> Iterator[str]:
+    """What the stream's own cursor finds in the feed: the changes after the client's
+    `Last-Event-ID` (nothing for a new client, whose cursor starts at the end)."""
+    while updates := read_changes(cursor):
+        yield "".join(event_text(update) for update in updates)
+
+
 def stream_changes(
     read_changes: ReadChanges,
+    fanout: ChangeFanout,
     after: int | None,
     max_seconds: float,
     recheck: Callable[[], StreamEnd | None] | None = None,
     recheck_s: float = 5,
-    poll_s: float = 0.5,
     keepalive_s: float = 15,
 ) -> Iterator[str]:
-    """The stream's events. `recheck` is asked every `recheck_s` whether the stream may go
-    on, before anything more is sent. A keepalive goes out at least as often, so a client
-    that is gone is noticed (the write fails) and its slot freed within a few re-checks."""
-    poll_s, keepalive_s = min(poll_s, recheck_s), min(keepalive_s, recheck_s)
-    cursor = read_changes.cursor(after)
-    yield f"retry: 2000\n: stream open at change {cursor.position}\n\n"
-    started = last_sent = last_check = time.monotonic()
-    while time.monotonic() - started < max_seconds:
-        if recheck is not None and time.monotonic() - last_check >= recheck_s:
-            end = recheck()
-            last_check = time.monotonic()
-            if end is not None:
-                yield closing_event(end)
+    """The stream's events: first its catch-up from `after`, then what the process's one
+    change reader (`fanout`) finds, without the ids already sent. `recheck` is asked every
+    `recheck_s` whether the stream may go on, before anything more is sent. A keepalive goes
+    out at least as often, so a client that is gone is noticed (the write fails) and its slot
+    freed within a few re-checks."""
+    keepalive_s = min(keepalive_s, recheck_s)
+    subscription = fanout.subscribe()  # before the catch-up: nothing falls between the two
+    try:
+        cursor = read_changes.cursor(after)
+        yield f"retry: 2000\n: stream open at change {cursor.position}\n\n"
+        started = last_sent = last_check = time.monotonic()
+        yield from _catch_up(read_changes, cursor)
+        while (now := time.monotonic()) - started < max_seconds:
+            if recheck is not None and now - last_check >= recheck_s:
+                end = recheck()
+                last_check = time.monotonic()
+                if end is not None:
+                    yield closing_event(end)
+                    return
+            if subscription.lagging:
+                yield ": stream closed (fell behind; reconnect with Last-Event-ID)\n\n"
                 return
-        updates = read_changes(cursor)
-        chunk = "".join(_event(update) for update in updates)
-        if chunk:
-            yield chunk
-            last_sent = time.monotonic()
-        elif time.monotonic() - last_sent >= keepalive_s:
-            yield ": keepalive\n\n"
-            last_sent = time.monotonic()
-        time.sleep(poll_s)
+            wake_at = min(started + max_seconds, last_check + recheck_s, last_sent + keepalive_s)
+            batch = subscription.next_batch(wake_at - time.monotonic())
+            fresh = {change.id for change in cursor.fresh([r.change for r in batch])}
+            chunk = "".join(r.text for r in batch if r.change.id in fresh)
+            if chunk:
+                yield chunk
+                last_sent = time.monotonic()
+            elif time.monotonic() - last_sent >= keepalive_s:
+                yield ": keepalive\n\n"
+                last_sent = time.monotonic()
+    finally:
+        subscription.close()
 
 
 class _SlotRelease:
@@ -205,6 +227,7 @@ class Events(MethodView):
         self,
         args,
         read_changes: ReadChanges = Provide["read_changes"],
+        fanout: ChangeFanout = Provide["change_fanout"],
         open_stream: OpenStream = Provide["open_stream"],
         keep_stream_open: KeepStreamOpen = Provide["keep_stream_open"],
         close_stream: CloseStream = Provide["close_stream"],
@@ -221,7 +244,12 @@ class Events(MethodView):
             keep_stream_open,
             close_stream,
             lambda recheck: stream_changes(
-                read_changes, after, args["max_seconds"], recheck=recheck, recheck_s=recheck_s
+                read_changes,
+                fanout,
+                after,
+                args["max_seconds"],
+                recheck=recheck,
+                recheck_s=recheck_s,
             ),
         )
 

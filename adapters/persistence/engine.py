@@ -23,7 +23,11 @@ READ_ONLY_OPTION = "devicelab_read_only"
 # executemany of UPDATE and DELETE in pages (psycopg2's execute_batch), one round trip per page
 # instead of one per row; INSERTs are batched either way
 POSTGRES_EXECUTEMANY = {"executemany_mode": "values_plus_batch"}
-POSTGRES_POOL = {"pool_size": 10, "max_overflow": 20, "pool_recycle": 1800, "pool_timeout": 30}
+# No overflow: an API worker under gevent serves a thousand requests and streams at once, and
+# with overflow each pool would grow to its limit whenever they come together (a wall of
+# streams opening after a restart), the processes of one host past PostgreSQL's
+# max_connections. Ten per pool keep up with what two cores can ask; a request waits for one.
+POSTGRES_POOL = {"pool_size": 10, "max_overflow": 0, "pool_recycle": 1800, "pool_timeout": 30}
 
 
 def make_engine(url: str, **kw: Any) -> Engine:

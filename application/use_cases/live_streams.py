@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import enum
 import math
+import random
+from collections.abc import Callable
 from datetime import timedelta
 
 from application.auth.errors import AuthServiceUnavailable, Unauthenticated
@@ -49,10 +51,28 @@ def first_free_slot(held: list[StreamLease], slots: int) -> int | None:
     return next((slot for slot in range(slots) if slot not in taken), None)
 
 
+def slot_to_try(
+    held: list[StreamLease],
+    slots: int,
+    attempt: int,
+    choose: Callable[[list[int]], int] = random.choice,
+) -> int | None:
+    """The lowest free slot at the first attempt; after a lost race one chosen among the
+    free ones. Streams of one user opened together (a wall of tabs reconnecting after a
+    restart, a hundred at once under the gevent worker) all read the same free slots: were
+    they all to try the lowest again, one would win per round and the rest run out of
+    attempts with slots still free."""
+    lowest = first_free_slot(held, slots)
+    if lowest is None or attempt == 0:
+        return lowest
+    taken = {lease.slot for lease in held}
+    return choose([slot for slot in range(slots) if slot not in taken])
+
+
 class OpenStream:
     """Take a free stream slot of the user, or refuse with TooManyStreams."""
 
-    ATTEMPTS = 5  # races lost to other processes before giving up (each one took a slot)
+    ATTEMPTS = 20  # races lost to other streams before giving up (each one took a slot)
 
     def __init__(
         self, uow: UowFactory, clock: Clock, ids: IdGenerator, max_per_user: int, lease_s: float
@@ -63,19 +83,19 @@ class OpenStream:
         self.max_per_user, self.lease = max_per_user, timedelta(seconds=lease_s)
 
     def __call__(self, user_id: str) -> StreamLease:
-        for _ in range(self.ATTEMPTS):
+        for attempt in range(self.ATTEMPTS):
             try:
-                return self._take_slot(user_id)
+                return self._take_slot(user_id, attempt)
             except ConcurrentUpdate:
                 continue  # another process took that slot (or row) just now; look again
         raise TooManyStreams(self.max_per_user, 1)
 
-    def _take_slot(self, user_id: str) -> StreamLease:
+    def _take_slot(self, user_id: str, attempt: int) -> StreamLease:
         now = self.clock.now()
         with self.uow() as uow:
             uow.stream_leases.remove_expired(now)
             held = [s for s in uow.stream_leases.of_user(user_id) if s.expires_at > now]
-            slot = first_free_slot(held, self.max_per_user)
+            slot = slot_to_try(held, self.max_per_user, attempt)
             if slot is None:
                 # the soonest a slot can come free: when the oldest renewal lapses
                 soonest = min(lease.expires_at for lease in held)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import contextvars
+import logging
+import queue
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from application.ports import QUEUE_CHANGE, Change, Clock
+from application.ports import QUEUE_CHANGE, Change, ChangeSignal, Clock
 from application.ports import UnitOfWorkFactory as UowFactory
 from application.use_cases.queue_estimates import QueueSummary, queue_now
 from domain.devices import Device
 from domain.holds import Hold
 from domain.test_runs import TestRun
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -89,3 +96,113 @@ class ReadChanges:
                     # the Runners page reads the registry again (GET /api/runners)
                     updates.append(Update(change))
             return updates
+
+
+@dataclass(frozen=True)
+class RenderedUpdate:
+    """An update as every stream sends it: rendered once per process, shared by all."""
+
+    change: Change
+    text: str
+
+
+class Subscription:
+    """One stream's share of the fan-out: the batches the reader found since it subscribed.
+    A stream that falls `capacity` batches behind (a client that does not read) is dropped
+    rather than buffered without end; it reconnects with Last-Event-ID and misses nothing."""
+
+    def __init__(self, fanout: ChangeFanout, capacity: int) -> None:
+        self._fanout = fanout
+        self._batches: queue.Queue[list[RenderedUpdate]] = queue.Queue(capacity)
+        self.lagging = False
+
+    def offer(self, batch: list[RenderedUpdate]) -> None:
+        try:
+            self._batches.put_nowait(batch)
+        except queue.Full:
+            self.lagging = True
+            self._fanout.unsubscribe(self)
+
+    def next_batch(self, timeout_s: float) -> list[RenderedUpdate]:
+        """The next batch, or [] after `timeout_s` without one."""
+        try:
+            return self._batches.get(timeout=max(0.0, timeout_s))
+        except queue.Empty:
+            return []
+
+    def close(self) -> None:
+        self._fanout.unsubscribe(self)
+
+
+class ChangeFanout:
+    """The one reader of the change feed in a process, and its fan-out to every open stream.
+
+    The reader runs while anyone subscribes (in a thread, a greenlet under gevent): it waits
+    for the signal (a NOTIFY on PostgreSQL, a short poll elsewhere; `safety_s` bounds the
+    wait in case a notification was lost), reads what is new with one `ReadChanges` cursor,
+    renders each update once and hands the batch to every subscription. However many streams
+    are open, the feed is read once per wake-up.
+
+    A stream subscribes before it catches up from its own position (`ReadChanges` with its
+    own cursor): whatever the reader finds after that reaches it too, and it drops the ids it
+    already sent, so nothing falls between the two."""
+
+    def __init__(
+        self,
+        read_changes: ReadChanges,
+        signal: ChangeSignal,
+        render: Callable[[Update], str],
+        safety_s: float = 5.0,
+        capacity: int = 1000,
+    ) -> None:
+        self.read_changes, self.signal, self.render = read_changes, signal, render
+        self.safety_s, self.capacity = safety_s, capacity
+        self._lock = threading.Lock()
+        self._subscribers: set[Subscription] = set()
+        self._reader: threading.Thread | None = None
+
+    def subscribe(self) -> Subscription:
+        subscription = Subscription(self, self.capacity)
+        with self._lock:
+            self._subscribers.add(subscription)
+            if self._reader is None:
+                # the reader's cursor starts at the end of the feed before anyone is served
+                cursor = self.read_changes.cursor()
+                # in a copy of the subscriber's context: what `render` needs of its caller's
+                # (the web framework's application context) is there for the reader too
+                self._reader = threading.Thread(
+                    target=contextvars.copy_context().run,
+                    args=(self._read, cursor),
+                    name="change-fanout",
+                    daemon=True,
+                )
+                self._reader.start()
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        with self._lock:
+            self._subscribers.discard(subscription)
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._subscribers)
+
+    def _read(self, cursor: ChangeCursor) -> None:
+        while True:
+            with self._lock:
+                if not self._subscribers:
+                    self._reader = None  # the next subscriber starts a fresh reader
+                    return
+            self.signal.wait(self.safety_s)
+            try:
+                updates = self.read_changes(cursor)
+                while updates:
+                    batch = [RenderedUpdate(u.change, self.render(u)) for u in updates]
+                    with self._lock:
+                        subscribers = list(self._subscribers)
+                    for subscription in subscribers:
+                        subscription.offer(batch)
+                    updates = self.read_changes(cursor)
+            except Exception:  # the database is away: streams keep their keepalives
+                log.warning("the change feed could not be read; trying again", exc_info=True)
+                self.signal.wait(min(1.0, self.safety_s))

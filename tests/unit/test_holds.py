@@ -336,7 +336,7 @@ def test_list_holds_filters_by_status_holder_and_device_newest_first(lab, bench)
 
 
 def test_hold_changes_are_live_events_in_the_hold_shape(lab, bench) -> None:
-    from adapters.http.events import _event
+    from adapters.http.events import event_text
     from application.use_cases.live_updates import ReadChanges
 
     read = ReadChanges(lab.new_uow, lab.clock)
@@ -345,7 +345,7 @@ def test_hold_changes_are_live_events_in_the_hold_shape(lab, bench) -> None:
     updates = read(cursor)
     assert [u.hold.id for u in updates if u.change.kind == "hold"] == [hold.id]
     assert not [u for u in updates if u.queue is not None], "it never waited"
-    event = _event(next(u for u in updates if u.change.kind == "hold"))
+    event = event_text(next(u for u in updates if u.change.kind == "hold"))
     assert "\nevent: hold\n" in event
     assert f'"id":"{hold.id}"' in event and '"status":"active"' in event
 

@@ -18,6 +18,7 @@ from application.use_cases.live_streams import (
     OpenStream,
     StreamEnd,
     lease_for,
+    slot_to_try,
 )
 from domain import users
 from domain.users import Role
@@ -97,12 +98,11 @@ def test_renewal_keeps_a_stream_alive_past_its_first_lease(streams: Streams) -> 
     assert renewed.expires_at == streams.clock.now() + (lease.expires_at - T0)
 
 
-def test_a_lost_race_for_a_slot_takes_the_next_free_one() -> None:
+def racing(take_slot) -> type[InMemoryUnitOfWork]:
+    """A unit of work in which, right after the free slots were read, another stream takes
+    `take_slot(held)` (a slot number, or None for no race this time)."""
+
     class RacedUnitOfWork(InMemoryUnitOfWork):
-        """Another process takes the slot this one has just seen free."""
-
-        raced = False
-
         def __enter__(self):
             super().__enter__()
             leases = self.stream_leases
@@ -110,16 +110,31 @@ def test_a_lost_race_for_a_slot_takes_the_next_free_one() -> None:
 
             def of_user(user_id: str) -> list[StreamLease]:
                 held = seen_free(user_id)
-                if not RacedUnitOfWork.raced:
-                    RacedUnitOfWork.raced = True
+                slot = take_slot(held)
+                if slot is not None:
                     with InMemoryUnitOfWork(self.store) as other:  # the store's lock is reentrant
-                        other.stream_leases.add(StreamLease("other", user_id, 0, T0.replace(2030)))
+                        other.stream_leases.add(
+                            StreamLease(f"other-{slot}", user_id, slot, T0.replace(2030))
+                        )
                         other.commit()
                 return held
 
             leases.of_user = of_user  # type: ignore[method-assign]
             return self
 
+    return RacedUnitOfWork
+
+
+def test_a_lost_race_for_a_slot_takes_the_next_free_one() -> None:
+    raced: list[int] = []
+
+    def once(held):  # another process takes slot 0 the first time only
+        if raced:
+            return None
+        raced.append(0)
+        return 0
+
+    RacedUnitOfWork = racing(once)
     streams = Streams(max_per_user=2, uow_class=RacedUnitOfWork)
     assert streams.open("ada").slot == 1
     assert sorted(lease.slot for lease in streams.held("ada")) == [0, 1]
@@ -214,3 +229,43 @@ def test_the_stream_settings() -> None:
         with pytest.raises(SettingsError, match=name):
             Settings.from_env({name: bad})
     assert {"DEVICELAB_STREAM_RECHECK_S", "DEVICELAB_MAX_STREAMS_PER_USER"} <= variable_names()
+
+
+def test_after_a_lost_race_another_free_slot_is_tried_not_the_lowest_again() -> None:
+    held = [StreamLease("a", "ada", 0, T0)]
+    assert slot_to_try(held, 10, attempt=0) == 1
+    assert slot_to_try(held, 10, attempt=1, choose=max) == 9
+    assert (
+        slot_to_try(held + [StreamLease(str(n), "ada", n, T0) for n in range(1, 10)], 10, 3) is None
+    )
+
+
+def test_streams_opened_together_get_free_slots_though_each_race_for_the_lowest_is_lost() -> None:
+    def the_lowest_free(held):  # many streams of the user open at once
+        taken = {lease.slot for lease in held}
+        return next(slot for slot in range(40) if slot not in taken)
+
+    CrowdedUnitOfWork = racing(the_lowest_free)
+    streams = Streams(max_per_user=40, uow_class=CrowdedUnitOfWork)
+    lease = streams.open("ada")  # before: five tries of the lowest slot, five lost, 429
+    assert lease.slot != 0
+
+
+def test_the_api_serves_with_the_gevent_worker_unless_told_otherwise() -> None:
+    from entrypoints.gunicorn_worker import WORKER_CLASSES
+    from entrypoints.settings import Settings, SettingsError, variable_names
+
+    defaults = Settings.from_env({})
+    assert (defaults.worker_class, defaults.worker_connections) == ("gevent", 1000)
+    chosen = Settings.from_env(
+        {"DEVICELAB_WORKER_CLASS": "gthread", "DEVICELAB_WORKER_CONNECTIONS": "200"}
+    )
+    assert (chosen.worker_class, chosen.worker_connections) == ("gthread", 200)
+    assert WORKER_CLASSES["gevent"].endswith(".JsonErrorsGeventWorker")
+    for name, bad in [
+        ("DEVICELAB_WORKER_CLASS", "eventlet"),
+        ("DEVICELAB_WORKER_CONNECTIONS", "0"),
+    ]:
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env({name: bad})
+    assert {"DEVICELAB_WORKER_CLASS", "DEVICELAB_WORKER_CONNECTIONS"} <= variable_names()

@@ -82,6 +82,8 @@ class SqlOutbox(SqlRepository):
 
 
 PENDING_CHANGES = "devicelab.pending_changes"
+CHANGES_CHANNEL = "devicelab_changes"  # the LISTEN/NOTIFY channel of the change log
+_NOTIFY_CHANGES = sa.text(f"NOTIFY {CHANGES_CHANNEL}")
 _QUEUE_NOTED = "devicelab.queue_change_noted"
 _QUEUE_MOVES = "devicelab.queue_moves"
 
@@ -123,6 +125,10 @@ def write_logged_changes(session: Session) -> None:
     pending = session.info.pop(PENDING_CHANGES, None)
     if pending:
         session.execute(t.change_log.insert(), pending)
+        if session.get_bind().dialect.name == "postgresql":
+            # delivered to the listeners when this transaction commits, never before, and
+            # not at all when it rolls back (change_signal.PostgresChangeSignal)
+            session.execute(_NOTIFY_CHANGES)
 
 
 def forget_logged_changes(session: Session) -> None:
