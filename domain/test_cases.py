@@ -193,13 +193,17 @@ class Criterion:
         return Outcome.PASS
 
     def describe(self) -> str:
+        return f"{self.metric} {self.expectation()}"
+
+    def expectation(self) -> str:
+        """What the value must be, without the metric: `<= 240 V`, `between 1 and 2 V`."""
         unit = f" {self.unit}" if self.unit else ""
         if self.condition is Condition.BETWEEN:
-            text = f"{self.metric} between {self.min:g} and {self.max:g}{unit}"
+            text = f"between {self.min:g} and {self.max:g}{unit}"
         elif self.condition is Condition.WITHIN_PERCENT:
-            text = f"{self.metric} within {self.percent:g} % of {self.nominal:g}{unit}"
+            text = f"within {self.percent:g} % of {self.nominal:g}{unit}"
         else:
-            text = f"{self.metric} {self.condition.value} {self.threshold:g}{unit}"
+            text = f"{self.condition.value} {self.threshold:g}{unit}"
         if self.of is not Statistic.FINAL:
             text += f" ({self.of.value} of samples)"
         return text

@@ -129,7 +129,7 @@ class Measurement:
     `passed` is True for a pass and a marginal pass (`marginal` then True), None when the
     outcome is inconclusive (`reason` says why). `value` is what was judged: the final value,
     the statistic `of` the samples, or for `all` the first failing (else first marginal)
-    sample. `expected` describes the criterion; `samples` are the series measured."""
+    sample. `expected` is what the criterion asks of the value (`<= 240 V`); `samples` are the series measured."""
 
     metric: str
     condition: str
@@ -146,7 +146,7 @@ class Measurement:
     def __post_init__(self) -> None:
         if not self.expected and self.threshold is not None:  # stored before `expected`
             unit = f" {self.unit}" if self.unit else ""
-            expected = f"{self.metric} {self.condition} {self.threshold:g}{unit}"
+            expected = f"{self.condition} {self.threshold:g}{unit}"
             object.__setattr__(self, "expected", expected)
 
     @property
@@ -185,7 +185,7 @@ def judge(criterion: Criterion, observations: Iterable[Observation]) -> Measurem
         value=None,
         passed=None,
         of=criterion.of.value,
-        expected=criterion.describe(),
+        expected=criterion.expectation(),
     )
     if observed is None:
         return replace(judged, reason=f"no value reported for {criterion.metric}")

@@ -17,8 +17,9 @@ from application.job_contract import CONTRACT_VERSION
 from application.runner import InvalidJob, parse_cancellation, parse_job
 from application.runner.jobs import Job
 from domain.environments import EnvironmentSnapshot
-from domain.test_cases import Condition, Criterion, MarginalBand, Statistic, TestCaseSnapshot
+from domain.test_cases import TestCaseSnapshot
 from domain.test_runs import DeviceSnapshot, TestRun
+from tests.support.criteria import criteria_of
 from tests.support.runner import job_bytes, job_message, make_run
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -121,37 +122,7 @@ plain_json = st.recursive(
     ),
     max_leaves=8,
 )
-finite = st.floats(allow_nan=False, allow_infinity=False)
-bands = (
-    st.none()
-    | st.builds(MarginalBand, min=finite, max=st.none())
-    | st.builds(MarginalBand, min=st.none(), max=finite)
-)
-statistics = st.sampled_from(list(Statistic))
-criteria = (
-    st.builds(
-        Criterion,
-        metric=names,
-        condition=st.sampled_from([c for c in Condition if not c.is_range]),
-        threshold=finite,
-        unit=optional_text,
-        of=statistics,
-        marginal=bands,
-    )
-    | st.tuples(names, finite, finite, statistics, bands).map(
-        lambda t: Criterion(
-            t[0], Condition.BETWEEN, min=min(t[1:3]), max=max(t[1:3]), of=t[3], marginal=t[4]
-        )
-    )
-    | st.builds(
-        Criterion,
-        metric=names,
-        condition=st.just(Condition.WITHIN_PERCENT),
-        nominal=finite,
-        percent=st.floats(min_value=0.001, max_value=1000),
-        unit=optional_text,
-    )
-)
+criteria = criteria_of(names, optional_text)
 
 
 @st.composite
