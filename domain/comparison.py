@@ -21,7 +21,7 @@ The rules, all pure:
   (a flaky side is never a regression or a fix by itself).
 - A metric's difference is target mean - base mean; its direction follows the criterion:
   for `<` / `<=` lower is better, for `>` / `>=` higher is better, for `==` closer to the
-  threshold is better, for `!=` there is none.
+  threshold is better, for `!=` and the ranges (`between`, `within_percent`) there is none.
 - A difference is **beyond the run-to-run spread** when both sides have at least
   `MIN_SAMPLES` (3) values and |difference| > `SPREAD_SIGMAS` (3) x the larger of the two
   sides' sample standard deviations (with both spreads 0, any difference is beyond). Taking
