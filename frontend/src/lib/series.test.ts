@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { guidesOf, limitsOf, outcomeLabel, seriesPlot } from './series';
+import { criterionText, guidesOf, limitsOf, outcomeLabel, seriesPlot } from './series';
 import type { Criterion, Measurement } from './types';
 
 const measured = (over: Partial<Measurement> = {}): Measurement => ({
@@ -51,5 +51,15 @@ describe('series plots', () => {
     // answers of an older server have no outcome: passed decides
     expect(outcomeLabel(measured({ outcome: undefined, passed: false })).tone).toBe('bad');
     expect(outcomeLabel(measured({ outcome: undefined, passed: null })).text).toBe('not measured');
+  });
+});
+
+describe('criteria in words', () => {
+  it('says each kind, the statistic and the band', () => {
+    expect(criterionText({ metric: 'p', condition: '<', threshold: 2, unit: 'W' })).toBe('p < 2 W');
+    expect(criterionText({ metric: 'v', condition: 'between', min: 207, max: 253, unit: 'V', of: 'max', marginal: { min: 250, max: null } })).toBe(
+      'v between 207 and 253 V (max of samples) · marginal 250 to …',
+    );
+    expect(criterionText({ metric: 'f', condition: 'within_percent', nominal: 50, percent: 0.2, unit: '' })).toBe('f within 0.2 % of 50');
   });
 });

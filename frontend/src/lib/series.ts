@@ -19,6 +19,18 @@ export interface SeriesPlot {
   guides: Guide[];
 }
 
+/** A criterion in words: `voltage between 207 and 253 V (max of samples)`. */
+export function criterionText(c: Criterion): string {
+  const unit = c.unit ? ` ${c.unit}` : '';
+  let text: string;
+  if (c.condition === 'between') text = `${c.metric} between ${c.min} and ${c.max}${unit}`;
+  else if (c.condition === 'within_percent') text = `${c.metric} within ${c.percent} % of ${c.nominal}${unit}`;
+  else text = `${c.metric} ${c.condition} ${c.threshold}${unit}`;
+  if (c.of && c.of !== 'final') text += ` (${c.of} of samples)`;
+  if (c.marginal) text += ` · marginal ${c.marginal.min ?? '…'} to ${c.marginal.max ?? '…'}`;
+  return text;
+}
+
 /** The pass region's ends of a criterion: one threshold, or both ends of a range. */
 export function limitsOf(criterion: Criterion): Guide[] {
   const unit = criterion.unit ? ` ${criterion.unit}` : '';
