@@ -42,15 +42,7 @@ def job_payload(run: TestRun) -> dict[str, Any]:
                 "parameters": dict(case.parameters),
                 "tags": list(case.tags),
                 "execution": case.execution.as_json(),
-                "criteria": [
-                    {
-                        "metric": c.metric,
-                        "condition": c.condition.value,
-                        "threshold": c.threshold,
-                        "unit": c.unit,
-                    }
-                    for c in case.criteria
-                ],
+                "criteria": [c.as_json() for c in case.criteria],
             }
             for case in run.test_cases
         ],

@@ -10,15 +10,18 @@ store, and the SQL store for one run or a date window).
 The rules, all pure:
 
 - Results are ordered by when they came: their run's finish time (then run id, device id).
+- A result that is **marginal** (a pass with a warning) counts as passed everywhere here.
 - A side's verdict is what its newest `FLAKY_WINDOW` (10) results of the key say: both pass
-  and fail among them → **flaky**; otherwise pass or fail; only inconclusive ones →
-  inconclusive. Older results count for the metric means, not the verdict.
-- The change from base to target: **regression** (pass → fail), **fix** (fail → pass),
+  and fail among them → **flaky**; otherwise fail, **marginal** (passed, some of them only
+  marginally) or pass; only inconclusive ones → inconclusive. Older results count for the
+  metric means, not the verdict.
+- The change from base to target: **regression** (pass or marginal → fail), **fix** (fail →
+  pass or marginal), pass → marginal (and back) is unchanged: both verdicts are shown,
   **new** (no base results), **missing** (no target results), otherwise **unchanged**
   (a flaky side is never a regression or a fix by itself).
 - A metric's difference is target mean - base mean; its direction follows the criterion:
   for `<` / `<=` lower is better, for `>` / `>=` higher is better, for `==` closer to the
-  threshold is better, for `!=` there is none.
+  threshold is better, for `!=` and the ranges (`between`, `within_percent`) there is none.
 - A difference is **beyond the run-to-run spread** when both sides have at least
   `MIN_SAMPLES` (3) values and |difference| > `SPREAD_SIGMAS` (3) x the larger of the two
   sides' sample standard deviations (with both spreads 0, any difference is beyond). Taking
@@ -48,11 +51,13 @@ from datetime import datetime
 FLAKY_WINDOW = 10
 MIN_SAMPLES = 3
 SPREAD_SIGMAS = 3.0
-PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+PASS, FAIL, INCONCLUSIVE, MARGINAL = "pass", "fail", "inconclusive", "marginal"
+PASSED = (PASS, MARGINAL)  # a marginal result is a pass with a warning, never a failure
 
 
 class SideVerdict(enum.StrEnum):
     PASS = "pass"
+    MARGINAL = "marginal"  # passed, and some of its newest results only marginally
     FAIL = "fail"
     FLAKY = "flaky"
     INCONCLUSIVE = "inconclusive"
@@ -122,8 +127,9 @@ class Summary:
     passed: int = 0
     failed: int = 0
     inconclusive: int = 0
-    recent_passed: int = 0  # among the newest FLAKY_WINDOW results
+    recent_passed: int = 0  # among the newest FLAKY_WINDOW results (marginal ones included)
     recent_failed: int = 0
+    recent_marginal: int = 0
     metrics: Mapping[str, MetricSample] = field(default_factory=dict)
     firmware: str = ""
     oldest: RunRef | None = None  # the run of the oldest result
@@ -146,6 +152,8 @@ class Summary:
             return SideVerdict.FLAKY
         if self.recent_failed:
             return SideVerdict.FAIL
+        if self.recent_marginal:
+            return SideVerdict.MARGINAL
         if self.recent_passed:
             return SideVerdict.PASS
         return SideVerdict.INCONCLUSIVE
@@ -191,7 +199,7 @@ def summarise(samples: Iterable[ResultSample], by_firmware: bool = False) -> lis
 def _summary(key: CaseKey, firmware: str, rows: list[ResultSample]) -> Summary:
     rows = sorted(rows, key=lambda s: (s.run.at, s.run.run_id, s.device_id), reverse=True)
     recent = [s.verdict for s in rows[:FLAKY_WINDOW]]
-    passes = [s.run for s in rows if s.verdict == PASS]
+    passes = [s.run for s in rows if s.verdict in PASSED]
     fails = [s.run for s in rows if s.verdict == FAIL]
     metrics: dict[str, MetricSample] = {}
     for sample in reversed(rows):  # oldest first: the newest criterion is the one kept
@@ -217,8 +225,9 @@ def _summary(key: CaseKey, firmware: str, rows: list[ResultSample]) -> Summary:
         passed=len(passes),
         failed=len(fails),
         inconclusive=len(rows) - len(passes) - len(fails),
-        recent_passed=recent.count(PASS),
+        recent_passed=recent.count(PASS) + recent.count(MARGINAL),
         recent_failed=recent.count(FAIL),
+        recent_marginal=recent.count(MARGINAL),
         metrics=metrics,
         firmware=firmware,
         oldest=rows[-1].run,
@@ -237,10 +246,10 @@ def change_between(base: Summary | None, target: Summary | None) -> Change:
         return Change.NEW
     if target is None or not target.results:
         return Change.MISSING
-    pair = (base.verdict, target.verdict)
-    if pair == (SideVerdict.PASS, SideVerdict.FAIL):
+    passed = (SideVerdict.PASS, SideVerdict.MARGINAL)
+    if base.verdict in passed and target.verdict is SideVerdict.FAIL:
         return Change.REGRESSION
-    if pair == (SideVerdict.FAIL, SideVerdict.PASS):
+    if base.verdict is SideVerdict.FAIL and target.verdict in passed:
         return Change.FIX
     return Change.UNCHANGED
 
@@ -438,7 +447,7 @@ def _regressions_of(key: CaseKey, ordered: Sequence[Summary]) -> list[Regression
     last_pass: Summary | None = None
     opened: Regression | None = None
     for summary in ordered:
-        if summary.verdict is SideVerdict.PASS:
+        if summary.verdict in (SideVerdict.PASS, SideVerdict.MARGINAL):
             if opened is not None:
                 found.append(
                     replace(opened, fixed_by=FirmwareRef(summary.firmware, summary.oldest_pass))

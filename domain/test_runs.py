@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +18,7 @@ from domain.errors import (
     RunClaimed,
 )
 from domain.scheduling import Demand, DeviceRequest, Priority
-from domain.test_cases import Criterion, TestCaseSnapshot
+from domain.test_cases import Criterion, Outcome, Statistic, TestCaseSnapshot
 
 TIMEOUT_REASON = "timeout"
 QUEUE_TIMEOUT_REASON = "queue timeout"
@@ -47,9 +47,23 @@ class RunPurpose(enum.StrEnum):
 
 
 class Verdict(enum.StrEnum):
+    """A case's or a run's verdict. Marginal is a pass with a warning: some criterion passed
+    inside its marginal band. Overall, fail wins over inconclusive, inconclusive over
+    marginal, marginal over pass (`VERDICT_ORDER`)."""
+
     PASS = "pass"
+    MARGINAL = "marginal"
     FAIL = "fail"
     INCONCLUSIVE = "inconclusive"
+
+    @property
+    def passed(self) -> bool:
+        """Pass or marginal: what pass rates, exit codes and regressions count as passed."""
+        return self in (Verdict.PASS, Verdict.MARGINAL)
+
+
+# the worst first: the first of these among a run's cases is the run's verdict
+VERDICT_ORDER = (Verdict.FAIL, Verdict.INCONCLUSIVE, Verdict.MARGINAL, Verdict.PASS)
 
 
 @dataclass(frozen=True)
@@ -67,17 +81,42 @@ class DeviceSnapshot:
 
 @dataclass(frozen=True)
 class Observation:
-    """A value a runner measured for one metric."""
+    """What a runner measured for one metric: a value, a series of `samples` (`(t, value)`,
+    `t` in seconds from the case's start, in time order), or both. Without a value the last
+    sample's is the final value."""
 
     metric: str
-    value: float
+    value: float | None = None
     unit: str = ""
+    samples: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
+        samples = tuple(tuple(s) for s in self.samples or ())
+        last_t = -math.inf
+        for sample in samples:
+            if len(sample) != 2 or not all(_finite(x) for x in sample):
+                raise InvalidValue(
+                    "results", f"each sample of {self.metric} must be [t, value], two numbers"
+                )
+            if sample[0] < 0 or sample[0] < last_t:
+                raise InvalidValue(
+                    "results",
+                    f"the samples of {self.metric} must be in time order, t >= 0 seconds",
+                )
+            last_t = sample[0]
+        object.__setattr__(self, "samples", tuple((float(t), float(v)) for t, v in samples))
+        if self.value is None:
+            if not samples:
+                raise InvalidValue("results", f"{self.metric} needs a value or samples")
+            object.__setattr__(self, "value", float(samples[-1][1]))
         if isinstance(self.value, bool) or not isinstance(self.value, int | float):
             raise InvalidValue("results", f"the value of {self.metric} must be a number")
         if not math.isfinite(self.value):
             raise InvalidValue("results", f"the value of {self.metric} must be a finite number")
+
+
+def _finite(x: Any) -> bool:
+    return not isinstance(x, bool) and isinstance(x, int | float) and math.isfinite(x)
 
 
 @dataclass(frozen=True)
@@ -95,14 +134,37 @@ class ResultReport:
 
 @dataclass(frozen=True)
 class Measurement:
-    """One criterion judged against what was measured; `value` is None when nothing was."""
+    """One criterion judged against what was measured; `value` is None when nothing was.
+    `passed` is True for a pass and a marginal pass (`marginal` then True), None when the
+    outcome is inconclusive (`reason` says why). `value` is what was judged: the final value,
+    the statistic `of` the samples, or for `all` the first failing (else first marginal)
+    sample. `expected` is what the criterion asks of the value (`<= 240 V`); `samples` are the series measured."""
 
     metric: str
     condition: str
-    threshold: float
+    threshold: float | None
     unit: str
     value: float | None
     passed: bool | None
+    marginal: bool = False
+    reason: str = ""
+    of: str = Statistic.FINAL.value
+    expected: str = ""
+    samples: tuple[tuple[float, float], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.expected and self.threshold is not None:  # stored before `expected`
+            unit = f" {self.unit}" if self.unit else ""
+            expected = f"{self.condition} {self.threshold:g}{unit}"
+            object.__setattr__(self, "expected", expected)
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.passed is None:
+            return Outcome.INCONCLUSIVE
+        if not self.passed:
+            return Outcome.FAIL
+        return Outcome.MARGINAL if self.marginal else Outcome.PASS
 
 
 @dataclass(frozen=True)
@@ -117,38 +179,89 @@ class CaseResult:
 
 
 def judge(criterion: Criterion, observations: Iterable[Observation]) -> Measurement:
-    value: float | None = None
+    """The criterion against the last observation of its metric. Inconclusive, with the
+    reason, when the metric was not reported or came in another unit than the criterion's
+    (when both name one)."""
+    observed: Observation | None = None
     for observation in observations:
         if observation.metric == criterion.metric:
-            value = observation.value  # the last report of a metric wins
-    passed = None if value is None else criterion.is_met_by(value)
-    return Measurement(
+            observed = observation  # the last report of a metric wins
+    judged = Measurement(
         metric=criterion.metric,
         condition=criterion.condition.value,
         threshold=criterion.threshold,
         unit=criterion.unit,
+        value=None,
+        passed=None,
+        of=criterion.of.value,
+        expected=criterion.expectation(),
+    )
+    if observed is None:
+        return replace(judged, reason=f"no value reported for {criterion.metric}")
+    judged = replace(judged, samples=observed.samples)
+    if criterion.unit and observed.unit and observed.unit != criterion.unit:
+        return replace(
+            judged,
+            value=observed.value,
+            reason=f"unit {observed.unit} differs from criterion unit {criterion.unit}",
+        )
+    value, outcome = _judged_value(criterion, observed)
+    return replace(
+        judged,
         value=value,
-        passed=passed,
+        passed=outcome is not Outcome.FAIL,
+        marginal=outcome is Outcome.MARGINAL,
     )
 
 
+def _judged_value(criterion: Criterion, observed: Observation) -> tuple[float, Outcome]:
+    """Without samples the reported value is the series (of one)."""
+    series = [v for _, v in observed.samples] or [observed.value]
+    final: float = observed.value  # type: ignore[assignment]  # Observation sets it
+    of = criterion.of
+    if of is Statistic.ALL:
+        outcomes = [(v, criterion.outcome_of(v)) for v in series]
+        for worst in (Outcome.FAIL, Outcome.MARGINAL):
+            first = next((v for v, o in outcomes if o is worst), None)
+            if first is not None:
+                return first, worst
+        return final, Outcome.PASS
+    value = {
+        Statistic.FINAL: lambda: final,
+        Statistic.P95: lambda: percentile(series, 95),
+        Statistic.MEAN: lambda: math.fsum(series) / len(series),
+        Statistic.MAX: lambda: max(series),
+        Statistic.MIN: lambda: min(series),
+    }[of]()
+    return value, criterion.outcome_of(value)
+
+
+def percentile(values: Sequence[float], percent: float) -> float:
+    """Nearest rank: the smallest value with at least `percent` % of the values at or below."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(percent / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
 def verdict_of(measurements: Iterable[Measurement], error: bool = False) -> Verdict:
-    """Any failed criterion fails; anything unmeasured (or a runner error) is inconclusive."""
-    outcomes = [m.passed for m in measurements]
-    if False in outcomes:
+    """Any failed criterion fails; anything unmeasured or inconclusive (or a runner error) is
+    inconclusive; a marginal criterion makes a pass marginal."""
+    outcomes = [m.outcome for m in measurements]
+    if Outcome.FAIL in outcomes:
         return Verdict.FAIL
-    if error or None in outcomes or not outcomes:
+    if error or Outcome.INCONCLUSIVE in outcomes or not outcomes:
         return Verdict.INCONCLUSIVE
+    if Outcome.MARGINAL in outcomes:
+        return Verdict.MARGINAL
     return Verdict.PASS
 
 
 def overall_verdict(verdicts: Iterable[Verdict]) -> Verdict:
-    verdicts = list(verdicts)
-    if Verdict.FAIL in verdicts:
-        return Verdict.FAIL
-    if not verdicts or Verdict.INCONCLUSIVE in verdicts:
+    """The worst of the verdicts in VERDICT_ORDER; no verdicts are inconclusive."""
+    present = set(verdicts)
+    if not present:
         return Verdict.INCONCLUSIVE
-    return Verdict.PASS
+    return next(v for v in VERDICT_ORDER if v in present)
 
 
 @dataclass(eq=False)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from domain.comparison import FAIL, PASS, Measured
+from domain.comparison import FAIL, PASSED, Measured
 
 
 @dataclass(frozen=True)
@@ -75,11 +75,12 @@ def firmware_changes(series: Iterable[TrendPoint]) -> list[FirmwareChange]:
 
 
 def pass_rate_per_day(results: Iterable[TrendResult]) -> list[DayRate]:
-    """Results per UTC day (of the run's finish) by verdict, oldest day first."""
+    """Results per UTC day (of the run's finish) by verdict, oldest day first; a marginal
+    result counts as passed."""
     days: dict[date, list[int]] = {}
     for r in results:
         counts = days.setdefault(r.finished_at.date(), [0, 0, 0])
-        counts[0 if r.verdict == PASS else 1 if r.verdict == FAIL else 2] += 1
+        counts[0 if r.verdict in PASSED else 1 if r.verdict == FAIL else 2] += 1
     return [DayRate(day, *counts) for day, counts in sorted(days.items())]
 
 

@@ -4,7 +4,7 @@ ordinary client of the public API (DEVICELAB_URL and DEVICELAB_TOKEN, or --url /
 Names of test cases, environments and devices resolve to ids (an id works too); an unknown or
 ambiguous name is an error naming what was meant. `run start --wait` follows the run (live
 events, else polling) with progress on stderr and ends with an exit code CI can branch on:
-0 pass, 1 fail, 2 inconclusive, 3 failed or aborted (also a run cancelled by --timeout),
+0 pass (also marginal: a pass with a warning, printed), 1 fail, 2 inconclusive, 3 failed or aborted (also a run cancelled by --timeout),
 4 a usage or server error. Results go to stdout only when asked (--json, the run id)."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from adapters.api_client.http import ApiClientError, DevicelabClient, quote
 EXIT_PASS, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_NOT_COMPLETED, EXIT_ERROR = 0, 1, 2, 3, 4
 PRIORITIES = ("low", "normal", "high")
 RUN_STATUSES = ("waiting", "queued", "running", "completed", "failed", "aborted")
-VERDICTS = ("pass", "fail", "inconclusive")
+VERDICTS = ("pass", "marginal", "fail", "inconclusive")
 REQUEST_KEYS = ("model", "count", "role")
 
 
@@ -67,7 +67,8 @@ class ClientGroup(_UsageExits4, click.Group):
 def exit_code_of(run: dict) -> int:
     if run["status"] != "completed":
         return EXIT_NOT_COMPLETED
-    return {"pass": EXIT_PASS, "fail": EXIT_FAIL}.get(run.get("verdict"), EXIT_INCONCLUSIVE)
+    verdicts = {"pass": EXIT_PASS, "marginal": EXIT_PASS, "fail": EXIT_FAIL}
+    return verdicts.get(run.get("verdict"), EXIT_INCONCLUSIVE)
 
 
 def _connection(function: Callable) -> Callable:
@@ -197,10 +198,11 @@ def _say(text: str) -> None:
 
 def describe_measurement(m: dict) -> str:
     unit = f" {m['unit']}" if m.get("unit") else ""
-    expected = f"{m['condition']} {m['threshold']:g}{unit}"
+    expected = m.get("expected") or f"{m['condition']} {m['threshold']:g}{unit}"
     if m.get("value") is None:
         return f"{m['metric']} not measured (expected {expected})"
-    return f"{m['metric']} = {m['value']:g}{unit} (expected {expected})"
+    text = f"{m['metric']} = {m['value']:g}{unit} (expected {expected})"
+    return text + (f": {m['reason']}" if m.get("reason") else "")
 
 
 class Progress:
@@ -235,8 +237,13 @@ class Progress:
             failed = [
                 describe_measurement(m) for m in result["measurements"] if m["passed"] is False
             ]
-            if failed:
-                line += " — " + "; ".join(failed)
+            marginal = [
+                "marginal: " + describe_measurement(m)
+                for m in result["measurements"]
+                if m.get("outcome") == "marginal"
+            ]
+            if failed or marginal:
+                line += " — " + "; ".join(failed or marginal)
             elif result["verdict"] != "pass" and result.get("message"):
                 line += f" — {result['message']}"
             _say(line)
@@ -256,7 +263,10 @@ class Progress:
                 f" (runner {run['runner']})" if run.get("runner") else ""
             )
         if status == "completed":
-            return f"completed, verdict {run.get('verdict')}"
+            warning = (
+                " (warning: passed only marginally)" if run.get("verdict") == "marginal" else ""
+            )
+            return f"completed, verdict {run.get('verdict')}{warning}"
         reason = f": {run['failure_reason']}" if run.get("failure_reason") else ""
         return f"{status}{reason}"
 

@@ -136,6 +136,8 @@ class Settings:
     worker_class: str = "gevent"
     worker_connections: int = 1000
     max_body_bytes: int = 1024 * 1024
+    # the longest measured series a runner may report per metric (more is a 422)
+    max_samples_per_metric: int = 1000
     queue_allowance_s: float = 600
     # how long a run may wait for its devices in the queue (a start may ask for less or more)
     queue_timeout_s: float = 24 * 3600
@@ -233,6 +235,7 @@ class Settings:
             worker_class=_worker_class(env),
             worker_connections=int(_number(env, "DEVICELAB_WORKER_CONNECTIONS", 1000, 1)),
             max_body_bytes=int(_number(env, "DEVICELAB_MAX_BODY_BYTES", 1024 * 1024, 1024)),
+            max_samples_per_metric=int(_number(env, "DEVICELAB_MAX_SAMPLES_PER_METRIC", 1000, 1)),
             queue_allowance_s=_number(env, "DEVICELAB_QUEUE_ALLOWANCE_S", 600),
             queue_timeout_s=_number(env, "DEVICELAB_QUEUE_TIMEOUT_S", 24 * 3600, 1),
             max_hold_s=_number(env, "DEVICELAB_MAX_HOLD_S", 8 * 3600, 60),

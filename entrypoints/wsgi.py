@@ -34,6 +34,7 @@ def create_app(container: Container | None = None) -> Flask:
     app = Flask("devicelab")
     app.config["MAX_CONTENT_LENGTH"] = container.config.max_body_bytes()
     app.config["DEVICELAB_GRAFANA_URL_TEMPLATE"] = container.config.grafana_url_template()
+    app.config["DEVICELAB_MAX_SAMPLES_PER_METRIC"] = container.config.max_samples_per_metric()
     app.json.sort_keys = False
     app.extensions["devicelab.container"] = container
     api = install_api(app)

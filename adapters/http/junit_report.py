@@ -44,11 +44,15 @@ def _number(value: float) -> str:
 
 
 def describe_failed(measurement: Measurement) -> str:
+    """`voltage = 250 V, expected <= 240 V`; an inconclusive one says why."""
     unit = f" {measurement.unit}" if measurement.unit else ""
-    expected = f"{measurement.condition} {_number(measurement.threshold)}{unit}"
+    expected = measurement.expected
     if measurement.value is None:
         return f"{measurement.metric}: not measured (expected {expected})"
-    return f"{measurement.metric} = {_number(measurement.value)}{unit}, expected {expected}"
+    text = f"{measurement.metric} = {_number(measurement.value)}{unit}, expected {expected}"
+    if measurement.reason:
+        text += f" ({measurement.reason})"
+    return text
 
 
 def _properties(suite: ET.Element, run: TestRun, device: DeviceSnapshot) -> None:
@@ -92,6 +96,9 @@ def _outcome(case_element: ET.Element, run: TestRun, result: CaseResult | None) 
         return "error"
     if result.verdict is Verdict.PASS:
         return ""
+    if result.verdict is Verdict.MARGINAL:  # a pass: its note goes to system-out
+        case_element.set("status", "marginal")
+        return ""
     if result.verdict is Verdict.FAIL:
         failed = [describe_failed(m) for m in result.measurements if m.passed is False]
         element = ET.SubElement(
@@ -102,7 +109,7 @@ def _outcome(case_element: ET.Element, run: TestRun, result: CaseResult | None) 
         )
         element.text = _text("\n".join([*failed, result.message]).strip())
         return "failure"
-    unmeasured = [describe_failed(m) for m in result.measurements if m.value is None]
+    unmeasured = [describe_failed(m) for m in result.measurements if m.passed is None]
     element = ET.SubElement(
         case_element,
         "error",
@@ -126,8 +133,15 @@ def _testcase(
         time=f"{seconds:.3f}",
     )
     outcome = _outcome(element, run, result)
-    if result is not None and result.message and outcome == "":
-        ET.SubElement(element, "system-out").text = _text(result.message)
+    if result is not None and outcome == "":
+        marginal = [
+            f"marginal: {describe_failed(m)}, inside its marginal band"
+            for m in result.measurements
+            if m.marginal
+        ]
+        note = "\n".join([*marginal, result.message]).strip()
+        if note:
+            ET.SubElement(element, "system-out").text = _text(note)
     return outcome, seconds
 
 

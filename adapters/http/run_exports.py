@@ -55,6 +55,10 @@ CSV_COLUMNS = (
     "passed",
     "message",
     "failure_reason",
+    # added with the range criteria, at the end so that columns read by position stay put
+    "expected",
+    "outcome",
+    "reason",
 )
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 ROWS_PER_CHUNK = 200
@@ -95,12 +99,15 @@ def csv_cells(row: ResultRow) -> list[Any]:
         result and result.verdict.value,
         criterion and criterion.metric,
         criterion and criterion.condition.value,
-        criterion and float(criterion.threshold),
+        criterion and criterion.threshold,
         criterion and criterion.unit,
         measurement and measurement.value,
         measurement and measurement.passed,
         result and result.message,
         run.failure_reason,
+        criterion and criterion.expectation(),
+        measurement and measurement.outcome.value,
+        measurement and measurement.reason,
     ]
     return [_cell(v) for v in values]
 

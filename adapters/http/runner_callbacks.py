@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 
 from dependency_injector.wiring import Provide, inject
-from flask import Response, jsonify, request
+from flask import Response, current_app, jsonify, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from adapters.http.errors import error_body
 from adapters.http.json_bodies import json_response
@@ -92,10 +92,37 @@ class _Report(Schema):
         unknown = EXCLUDE
 
 
+DEFAULT_MAX_SAMPLES = 1000
+
+
 class ObservationSchema(_Report):
     metric = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    value = JsonNumber(required=True)
+    value = JsonNumber(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "the final value; without it, the last sample's"},
+    )
     unit = fields.String(load_default="", validate=validate.Length(max=50))
+    samples = fields.List(
+        fields.Tuple((JsonNumber(), JsonNumber())),
+        load_default=list,
+        metadata={
+            "description": "the measured series: [t, value] pairs, t in seconds from the "
+            "case's start, in time order; at most DEVICELAB_MAX_SAMPLES_PER_METRIC (1000)"
+        },
+    )
+
+    @validates_schema
+    def _bounded(self, data, **kwargs):
+        """The limit is a setting, so it is checked here and not in the field."""
+        limit = current_app.config.get("DEVICELAB_MAX_SAMPLES_PER_METRIC", DEFAULT_MAX_SAMPLES)
+        if len(data.get("samples") or ()) > limit:
+            raise ValidationError(
+                f"at most {limit} samples per metric (DEVICELAB_MAX_SAMPLES_PER_METRIC)",
+                "samples",
+            )
+        if data.get("value") is None and not data.get("samples"):
+            raise ValidationError("a value or samples are required", "value")
 
 
 class ResultReportSchema(_Report):

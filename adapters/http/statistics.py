@@ -16,7 +16,10 @@ blp = Blueprint("statistics", __name__, url_prefix="/api/stats", description="Da
 
 class DayVerdictsSchema(Schema):
     day = fields.String(metadata={"description": "YYYY-MM-DD (UTC)"})
-    passed = fields.Integer(data_key="pass")
+    passed = fields.Integer(
+        data_key="pass", metadata={"description": "passed runs, marginal ones included"}
+    )
+    marginal = fields.Integer(metadata={"description": "of the passed, those only marginal"})
     fail = fields.Integer()
     inconclusive = fields.Integer()
 
@@ -64,7 +67,8 @@ class LabStatistics(MethodView):
             "pass_rate_by_day": [
                 {
                     "day": day,
-                    "passed": counts.get((day, "pass"), 0),
+                    "passed": counts.get((day, "pass"), 0) + counts.get((day, "marginal"), 0),
+                    "marginal": counts.get((day, "marginal"), 0),
                     "fail": counts.get((day, "fail"), 0),
                     "inconclusive": counts.get((day, "inconclusive"), 0),
                 }

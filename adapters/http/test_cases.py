@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dependency_injector.wiring import Provide, inject
 from flask.views import MethodView
 from flask_smorest import Blueprint
@@ -22,7 +24,7 @@ from application.use_cases.catalog import (
     UpdateTestCase,
 )
 from domain.execution import EXECUTORS, MAX_ARGUMENT_LENGTH, MAX_COMMAND_ARGUMENTS
-from domain.test_cases import MAX_TIMEOUT_S, Condition
+from domain.test_cases import MAX_TIMEOUT_S, Condition, Criterion, Statistic
 from domain.users import Permission
 
 blp = Blueprint(
@@ -30,18 +32,78 @@ blp = Blueprint(
 )
 
 CONDITIONS = [c.value for c in Condition]
+STATISTICS = [s.value for s in Statistic]
 _seconds = validate.Range(min=0, max=MAX_TIMEOUT_S)
 
 
+class MarginalBandSchema(Schema):
+    min = JsonNumber(load_default=None, allow_none=True)
+    max = JsonNumber(load_default=None, allow_none=True)
+
+
 class CriterionSchema(Schema):
+    """Which numbers a criterion needs depends on its condition (domain.test_cases.Criterion
+    checks them: a missing or extra one is a 422 that names it)."""
+
     metric = fields.String(required=True, validate=validate.Length(min=1, max=200))
     condition = fields.String(required=True, validate=validate.OneOf(CONDITIONS))
-    threshold = JsonNumber(required=True)
+    threshold = JsonNumber(
+        load_default=None, allow_none=True, metadata={"description": "for < <= > >= == !="}
+    )
+    min = JsonNumber(load_default=None, allow_none=True, metadata={"description": "between"})
+    max = JsonNumber(load_default=None, allow_none=True, metadata={"description": "between"})
+    nominal = JsonNumber(
+        load_default=None, allow_none=True, metadata={"description": "within_percent"}
+    )
+    percent = JsonNumber(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "within_percent: the allowed deviation, > 0"},
+    )
     unit = fields.String(load_default="", validate=validate.Length(max=50))
+    of = fields.String(
+        load_default="final",
+        validate=validate.OneOf(STATISTICS),
+        metadata={"description": "what of the samples is judged: " + ", ".join(STATISTICS)},
+    )
+    marginal = fields.Nested(
+        MarginalBandSchema,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "a passing value in min..max is marginal (a pass, warned)"},
+    )
 
 
-class CriterionOutSchema(CriterionSchema):
+class CriterionOutSchema(Schema):
+    """Every key of every kind; the numbers a condition does not use are null."""
+
+    metric = fields.String()
     condition = fields.Function(lambda c: c.condition.value, metadata={"enum": CONDITIONS})
+    threshold = fields.Float(allow_none=True)
+    min = fields.Float(allow_none=True)
+    max = fields.Float(allow_none=True)
+    nominal = fields.Float(allow_none=True)
+    percent = fields.Float(allow_none=True)
+    unit = fields.String()
+    of = fields.Function(lambda c: c.of.value, metadata={"enum": STATISTICS})
+    marginal = fields.Nested(MarginalBandSchema, allow_none=True)
+
+
+def criterion_out(criterion: Criterion) -> dict[str, Any]:
+    """What CriterionOutSchema dumps, built directly (adapters/http/json_bodies.py)."""
+    band = criterion.marginal
+    return {
+        "metric": criterion.metric,
+        "condition": criterion.condition.value,
+        "threshold": criterion.threshold,
+        "min": criterion.min,
+        "max": criterion.max,
+        "nominal": criterion.nominal,
+        "percent": criterion.percent,
+        "unit": criterion.unit,
+        "of": criterion.of.value,
+        "marginal": None if band is None else {"min": band.min, "max": band.max},
+    }
 
 
 class ExecutionSchema(Schema):

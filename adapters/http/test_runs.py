@@ -14,7 +14,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from adapters.http.json_bodies import iso, json_response
 from adapters.http.pagination import PageQuerySchema, page_schema
 from adapters.http.security import current_actor, requires
-from adapters.http.test_cases import CriterionOutSchema, ExecutionOutSchema
+from adapters.http.test_cases import CriterionOutSchema, ExecutionOutSchema, criterion_out
 from application.ports import RunFilter
 from application.use_cases.admission import WHEN_BUSY
 from application.use_cases.scheduling import GetQueue, QueueEntry
@@ -26,8 +26,8 @@ from application.use_cases.test_runs import (
     StartTestRunRequest,
 )
 from domain.scheduling import MAX_COUNT, MAX_REQUESTS, DeviceRequest, Priority, WaitingFor
-from domain.test_cases import TestCaseSnapshot
-from domain.test_runs import CaseResult, RunPurpose, RunStatus, TestRun, Verdict
+from domain.test_cases import Outcome, TestCaseSnapshot
+from domain.test_runs import CaseResult, Measurement, RunPurpose, RunStatus, TestRun, Verdict
 from domain.users import Permission
 
 blp = Blueprint("test_runs", __name__, url_prefix="/api/test-runs", description="Test runs")
@@ -122,13 +122,29 @@ class EnvironmentSnapshotSchema(Schema):
     variables = fields.Dict(keys=fields.String(), values=fields.String())
 
 
+OUTCOMES = [o.value for o in Outcome]
+
+
 class MeasurementSchema(Schema):
     metric = fields.String()
     condition = fields.String()
-    threshold = fields.Float()
+    threshold = fields.Float(allow_none=True, metadata={"description": "null for ranges"})
     unit = fields.String()
-    value = fields.Float(allow_none=True)
-    passed = fields.Boolean(allow_none=True)
+    value = fields.Float(allow_none=True, metadata={"description": "the value judged"})
+    passed = fields.Boolean(
+        allow_none=True, metadata={"description": "true for pass and marginal; null: no outcome"}
+    )
+    outcome = fields.Function(lambda m: m.outcome.value, metadata={"enum": OUTCOMES})
+    reason = fields.String(metadata={"description": "why the outcome is inconclusive"})
+    of = fields.String(metadata={"description": "what of the samples was judged"})
+    expected = fields.String(metadata={"description": "the criterion, in words"})
+    samples = fields.List(
+        fields.List(fields.Float()),
+        metadata={
+            "description": "[t, value] pairs, t in seconds from the case's start; only in "
+            "GET /api/test-runs/{id} (lists and callback answers leave them out)"
+        },
+    )
 
 
 class CaseResultSchema(Schema):
@@ -249,15 +265,7 @@ def _case_json(case: TestCaseSnapshot) -> dict[str, Any]:
         "version": int(case.version),
         "name": case.name,
         "description": case.description,
-        "criteria": [
-            {
-                "metric": c.metric,
-                "condition": c.condition.value,
-                "threshold": float(c.threshold),
-                "unit": c.unit,
-            }
-            for c in case.criteria
-        ],
+        "criteria": [criterion_out(c) for c in case.criteria],
         "duration_s": int(case.duration_s),
         "timeout_s": int(case.timeout_s),
         "parameters": {str(k): v for k, v in case.parameters.items()},
@@ -266,22 +274,30 @@ def _case_json(case: TestCaseSnapshot) -> dict[str, Any]:
     }
 
 
-def _result_json(result: CaseResult) -> dict[str, Any]:
+def _measurement_json(m: Measurement, with_samples: bool) -> dict[str, Any]:
+    data = {
+        "metric": m.metric,
+        "condition": _text(m.condition),
+        "threshold": _number(m.threshold),
+        "unit": m.unit,
+        "value": _number(m.value),
+        "passed": None if m.passed is None else bool(m.passed),
+        "outcome": m.outcome.value,
+        "reason": m.reason,
+        "of": m.of,
+        "expected": m.expected,
+    }
+    if with_samples:
+        data["samples"] = [[t, v] for t, v in m.samples]
+    return data
+
+
+def _result_json(result: CaseResult, with_samples: bool = False) -> dict[str, Any]:
     return {
         "test_case_id": result.test_case_id,
         "device_id": result.device_id,
         "verdict": result.verdict.value,
-        "measurements": [
-            {
-                "metric": m.metric,
-                "condition": _text(m.condition),
-                "threshold": float(m.threshold),
-                "unit": m.unit,
-                "value": _number(m.value),
-                "passed": None if m.passed is None else bool(m.passed),
-            }
-            for m in result.measurements
-        ],
+        "measurements": [_measurement_json(m, with_samples) for m in result.measurements],
         "message": result.message,
         "started_at": iso(result.started_at),
         "finished_at": iso(result.finished_at),
@@ -315,9 +331,13 @@ def waiting_for_json(waits: WaitingFor | None) -> dict[str, Any] | None:
     }
 
 
-def run_json(run: TestRun, queued: QueueEntry | None = None) -> dict[str, Any]:
+def run_json(
+    run: TestRun, queued: QueueEntry | None = None, with_samples: bool = False
+) -> dict[str, Any]:
     """What TestRunSchema dumps (see adapters/http/json_bodies.py); `queued` is the run's
-    place in the queue while it waits."""
+    place in the queue while it waits. The measured series (`with_samples`) only for one
+    run's page: up to DEVICELAB_MAX_SAMPLES_PER_METRIC pairs per measurement would make
+    every list and callback answer that much larger."""
     environment = run.environment
     return {
         "id": run.id,
@@ -354,7 +374,7 @@ def run_json(run: TestRun, queued: QueueEntry | None = None) -> dict[str, Any]:
         "last_report_at": iso(run.last_report_at),
         "runner": run.runner,
         "grafana_url": grafana_url(run),
-        "results": [_result_json(r) for r in run.results.values()],
+        "results": [_result_json(r, with_samples) for r in run.results.values()],
         "priority": run.priority.value,
         "purpose": run.purpose.value,
         "requested_device_ids": list(run.requested_device_ids),
@@ -534,7 +554,8 @@ class TestRunById(MethodView):
     ):
         """One run with its results (and its place in the queue while it waits)"""
         run = get_run(run_id)
-        return json_response(run_json(run, _queue_places([run], get_queue).get(run.id)))
+        queued = _queue_places([run], get_queue).get(run.id)
+        return json_response(run_json(run, queued, with_samples=True))
 
 
 @blp.route("/<run_id>/cancel")

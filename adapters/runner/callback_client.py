@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 from application.ports import Clock
 from application.runner import Callback, CallbackReply, CallbackStatus, RunnerLogLine
-from domain.test_runs import ResultReport
+from domain.test_runs import Observation, ResultReport
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +32,22 @@ _CONCURRENT_UPDATE = "concurrent_update"
 _RUN_CLAIMED = "run_claimed"
 
 
+def _observation_json(observation: Observation) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "metric": observation.metric,
+        "value": observation.value,
+        "unit": observation.unit,
+    }
+    if observation.samples:
+        data["samples"] = [[t, v] for t, v in observation.samples]
+    return data
+
+
 def result_json(report: ResultReport) -> dict[str, Any]:
     return {
         "test_case_id": report.test_case_id,
         "device_id": report.device_id,
-        "measurements": [
-            {"metric": o.metric, "value": o.value, "unit": o.unit} for o in report.observations
-        ],
+        "measurements": [_observation_json(o) for o in report.observations],
         "message": report.message[:5000],
         "error": report.error,
         "started_at": report.started_at.isoformat() if report.started_at else None,

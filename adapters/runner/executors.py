@@ -82,7 +82,7 @@ class SimulateExecutor:
         results = []
         for device in request.devices:
             passes, observations = simulate_observations(
-                case.criteria, self._random(request, device), probability
+                case.criteria, self._random(request, device), probability, case.duration_s
             )
             result = ResultReport(
                 case.id,

@@ -2,7 +2,10 @@
 on the failing side of one of them, with noise that scales with the threshold.
 
 Criteria on the same metric are satisfied together (e.g. `voltage >= 207` and
-`voltage <= 253` give one value between the two)."""
+`voltage <= 253`, or `voltage between 207 and 253`, give values between the two). Each metric
+comes as a series of `SAMPLES` samples spread over the case's duration, the last one its
+final value: every sample of a passing metric passes, every sample of the failing one fails
+on the same side, so whatever statistic a criterion judges (`of`) comes out as meant."""
 
 from __future__ import annotations
 
@@ -14,12 +17,16 @@ from domain.test_cases import Condition, Criterion
 from domain.test_runs import Observation
 
 _ATTEMPTS = 50
+SAMPLES = 10
 
 
 def simulate_observations(
-    criteria: Iterable[Criterion], rng: random.Random, pass_probability: float
+    criteria: Iterable[Criterion],
+    rng: random.Random,
+    pass_probability: float,
+    duration_s: float = 0,
 ) -> tuple[bool, tuple[Observation, ...]]:
-    """Whether this (test case, device) was meant to pass, and one value per metric.
+    """Whether this (test case, device) was meant to pass, and a series per metric.
     Failing means one metric, chosen at random, violates one of its criteria."""
     groups: dict[str, list[Criterion]] = {}
     for criterion in criteria:
@@ -29,17 +36,39 @@ def simulate_observations(
     observations = []
     for metric, group in groups.items():
         if metric == failing_metric:
-            value = failing_value(rng.choice(group), rng)
+            criterion = rng.choice(group)
+            first = failing_value(criterion, rng)
+            values = [first, *(_near(first, criterion, rng) for _ in range(SAMPLES - 1))]
         else:
-            value = passing_value(group, rng)
+            values = [passing_value(group, rng) for _ in range(SAMPLES)]
         unit = next((c.unit for c in group if c.unit), "")
-        observations.append(Observation(metric, value, unit))
+        step = duration_s / (SAMPLES - 1)
+        samples = tuple((round(i * step, 3), v) for i, v in enumerate(values))
+        observations.append(Observation(metric, values[-1], unit, samples))
     return passes, tuple(observations)
+
+
+def _near(value: float, criterion: Criterion, rng: random.Random) -> float:
+    """Another failing value on the same side as `value` (a range fails below or above it)."""
+    for _ in range(_ATTEMPTS):
+        other = value + (value - _anchor(criterion)) * rng.uniform(-0.5, 0.5)
+        if math.isfinite(other) and not criterion.is_met_by(other):
+            return other
+    return value
+
+
+def _anchor(criterion: Criterion) -> float:
+    """The value the failing side is measured from: the threshold or the range's middle."""
+    bounds = criterion.bounds
+    return (bounds[0] + bounds[1]) / 2 if bounds else criterion.threshold  # type: ignore[return-value]
 
 
 def failing_value(criterion: Criterion, rng: random.Random) -> float:
     """A value that does not meet `criterion`."""
-    threshold = criterion.threshold
+    bounds = criterion.bounds
+    if bounds is not None:
+        return _outside(criterion, bounds, rng)
+    threshold: float = criterion.threshold  # type: ignore[assignment]
     for _ in range(_ATTEMPTS):
         distance = _distance(threshold, rng)
         value = {
@@ -56,12 +85,27 @@ def failing_value(criterion: Criterion, rng: random.Random) -> float:
     raise ValueError(f"cannot simulate a value failing {criterion.describe()}")
 
 
+def _outside(criterion: Criterion, bounds: tuple[float, float], rng: random.Random) -> float:
+    low, high = bounds
+    span = high - low or _distance(low, rng)
+    for _ in range(_ATTEMPTS):
+        distance = span * (0.05 + abs(rng.gauss(0, 0.5)))
+        value = low - distance if rng.random() < 0.5 else high + distance
+        value = _tidy(value, lambda v: not criterion.is_met_by(v))
+        if math.isfinite(value) and not criterion.is_met_by(value):
+            return value
+    raise ValueError(f"cannot simulate a value failing {criterion.describe()}")
+
+
 def passing_value(criteria: Sequence[Criterion], rng: random.Random) -> float:
     """A value that meets every criterion of one metric (the nearest try when they contradict
     each other, e.g. `> 10` and `< 5`: the result then fails, as it would on a real bench)."""
     equal = [c.threshold for c in criteria if c.condition is Condition.EQ]
+    ranges = [c.bounds for c in criteria if c.bounds is not None]
     lows = [c.threshold for c in criteria if c.condition in (Condition.GT, Condition.GE)]
     highs = [c.threshold for c in criteria if c.condition in (Condition.LT, Condition.LE)]
+    lows += [low for low, _ in ranges]
+    highs += [high for _, high in ranges]
     low, high = (max(lows) if lows else None), (min(highs) if highs else None)
 
     def meets_all(value: float) -> bool:
@@ -79,7 +123,7 @@ def passing_value(criteria: Sequence[Criterion], rng: random.Random) -> float:
         elif high is not None:
             value = high - _distance(high, rng)
         else:  # only "!=": anything near the excluded values
-            anchor = criteria[0].threshold
+            anchor: float = criteria[0].threshold  # type: ignore[assignment]
             value = anchor + rng.choice((-1, 1)) * _distance(anchor, rng)
         value = _tidy(value, meets_all)
         if meets_all(value):

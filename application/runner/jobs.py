@@ -7,7 +7,6 @@ unknown fields are ignored, so additive changes to the contract need no new vers
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -200,17 +199,16 @@ def _strings(data: Mapping[str, Any], name: str, where: str) -> dict[str, str]:
 
 
 def _criterion(data: Mapping[str, Any], where: str) -> Criterion:
-    threshold = _field(data, "threshold", where)
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
-        raise InvalidJob(f"{where}threshold must be a number")
-    if not math.isfinite(threshold):
-        raise InvalidJob(f"{where}threshold must be a finite number")
-    return Criterion(
-        metric=_text(data, "metric", where),
-        condition=_text(data, "condition", where),  # type: ignore[arg-type]  # Criterion checks it
-        threshold=threshold,
-        unit=_text(data, "unit", where, required=False),
-    )
+    """The numbers its condition needs (threshold, min and max, or nominal and percent) are
+    checked by Criterion itself; a contract-version-2 job of before the range kinds reads
+    as it did."""
+    _text(data, "metric", where)
+    _text(data, "condition", where)
+    _text(data, "unit", where, required=False)
+    try:
+        return Criterion.from_json(data)
+    except InvalidValue as error:
+        raise InvalidJob(f"{where}{error.errors[error.field][0]}") from None
 
 
 def _test_case(data: Mapping[str, Any], where: str) -> TestCaseSnapshot:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from application.auth.errors import Forbidden
@@ -25,10 +25,19 @@ def by_name_key(item: TestCase | Environment) -> tuple:
 
 @dataclass(frozen=True)
 class CriterionInput:
+    """A criterion as a client sends it: `threshold` for `<` ... `!=`, `min` and `max` for
+    `between`, `nominal` and `percent` for `within_percent` (domain.test_cases.Criterion)."""
+
     metric: str
     condition: str
-    threshold: float
+    threshold: float | None = None
     unit: str = ""
+    min: float | None = None
+    max: float | None = None
+    nominal: float | None = None
+    percent: float | None = None
+    of: str = "final"
+    marginal: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,7 @@ class TestCaseInput:
 
 
 def _criteria(inputs: list[CriterionInput]) -> list[Criterion]:
-    return [Criterion(c.metric, c.condition, c.threshold, c.unit) for c in inputs]
+    return [Criterion.from_json(asdict(c)) for c in inputs]
 
 
 def _execution(data: ExecutionInput) -> Execution:

@@ -185,8 +185,14 @@ test('create a test case, with problems shown next to their fields', async () =>
   await page.getByLabel('Unit 1').fill('%');
   await page.getByRole('button', { name: '+ Add criterion' }).click();
   await page.getByLabel('Metric 2').fill('standby_power_w');
-  await page.getByLabel('Condition 2').selectOption('<');
-  await page.getByLabel('Threshold 2').fill('10');
+  // a range: its own two inputs replace the threshold, checked before sending
+  await page.getByLabel('Condition 2').selectOption('between');
+  await page.getByLabel('Minimum 2').fill('10');
+  await page.getByLabel('Maximum 2').fill('1');
+  await page.getByRole('button', { name: 'Create test case' }).click();
+  await expect(page.getByLabel('Maximum 2')).toHaveAttribute('aria-invalid', 'true');
+  await page.getByLabel('Minimum 2').fill('0');
+  await page.getByLabel('Maximum 2').fill('10');
   await page.getByLabel('Unit 2').fill('W');
   await page.getByLabel('Duration (seconds)').fill('2');
   await page.getByLabel('Timeout (seconds)').fill('120');
@@ -206,6 +212,7 @@ test('create a test case, with problems shown next to their fields', async () =>
   await expect(page.getByTestId('test-cases-table')).toContainText(CASE_NAME);
   const created = await api.testCaseNamed(CASE_NAME);
   expect(created.criteria.map((c) => c.metric)).toEqual(['energy_error_pct', 'standby_power_w']);
+  expect(created.criteria[1]).toMatchObject({ condition: 'between', min: 0, max: 10, threshold: null });
   await shot(page, '06-test-cases');
 });
 
@@ -259,13 +266,16 @@ test('start a run on two devices and watch it complete live', async () => {
   await expect(badge).toHaveAttribute('data-status', 'completed', { timeout: 60_000 });
   const outcome = page.getByTestId('run-outcome');
   await expect(outcome).toContainText('verdict');
-  await expect(outcome.locator('[data-status]')).toHaveAttribute('data-status', /^(pass|fail|inconclusive)$/);
+  await expect(outcome.locator('[data-status]')).toHaveAttribute('data-status', /^(pass|marginal|fail|inconclusive)$/);
   expect(await page.evaluate(() => (window as unknown as { e2eMark?: string }).e2eMark)).toBe('same page');
   // Every device has a judged result per criterion: measured value against the threshold.
   const results = page.getByTestId(`results-${CASE_NAME}`);
   for (const name of runDevices) await expect(results.locator(`tr[data-result-device="${name}"]`).first()).toBeVisible();
   await expect(results).toContainText('energy_error_pct');
   await expect(results.locator('.badge.ok, .badge.bad, .badge.warn').first()).toBeVisible();
+  // the simulating runner reports a series per metric: plotted with the criterion's limits
+  await expect(results.locator('[data-testid="series-plot"][data-metric="standby_power_w"]').first()).toBeVisible();
+  await expect(results.locator('[data-testid="series-plot"] canvas').first()).toBeVisible();
   const run = await api.get(`/api/test-runs/${quickRunId}`);
   if (run.grafana_url) {
     await expect(page.getByRole('button', { name: /Grafana/ })).toHaveAttribute('href', run.grafana_url);

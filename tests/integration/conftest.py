@@ -158,10 +158,10 @@ class Lab:
     def add_test_case(
         self,
         name: str,
-        criteria: Iterable[tuple[str, str, float]] = (("voltage", "<=", 240.0),),
+        criteria: Iterable[tuple[str, str, float] | CriterionInput] = (("voltage", "<=", 240.0),),
         **details: Any,
     ) -> TestCase:
-        inputs = [CriterionInput(m, c, v) for m, c, v in criteria]
+        inputs = [c if isinstance(c, CriterionInput) else CriterionInput(*c) for c in criteria]
         return self.create_test_case(
             TestCaseInput(name=name, criteria=inputs, **details), may_define_execution=True
         )

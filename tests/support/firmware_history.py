@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from application.use_cases.catalog import CriterionInput
 from domain.test_runs import Observation, ResultReport
 
 
 class FirmwareHistory:
     """Two EM-340 meters and one EM-24, a voltage case (voltage <= 240 V) and a current case
-    (current <= 16 A), one environment; `run` completes a run and moves the clock on."""
+    (current <= 16 A, marginal from 15 A), one environment; `run` completes a run and moves
+    the clock on."""
 
     def __init__(self, lab: Any) -> None:
         self.lab = lab
@@ -18,7 +20,9 @@ class FirmwareHistory:
         self.spare = lab.add_device("meter-2", model="EM-340", firmware_version="1.0.0")
         self.other = lab.add_device("em24-1", model="EM-24", firmware_version="1.0.0")
         self.voltage = lab.add_test_case("voltage", criteria=[("voltage", "<=", 240.0)])
-        self.current = lab.add_test_case("current", criteria=[("current", "<=", 16.0)])
+        self.current = lab.add_test_case(
+            "current", criteria=[CriterionInput("current", "<=", 16.0, marginal={"min": 15.0})]
+        )
         self.environment = lab.add_environment("bench A")
 
     def flash(self, device: Any, firmware: str) -> None:

@@ -325,3 +325,35 @@ def test_regressions_alternate_with_fixes_along_the_firmware_order(outcomes):
     assert len(found) == steps
     assert all(not r.open for r in found[:-1])
     assert all(r.open == (conclusive[-1] == "fail") for r in found[-1:])
+
+
+# -- marginal: a pass with a warning --------------------------------------------------------
+
+
+def test_a_marginal_result_counts_as_passed_and_marks_its_side_marginal():
+    summary = side("pass", "marginal", "inconclusive")
+    assert (summary.passed, summary.failed, summary.inconclusive) == (2, 0, 1)
+    assert summary.verdict is SideVerdict.MARGINAL
+    assert side("marginal", "fail").verdict is SideVerdict.FLAKY
+    assert summary.newest_pass.run_id == "run-0001"
+
+
+@pytest.mark.parametrize(
+    ("base", "target", "change"),
+    [
+        (("pass",), ("marginal",), Change.UNCHANGED),
+        (("marginal",), ("pass",), Change.UNCHANGED),
+        (("marginal",), ("fail",), Change.REGRESSION),
+        (("fail",), ("marginal",), Change.FIX),
+    ],
+)
+def test_pass_to_marginal_is_no_regression_but_marginal_to_fail_is(base, target, change):
+    assert change_between(side(*base), side(*target)) is change
+
+
+def test_a_marginal_firmware_closes_a_regression_and_a_failing_one_after_it_opens_one():
+    (regression,), _ = track_regressions(
+        history(("1.0.0", ("marginal",)), ("1.1.0", ("fail",)), ("1.2.0", ("marginal",)))
+    )
+    assert regression.last_passing.firmware == "1.0.0"
+    assert not regression.open and regression.fixed_by.firmware == "1.2.0"

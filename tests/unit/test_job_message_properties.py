@@ -17,8 +17,9 @@ from application.job_contract import CONTRACT_VERSION
 from application.runner import InvalidJob, parse_cancellation, parse_job
 from application.runner.jobs import Job
 from domain.environments import EnvironmentSnapshot
-from domain.test_cases import Condition, Criterion, TestCaseSnapshot
+from domain.test_cases import TestCaseSnapshot
 from domain.test_runs import DeviceSnapshot, TestRun
+from tests.support.criteria import criteria_of
 from tests.support.runner import job_bytes, job_message, make_run
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -121,13 +122,7 @@ plain_json = st.recursive(
     ),
     max_leaves=8,
 )
-criteria = st.builds(
-    Criterion,
-    metric=names,
-    condition=st.sampled_from(list(Condition)),
-    threshold=st.floats(allow_nan=False, allow_infinity=False),
-    unit=optional_text,
-)
+criteria = criteria_of(names, optional_text)
 
 
 @st.composite

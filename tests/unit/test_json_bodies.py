@@ -18,7 +18,7 @@ from domain.devices import Device, ServiceNote, ServiceState
 from domain.environments import EnvironmentSnapshot
 from domain.holds import HoldNote
 from domain.names import BIDI_CONTROLS
-from domain.test_cases import Condition, Criterion, TestCaseSnapshot
+from domain.test_cases import Condition, Criterion, Statistic, TestCaseSnapshot
 from domain.test_runs import (
     CaseResult,
     DeviceSnapshot,
@@ -27,6 +27,7 @@ from domain.test_runs import (
     TestRun,
     Verdict,
 )
+from tests.support.criteria import criteria_of
 
 # names and labels may hold any text but control and bidi characters (domain/names.py)
 text = st.text(
@@ -108,9 +109,7 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
     max_leaves=6,
 )
-criteria = st.builds(
-    Criterion, metric=name, condition=st.sampled_from(list(Condition)), threshold=number, unit=text
-)
+criteria = criteria_of(name, text)
 cases = st.builds(
     TestCaseSnapshot,
     id=st.uuids().map(str),
@@ -127,10 +126,15 @@ measurements = st.builds(
     Measurement,
     metric=name,
     condition=st.sampled_from([c.value for c in Condition]),
-    threshold=number,
+    threshold=st.none() | number,
     unit=text,
     value=st.none() | number,
     passed=st.none() | st.booleans(),
+    marginal=st.booleans(),
+    reason=text,
+    of=st.sampled_from([s.value for s in Statistic]),
+    expected=text,
+    samples=st.lists(st.tuples(finite, finite), max_size=3).map(tuple),
 )
 results = st.builds(
     CaseResult,
@@ -194,9 +198,14 @@ def test_run_json_is_what_the_schema_dumps(template: str, run: TestRun) -> None:
     app.config["DEVICELAB_GRAFANA_URL_TEMPLATE"] = template
     with app.app_context():
         by_schema = TestRunSchema().dump(run)
-        built = run_json(run)
+        built = run_json(run, with_samples=True)
+        listed = run_json(run)
     assert built == by_schema
     assert json.dumps(built) == json.dumps(by_schema)  # same keys in the same order
+    for result in by_schema["results"]:  # lists leave the series out, nothing else
+        for measurement in result["measurements"]:
+            del measurement["samples"]
+    assert listed == by_schema
 
 
 def test_every_field_of_the_run_schema_is_built() -> None:

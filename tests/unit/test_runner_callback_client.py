@@ -70,7 +70,10 @@ def test_results_are_sent_in_the_shape_of_the_callback_api(clock):
     report = ResultReport(
         "case-1",
         "dev-1",
-        (Observation("voltage", 231.5, "V"),),
+        (
+            Observation("voltage", 231.5, "V"),
+            Observation("current", unit="A", samples=((0, 9.5), (1.5, 10.25))),
+        ),
         message="ok",
         started_at=T0,
         finished_at=T0 + timedelta(seconds=30),
@@ -87,7 +90,15 @@ def test_results_are_sent_in_the_shape_of_the_callback_api(clock):
             {
                 "test_case_id": "case-1",
                 "device_id": "dev-1",
-                "measurements": [{"metric": "voltage", "value": 231.5, "unit": "V"}],
+                "measurements": [
+                    {"metric": "voltage", "value": 231.5, "unit": "V"},
+                    {
+                        "metric": "current",
+                        "value": 10.25,
+                        "unit": "A",
+                        "samples": [[0, 9.5], [1.5, 10.25]],
+                    },
+                ],
                 "message": "ok",
                 "error": False,
                 "started_at": "2026-03-01T08:00:00+00:00",

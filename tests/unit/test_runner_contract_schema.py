@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from application.job_contract import JOB_KIND, cancel_payload, drain_payload
 from application.runner import parse_job
-from application.use_cases.catalog import ExecutionInput
+from application.use_cases.catalog import CriterionInput, ExecutionInput
 from tests.support.runner import job_message, make_run
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "job-message.schema.json"
@@ -58,6 +58,8 @@ def published(lab) -> dict[str, Any]:
                 ("d", ">=", 0),
                 ("e", "==", 1),
                 ("f", "!=", 0),
+                CriterionInput("g", "between", min=1, max=2, unit="V", marginal={"min": 1.9}),
+                CriterionInput("h", "within_percent", nominal=230, percent=2.5, of="p95"),
             ],
         ),
     ]
@@ -76,6 +78,13 @@ def published(lab) -> dict[str, Any]:
 
 def test_the_published_job_message_is_valid(validator, published):
     validator.validate(json.loads(json.dumps(published)))
+
+
+def test_the_runner_reads_the_range_criteria_as_they_were_defined(published):
+    (case,) = [c for c in parse_job(published).test_cases if c.name == "all conditions"]
+    between, within = case.criteria[6], case.criteria[7]
+    assert (between.min, between.max, between.marginal.min) == (1, 2, 1.9)
+    assert (within.nominal, within.percent, within.of.value) == (230, 2.5, "p95")
 
 
 def test_a_message_of_the_test_helpers_is_valid_and_the_runner_parses_it(validator):
@@ -109,6 +118,11 @@ def test_the_cancel_message_is_valid(schema):
         lambda m: m.update(devices=[]),
         lambda m: m["test_cases"][0]["criteria"][0].update(condition="=<"),
         lambda m: m["test_cases"][0]["criteria"][0].update(threshold="240"),
+        lambda m: m["test_cases"][0]["criteria"][0].pop("threshold"),
+        lambda m: m["test_cases"][1]["criteria"][6].pop("max"),
+        lambda m: m["test_cases"][1]["criteria"][7].update(percent=0),
+        lambda m: m["test_cases"][1]["criteria"][7].update(of="median"),
+        lambda m: m["test_cases"][1]["criteria"][6].update(marginal={}),
         lambda m: m["test_cases"][0].update(timeout_s=0),
         lambda m: m["devices"][0]["labels"].update(rack=3),
     ],

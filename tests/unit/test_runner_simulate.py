@@ -10,9 +10,14 @@ import pytest
 
 from adapters.clocks import SettableClock
 from adapters.runner.executors import SimulateExecutor
-from adapters.runner.simulation import failing_value, passing_value, simulate_observations
+from adapters.runner.simulation import (
+    SAMPLES,
+    failing_value,
+    passing_value,
+    simulate_observations,
+)
 from application.runner import ExecutionRequest
-from domain.test_cases import Condition, Criterion
+from domain.test_cases import Condition, Criterion, Statistic
 from domain.test_runs import Verdict, judge, verdict_of
 from tests.support.runner import T0, make_run
 
@@ -36,10 +41,19 @@ def verdict(run, result) -> Verdict:
     return verdict_of([judge(c, result.observations) for c in criteria], result.error)
 
 
+def criterion_at(condition: Condition, threshold: float) -> Criterion:
+    """A criterion of each kind around `threshold`."""
+    if condition is Condition.BETWEEN:
+        return Criterion("m", condition, min=threshold, max=threshold + abs(threshold) / 10)
+    if condition is Condition.WITHIN_PERCENT:
+        return Criterion("m", condition, nominal=threshold, percent=5)
+    return Criterion("m", condition, threshold)
+
+
 @pytest.mark.parametrize("condition", list(Condition))
 @pytest.mark.parametrize("threshold", THRESHOLDS)
 def test_a_passing_value_meets_its_criterion(condition, threshold):
-    criterion = Criterion("m", condition, threshold)
+    criterion = criterion_at(condition, threshold)
     for seed in SEEDS:
         value = passing_value([criterion], random.Random(seed))
         assert criterion.is_met_by(value), (criterion.describe(), value)
@@ -48,7 +62,7 @@ def test_a_passing_value_meets_its_criterion(condition, threshold):
 @pytest.mark.parametrize("condition", list(Condition))
 @pytest.mark.parametrize("threshold", THRESHOLDS)
 def test_a_failing_value_misses_its_criterion(condition, threshold):
-    criterion = Criterion("m", condition, threshold)
+    criterion = criterion_at(condition, threshold)
     for seed in SEEDS:
         value = failing_value(criterion, random.Random(seed))
         assert not criterion.is_met_by(value), (criterion.describe(), value)
@@ -68,6 +82,23 @@ def test_criteria_on_one_metric_are_met_together():
         assert passes and 207 <= observation.value <= 253
         passes, (observation,) = simulate_observations(window, random.Random(seed), 0.0)
         assert not passes and not 207 <= observation.value <= 253
+
+
+@pytest.mark.parametrize("of", list(Statistic))
+@pytest.mark.parametrize(("probability", "expected"), [(1.0, True), (0.0, False)])
+def test_every_statistic_of_the_simulated_samples_comes_out_as_meant(of, probability, expected):
+    criteria = [
+        Criterion("voltage", "between", min=207, max=253, unit="V", of=of),
+        Criterion("current", "within_percent", nominal=10, percent=5, of=of),
+        Criterion("power", "<", 100, of=of),
+    ]
+    for seed in SEEDS:
+        passes, observations = simulate_observations(criteria, random.Random(seed), probability, 60)
+        assert passes is expected
+        assert all(len(o.samples) == SAMPLES for o in observations)
+        assert all(o.samples[-1] == (60, o.value) for o in observations)
+        outcomes = {judge(c, observations).passed for c in criteria}
+        assert outcomes == ({True} if expected else {True, False}), (seed, observations)
 
 
 @pytest.mark.parametrize(("probability", "expected"), [(1.0, Verdict.PASS), (0.0, Verdict.FAIL)])

@@ -59,12 +59,16 @@ def test_every_condition_compares_a_value_with_the_threshold(
     assert criterion.is_met_by(230.1) is above
 
 
-def test_the_conditions_are_exactly_the_six_comparisons() -> None:
-    assert {c.value for c in Condition} == {"<", "<=", ">", ">=", "==", "!="}
+def test_the_conditions_are_the_six_comparisons_and_two_ranges() -> None:
+    assert {c.value for c in Condition} == {"<", "<=", ">", ">=", "==", "!="} | {
+        "between",
+        "within_percent",
+    }
+    assert {c.value for c in Condition if c.is_range} == {"between", "within_percent"}
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
-@pytest.mark.parametrize("condition", [c.value for c in Condition])
+@pytest.mark.parametrize("condition", [c.value for c in Condition if not c.is_range])
 def test_a_non_finite_measurement_never_meets_a_criterion(value: float, condition: str) -> None:
     assert Criterion("voltage", condition, 230).is_met_by(value) is False
 

@@ -31,6 +31,7 @@ from application.ports import FirmwareSeen, ResultScope
 from domain.comparison import (
     FAIL,
     FLAKY_WINDOW,
+    MARGINAL,
     PASS,
     CaseKey,
     Measured,
@@ -43,8 +44,9 @@ from domain.comparison import (
 )
 from domain.test_runs import RunPurpose, RunStatus, TestRun
 
-_LETTER = {PASS: "p", FAIL: "f"}
-_VERDICT = {"p": PASS, "f": FAIL, "i": "inconclusive"}
+# the kept `recent` verdicts, one letter each; a marginal result counts as passed in the sums
+_LETTER = {PASS: "p", FAIL: "f", MARGINAL: "m"}
+_VERDICT = {"p": PASS, "f": FAIL, "i": "inconclusive", "m": MARGINAL}
 _REFS = ("oldest", "newest", "newest_pass", "oldest_pass", "oldest_fail")
 _KEY = ("test_case_id", "model", "environment_id", "firmware_version")
 
@@ -88,18 +90,19 @@ class SqlResults(SqlRepository):
     def _add_result(self, key: dict[str, Any], run_id: str, at: datetime, verdict: str) -> None:
         s = t.result_summaries
         letter = _LETTER.get(verdict, "i")
+        passed = letter in "pm"
         this = {"run_id": run_id, "at": at}
         none = {"run_id": None, "at": None}
         refs = {
             "oldest": this,
             "newest": this,
-            "newest_pass": this if letter == "p" else none,
-            "oldest_pass": this if letter == "p" else none,
+            "newest_pass": this if passed else none,
+            "oldest_pass": this if passed else none,
             "oldest_fail": this if letter == "f" else none,
         }
         row = {
             **key,
-            "passed": int(letter == "p"),
+            "passed": int(passed),
             "failed": int(letter == "f"),
             "inconclusive": int(letter == "i"),
             "recent": letter,
@@ -280,8 +283,9 @@ def _summary(row: Any) -> Summary:
         passed=row.passed,
         failed=row.failed,
         inconclusive=row.inconclusive,
-        recent_passed=recent.count(PASS),
+        recent_passed=recent.count(PASS) + recent.count(MARGINAL),
         recent_failed=recent.count(FAIL),
+        recent_marginal=recent.count(MARGINAL),
         firmware=row.firmware_version,
         **{ref: _ref(row, ref) for ref in _REFS},
     )

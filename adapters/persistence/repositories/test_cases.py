@@ -14,25 +14,17 @@ from application.errors import ConcurrentUpdate
 from application.ports import NameFilter
 from domain.execution import Execution
 from domain.names import name_key
-from domain.test_cases import Condition, Criterion, TestCase
+from domain.test_cases import Criterion, TestCase
 
 
 def criterion_json(criterion: Criterion) -> dict[str, Any]:
-    return {
-        "metric": criterion.metric,
-        "condition": criterion.condition.value,
-        "threshold": criterion.threshold,
-        "unit": criterion.unit,
-    }
+    return criterion.as_json()
 
 
 def criterion_from(data: dict[str, Any]) -> Criterion:
-    return Criterion(
-        metric=data["metric"],
-        condition=Condition(data["condition"]),
-        threshold=float(data["threshold"]),
-        unit=data.get("unit", ""),
-    )
+    """Criteria stored before the range kinds (metric, condition, threshold, unit) load as
+    they were: every newer key has its default."""
+    return Criterion.from_json(data)
 
 
 def _test_case_values(case: TestCase) -> dict[str, Any]:

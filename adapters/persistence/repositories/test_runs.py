@@ -149,24 +149,38 @@ def _environment_snapshot_json(environment: EnvironmentSnapshot) -> dict[str, An
 
 
 def _measurement_json(measurement: Measurement) -> dict[str, Any]:
-    return {
+    data = {
         "metric": measurement.metric,
         "condition": measurement.condition,
         "threshold": number_json(measurement.threshold),
         "unit": measurement.unit,
         "value": number_json(measurement.value),
         "passed": measurement.passed,
+        "marginal": measurement.marginal,
+        "reason": measurement.reason,
+        "of": measurement.of,
+        "expected": measurement.expected,
     }
+    if measurement.samples:
+        data["samples"] = [[t, v] for t, v in measurement.samples]
+    return data
 
 
 def _measurement_from(data: dict[str, Any]) -> Measurement:
+    """Measurements stored before marginal bands and samples load with their defaults."""
+    threshold = number_from(data.get("threshold"))
     return Measurement(
         metric=data["metric"],
         condition=data["condition"],
-        threshold=float(data["threshold"]),
+        threshold=None if threshold is None else float(threshold),
         unit=data["unit"],
         value=number_from(data["value"]),
         passed=data["passed"],
+        marginal=bool(data.get("marginal", False)),
+        reason=data.get("reason") or "",
+        of=data.get("of") or "final",
+        expected=data.get("expected") or "",
+        samples=tuple((float(t), float(v)) for t, v in data.get("samples") or ()),
     )
 
 

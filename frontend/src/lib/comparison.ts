@@ -4,7 +4,7 @@
 import { send } from './api';
 
 export type Change = 'regression' | 'fix' | 'unchanged' | 'new' | 'missing';
-export type SideVerdict = 'pass' | 'fail' | 'flaky' | 'inconclusive';
+export type SideVerdict = 'pass' | 'marginal' | 'fail' | 'flaky' | 'inconclusive';
 
 export interface RunRef {
   run_id: string;
@@ -166,6 +166,7 @@ export const CHANGE_TONE: Record<Change, string> = {
 
 export const VERDICT_TONE: Record<SideVerdict, string> = {
   pass: 'ok',
+  marginal: 'note',
   fail: 'bad',
   flaky: 'warn',
   inconclusive: 'idle',

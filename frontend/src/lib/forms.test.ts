@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   criteriaFromRows,
+  criterionRows,
   errorId,
   emptyCriterionRow,
   fieldAttrs,
@@ -17,7 +18,7 @@ import {
   unshownErrors,
   withoutEditedFields,
 } from './forms';
-import type { TestCase } from './types';
+import type { Criterion, TestCase } from './types';
 
 describe('parameter values', () => {
   it('keeps JSON literals typed and everything else text', () => {
@@ -88,6 +89,42 @@ describe('criteria rows', () => {
   it('marks the metric and threshold of an incomplete row', () => {
     const { errors } = criteriaFromRows([{ metric: '', condition: '>', threshold: 'abc', unit: '' }]);
     expect(Object.keys(errors).sort()).toEqual(['criteria.0.metric', 'criteria.0.threshold']);
+  });
+
+  it('reads the numbers each condition needs, the statistic and the marginal band', () => {
+    const { value, errors } = criteriaFromRows([
+      { ...emptyCriterionRow(), metric: 'voltage', condition: 'between', min: '207', max: '253', unit: 'V', of: 'max', marginalMin: '250' },
+      { ...emptyCriterionRow(), metric: 'f', condition: 'within_percent', nominal: '50', percent: '0,2', threshold: 'ignored' },
+    ]);
+    expect(errors).toEqual({});
+    expect(value).toEqual([
+      { metric: 'voltage', condition: 'between', min: 207, max: 253, unit: 'V', of: 'max', marginal: { min: 250, max: null } },
+      { metric: 'f', condition: 'within_percent', nominal: 50, percent: 0.2, unit: '' },
+    ]);
+  });
+
+  it('refuses a range upside down, a percentage of 0, and a band upside down', () => {
+    const { errors } = criteriaFromRows([
+      { ...emptyCriterionRow(), metric: 'a', condition: 'between', min: '5', max: '1' },
+      { ...emptyCriterionRow(), metric: 'b', condition: 'within_percent', nominal: '1', percent: '0' },
+      { ...emptyCriterionRow(), metric: 'c', condition: '<', threshold: '1', marginalMin: '3', marginalMax: '2' },
+      { ...emptyCriterionRow(), metric: 'd', condition: 'between', min: '', max: 'x' },
+    ]);
+    expect(Object.keys(errors).sort()).toEqual([
+      'criteria.0.max',
+      'criteria.1.percent',
+      'criteria.2.marginal.max',
+      'criteria.3.max',
+      'criteria.3.min',
+    ]);
+  });
+
+  it('shows a stored criterion of each kind in its row and back unchanged', () => {
+    const stored: Criterion[] = [
+      { metric: 'v', condition: 'between', min: 1, max: 2, unit: 'V', of: 'p95', marginal: { min: null, max: 1.2 } },
+      { metric: 'p', condition: '<', threshold: 2, unit: 'W' },
+    ];
+    expect(criteriaFromRows(criterionRows(stored)).value).toEqual(stored);
   });
 
   it('ignores an extra blank row but not an only one', () => {

@@ -4,19 +4,27 @@
 // shows both.
 
 import type { FieldErrors } from './api';
-import type { Condition, Criterion, TestCase, TestCaseWrite } from './types';
-import { CONDITIONS } from './types';
+import type { Condition, Criterion, Statistic, TestCase, TestCaseWrite } from './types';
+import { CONDITIONS, STATISTICS } from './types';
 
 export interface KeyValueRow {
   key: string;
   value: string;
 }
 
+/** A criterion as typed: numbers as text; only the ones its condition uses are read. */
 export interface CriterionRow {
   metric: string;
   condition: Condition;
   threshold: string;
   unit: string;
+  min?: string;
+  max?: string;
+  nominal?: string;
+  percent?: string;
+  of?: Statistic;
+  marginalMin?: string;
+  marginalMax?: string;
 }
 
 export interface Parsed<T> {
@@ -94,33 +102,76 @@ export function stringRecordFromRows(rows: KeyValueRow[], field: string): Parsed
 }
 
 export function emptyCriterionRow(): CriterionRow {
-  return { metric: '', condition: '<=', threshold: '', unit: '' };
+  return { metric: '', condition: '<=', threshold: '', unit: '', min: '', max: '', nominal: '', percent: '', of: 'final', marginalMin: '', marginalMax: '' };
+}
+
+/** The numbers each condition needs, by the name the API gives them. */
+export function numbersOf(condition: Condition): ('threshold' | 'min' | 'max' | 'nominal' | 'percent')[] {
+  if (condition === 'between') return ['min', 'max'];
+  if (condition === 'within_percent') return ['nominal', 'percent'];
+  return ['threshold'];
+}
+
+function numberText(value: number | null | undefined): string {
+  return value === null || value === undefined ? '' : String(value);
 }
 
 export function criterionRows(criteria: Criterion[]): CriterionRow[] {
   return criteria.map((c) => ({
     metric: c.metric,
     condition: c.condition,
-    threshold: String(c.threshold),
+    threshold: numberText(c.threshold),
     unit: c.unit ?? '',
+    min: numberText(c.min),
+    max: numberText(c.max),
+    nominal: numberText(c.nominal),
+    percent: numberText(c.percent),
+    of: c.of ?? 'final',
+    marginalMin: numberText(c.marginal?.min),
+    marginalMax: numberText(c.marginal?.max),
   }));
+}
+
+/** '' → null (not given); otherwise the number, or NaN when it is none (a decimal comma is fine). */
+function typedNumber(text: string | undefined): number | null {
+  const trimmed = (text ?? '').trim().replace(',', '.');
+  return trimmed === '' ? null : Number(trimmed);
 }
 
 export function criteriaFromRows(rows: CriterionRow[]): Parsed<Criterion[]> {
   const errors: FieldErrors = {};
   const criteria: Criterion[] = [];
   rows.forEach((row, index) => {
-    const blank = !row.metric.trim() && !row.threshold.trim() && !row.unit.trim();
+    const base = `criteria.${index}`;
+    const typed = [row.threshold, row.min, row.max, row.nominal, row.percent, row.unit, row.marginalMin, row.marginalMax];
+    const blank = !row.metric.trim() && typed.every((t) => !(t ?? '').trim());
     if (blank && rows.length > 1) return;
     const metric = row.metric.trim();
-    if (!metric) add(errors, `criteria.${index}.metric`, 'Name the metric to measure.');
-    if (!CONDITIONS.includes(row.condition)) add(errors, `criteria.${index}.condition`, 'Pick a condition.');
-    const thresholdText = row.threshold.trim().replace(',', '.');
-    const threshold = Number(thresholdText);
-    if (thresholdText === '' || !Number.isFinite(threshold)) {
-      add(errors, `criteria.${index}.threshold`, 'Enter a number.');
+    if (!metric) add(errors, `${base}.metric`, 'Name the metric to measure.');
+    if (!CONDITIONS.includes(row.condition)) add(errors, `${base}.condition`, 'Pick a condition.');
+    const criterion: Criterion = { metric, condition: row.condition, unit: row.unit.trim() };
+    for (const name of numbersOf(row.condition)) {
+      const value = typedNumber(row[name]);
+      if (value === null || !Number.isFinite(value)) add(errors, `${base}.${name}`, 'Enter a number.');
+      criterion[name] = value;
     }
-    criteria.push({ metric, condition: row.condition, threshold, unit: row.unit.trim() });
+    if (row.condition === 'between' && criterion.min! > criterion.max!) {
+      add(errors, `${base}.max`, 'Must not be below the minimum.');
+    }
+    if (row.condition === 'within_percent' && criterion.percent! <= 0) {
+      add(errors, `${base}.percent`, 'Must be more than 0 %.');
+    }
+    const of = row.of ?? 'final';
+    if (!STATISTICS.includes(of)) add(errors, `${base}.of`, 'Pick what of the samples to judge.');
+    if (of !== 'final') criterion.of = of;
+    const low = typedNumber(row.marginalMin);
+    const high = typedNumber(row.marginalMax);
+    for (const [name, value] of [['min', low], ['max', high]] as const) {
+      if (value !== null && !Number.isFinite(value)) add(errors, `${base}.marginal.${name}`, 'Enter a number or leave it empty.');
+    }
+    if (low !== null && high !== null && low > high) add(errors, `${base}.marginal.max`, 'Must not be below the band\'s minimum.');
+    if (low !== null || high !== null) criterion.marginal = { min: low, max: high };
+    criteria.push(criterion);
   });
   if (criteria.length === 0 && !hasErrors(errors)) add(errors, 'criteria', 'Add at least one criterion.');
   return { value: criteria, errors };

@@ -7,15 +7,19 @@ export type ServiceState = 'in_service' | 'silent' | 'offline' | 'maintenance' |
 /** The statuses a person sets through POST /api/devices/{id}/status. */
 export type ManualStatus = 'available' | 'offline' | 'maintenance' | 'retired';
 export type RunStatus = 'waiting' | 'queued' | 'running' | 'completed' | 'failed' | 'aborted';
-export type Verdict = 'pass' | 'fail' | 'inconclusive';
+export type Verdict = 'pass' | 'marginal' | 'fail' | 'inconclusive';
 export type Role = 'admin' | 'engineer' | 'viewer';
-export type Condition = '<' | '<=' | '>' | '>=' | '==' | '!=';
+export type Condition = '<' | '<=' | '>' | '>=' | '==' | '!=' | 'between' | 'within_percent';
+/** What of a measured series a criterion judges. */
+export type Statistic = 'final' | 'all' | 'p95' | 'mean' | 'max' | 'min';
+export type Outcome = 'pass' | 'marginal' | 'fail' | 'inconclusive';
 
 export const DEVICE_STATUSES: DeviceStatus[] = ['available', 'in_test', 'held', 'offline', 'maintenance', 'retired'];
 export const RUN_STATUSES: RunStatus[] = ['waiting', 'queued', 'running', 'completed', 'failed', 'aborted'];
-export const VERDICTS: Verdict[] = ['pass', 'fail', 'inconclusive'];
+export const VERDICTS: Verdict[] = ['pass', 'marginal', 'fail', 'inconclusive'];
 export const ROLES: Role[] = ['admin', 'engineer', 'viewer'];
-export const CONDITIONS: Condition[] = ['<', '<=', '>', '>=', '==', '!='];
+export const CONDITIONS: Condition[] = ['<', '<=', '>', '>=', '==', '!=', 'between', 'within_percent'];
+export const STATISTICS: Statistic[] = ['final', 'all', 'p95', 'mean', 'max', 'min'];
 
 export interface Page<T> {
   items: T[];
@@ -127,11 +131,24 @@ export interface StatusChange {
   run_id: string | null;
 }
 
+/** A passing value with min <= value <= max (either may be open) is marginal. */
+export interface MarginalBand {
+  min: number | null;
+  max: number | null;
+}
+
+/** `threshold` for < … !=, `min`/`max` for between, `nominal`/`percent` for within_percent. */
 export interface Criterion {
   metric: string;
   condition: Condition;
-  threshold: number;
+  threshold?: number | null;
+  min?: number | null;
+  max?: number | null;
+  nominal?: number | null;
+  percent?: number | null;
   unit: string;
+  of?: Statistic;
+  marginal?: MarginalBand | null;
 }
 
 /** '' leaves the choice to the runner's default executor. */
@@ -181,10 +198,18 @@ export interface Environment extends EnvironmentWrite {
 export interface Measurement {
   metric: string;
   condition: Condition;
-  threshold: number;
+  threshold: number | null;
   unit: string;
   value: number | null;
+  /** true for pass and marginal; null: inconclusive (reason says why). */
   passed: boolean | null;
+  outcome?: Outcome;
+  reason?: string;
+  of?: Statistic;
+  /** What the criterion asks of the value, in words: `<= 240 V`. */
+  expected?: string;
+  /** [t seconds from the case's start, value]; only on one run's own answer. */
+  samples?: [number, number][];
 }
 
 export interface CaseResult {
