@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from domain.editing import apply_edit
 from domain.errors import InvalidTransition, InvalidValue
@@ -117,6 +118,15 @@ class Device:
                 raise InvalidValue("labels", "label keys must not be empty")
             check_text("labels", key, "label keys ")
             check_text("labels", value, f"the value of label {key!r} ")
+
+    @classmethod
+    def restored(cls, **fields: Any) -> Device:
+        """A device as it was stored, without checking its name and labels again: they
+        were checked when it was made or changed (the checks above), and the lists load
+        thousands of devices a second. Only for what a repository reads back."""
+        device = cls.__new__(cls)
+        device.__dict__.update(new_history=[], **fields)
+        return device
 
     @property
     def name_key(self) -> str:
