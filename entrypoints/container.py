@@ -35,6 +35,7 @@ from application.use_cases import (
     comparison,
     devices,
     holds,
+    lab_version,
     live_streams,
     live_updates,
     queue_estimates,
@@ -122,6 +123,8 @@ class Container(containers.DeclarativeContainer):
     )
     purge_history = providers.Factory(relay.PurgeHistory, uow.provider, clock)
     read_changes = providers.Factory(live_updates.ReadChanges, uow.provider, clock)
+    # the lists' ETags (adapters/http/list_etags.py)
+    read_lab_version = providers.Singleton(lab_version.ReadLabVersion, uow.provider)
     get_lab_statistics = providers.Factory(statistics.GetLabStatistics, uow.provider, clock)
     compare_results = providers.Factory(comparison.CompareResults, uow.provider)
     list_regressions = providers.Factory(comparison.ListRegressions, uow.provider)
