@@ -9,6 +9,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -37,9 +39,10 @@ def _sql(url: str, query: str, **params) -> list:
 # -- the read path -----------------------------------------------------------------------------
 
 
-def _bare_flask(seconds: int, workers: int, threads: int):
-    """The ceiling: bench/bare_app.py under the gunicorn settings `devicelab serve` uses
-    (gthread workers and threads, access log on)."""
+@contextmanager
+def bare_flask(workers: int, threads: int = 16) -> Iterator[str]:
+    """The ceiling's server, up: bench/bare_app.py under the gunicorn settings `devicelab
+    serve` uses (gthread workers and threads, access log on); yields its page's URL."""
     port = free_port()
     gunicorn = [
         str(Path(sys.executable).parent / "gunicorn"),
@@ -57,11 +60,17 @@ def _bare_flask(seconds: int, workers: int, threads: int):
         try:
             url = f"http://127.0.0.1:{port}/api/devices"
             _wait_until_up(url)
-            wrk(url, 3)  # warm-up
-            return wrk(url, seconds)
+            yield url
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+def _bare_flask(seconds: int, workers: int, threads: int):
+    """The ceiling, measured once (after a warm-up)."""
+    with bare_flask(workers, threads) as url:
+        wrk(url, 3)  # warm-up
+        return wrk(url, seconds)
 
 
 def _wait_until_up(url: str) -> None:
