@@ -2,13 +2,19 @@
 in-process (Flask's test client, no gunicorn, one thread) on a PostgreSQL database of its own
 with 12,000 devices, signed in as an admin; then the same request with the ETag of its answer
 (304). CPU time moves much less than throughput on a machine others load, so two checkouts can
-be compared on it: `PYTHONPATH=<other checkout> python -m bench.read_cpu`, alternately. The
-test client's own work is in both figures alike."""
+be compared on it, alternately: `python -m bench.read_cpu --checkout <other checkout>` runs this
+script on the other checkout's code (`git worktree add /tmp/before <commit>`), without it on
+this one's. The test client's own work is in both figures alike."""
 
 from __future__ import annotations
 
+import argparse
 import logging
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from dependency_injector import providers
 
@@ -38,6 +44,14 @@ def _cpu_ms_per_request(client, headers: dict[str, str], status: int) -> list[fl
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.read_cpu", description=__doc__)
+    parser.add_argument("--checkout", type=Path, help="measure this checkout's code instead")
+    args = parser.parse_args()
+    if args.checkout is not None:
+        # run as a script: its own folder first on the path, then the checkout's packages
+        env = {**os.environ, "PYTHONPATH": str(args.checkout.resolve())}
+        subprocess.run([sys.executable, __file__], env=env, check=True)
+        return
     logging.disable(logging.WARNING)
     databases = Databases()
     try:
