@@ -242,7 +242,8 @@ QUEUE_CHANGE = "queue"  # the kind and entity id of a change of the queue as a w
 @dataclass(frozen=True)
 class Change:
     """A device, test run or hold changed (kind "device" / "run" / "hold"; `deleted` for
-    removals), or the queue did (kind "queue", entity "queue": an item entered or left it, or
+    removals; also "test_case" / "environment", which only move the lists' version), or the
+    queue did (kind "queue", entity "queue": an item entered or left it, or
     its estimated starts moved)."""
 
     id: int
@@ -258,6 +259,12 @@ class ChangeFeed(Protocol):
     def since(self, after_id: int, limit: int) -> list[Change]: ...
     def latest_id(self) -> int: ...
     def purge(self, before: datetime) -> int: ...
+
+    def position(self) -> str:
+        """Where the log stands, as text that differs after any committed change: the
+        latest id, and how many ids are in the window a reader looks back over (see
+        ChangeCursor), so that a change committed late below the latest id moves it too."""
+        ...
 
 
 class ChangeSignal(Protocol):

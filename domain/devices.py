@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from domain.editing import apply_edit
 from domain.errors import InvalidTransition, InvalidValue
@@ -122,6 +123,15 @@ class Device:
         self.name = clean_name(self.name)
         self.labels = {str(k): str(v) for k, v in (self.labels or {}).items()}
         check_labels(self.labels)
+
+    @classmethod
+    def restored(cls, **fields: Any) -> Device:
+        """A device as it was stored, without checking its name and labels again: they
+        were checked when it was made or changed (the checks above), and the lists load
+        thousands of devices a second. Only for what a repository reads back."""
+        device = cls.__new__(cls)
+        device.__dict__.update(new_history=[], **fields)
+        return device
 
     @property
     def name_key(self) -> str:

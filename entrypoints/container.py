@@ -41,6 +41,7 @@ from application.use_cases import (
     devices,
     health_checks,
     holds,
+    lab_version,
     live_streams,
     live_updates,
     plans,
@@ -138,6 +139,8 @@ class Container(containers.DeclarativeContainer):
     change_fanout = providers.ThreadSafeSingleton(
         live_updates.ChangeFanout, read_changes, change_signal, event_text
     )
+    # the lists' ETags (adapters/http/list_etags.py)
+    read_lab_version = providers.Singleton(lab_version.ReadLabVersion, uow.provider)
     get_lab_statistics = providers.Factory(statistics.GetLabStatistics, uow.provider, clock)
     compare_results = providers.Factory(comparison.CompareResults, uow.provider)
     list_regressions = providers.Factory(comparison.ListRegressions, uow.provider)

@@ -31,6 +31,7 @@ from adapters.http import (
 from adapters.http.api_docs import install_api_docs
 from adapters.http.errors import DevicelabApi, register_domain_error_handler
 from adapters.http.json_limits import refuse_unreadable_json
+from adapters.http.list_etags import remember_answer_shape
 from adapters.http.nul_characters import refuse_nul_characters
 from adapters.http.response_headers import protect_api_answers
 from adapters.http.security import document_bearer_scheme
@@ -99,4 +100,5 @@ def install_api(app: Flask) -> DevicelabApi:
             "description": "the per-run credential from the job message's `callback.token`",
         },
     )
+    remember_answer_shape(app, api.spec.to_dict())
     return api

@@ -7,6 +7,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from adapters.http.list_etags import LIST_ETAG_DOC, list_etag, not_modified, with_etag
 from adapters.http.pagination import PageQuerySchema, page_schema
 from adapters.http.security import requires
 from application.ports import NameFilter
@@ -18,6 +19,7 @@ from application.use_cases.catalog import (
     ListEnvironments,
     UpdateEnvironment,
 )
+from application.use_cases.lab_version import ReadLabVersion
 from domain.environments import VARIABLE_NAME_MAX_LENGTH, VARIABLE_NAME_PATTERN
 from domain.users import Permission
 
@@ -72,13 +74,22 @@ class Environments(MethodView):
     @requires(Permission.READ)
     @blp.arguments(EnvironmentQuerySchema, location="query")
     @blp.response(200, EnvironmentPageSchema)
+    @blp.doc(**LIST_ETAG_DOC)
     @inject
-    def get(self, args, list_environments: ListEnvironments = Provide["list_environments"]):
+    def get(
+        self,
+        args,
+        list_environments: ListEnvironments = Provide["list_environments"],
+        lab_version: ReadLabVersion = Provide["read_lab_version"],
+    ):
         """List environments"""
+        etag = list_etag(lab_version(), args)
+        if (unchanged := not_modified(etag)) is not None:
+            return unchanged
         page = list_environments(
             NameFilter(text=args.get("q") or None), args["limit"], args["cursor"]
         )
-        return {"items": page.items, "next_cursor": page.next_cursor}
+        return with_etag({"items": page.items, "next_cursor": page.next_cursor}, etag)
 
     @requires(Permission.EDIT_CATALOG)
     @blp.arguments(EnvironmentWriteSchema)

@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from adapters.http.json_fields import JsonInteger, JsonNumber
+from adapters.http.list_etags import LIST_ETAG_DOC, list_etag, not_modified, with_etag
 from adapters.http.pagination import PageQuerySchema, page_schema
 from adapters.http.security import current_principal, requires
 from application.ports import NameFilter
@@ -23,6 +24,7 @@ from application.use_cases.catalog import (
     TestCaseInput,
     UpdateTestCase,
 )
+from application.use_cases.lab_version import ReadLabVersion
 from domain.execution import EXECUTORS, MAX_ARGUMENT_LENGTH, MAX_COMMAND_ARGUMENTS
 from domain.test_cases import MAX_TIMEOUT_S, Condition, Criterion, Statistic
 from domain.users import Permission
@@ -211,15 +213,24 @@ class TestCases(MethodView):
     @requires(Permission.READ)
     @blp.arguments(TestCaseQuerySchema, location="query")
     @blp.response(200, TestCasePageSchema)
+    @blp.doc(**LIST_ETAG_DOC)
     @inject
-    def get(self, args, list_cases: ListTestCases = Provide["list_test_cases"]):
+    def get(
+        self,
+        args,
+        list_cases: ListTestCases = Provide["list_test_cases"],
+        lab_version: ReadLabVersion = Provide["read_lab_version"],
+    ):
         """List test cases"""
+        etag = list_etag(lab_version(), args)
+        if (unchanged := not_modified(etag)) is not None:
+            return unchanged
         page = list_cases(
             NameFilter(text=args.get("q") or None, tag=args.get("tag") or None),
             args["limit"],
             args["cursor"],
         )
-        return {"items": page.items, "next_cursor": page.next_cursor}
+        return with_etag({"items": page.items, "next_cursor": page.next_cursor}, etag)
 
     @requires(Permission.EDIT_CATALOG)
     @blp.arguments(TestCaseWriteSchema)

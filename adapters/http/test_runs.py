@@ -12,11 +12,13 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, ValidationError, fields, validate
 
 from adapters.http.json_bodies import iso, json_response
+from adapters.http.list_etags import LIST_ETAG_DOC, list_etag, not_modified, with_etag
 from adapters.http.pagination import PageQuerySchema, page_schema
 from adapters.http.security import current_actor, requires
 from adapters.http.test_cases import CriterionOutSchema, ExecutionOutSchema, criterion_out
 from application.ports import RunFilter
 from application.use_cases.admission import WHEN_BUSY
+from application.use_cases.lab_version import ReadLabVersion
 from application.use_cases.scheduling import GetQueue, QueueEntry
 from application.use_cases.test_runs import (
     CancelTestRun,
@@ -505,18 +507,23 @@ class TestRuns(MethodView):
     @requires(Permission.READ)
     @blp.arguments(RunQuerySchema, location="query")
     @blp.response(200, TestRunPageSchema)
+    @blp.doc(**LIST_ETAG_DOC)
     @inject
     def get(
         self,
         args,
         list_runs: ListTestRuns = Provide["list_test_runs"],
         get_queue: GetQueue = Provide["get_queue"],
+        lab_version: ReadLabVersion = Provide["read_lab_version"],
     ):
         """Run history, newest first, filtered"""
+        etag = list_etag(lab_version(), args)
+        if (unchanged := not_modified(etag)) is not None:
+            return unchanged
         page = list_runs(run_filter(args), args["limit"], args["cursor"])
         places = _queue_places(page.items, get_queue)
         items = [run_json(run, places.get(run.id)) for run in page.items]
-        return json_response({"items": items, "next_cursor": page.next_cursor})
+        return with_etag(json_response({"items": items, "next_cursor": page.next_cursor}), etag)
 
     @requires(Permission.RUN_TESTS)
     @blp.arguments(StartTestRunSchema)

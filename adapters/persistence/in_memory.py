@@ -217,9 +217,11 @@ class InMemoryDeviceRepository:
 
 
 class _InMemoryNamedRepository(Generic[E]):
-    def __init__(self, committed: dict[str, E], kind: str) -> None:
+    def __init__(
+        self, committed: dict[str, E], kind: str, changes: InMemoryChangeFeed, change_kind: str
+    ) -> None:
         self.table: _StagedTable[E] = _StagedTable(committed)
-        self.kind = kind
+        self.kind, self.changes, self.change_kind = kind, changes, change_kind
 
     def add(self, entity: E) -> None:
         self.update(entity)
@@ -227,9 +229,11 @@ class _InMemoryNamedRepository(Generic[E]):
     def update(self, entity: E) -> None:
         _refuse_taken_name(self.table, entity, self.kind)
         self.table.put(entity)
+        self.changes.record(self.change_kind, entity.id)
 
     def remove(self, entity: E) -> None:
         self.table.delete(entity.id)
+        self.changes.record(self.change_kind, entity.id, deleted=True)
 
     def get(self, entity_id: str) -> E | None:
         return self.table.get(entity_id)
@@ -498,6 +502,11 @@ class InMemoryChangeFeed:
     def latest_id(self) -> int:
         return self.store.changes[-1].id if self.store.changes else 0
 
+    def position(self) -> str:
+        latest = self.latest_id()
+        window = sum(1 for c in self.store.changes if c.id > latest - 200)
+        return f"{latest}.{window}"
+
     def purge(self, before: datetime) -> int:
         self.purge_before = before
         return sum(1 for c in self.store.changes if c.at < before)
@@ -615,10 +624,10 @@ class InMemoryUnitOfWork:
         self.utilisation = InMemoryTimelines(self.store)
         self.devices = InMemoryDeviceRepository(self.store, self.changes)
         self.test_cases: _InMemoryNamedRepository[TestCase] = _InMemoryNamedRepository(
-            self.store.test_cases, "test case"
+            self.store.test_cases, "test case", self.changes, "test_case"
         )
         self.environments: _InMemoryNamedRepository[Environment] = _InMemoryNamedRepository(
-            self.store.environments, "environment"
+            self.store.environments, "environment", self.changes, "environment"
         )
         self.test_runs = InMemoryTestRunRepository(self.store, self.changes)
         self.holds = InMemoryHoldRepository(self.store, self.changes)

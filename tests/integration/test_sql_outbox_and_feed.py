@@ -9,8 +9,10 @@ import pytest
 
 from adapters.auth.run_credentials import SignedRunCredentials
 from adapters.messaging.in_memory import InMemoryPublisher
+from adapters.persistence.repositories.change_feed import write_logged_changes
 from application.job_contract import JOB_KIND
 from application.use_cases.devices import SetDeviceStatusRequest
+from application.use_cases.lab_version import ReadLabVersion
 from application.use_cases.live_updates import ReadChanges
 from application.use_cases.relay import RelayOutbox
 from application.use_cases.statistics import GetLabStatistics
@@ -178,3 +180,37 @@ def test_concurrent_duplicate_results_complete_once_and_release_once(small_lab):
     )
     assert sorted(r[0] for r in history) == sorted(d.id for d in devices[:2])
     assert lab.get_test_run(run.id).verdict.value == "pass"
+
+
+def test_the_log_position_moves_for_a_change_committed_late_below_the_latest_id(small_lab):
+    """Ids are handed out at insert: a transaction that commits after a later one leaves the
+    latest id as it was. The position (the lists' ETags) must move all the same, or a list
+    read before that commit would be answered 304 with the change missing for good."""
+    lab, devices, _case, _environment = small_lab
+    read_position = ReadLabVersion(lab.new_uow)
+    if lab.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite runs one writing transaction at a time: commits cannot overtake")
+    with lab.new_uow() as late:
+        device = late.devices.get(devices[0].id)
+        device.update_details(lab.clock.now(), location="late")
+        late.devices.update(device)
+        # the id is taken now (written just before commit, as every change log row is)
+        write_logged_changes(late.session)
+        lab.update_device(devices[1].id, {"location": "early"})  # commits above it
+        before = read_position()
+        latest = lab.scalar("SELECT max(id) FROM change_log")
+        late.commit()
+    assert lab.scalar("SELECT max(id) FROM change_log") == latest  # the latest id stayed
+    assert read_position() != before
+    after = read_position()
+    assert read_position() == after  # and it stays put while nothing changes
+
+
+def test_the_log_position_moves_with_catalog_changes(small_lab):
+    lab, _devices, case, _environment = small_lab
+    read_position = ReadLabVersion(lab.new_uow)
+    before = read_position()
+    lab.update_test_case(case.id, {"name": "volt 2"}, may_define_execution=True)
+    after_case = read_position()
+    lab.add_environment("second chamber")
+    assert len({before, after_case, read_position()}) == 3

@@ -426,3 +426,35 @@ def test_a_refused_detail_update_leaves_the_device_unchanged() -> None:
     with pytest.raises(InvalidValue):
         device.update_details(at(1), model="M9", name="")
     assert (device.name, device.model) == ("meter-01", "")
+
+
+def test_a_restored_device_is_the_device_that_was_stored():
+    """Device.restored (the repositories' loads) skips the checks of the name and labels but
+    must give the same device as the constructor, every field set."""
+    from dataclasses import fields as dataclass_fields
+    from datetime import UTC, datetime
+
+    from domain.devices import Device, ServiceNote, ServiceState
+
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    values = {
+        "id": "d1",
+        "name": "meter 1",
+        "model": "EM-340",
+        "serial": "S1",
+        "firmware_version": "2.4",
+        "location": "bench A",
+        "labels": {"phase": "L1"},
+        "held_by": None,
+        "hold": None,
+        "service_state": ServiceState.MAINTENANCE,
+        "service_note": ServiceNote("ada", "recalibration", at),
+        "last_seen_at": at,
+        "created_at": at,
+        "updated_at": at,
+        "version": 3,
+    }
+    made, restored = Device(**values), Device.restored(**values)
+    assert {f.name for f in dataclass_fields(Device)} == set(vars(restored))
+    assert vars(restored) == vars(made)
+    assert restored.status is made.status

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -21,9 +22,11 @@ _RETRYABLE_PGCODES = {"40001", "40P01"}  # serialization_failure, deadlock_detec
 
 
 class SqlRepository:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session | Connection) -> None:
+        # a Connection in a read-only unit of work on PostgreSQL (unit_of_work.py)
         self.session = session
-        self.dialect = session.get_bind().dialect.name
+        bind = session.get_bind() if isinstance(session, Session) else session
+        self.dialect = bind.dialect.name
 
     def _execute(self, statement: sa.Executable, params: Any = None) -> sa.CursorResult[Any]:
         try:

@@ -137,6 +137,18 @@ def forget_logged_changes(session: Session) -> None:
     session.info.pop(PENDING_CHANGES, None)
 
 
+# the look-back of the live stream's readers (application.use_cases.live_updates.ChangeCursor)
+POSITION_WINDOW = 200
+_LATEST = sa.select(sa.func.max(t.change_log.c.id)).scalar_subquery()
+# two walks of the primary key's end; built once
+_POSITION = sa.select(
+    _LATEST,
+    sa.select(sa.func.count())
+    .where(t.change_log.c.id > _LATEST - sa.bindparam("window"))
+    .scalar_subquery(),
+)
+
+
 class SqlChangeFeed(SqlRepository):
     """The change log in id order. Ids are assigned at insert, and a transaction that
     commits late can hold a smaller id than one already read; readers therefore re-read a
@@ -151,6 +163,10 @@ class SqlChangeFeed(SqlRepository):
 
     def latest_id(self) -> int:
         return self._execute(sa.select(sa.func.max(t.change_log.c.id))).scalar() or 0
+
+    def position(self) -> str:
+        latest, in_window = self._execute(_POSITION, {"window": POSITION_WINDOW}).one()
+        return f"{latest or 0}.{in_window}"
 
     def purge(self, before: datetime) -> int:
         return self._execute(sa.delete(t.change_log).where(t.change_log.c.at < before)).rowcount

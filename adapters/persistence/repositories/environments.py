@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from adapters.persistence import tables as t
 from adapters.persistence.repositories.base import SqlRepository, after_by_name, contains_text
+from adapters.persistence.repositories.change_feed import log_change
 from application.errors import ConcurrentUpdate
 from application.ports import NameFilter
 from domain.environments import Environment
@@ -33,6 +34,7 @@ class SqlEnvironmentRepository(SqlRepository):
                     id=environment.id, **_environment_values(environment)
                 )
             )
+        log_change(self, "environment", environment.id)
 
     def update(self, environment: Environment) -> None:
         statement = (
@@ -44,9 +46,11 @@ class SqlEnvironmentRepository(SqlRepository):
             result = self._execute(statement)
         if result.rowcount != 1:
             raise ConcurrentUpdate(f"environment {environment.name} was deleted meanwhile")
+        log_change(self, "environment", environment.id)
 
     def remove(self, environment: Environment) -> None:
         self._execute(sa.delete(t.environments).where(t.environments.c.id == environment.id))
+        log_change(self, "environment", environment.id, deleted=True)
 
     def get(self, environment_id: str) -> Environment | None:
         found = self._select(sa.select(t.environments).where(t.environments.c.id == environment_id))

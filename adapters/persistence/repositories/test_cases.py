@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from adapters.persistence import tables as t
 from adapters.persistence.repositories.base import SqlRepository, after_by_name, contains_text
+from adapters.persistence.repositories.change_feed import log_change
 from application.errors import ConcurrentUpdate
 from application.ports import NameFilter
 from domain.execution import Execution
@@ -60,6 +61,7 @@ class SqlTestCaseRepository(SqlRepository):
                 sa.insert(t.test_cases).values(id=test_case.id, **_test_case_values(test_case))
             )
         self._read_versions[test_case.id] = test_case.version
+        log_change(self, "test_case", test_case.id)
 
     def update(self, test_case: TestCase) -> None:
         statement = (
@@ -75,10 +77,12 @@ class SqlTestCaseRepository(SqlRepository):
         if result.rowcount != 1:
             raise ConcurrentUpdate(f"test case {test_case.name} was changed meanwhile; retry")
         self._read_versions[test_case.id] = test_case.version
+        log_change(self, "test_case", test_case.id)
 
     def remove(self, test_case: TestCase) -> None:
         self._execute(sa.delete(t.test_cases).where(t.test_cases.c.id == test_case.id))
         self._read_versions.pop(test_case.id, None)
+        log_change(self, "test_case", test_case.id, deleted=True)
 
     def get(self, test_case_id: str) -> TestCase | None:
         found = self._select(sa.select(t.test_cases).where(t.test_cases.c.id == test_case_id))
