@@ -26,7 +26,7 @@ from domain.editing import apply_edit
 from domain.errors import InvalidValue
 from domain.names import clean_name, name_key
 from domain.scheduling import DeviceRequest, Priority
-from domain.test_runs import RunStatus, Verdict
+from domain.test_runs import VERDICT_ORDER, RunStatus, Verdict
 
 MAX_TEST_CASES = 50
 MAX_ENVIRONMENTS = 20
@@ -319,7 +319,9 @@ class TestPlan:
 
 # The plan run's verdict is its most severe run's, in this order (most severe first). A new
 # verdict (e.g. marginal: a pass with a warning) gets its place here, and nowhere else.
-VERDICT_SEVERITY: tuple[Verdict, ...] = (Verdict.FAIL, Verdict.INCONCLUSIVE, Verdict.PASS)
+# the one ordering of verdicts, worst first (marginal, a pass with a warning, between
+# inconclusive and pass): a plan run has the worst verdict of its runs
+VERDICT_SEVERITY: tuple[Verdict, ...] = VERDICT_ORDER
 
 
 def run_outcome(status: RunStatus, verdict: Verdict | None) -> Verdict | None:
@@ -333,8 +335,8 @@ def run_outcome(status: RunStatus, verdict: Verdict | None) -> Verdict | None:
 
 
 def plan_verdict(outcomes: Iterable[Verdict]) -> Verdict:
-    """Fail if any run fails; inconclusive if any is and none fails; else pass (no runs at
-    all: inconclusive). A verdict missing from VERDICT_SEVERITY counts as inconclusive."""
+    """Fail if any run fails; inconclusive if any is and none fails; marginal if any is and
+    none is worse; else pass (no runs at all: inconclusive). A verdict missing from VERDICT_SEVERITY counts as inconclusive."""
     rank = {v: i for i, v in enumerate(VERDICT_SEVERITY)}
     fallback = rank[Verdict.INCONCLUSIVE]
     found = list(outcomes)

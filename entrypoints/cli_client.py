@@ -594,14 +594,14 @@ def devices_list(url, token, status, label, search, as_json) -> None:
 
 
 def plan_exit_code(plan_run: dict) -> int:
-    """As for a run: 0 pass, 1 fail, 2 inconclusive, and 3 when a run of the plan failed or
-    was aborted (and none failed its criteria)."""
+    """As for a run: 0 pass (also marginal), 1 fail, 2 inconclusive, and 3 when a run of the
+    plan failed or was aborted (and none failed its criteria)."""
     verdict = plan_run.get("verdict")
     if verdict == "fail":
         return EXIT_FAIL
     if any(r.get("status") in ("failed", "aborted") for r in plan_run["runs"]):
         return EXIT_NOT_COMPLETED
-    return {"pass": EXIT_PASS}.get(verdict, EXIT_INCONCLUSIVE)
+    return {"pass": EXIT_PASS, "marginal": EXIT_PASS}.get(verdict, EXIT_INCONCLUSIVE)
 
 
 def _plan_line(plan_run: dict) -> str:

@@ -11,7 +11,7 @@ import pytest
 
 from adapters.api_client.follow import RunFollower, WaitTimedOut
 from adapters.api_client.http import ApiClientError, ServerEvent, _parse_events
-from entrypoints.cli_client import exit_code_of, parse_param, parse_request
+from entrypoints.cli_client import exit_code_of, parse_param, parse_request, plan_exit_code
 
 
 def run(status, verdict=None, **more):
@@ -113,6 +113,19 @@ def test_exit_codes_and_option_parsing():
         2,
     ]
     assert exit_code_of(run("failed")) == exit_code_of(run("aborted")) == 3
+    assert exit_code_of(run("completed", "marginal")) == 0
+
+
+def test_plan_exit_codes_follow_the_run_ones():
+    def plan_run(verdict, *statuses):
+        return {"verdict": verdict, "runs": [{"status": s} for s in statuses]}
+
+    assert plan_exit_code(plan_run("pass", "completed")) == 0
+    # marginal is a pass with a warning, for a plan as for a run
+    assert plan_exit_code(plan_run("marginal", "completed", "completed")) == 0
+    assert plan_exit_code(plan_run("fail", "completed", "aborted")) == 1
+    assert plan_exit_code(plan_run("inconclusive", "completed")) == 2
+    assert plan_exit_code(plan_run("inconclusive", "completed", "failed")) == 3
     assert parse_request("model=EM-340,count=2,role=meter,label.type=dongle") == {
         "model": "EM-340",
         "count": 2,

@@ -176,6 +176,8 @@ def test_the_verdict_rule() -> None:
     assert plan_verdict([Verdict.PASS, Verdict.INCONCLUSIVE]) is Verdict.INCONCLUSIVE
     assert plan_verdict([Verdict.INCONCLUSIVE, Verdict.FAIL, Verdict.PASS]) is Verdict.FAIL
     assert plan_verdict([]) is Verdict.INCONCLUSIVE
+    assert plan_verdict([Verdict.PASS, Verdict.MARGINAL]) is Verdict.MARGINAL
+    assert plan_verdict([Verdict.MARGINAL, Verdict.INCONCLUSIVE]) is Verdict.INCONCLUSIVE
     # every verdict has its place in the one ordering
     assert set(VERDICT_SEVERITY) == set(Verdict)
     # a run that failed or was aborted judged nothing
