@@ -1,8 +1,12 @@
 """The live-stream rules on the in-memory twins: at most N streams per user, each in a slot of
 its own that comes free when the stream closes or its lease lapses, a lost race for a slot
-tries the next one; and the periodic re-check ends a stream whose session is over."""
+tries the next one; and the periodic re-check, one pass for all the streams of a process,
+ends a stream whose session is over, renews the others' leases, and gives a stream whose lease
+lapsed a free slot again."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 
@@ -14,7 +18,7 @@ from application.errors import TooManyStreams
 from application.ports import StreamLease
 from application.use_cases.live_streams import (
     CloseStream,
-    KeepStreamOpen,
+    KeepStreamsOpen,
     OpenStream,
     StreamEnd,
     lease_for,
@@ -34,8 +38,20 @@ class Streams:
         self.clock = self.auth.clock  # one time for sessions and leases
         self.uow = lambda read_only=False: uow_class(self.store, read_only)
         self.open = OpenStream(self.uow, self.clock, SequentialIds("s"), max_per_user, LEASE_S)
-        self.keep_open = KeepStreamOpen(self.auth.authenticate, self.uow, self.clock, LEASE_S)
+        self.keeper = self.keeper_with(self.auth.authenticate)
         self.close = CloseStream(self.uow)
+
+    def keeper_with(self, verifier) -> KeepStreamsOpen:
+        return KeepStreamsOpen(
+            verifier, self.uow, self.clock, self.open, LEASE_S, 5, in_background=False
+        )
+
+    def keep_open(self, token: str, lease: StreamLease) -> StreamEnd | None:
+        """One re-check pass with this stream open: why it ends, or None."""
+        kept = self.keeper.keep(token, lease)
+        self.keeper.check_all()
+        self.keeper.release(kept)
+        return kept.end
 
     def held(self, user_id: str) -> list[StreamLease]:
         with self.uow() as uow:
@@ -82,9 +98,55 @@ def test_a_lease_that_is_not_renewed_lapses(streams: Streams) -> None:
         streams.open(ada)
     streams.clock.advance(1)  # the leases have run out: their streams are taken for dead
     assert streams.open(ada).slot == 0
-    assert len(streams.held(ada)) == 1
-    # the stream that missed its renewals learns it has lost its slot
+    for _ in range(7):
+        streams.open(ada)
+    # the stream that missed its renewals finds every slot taken: it has lost its own
     assert streams.keep_open(login.token, first) is StreamEnd.LEASE_LOST
+    assert len(streams.held(ada)) == 8
+
+
+def test_a_stream_whose_lease_lapsed_takes_a_free_slot_again(streams: Streams) -> None:
+    """A stream still open whose renewal came late (its process short of CPU) and whose lease
+    the next stream to open removed as expired goes on in a free slot of its user."""
+    streams.auth.add_user("ada@lab.example", "viewer")
+    login = streams.auth.sign_in()
+    ada = login.user.id
+    late = streams.keeper.keep(login.token, streams.open(ada))
+    streams.clock.advance(LEASE_S)
+    streams.open(ada)  # removes the lapsed lease and takes slot 0
+    streams.keeper.check_all()
+    assert late.end is None
+    assert late.lease.slot == 1
+    assert sorted(lease.id for lease in streams.held(ada)) == sorted(
+        [late.lease.id, streams.held(ada)[0].id]
+    )
+    streams.keeper.release(late)
+    streams.close(late.lease)
+    assert len(streams.held(ada)) == 1
+
+
+def test_one_pass_checks_each_token_once_and_renews_only_streams_that_ran(
+    streams: Streams,
+) -> None:
+    streams.auth.add_user("ada@lab.example", "viewer")
+    login = streams.auth.sign_in()
+    verified: list[str] = []
+
+    class Counting:
+        def verify(self, token: str):
+            verified.append(token)
+            return streams.auth.authenticate.verify(token)
+
+    keeper = streams.keeper_with(Counting())
+    kept = [keeper.keep(login.token, streams.open(login.user.id)) for _ in range(3)]
+    streams.clock.advance(LEASE_S / 2)
+    kept[2].served = False  # its generator never ran since it opened (a frozen process)
+    keeper.check_all()
+    assert verified == [login.token]
+    expiry = {lease.id: lease.expires_at for lease in streams.held(login.user.id)}
+    renewed_until = streams.clock.now() + timedelta(seconds=LEASE_S)
+    assert [expiry[k.lease.id] == renewed_until for k in kept] == [True, True, False]
+    assert all(k.end is None for k in kept)
 
 
 def test_renewal_keeps_a_stream_alive_past_its_first_lease(streams: Streams) -> None:
@@ -179,8 +241,8 @@ def test_the_recheck_fails_closed_when_the_session_cannot_be_checked(streams: St
         def verify(self, token: str):
             raise AuthServiceUnavailable("the auth service is down")
 
-    keep_open = KeepStreamOpen(Unreachable(), streams.uow, streams.clock, LEASE_S)
-    assert keep_open("token", streams.open("ada")) is StreamEnd.AUTH_UNAVAILABLE
+    streams.keeper = streams.keeper_with(Unreachable())
+    assert streams.keep_open("token", streams.open("ada")) is StreamEnd.AUTH_UNAVAILABLE
 
 
 def test_a_token_of_another_user_does_not_keep_the_stream(streams: Streams) -> None:
