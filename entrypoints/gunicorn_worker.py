@@ -96,11 +96,37 @@ class JsonErrorsWorker(JsonRefusals, ThreadWorker):
     """gunicorn's threaded worker: a thread per request (DEVICELAB_THREADS of them)."""
 
 
+# Paths whose requests last as long as the client listens: they never count as running.
+STREAM_PATHS = ("/api/events",)
+# REST requests one gevent worker runs at once; more wait their turn (see below).
+ACTIVE_REQUESTS = 4
+
+
 class JsonErrorsGeventWorker(JsonRefusals, GeventWorker):
-    """gunicorn's gevent worker: a greenlet per request (DEVICELAB_WORKER_CONNECTIONS)."""
+    """gunicorn's gevent worker: a greenlet per request (DEVICELAB_WORKER_CONNECTIONS).
+
+    At most ACTIVE_REQUESTS REST requests run at once; the others wait on a semaphore. gevent
+    does not preempt: a greenlet computes until it next waits for I/O, and the ready ones take
+    their turns in order. With 16 busy REST connections all ready, the change reader of the
+    live streams waited behind every one of them at each of its queries, and a change took
+    seconds to reach the streams. A few requests at a time keep the CPU as busy (one computes
+    while another waits for the database) and the reader's turn comes sooner. Streams are not
+    counted: they wait, they do not compute."""
 
     def patch(self):
         super().patch()  # gevent's monkey.patch_all(), before the app is loaded
         from psycogreen.gevent import patch_psycopg
 
         patch_psycopg()
+
+    def init_process(self):
+        from gevent.lock import BoundedSemaphore
+
+        self.running = BoundedSemaphore(ACTIVE_REQUESTS)
+        super().init_process()
+
+    def handle_request(self, listener_name, req, sock, addr):
+        if req.path.startswith(STREAM_PATHS):
+            return super().handle_request(listener_name, req, sock, addr)
+        with self.running:
+            return super().handle_request(listener_name, req, sock, addr)

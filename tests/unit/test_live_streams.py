@@ -331,3 +331,41 @@ def test_the_api_serves_with_the_gevent_worker_unless_told_otherwise() -> None:
         with pytest.raises(SettingsError, match=name):
             Settings.from_env({name: bad})
     assert {"DEVICELAB_WORKER_CLASS", "DEVICELAB_WORKER_CONNECTIONS"} <= variable_names()
+
+
+def test_a_gevent_worker_runs_a_few_rest_requests_at_once_and_every_stream(monkeypatch) -> None:
+    """Requests beyond ACTIVE_REQUESTS wait their turn (so the change reader's turn comes
+    soon); a stream never waits and never takes a turn from the REST requests."""
+    import gevent
+    from gevent.lock import BoundedSemaphore
+    from gunicorn.workers.ggevent import GeventWorker
+
+    from entrypoints import gunicorn_worker
+
+    running, most = [0], [0]
+
+    def served(self, listener_name, req, sock, addr):
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        gevent.sleep(0.01)  # the request waits for the database
+        running[0] -= 1
+
+    monkeypatch.setattr(GeventWorker, "handle_request", served)
+    worker = gunicorn_worker.JsonErrorsGeventWorker.__new__(gunicorn_worker.JsonErrorsGeventWorker)
+    worker.running = BoundedSemaphore(gunicorn_worker.ACTIVE_REQUESTS)
+
+    class Request:
+        def __init__(self, path: str) -> None:
+            self.path = path
+
+    def serve(path: str):
+        return gevent.spawn(worker.handle_request, "api", Request(path), None, None)
+
+    gevent.joinall([serve("/api/devices") for _ in range(20)], timeout=10)
+    assert most[0] == gunicorn_worker.ACTIVE_REQUESTS
+    most[0] = 0
+    gevent.joinall(
+        [serve("/api/events") for _ in range(20)] + [serve("/api/devices") for _ in range(20)],
+        timeout=10,
+    )
+    assert most[0] == 20 + gunicorn_worker.ACTIVE_REQUESTS
