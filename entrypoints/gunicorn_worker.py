@@ -23,6 +23,7 @@ threaded)."""
 
 from __future__ import annotations
 
+import collections
 import json
 from http import HTTPStatus
 
@@ -102,6 +103,39 @@ STREAM_PATHS = ("/api/events",)
 ACTIVE_REQUESTS = 4
 
 
+class TakingTurns:
+    """At most `size` greenlets inside at once, let in strictly in the order they came: a
+    leaving one hands its place to the longest waiting. (gevent's Semaphore lets a newcomer
+    take a place that was just freed before the waiter it woke runs, and under a steady load
+    some requests waited a second and more behind newer ones.)"""
+
+    def __init__(self, size: int) -> None:
+        self.free, self.waiting = size, collections.deque()
+
+    def __enter__(self) -> None:
+        if self.free and not self.waiting:
+            self.free -= 1
+            return
+        from gevent.event import Event
+
+        turn = Event()
+        self.waiting.append(turn)
+        try:
+            turn.wait()
+        except BaseException:  # killed while waiting: give up the place in line, or the turn
+            if turn.is_set():
+                self.__exit__()
+            else:
+                self.waiting.remove(turn)
+            raise
+
+    def __exit__(self, *exc_info) -> None:
+        if self.waiting:
+            self.waiting.popleft().set()  # the place passes on without ever being free
+        else:
+            self.free += 1
+
+
 class JsonErrorsGeventWorker(JsonRefusals, GeventWorker):
     """gunicorn's gevent worker: a greenlet per request (DEVICELAB_WORKER_CONNECTIONS).
 
@@ -120,9 +154,7 @@ class JsonErrorsGeventWorker(JsonRefusals, GeventWorker):
         patch_psycopg()
 
     def init_process(self):
-        from gevent.lock import BoundedSemaphore
-
-        self.running = BoundedSemaphore(ACTIVE_REQUESTS)
+        self.running = TakingTurns(ACTIVE_REQUESTS)
         super().init_process()
 
     def handle_request(self, listener_name, req, sock, addr):

@@ -337,7 +337,6 @@ def test_a_gevent_worker_runs_a_few_rest_requests_at_once_and_every_stream(monke
     """Requests beyond ACTIVE_REQUESTS wait their turn (so the change reader's turn comes
     soon); a stream never waits and never takes a turn from the REST requests."""
     import gevent
-    from gevent.lock import BoundedSemaphore
     from gunicorn.workers.ggevent import GeventWorker
 
     from entrypoints import gunicorn_worker
@@ -352,7 +351,7 @@ def test_a_gevent_worker_runs_a_few_rest_requests_at_once_and_every_stream(monke
 
     monkeypatch.setattr(GeventWorker, "handle_request", served)
     worker = gunicorn_worker.JsonErrorsGeventWorker.__new__(gunicorn_worker.JsonErrorsGeventWorker)
-    worker.running = BoundedSemaphore(gunicorn_worker.ACTIVE_REQUESTS)
+    worker.running = gunicorn_worker.TakingTurns(gunicorn_worker.ACTIVE_REQUESTS)
 
     class Request:
         def __init__(self, path: str) -> None:
@@ -369,3 +368,27 @@ def test_a_gevent_worker_runs_a_few_rest_requests_at_once_and_every_stream(monke
         timeout=10,
     )
     assert most[0] == 20 + gunicorn_worker.ACTIVE_REQUESTS
+
+
+def test_rest_requests_beyond_the_limit_are_let_in_in_the_order_they_came() -> None:
+    """A place freed goes to the longest waiting, never to a newcomer (the one that freed it
+    coming straight back with its connection's next request included)."""
+    import gevent
+
+    from entrypoints.gunicorn_worker import TakingTurns
+
+    turns, order = TakingTurns(1), []
+
+    def request(name: str, again: bool = False) -> None:
+        with turns:
+            order.append(name)
+            gevent.sleep(0.01)
+        if again:  # the next request on the same keep-alive connection, at once
+            with turns:
+                order.append(f"{name} again")
+
+    first = gevent.spawn(request, "first", again=True)
+    gevent.sleep(0)  # it is inside
+    waiting = [gevent.spawn(request, f"waiting {n}") for n in range(3)]
+    gevent.joinall([first, *waiting], timeout=10)
+    assert order == ["first", "waiting 0", "waiting 1", "waiting 2", "first again"]
