@@ -99,7 +99,8 @@ class JsonErrorsWorker(JsonRefusals, ThreadWorker):
 
 # Paths whose requests last as long as the client listens: they never count as running.
 STREAM_PATHS = ("/api/events",)
-# REST requests one gevent worker runs at once; more wait their turn (see below).
+# REST requests one gevent worker runs at once by default (DEVICELAB_ACTIVE_REQUESTS); more
+# wait their turn (see below).
 ACTIVE_REQUESTS = 4
 
 
@@ -139,7 +140,7 @@ class TakingTurns:
 class JsonErrorsGeventWorker(JsonRefusals, GeventWorker):
     """gunicorn's gevent worker: a greenlet per request (DEVICELAB_WORKER_CONNECTIONS).
 
-    At most ACTIVE_REQUESTS REST requests run at once; the others wait on a semaphore. gevent
+    At most `active_requests` REST requests run at once; the others wait on a semaphore. gevent
     does not preempt: a greenlet computes until it next waits for I/O, and the ready ones take
     their turns in order. With 16 busy REST connections all ready, the change reader of the
     live streams waited behind every one of them at each of its queries, and a change took
@@ -153,8 +154,10 @@ class JsonErrorsGeventWorker(JsonRefusals, GeventWorker):
 
         patch_psycopg()
 
+    active_requests = ACTIVE_REQUESTS
+
     def init_process(self):
-        self.running = TakingTurns(ACTIVE_REQUESTS)
+        self.running = TakingTurns(self.active_requests)
         super().init_process()
 
     def handle_request(self, listener_name, req, sock, addr):

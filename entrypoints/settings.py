@@ -110,6 +110,8 @@ class Settings:
     # gevent: each request (and each open live stream) a greenlet; gthread: an OS thread each
     worker_class: str = "gevent"
     worker_connections: int = 1000
+    # gevent: REST requests a worker runs at once (streams not counted); more wait in line
+    active_requests: int = 4
     max_body_bytes: int = 1024 * 1024
     queue_allowance_s: float = 600
     # how long a run may wait for its devices in the queue (a start may ask for less or more)
@@ -192,6 +194,7 @@ class Settings:
             threads=int(_number(env, "DEVICELAB_THREADS", 16, 1)),
             worker_class=_worker_class(env),
             worker_connections=int(_number(env, "DEVICELAB_WORKER_CONNECTIONS", 1000, 1)),
+            active_requests=int(_number(env, "DEVICELAB_ACTIVE_REQUESTS", 4, 1)),
             max_body_bytes=int(_number(env, "DEVICELAB_MAX_BODY_BYTES", 1024 * 1024, 1024)),
             queue_allowance_s=_number(env, "DEVICELAB_QUEUE_ALLOWANCE_S", 600),
             queue_timeout_s=_number(env, "DEVICELAB_QUEUE_TIMEOUT_S", 24 * 3600, 1),

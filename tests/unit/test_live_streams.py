@@ -331,6 +331,11 @@ def test_the_api_serves_with_the_gevent_worker_unless_told_otherwise() -> None:
         with pytest.raises(SettingsError, match=name):
             Settings.from_env({name: bad})
     assert {"DEVICELAB_WORKER_CLASS", "DEVICELAB_WORKER_CONNECTIONS"} <= variable_names()
+    assert defaults.active_requests == 4
+    assert Settings.from_env({"DEVICELAB_ACTIVE_REQUESTS": "16"}).active_requests == 16
+    with pytest.raises(SettingsError, match="DEVICELAB_ACTIVE_REQUESTS"):
+        Settings.from_env({"DEVICELAB_ACTIVE_REQUESTS": "0"})
+    assert "DEVICELAB_ACTIVE_REQUESTS" in variable_names()
 
 
 def test_a_gevent_worker_runs_a_few_rest_requests_at_once_and_every_stream(monkeypatch) -> None:
