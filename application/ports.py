@@ -300,8 +300,9 @@ class StreamLeases(Protocol):
         process took it since it was seen free)."""
         ...
 
-    def renew(self, lease_id: str, expires_at: datetime) -> bool:
-        """Move the lease's expiry; False when the lease is gone."""
+    def renew_all(self, lease_ids: list[str], expires_at: datetime) -> set[str]:
+        """Move the expiry of these leases, in one statement however many; the ids of those
+        renewed (a lease that is gone is not among them)."""
         ...
 
     def remove(self, lease_id: str) -> None: ...

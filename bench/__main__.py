@@ -1,4 +1,4 @@
-"""`python -m bench [read start e2e live scale compare scheduler export artifacts] [--quick]`: run the benchmarks, print each figure
+"""`python -m bench [read start e2e live workers scale compare scheduler export artifacts] [--quick]`: run the benchmarks, print each figure
 beside its ceiling, and write the table (and any EXPLAIN plans) to bench/results/."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import artifacts, comparison, export, live, scale, scheduler, service
+from bench import artifacts, comparison, export, live, scale, scheduler, service, worker_classes
 from bench.stack import Databases, Results, machine
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument(
         "benchmarks",
         nargs="*",
-        metavar="{read,start,e2e,live,scale,compare,scheduler,export,artifacts}",
+        metavar="{read,start,e2e,live,workers,scale,compare,scheduler,export,artifacts}",
         help="which to run (default: all); read and start also measure the API's memory",
     )
     parser.add_argument("--quick", action="store_true", help="short runs, small data: a smoke test")
@@ -46,7 +46,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, help="runs in the large scale lab (default 1,000,000)")
     parser.add_argument("--runners", type=int, default=4, help="reference runners for e2e")
     args = parser.parse_args()
-    known = {"read", "start", "e2e", "live", "scale", "compare", "scheduler", "export", "artifacts"}
+    known = {
+        "read",
+        "start",
+        "e2e",
+        "live",
+        "workers",
+        "scale",
+        "compare",
+        "scheduler",
+        "export",
+        "artifacts",
+    }
     chosen = set(args.benchmarks or known)
     if chosen - known:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(chosen - known))}")
@@ -64,6 +75,8 @@ def main() -> None:
             service.end_to_end(results, databases, seconds, args.runners)
         if "live" in chosen:
             live.run(results, databases, seconds, quick=args.quick)
+        if "workers" in chosen:
+            worker_classes.run(results, databases, seconds, rounds=2 if args.quick else 4)
         if "scale" in chosen:
             scale.run(results, databases, runs=runs, devices=devices, small=10_000)
         if "compare" in chosen:

@@ -10,11 +10,15 @@ Printed for each backend:
   change (taken just before its transaction commits, so a little more than from the commit)
   to the moment the stream's socket had an event with that id or a later one of the same
   thing; every change must reach every stream (missing ones are counted);
-- the API workers' resident memory per 100 open streams."""
+- the API workers' resident memory per 100 open streams;
+- where the CPU went while the streams were open (the API workers, the devicelab worker and
+  runner, PostgreSQL's processes of every database, this client reading the streams) and the
+  load average: on a 2-core machine the client and the server share the cores."""
 
 from __future__ import annotations
 
 import bisect
+import os
 import shutil
 import tempfile
 import threading
@@ -135,6 +139,45 @@ def delivery_latencies(crowd: StreamCrowd, log: list) -> tuple[list[float], int]
     return latencies, missing
 
 
+def _cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far (gone ones count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _pids_where(test) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if test(stat):
+                pids.append(int(entry.name))
+    return pids
+
+
+def _cpu_shares(lab: Deployment) -> dict[str, list[int]]:
+    """The processes whose CPU the bench reports, by role."""
+    api = lab.processes["api"].pid
+    workers = _pids_where(lambda stat: stat.rpartition(")")[2].split()[1] == str(api))
+    others = [lab.processes[n].pid for n in lab.processes if n != "api"]
+    postgres = _pids_where(lambda stat: "(postgres)" in stat)
+    return {
+        "API workers": workers,
+        "worker+runner": others,
+        "postgres (all)": postgres,
+        "bench client": [os.getpid()],
+    }
+
+
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
@@ -155,9 +198,17 @@ def _one_backend(results: Results, lab: Deployment, backend: str, streams: int, 
             crowd.open(min(100, streams - len(crowd.streams)), retries=10)
         time.sleep(2)
         rss_after = sum(worker_rss_mb(api_pid))
+        shares = _cpu_shares(lab)
+        cpu_before = {role: _cpu_s(pids) for role, pids in shares.items()}
+        began, load_before = time.monotonic(), _load()
         runs = SteadyRuns(lab, setup)
         busy = wrk(url, seconds, headers=auth)
         runs.finish()
+        took = time.monotonic() - began
+        cpu_note = ", ".join(
+            f"{role} {(_cpu_s(pids) - cpu_before[role]) / took:.2f}"
+            for role, pids in shares.items()
+        )
         time.sleep(5)  # the last runs finish, their last changes reach the streams
         still_open = crowd.open_streams
     finally:
@@ -224,6 +275,19 @@ def _one_backend(results: Results, lab: Deployment, backend: str, streams: int, 
             notes=f"RSS of both workers {rss_before:.0f} MB → {rss_after:.0f} MB",
         )
     )
+    results.add(
+        Figure(
+            name,
+            "CPU cores in use while the streams were open and runs started (of 2)",
+            sum((_cpu_s(p) - cpu_before[r]) / took for r, p in shares.items()),
+            "cores",
+            notes=f"{cpu_note}; load average before {load_before}, after {_load()}",
+        )
+    )
+
+
+def _load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def run(results: Results, databases: Databases, seconds: int, quick: bool = False) -> None:

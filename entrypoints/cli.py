@@ -545,8 +545,11 @@ def _run_gunicorn(settings: Settings) -> None:
         raise click.UsageError(str(error)) from None
     from gunicorn.app.base import BaseApplication
 
-    from entrypoints.gunicorn_worker import KEEPALIVE_S, WORKER_CLASSES
+    from entrypoints.gunicorn_worker import KEEPALIVE_S, WORKER_CLASSES, JsonErrorsGeventWorker
     from entrypoints.wsgi import create_app
+
+    # the workers are forked from this process: they find it set
+    JsonErrorsGeventWorker.active_requests = settings.active_requests
 
     class _Server(BaseApplication):
         def load_config(self) -> None:

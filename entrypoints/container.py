@@ -225,8 +225,15 @@ class Container(containers.DeclarativeContainer):
         config.max_streams_per_user,
         stream_lease_s,
     )
-    keep_stream_open = providers.Factory(
-        live_streams.KeepStreamOpen, token_verifier, uow.provider, clock, stream_lease_s
+    # one re-check pass per process for all its open streams
+    keep_streams_open = providers.ThreadSafeSingleton(
+        live_streams.KeepStreamsOpen,
+        token_verifier,
+        uow.provider,
+        clock,
+        open_stream,
+        stream_lease_s,
+        config.stream_recheck_s,
     )
     close_stream = providers.Factory(live_streams.CloseStream, uow.provider)
     # /auth is the auth service itself: it always checks its own store

@@ -135,6 +135,8 @@ class Settings:
     # gevent: each request (and each open live stream) a greenlet; gthread: an OS thread each
     worker_class: str = "gevent"
     worker_connections: int = 1000
+    # gevent: REST requests a worker runs at once (streams not counted); more wait in line
+    active_requests: int = 4
     max_body_bytes: int = 1024 * 1024
     # the longest measured series a runner may report per metric (more is a 422)
     max_samples_per_metric: int = 1000
@@ -234,6 +236,7 @@ class Settings:
             threads=int(_number(env, "DEVICELAB_THREADS", 16, 1)),
             worker_class=_worker_class(env),
             worker_connections=int(_number(env, "DEVICELAB_WORKER_CONNECTIONS", 1000, 1)),
+            active_requests=int(_number(env, "DEVICELAB_ACTIVE_REQUESTS", 4, 1)),
             max_body_bytes=int(_number(env, "DEVICELAB_MAX_BODY_BYTES", 1024 * 1024, 1024)),
             max_samples_per_metric=int(_number(env, "DEVICELAB_MAX_SAMPLES_PER_METRIC", 1000, 1)),
             queue_allowance_s=_number(env, "DEVICELAB_QUEUE_ALLOWANCE_S", 600),

@@ -38,8 +38,13 @@ from adapters.http.holds import hold_json
 from adapters.http.json_bodies import iso
 from adapters.http.security import bearer_token, current_principal, requires
 from adapters.http.test_runs import TestRunSchema
-from application.ports import StreamLease
-from application.use_cases.live_streams import CloseStream, KeepStreamOpen, OpenStream, StreamEnd
+from application.use_cases.live_streams import (
+    CloseStream,
+    KeepStreamsOpen,
+    KeptStream,
+    OpenStream,
+    StreamEnd,
+)
 from application.use_cases.live_updates import ChangeCursor, ChangeFanout, ReadChanges, Update
 from application.use_cases.queue_estimates import QueueSummary
 from domain.users import Permission
@@ -146,33 +151,35 @@ def stream_changes(
     fanout: ChangeFanout,
     after: int | None,
     max_seconds: float,
-    recheck: Callable[[], StreamEnd | None] | None = None,
+    kept: KeptStream | None = None,
     recheck_s: float = 5,
     keepalive_s: float = 15,
 ) -> Iterator[str]:
     """The stream's events: first its catch-up from `after`, then what the process's one
-    change reader (`fanout`) finds, without the ids already sent. `recheck` is asked every
-    `recheck_s` whether the stream may go on, before anything more is sent. A keepalive goes
-    out at least as often, so a client that is gone is noticed (the write fails) and its slot
-    freed within a few re-checks."""
+    change reader (`fanout`) finds, without the ids already sent. The process's re-check
+    (`KeepStreamsOpen`) decides for all its streams every `recheck_s` whether each may go on;
+    `kept` is where this stream learns it, and the re-check wakes the stream to end it. A
+    keepalive goes out at least once per re-check, so a client that is gone is noticed (the
+    write fails) and its slot freed within a few re-checks."""
     keepalive_s = min(keepalive_s, recheck_s)
     subscription = fanout.subscribe()  # before the catch-up: nothing falls between the two
+    if kept is not None:
+        kept.wake = subscription.wake
     try:
         cursor = read_changes.cursor(after)
         yield f"retry: 2000\n: stream open at change {cursor.position}\n\n"
-        started = last_sent = last_check = time.monotonic()
+        started = last_sent = time.monotonic()
         yield from _catch_up(read_changes, cursor)
-        while (now := time.monotonic()) - started < max_seconds:
-            if recheck is not None and now - last_check >= recheck_s:
-                end = recheck()
-                last_check = time.monotonic()
-                if end is not None:
+        while time.monotonic() - started < max_seconds:
+            if kept is not None:
+                kept.served = True  # it runs: the next re-check renews its lease
+                if (end := kept.end) is not None:
                     yield closing_event(end)
                     return
             if subscription.lagging:
                 yield ": stream closed (fell behind; reconnect with Last-Event-ID)\n\n"
                 return
-            wake_at = min(started + max_seconds, last_check + recheck_s, last_sent + keepalive_s)
+            wake_at = min(started + max_seconds, last_sent + keepalive_s)
             batch = subscription.next_batch(wake_at - time.monotonic())
             fresh = {change.id for change in cursor.fresh([r.change for r in batch])}
             chunk = "".join(r.text for r in batch if r.change.id in fresh)
@@ -188,19 +195,24 @@ def stream_changes(
 
 class _SlotRelease:
     """Gives a stream's slot back once, whichever comes first: the stream's generator ending,
-    or the server closing the response (also when the generator never started)."""
+    or the server closing the response (also when the generator never started). The slot is
+    the one the stream holds now: the re-check may have given it a new one."""
 
-    def __init__(self, close_stream: CloseStream, lease: StreamLease) -> None:
-        self.close_stream, self.lease, self.done = close_stream, lease, False
+    def __init__(
+        self, keep_streams_open: KeepStreamsOpen, close_stream: CloseStream, kept: KeptStream
+    ) -> None:
+        self.keep_streams_open, self.close_stream, self.kept = keep_streams_open, close_stream, kept
+        self.done = False
 
     def __call__(self) -> None:
         if self.done:
             return
         self.done = True
+        self.keep_streams_open.release(self.kept)
         try:
-            self.close_stream(self.lease)
+            self.close_stream(self.kept.lease)
         except Exception:  # the lease lapses by itself; the stream is over either way
-            log.warning("could not free live stream slot %s", self.lease.id, exc_info=True)
+            log.warning("could not free live stream slot %s", self.kept.lease.id, exc_info=True)
 
 
 def _releasing(stream: Iterator[str], release: _SlotRelease) -> Iterator[str]:
@@ -229,7 +241,7 @@ class Events(MethodView):
         read_changes: ReadChanges = Provide["read_changes"],
         fanout: ChangeFanout = Provide["change_fanout"],
         open_stream: OpenStream = Provide["open_stream"],
-        keep_stream_open: KeepStreamOpen = Provide["keep_stream_open"],
+        keep_streams_open: KeepStreamsOpen = Provide["keep_streams_open"],
         close_stream: CloseStream = Provide["close_stream"],
         recheck_s: float = Provide["config.stream_recheck_s"],
     ):
@@ -241,14 +253,14 @@ class Events(MethodView):
         after = resume_after(args)
         return guarded_stream_response(
             open_stream,
-            keep_stream_open,
+            keep_streams_open,
             close_stream,
-            lambda recheck: stream_changes(
+            lambda kept: stream_changes(
                 read_changes,
                 fanout,
                 after,
                 args["max_seconds"],
-                recheck=recheck,
+                kept=kept,
                 recheck_s=recheck_s,
             ),
         )
@@ -256,19 +268,20 @@ class Events(MethodView):
 
 def guarded_stream_response(
     open_stream: OpenStream,
-    keep_stream_open: KeepStreamOpen,
+    keep_streams_open: KeepStreamsOpen,
     close_stream: CloseStream,
-    make_stream: Callable[[Callable[[], StreamEnd | None]], Iterator[str]],
+    make_stream: Callable[[KeptStream], Iterator[str]],
 ) -> Response:
     """An event-stream answer for the signed-in caller: it takes one of the caller's stream
-    slots (429 when none is free), gives `make_stream` the re-check of its session and
-    lease, and frees the slot however the stream ends. Every live stream of the API opens
-    this way (this one, and a run's log: adapters/http/run_log_stream.py)."""
+    slots (429 when none is free), hands the stream to the process's re-check
+    (`keep_streams_open`), gives `make_stream` the `KeptStream` through which it learns
+    whether it may go on, and frees the slot however the stream ends. Every live stream of
+    the API opens this way (this one, and a run's log: adapters/http/run_log_stream.py)."""
     token = bearer_token(request)
-    lease = open_stream(current_principal().user_id)
-    release = _SlotRelease(close_stream, lease)
+    kept = keep_streams_open.keep(token, open_stream(current_principal().user_id))
+    release = _SlotRelease(keep_streams_open, close_stream, kept)
     try:
-        stream = make_stream(lambda: keep_stream_open(token, lease))
+        stream = make_stream(kept)
         response = Response(
             stream_with_context(_releasing(stream, release)),
             mimetype="text/event-stream",

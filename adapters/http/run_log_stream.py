@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from dependency_injector.wiring import Provide, inject
 from flask.views import MethodView
@@ -26,7 +26,12 @@ from adapters.http.events import (
 from adapters.http.run_logs import LogFilterSchema, line_json, log_filter
 from adapters.http.security import requires
 from application.run_log_ports import LogFilter
-from application.use_cases.live_streams import CloseStream, KeepStreamOpen, OpenStream, StreamEnd
+from application.use_cases.live_streams import (
+    CloseStream,
+    KeepStreamsOpen,
+    KeptStream,
+    OpenStream,
+)
 from application.use_cases.run_logs import ReadLogTail
 from domain.users import Permission
 
@@ -50,19 +55,21 @@ def stream_log(
     where: LogFilter,
     after: int,
     max_seconds: float,
-    recheck: Callable[[], StreamEnd | None] | None = None,
+    kept: KeptStream | None = None,
     recheck_s: float = 5,
     poll_s: float = 0.5,
     keepalive_s: float = 15,
 ) -> Iterator[str]:
+    """The log's events. The process's re-check (`KeepStreamsOpen`) says through `kept`
+    whether the stream may go on; it is looked at before every poll, so an ended session
+    stops the stream within `poll_s` of the re-check."""
     poll_s, keepalive_s = min(poll_s, recheck_s), min(keepalive_s, recheck_s)
     yield f"retry: 2000\n: log stream open after line {after}\n\n"
-    started = last_sent = last_check = time.monotonic()
+    started = last_sent = time.monotonic()
     while time.monotonic() - started < max_seconds:
-        if recheck is not None and time.monotonic() - last_check >= recheck_s:
-            end = recheck()
-            last_check = time.monotonic()
-            if end is not None:
+        if kept is not None:
+            kept.served = True  # it runs: the next re-check renews its lease
+            if (end := kept.end) is not None:
                 yield closing_event(end)
                 return
         tail = read_tail(run_id, after, where)
@@ -98,7 +105,7 @@ class RunLogStream(MethodView):
         run_id,
         read_tail: ReadLogTail = Provide["read_log_tail"],
         open_stream: OpenStream = Provide["open_stream"],
-        keep_stream_open: KeepStreamOpen = Provide["keep_stream_open"],
+        keep_streams_open: KeepStreamsOpen = Provide["keep_streams_open"],
         close_stream: CloseStream = Provide["close_stream"],
         recheck_s: float = Provide["config.stream_recheck_s"],
     ):
@@ -108,15 +115,15 @@ class RunLogStream(MethodView):
         read_tail(run_id, 0, where)  # 404 for an unknown run, before the stream opens
         return guarded_stream_response(
             open_stream,
-            keep_stream_open,
+            keep_streams_open,
             close_stream,
-            lambda recheck: stream_log(
+            lambda kept: stream_log(
                 read_tail,
                 run_id,
                 where,
                 after or 0,
                 args["max_seconds"],
-                recheck=recheck,
+                kept=kept,
                 recheck_s=recheck_s,
             ),
         )

@@ -544,12 +544,12 @@ class InMemoryStreamLeases:
             raise ConcurrentUpdate(f"stream slot {lease.slot} of the user is already held")
         self.staged[lease.id] = lease
 
-    def renew(self, lease_id: str, expires_at: datetime) -> bool:
-        current = next((s for s in self._all() if s.id == lease_id), None)
-        if current is None:
-            return False
-        self.staged[lease_id] = replace(current, expires_at=expires_at)
-        return True
+    def renew_all(self, lease_ids: list[str], expires_at: datetime) -> set[str]:
+        wanted = set(lease_ids)
+        current = [s for s in self._all() if s.id in wanted]
+        for lease in current:
+            self.staged[lease.id] = replace(lease, expires_at=expires_at)
+        return {lease.id for lease in current}
 
     def remove(self, lease_id: str) -> None:
         self.staged[lease_id] = None

@@ -2,21 +2,25 @@
 
 A live stream (the event stream of `live_updates`) is a request that lasts minutes, so the
 check made when it opens is not enough: while it runs it is re-checked every few seconds
-(`KeepStreamOpen`), and it ends once its session has (signed out, expired, revoked, the user
+(`KeepStreamsOpen`), and it ends once its session has (signed out, expired, revoked, the user
 disabled or their password changed elsewhere) or its role may no longer read.
 
 Each user may hold at most `max_per_user` streams at a time. The count lives in the lab
 database, so it holds across the API processes of an instance: a stream takes one of the
-user's numbered slots (`OpenStream`), renews its lease at each re-check and gives the slot back
-when it ends (`CloseStream`). A stream whose process was killed stops renewing; its lease
+user's numbered slots (`OpenStream`), its lease is renewed at each re-check (`KeepStreamsOpen`,
+one pass for all the streams of a process) and it gives the slot back when it ends
+(`CloseStream`). A stream whose process was killed stops renewing; its lease
 lapses and the slot is free again after at most `lease_s`. Two processes cannot take the same
 slot: the store refuses the second, which then tries the next free one."""
 
 from __future__ import annotations
 
 import enum
+import logging
 import math
 import random
+import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -26,6 +30,8 @@ from application.errors import ConcurrentUpdate, TooManyStreams
 from application.ports import Clock, IdGenerator, StreamLease
 from application.ports import UnitOfWorkFactory as UowFactory
 from domain.users import Permission
+
+log = logging.getLogger(__name__)
 
 
 class StreamEnd(enum.StrEnum):
@@ -107,32 +113,134 @@ class OpenStream:
             return lease
 
 
-class KeepStreamOpen:
-    """The periodic re-check of an open stream: its token is verified again (as on a request:
-    in-process, or by the auth service through its cache) and its lease renewed. Returns why
-    the stream must end, or None to keep it going."""
+class KeptStream:
+    """An open stream as the process's keeper sees it: the token it was opened with, the
+    lease it holds now (a new one after it took a free slot again) and, once a re-check
+    decided so, why it must end. The stream marks itself `served` each time it runs; one
+    that has not run since the last pass (its process frozen, its generator never resumed)
+    is not renewed, so its slot lapses as a dead stream's does."""
+
+    def __init__(self, token: str, lease: StreamLease) -> None:
+        self.token, self.lease = token, lease
+        self.end: StreamEnd | None = None
+        self.served = True
+        self.wake: Callable[[], None] = lambda: None  # the stream sets how it is woken
+
+    def ended(self, end: StreamEnd) -> None:
+        self.end = end
+        self.wake()
+
+
+class KeepStreamsOpen:
+    """The periodic re-check of every open stream of a process, in one pass per interval
+    (`check_all`): each distinct token is verified once (as on a request: in-process, or by
+    the auth service through its cache) for all the streams opened with it, and the leases
+    of the streams served since the last pass are renewed in one statement. A stream whose
+    lease lapsed meanwhile (its process was short of CPU and the next stream to open removed
+    it as expired) takes a free slot of its user again; only when the user holds the cap
+    does it end with `LEASE_LOST`. A stream that must end is told through its `KeptStream`
+    and woken.
+
+    Per stream this was one verification and one commit every interval: with a thousand
+    streams the re-checks alone took a third of a worker's CPU and delayed delivery. The
+    pass runs in a thread of its own (a greenlet under gevent) while any stream is open."""
 
     def __init__(
-        self, verifier: TokenVerifier, uow: UowFactory, clock: Clock, lease_s: float
+        self,
+        verifier: TokenVerifier,
+        uow: UowFactory,
+        clock: Clock,
+        open_stream: OpenStream,
+        lease_s: float,
+        recheck_s: float,
+        in_background: bool = True,
     ) -> None:
-        self.verifier, self.uow, self.clock = verifier, uow, clock
-        self.lease = timedelta(seconds=lease_s)
+        self.verifier, self.uow, self.clock, self.open_stream = verifier, uow, clock, open_stream
+        self.lease, self.recheck_s = timedelta(seconds=lease_s), recheck_s
+        self.in_background = in_background
+        self._lock = threading.Lock()
+        self._kept: set[KeptStream] = set()
+        self._loop: threading.Thread | None = None
 
-    def __call__(self, token: str, lease: StreamLease) -> StreamEnd | None:
+    def keep(self, token: str, lease: StreamLease) -> KeptStream:
+        kept = KeptStream(token, lease)
+        with self._lock:
+            self._kept.add(kept)
+            if self.in_background and self._loop is None:
+                self._loop = threading.Thread(target=self._run, name="stream-rechecks", daemon=True)
+                self._loop.start()
+        return kept
+
+    def release(self, kept: KeptStream) -> None:
+        with self._lock:
+            self._kept.discard(kept)
+
+    @property
+    def to_renew(self) -> int:
+        """Open streams that ran since the last pass: the next pass renews their leases."""
+        with self._lock:
+            return sum(1 for k in self._kept if k.served and k.end is None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.recheck_s)
+            with self._lock:
+                if not self._kept:
+                    self._loop = None  # the next stream starts a fresh loop
+                    return
+            try:
+                self.check_all()
+            except Exception:  # the database is away: leases may lapse, streams go on
+                log.warning("the open streams could not be re-checked", exc_info=True)
+
+    def check_all(self) -> None:
+        with self._lock:
+            kept = [k for k in self._kept if k.end is None]
+        verdicts = {token: self._verdict(token) for token in {k.token for k in kept}}
+        to_renew: list[KeptStream] = []
+        for stream in kept:
+            user_id, end = verdicts[stream.token]
+            if end is None and user_id != stream.lease.user_id:
+                end = StreamEnd.SESSION_ENDED
+            if end is not None:
+                stream.ended(end)
+            elif stream.served:
+                stream.served = False
+                to_renew.append(stream)
+        if not to_renew:
+            return
+        with self.uow() as uow:
+            renewed = uow.stream_leases.renew_all(
+                [k.lease.id for k in to_renew], self.clock.now() + self.lease
+            )
+            uow.commit()
+        for stream in to_renew:
+            if stream.lease.id not in renewed:
+                self._take_a_slot_again(stream)
+
+    def _verdict(self, token: str) -> tuple[str | None, StreamEnd | None]:
         try:
             principal = self.verifier.verify(token)
         except Unauthenticated:
-            return StreamEnd.SESSION_ENDED
+            return None, StreamEnd.SESSION_ENDED
         except AuthServiceUnavailable:
-            return StreamEnd.AUTH_UNAVAILABLE
-        if principal.user_id != lease.user_id:
-            return StreamEnd.SESSION_ENDED
+            return None, StreamEnd.AUTH_UNAVAILABLE
         if not principal.can(Permission.READ):
-            return StreamEnd.FORBIDDEN
-        with self.uow() as uow:
-            renewed = uow.stream_leases.renew(lease.id, self.clock.now() + self.lease)
-            uow.commit()
-        return None if renewed else StreamEnd.LEASE_LOST
+            return principal.user_id, StreamEnd.FORBIDDEN
+        return principal.user_id, None
+
+    def _take_a_slot_again(self, stream: KeptStream) -> None:
+        try:
+            lease = self.open_stream(stream.lease.user_id)
+        except TooManyStreams:
+            stream.ended(StreamEnd.LEASE_LOST)
+            return
+        with self._lock:
+            still_open = stream in self._kept
+            if still_open:
+                stream.lease = lease
+        if not still_open:  # the stream ended meanwhile and gave back its old lease only
+            CloseStream(self.uow)(lease)
 
 
 class CloseStream:

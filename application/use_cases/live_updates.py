@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import queue
@@ -122,6 +123,11 @@ class Subscription:
         except queue.Full:
             self.lagging = True
             self._fanout.unsubscribe(self)
+
+    def wake(self) -> None:
+        """Have the stream look at once (an empty batch): its re-check decided it ends."""
+        with contextlib.suppress(queue.Full):  # a full queue wakes it anyway
+            self._batches.put_nowait([])
 
     def next_batch(self, timeout_s: float) -> list[RenderedUpdate]:
         """The next batch, or [] after `timeout_s` without one."""

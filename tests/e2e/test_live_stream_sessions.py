@@ -12,6 +12,7 @@ stream's own `max_seconds`."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -143,6 +144,12 @@ def test_a_stream_that_stops_renewing_its_lease_loses_its_slot(signed_in, contai
     # while the test holds them unread they renew nothing, like streams of a killed process
     abandoned = [open_stream(viewer) for _ in range(8)]
     assert viewer.get("/api/events?max_seconds=5").status_code == 429
+    # the process's re-check renews a stream's lease once after it last ran, then no more
+    keeper = container.keep_streams_open()
+    deadline = time.monotonic() + BOUND_S
+    while keeper.to_renew and time.monotonic() < deadline:
+        time.sleep(RECHECK_S / 2)
+    assert keeper.to_renew == 0
     lease_s = container.stream_lease_s()
     assert lease_s == 2 * container.config.stream_recheck_s()
     clock.advance(lease_s + 1)  # every lease has lapsed

@@ -34,8 +34,10 @@ def test_one_slot_holds_one_stream(new_uow: Any) -> None:
         uow.stream_leases.add(StreamLease("c", "ada", 0, until))
     with new_uow() as uow:
         assert [lease.id for lease in uow.stream_leases.of_user("ada")] == ["a"]
-        assert uow.stream_leases.renew("a", until + timedelta(seconds=5)) is True
-        assert uow.stream_leases.renew("gone", until) is False
+        # one statement for all the leases of a process's open streams; gone ones are left out
+        renewed = uow.stream_leases.renew_all(["a", "gone"], until + timedelta(seconds=5))
+        assert renewed == {"a"}
+        assert uow.stream_leases.renew_all([], until) == set()
         uow.commit()
     with new_uow() as uow:
         (renewed,) = uow.stream_leases.of_user("ada")

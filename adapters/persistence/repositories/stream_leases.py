@@ -46,12 +46,17 @@ class SqlStreamLeases(SqlRepository):
                 ) from error
             raise
 
-    def renew(self, lease_id: str, expires_at: datetime) -> bool:
+    def renew_all(self, lease_ids: list[str], expires_at: datetime) -> set[str]:
+        if not lease_ids:
+            return set()
         leases = t.stream_leases
-        result = self._execute(
-            leases.update().where(leases.c.id == lease_id).values(expires_at=expires_at)
+        renewed = self._execute(
+            leases.update()
+            .where(leases.c.id.in_(lease_ids))
+            .values(expires_at=expires_at)
+            .returning(leases.c.id)
         )
-        return result.rowcount == 1
+        return set(renewed.scalars())
 
     def remove(self, lease_id: str) -> None:
         self._execute(sa.delete(t.stream_leases).where(t.stream_leases.c.id == lease_id))
