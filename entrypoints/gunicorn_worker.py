@@ -23,6 +23,7 @@ threaded)."""
 
 from __future__ import annotations
 
+import collections
 import json
 from http import HTTPStatus
 
@@ -96,11 +97,73 @@ class JsonErrorsWorker(JsonRefusals, ThreadWorker):
     """gunicorn's threaded worker: a thread per request (DEVICELAB_THREADS of them)."""
 
 
+# Paths whose requests last as long as the client listens: they never count as running.
+# /api/events, and a run's log as it grows (/api/test-runs/{id}/logs/stream).
+STREAM_PATHS = ("/api/events",)
+STREAM_SUFFIXES = ("/logs/stream",)
+# REST requests one gevent worker runs at once by default (DEVICELAB_ACTIVE_REQUESTS); more
+# wait their turn (see below).
+ACTIVE_REQUESTS = 4
+
+
+class TakingTurns:
+    """At most `size` greenlets inside at once, let in strictly in the order they came: a
+    leaving one hands its place to the longest waiting. (gevent's Semaphore lets a newcomer
+    take a place that was just freed before the waiter it woke runs, and under a steady load
+    some requests waited a second and more behind newer ones.)"""
+
+    def __init__(self, size: int) -> None:
+        self.free, self.waiting = size, collections.deque()
+
+    def __enter__(self) -> None:
+        if self.free and not self.waiting:
+            self.free -= 1
+            return
+        from gevent.event import Event
+
+        turn = Event()
+        self.waiting.append(turn)
+        try:
+            turn.wait()
+        except BaseException:  # killed while waiting: give up the place in line, or the turn
+            if turn.is_set():
+                self.__exit__()
+            else:
+                self.waiting.remove(turn)
+            raise
+
+    def __exit__(self, *exc_info) -> None:
+        if self.waiting:
+            self.waiting.popleft().set()  # the place passes on without ever being free
+        else:
+            self.free += 1
+
+
 class JsonErrorsGeventWorker(JsonRefusals, GeventWorker):
-    """gunicorn's gevent worker: a greenlet per request (DEVICELAB_WORKER_CONNECTIONS)."""
+    """gunicorn's gevent worker: a greenlet per request (DEVICELAB_WORKER_CONNECTIONS).
+
+    At most `active_requests` REST requests run at once; the others wait on a semaphore. gevent
+    does not preempt: a greenlet computes until it next waits for I/O, and the ready ones take
+    their turns in order. With 16 busy REST connections all ready, the change reader of the
+    live streams waited behind every one of them at each of its queries, and a change took
+    seconds to reach the streams. A few requests at a time keep the CPU as busy (one computes
+    while another waits for the database) and the reader's turn comes sooner. Streams are not
+    counted: they wait, they do not compute."""
 
     def patch(self):
         super().patch()  # gevent's monkey.patch_all(), before the app is loaded
         from psycogreen.gevent import patch_psycopg
 
         patch_psycopg()
+
+    active_requests = ACTIVE_REQUESTS
+
+    def init_process(self):
+        self.running = TakingTurns(self.active_requests)
+        super().init_process()
+
+    def handle_request(self, listener_name, req, sock, addr):
+        if req.path.startswith(STREAM_PATHS) or req.path.endswith(STREAM_SUFFIXES):
+            return super().handle_request(listener_name, req, sock, addr)
+        with self.running:
+            return super().handle_request(listener_name, req, sock, addr)

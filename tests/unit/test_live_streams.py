@@ -1,8 +1,12 @@
 """The live-stream rules on the in-memory twins: at most N streams per user, each in a slot of
 its own that comes free when the stream closes or its lease lapses, a lost race for a slot
-tries the next one; and the periodic re-check ends a stream whose session is over."""
+tries the next one; and the periodic re-check, one pass for all the streams of a process,
+ends a stream whose session is over, renews the others' leases, and gives a stream whose lease
+lapsed a free slot again."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 
@@ -14,7 +18,7 @@ from application.errors import TooManyStreams
 from application.ports import StreamLease
 from application.use_cases.live_streams import (
     CloseStream,
-    KeepStreamOpen,
+    KeepStreamsOpen,
     OpenStream,
     StreamEnd,
     lease_for,
@@ -34,8 +38,20 @@ class Streams:
         self.clock = self.auth.clock  # one time for sessions and leases
         self.uow = lambda read_only=False: uow_class(self.store, read_only)
         self.open = OpenStream(self.uow, self.clock, SequentialIds("s"), max_per_user, LEASE_S)
-        self.keep_open = KeepStreamOpen(self.auth.authenticate, self.uow, self.clock, LEASE_S)
+        self.keeper = self.keeper_with(self.auth.authenticate)
         self.close = CloseStream(self.uow)
+
+    def keeper_with(self, verifier) -> KeepStreamsOpen:
+        return KeepStreamsOpen(
+            verifier, self.uow, self.clock, self.open, LEASE_S, 5, in_background=False
+        )
+
+    def keep_open(self, token: str, lease: StreamLease) -> StreamEnd | None:
+        """One re-check pass with this stream open: why it ends, or None."""
+        kept = self.keeper.keep(token, lease)
+        self.keeper.check_all()
+        self.keeper.release(kept)
+        return kept.end
 
     def held(self, user_id: str) -> list[StreamLease]:
         with self.uow() as uow:
@@ -82,9 +98,55 @@ def test_a_lease_that_is_not_renewed_lapses(streams: Streams) -> None:
         streams.open(ada)
     streams.clock.advance(1)  # the leases have run out: their streams are taken for dead
     assert streams.open(ada).slot == 0
-    assert len(streams.held(ada)) == 1
-    # the stream that missed its renewals learns it has lost its slot
+    for _ in range(7):
+        streams.open(ada)
+    # the stream that missed its renewals finds every slot taken: it has lost its own
     assert streams.keep_open(login.token, first) is StreamEnd.LEASE_LOST
+    assert len(streams.held(ada)) == 8
+
+
+def test_a_stream_whose_lease_lapsed_takes_a_free_slot_again(streams: Streams) -> None:
+    """A stream still open whose renewal came late (its process short of CPU) and whose lease
+    the next stream to open removed as expired goes on in a free slot of its user."""
+    streams.auth.add_user("ada@lab.example", "viewer")
+    login = streams.auth.sign_in()
+    ada = login.user.id
+    late = streams.keeper.keep(login.token, streams.open(ada))
+    streams.clock.advance(LEASE_S)
+    streams.open(ada)  # removes the lapsed lease and takes slot 0
+    streams.keeper.check_all()
+    assert late.end is None
+    assert late.lease.slot == 1
+    assert sorted(lease.id for lease in streams.held(ada)) == sorted(
+        [late.lease.id, streams.held(ada)[0].id]
+    )
+    streams.keeper.release(late)
+    streams.close(late.lease)
+    assert len(streams.held(ada)) == 1
+
+
+def test_one_pass_checks_each_token_once_and_renews_only_streams_that_ran(
+    streams: Streams,
+) -> None:
+    streams.auth.add_user("ada@lab.example", "viewer")
+    login = streams.auth.sign_in()
+    verified: list[str] = []
+
+    class Counting:
+        def verify(self, token: str):
+            verified.append(token)
+            return streams.auth.authenticate.verify(token)
+
+    keeper = streams.keeper_with(Counting())
+    kept = [keeper.keep(login.token, streams.open(login.user.id)) for _ in range(3)]
+    streams.clock.advance(LEASE_S / 2)
+    kept[2].served = False  # its generator never ran since it opened (a frozen process)
+    keeper.check_all()
+    assert verified == [login.token]
+    expiry = {lease.id: lease.expires_at for lease in streams.held(login.user.id)}
+    renewed_until = streams.clock.now() + timedelta(seconds=LEASE_S)
+    assert [expiry[k.lease.id] == renewed_until for k in kept] == [True, True, False]
+    assert all(k.end is None for k in kept)
 
 
 def test_renewal_keeps_a_stream_alive_past_its_first_lease(streams: Streams) -> None:
@@ -179,8 +241,8 @@ def test_the_recheck_fails_closed_when_the_session_cannot_be_checked(streams: St
         def verify(self, token: str):
             raise AuthServiceUnavailable("the auth service is down")
 
-    keep_open = KeepStreamOpen(Unreachable(), streams.uow, streams.clock, LEASE_S)
-    assert keep_open("token", streams.open("ada")) is StreamEnd.AUTH_UNAVAILABLE
+    streams.keeper = streams.keeper_with(Unreachable())
+    assert streams.keep_open("token", streams.open("ada")) is StreamEnd.AUTH_UNAVAILABLE
 
 
 def test_a_token_of_another_user_does_not_keep_the_stream(streams: Streams) -> None:
@@ -269,3 +331,77 @@ def test_the_api_serves_with_the_gevent_worker_unless_told_otherwise() -> None:
         with pytest.raises(SettingsError, match=name):
             Settings.from_env({name: bad})
     assert {"DEVICELAB_WORKER_CLASS", "DEVICELAB_WORKER_CONNECTIONS"} <= variable_names()
+    assert defaults.active_requests == 4
+    assert Settings.from_env({"DEVICELAB_ACTIVE_REQUESTS": "16"}).active_requests == 16
+    with pytest.raises(SettingsError, match="DEVICELAB_ACTIVE_REQUESTS"):
+        Settings.from_env({"DEVICELAB_ACTIVE_REQUESTS": "0"})
+    assert "DEVICELAB_ACTIVE_REQUESTS" in variable_names()
+
+
+def test_a_gevent_worker_runs_a_few_rest_requests_at_once_and_every_stream(monkeypatch) -> None:
+    """Requests beyond ACTIVE_REQUESTS wait their turn (so the change reader's turn comes
+    soon); a stream never waits and never takes a turn from the REST requests."""
+    import gevent
+    from gunicorn.workers.ggevent import GeventWorker
+
+    from entrypoints import gunicorn_worker
+
+    running, most = [0], [0]
+
+    def served(self, listener_name, req, sock, addr):
+        running[0] += 1
+        most[0] = max(most[0], running[0])
+        gevent.sleep(0.01)  # the request waits for the database
+        running[0] -= 1
+
+    monkeypatch.setattr(GeventWorker, "handle_request", served)
+    worker = gunicorn_worker.JsonErrorsGeventWorker.__new__(gunicorn_worker.JsonErrorsGeventWorker)
+    worker.running = gunicorn_worker.TakingTurns(gunicorn_worker.ACTIVE_REQUESTS)
+
+    class Request:
+        def __init__(self, path: str) -> None:
+            self.path = path
+
+    def serve(path: str):
+        return gevent.spawn(worker.handle_request, "api", Request(path), None, None)
+
+    gevent.joinall([serve("/api/devices") for _ in range(20)], timeout=10)
+    assert most[0] == gunicorn_worker.ACTIVE_REQUESTS
+    most[0] = 0
+    gevent.joinall(
+        [serve("/api/events") for _ in range(20)] + [serve("/api/devices") for _ in range(20)],
+        timeout=10,
+    )
+    assert most[0] == 20 + gunicorn_worker.ACTIVE_REQUESTS
+    # a run's log stream is a stream too: a few followers must not stop the REST requests
+    most[0] = 0
+    gevent.joinall(
+        [serve("/api/test-runs/r1/logs/stream") for _ in range(8)]
+        + [serve("/api/devices") for _ in range(8)],
+        timeout=10,
+    )
+    assert most[0] == 8 + gunicorn_worker.ACTIVE_REQUESTS
+
+
+def test_rest_requests_beyond_the_limit_are_let_in_in_the_order_they_came() -> None:
+    """A place freed goes to the longest waiting, never to a newcomer (the one that freed it
+    coming straight back with its connection's next request included)."""
+    import gevent
+
+    from entrypoints.gunicorn_worker import TakingTurns
+
+    turns, order = TakingTurns(1), []
+
+    def request(name: str, again: bool = False) -> None:
+        with turns:
+            order.append(name)
+            gevent.sleep(0.01)
+        if again:  # the next request on the same keep-alive connection, at once
+            with turns:
+                order.append(f"{name} again")
+
+    first = gevent.spawn(request, "first", again=True)
+    gevent.sleep(0)  # it is inside
+    waiting = [gevent.spawn(request, f"waiting {n}") for n in range(3)]
+    gevent.joinall([first, *waiting], timeout=10)
+    assert order == ["first", "waiting 0", "waiting 1", "waiting 2", "first again"]
