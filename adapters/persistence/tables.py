@@ -515,6 +515,53 @@ result_metric_summaries = sa.Table(
     sa.Index("ix_result_metric_summaries_firmware_version", "firmware_version"),
 )
 
+# The same sums per UTC day of the runs' creation (`from`/`to` of a comparison are creation
+# times), so that a window reads whole days of sums and the results of its edge days only.
+# `recent` holds the day's newest FLAKY_WINDOW results themselves, newest first, each as
+# finish time, run id and device id (fixed width: DAY_RECENT_WIDTH characters) and its
+# verdict letter: the newest of a window are among its days' newest.
+DAY_ORDER_WIDTH = 26 + 2 * ID_LENGTH  # "%Y-%m-%dT%H:%M:%S.%f", then the padded ids
+DAY_RECENT_WIDTH = DAY_ORDER_WIDTH + 1
+
+
+def _day_key() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("firmware_version", sa.Text(), primary_key=True),
+        sa.Column("day", sa.Date(), primary_key=True),
+        *(c for c in _summary_key() if c.name != "firmware_version"),
+    ]
+
+
+result_day_summaries = sa.Table(
+    "result_day_summaries",
+    metadata,
+    *_day_key(),
+    sa.Column("passed", sa.Integer(), nullable=False),
+    sa.Column("failed", sa.Integer(), nullable=False),
+    sa.Column("inconclusive", sa.Integer(), nullable=False),
+    sa.Column("recent", sa.Text(), nullable=False),
+    *_run_ref("oldest"),
+    *_run_ref("newest"),
+    *_run_ref("newest_pass"),
+    *_run_ref("oldest_pass"),
+    *_run_ref("oldest_fail"),
+)
+
+result_day_metric_summaries = sa.Table(
+    "result_day_metric_summaries",
+    metadata,
+    *_day_key(),
+    sa.Column("metric", sa.Text(), primary_key=True),
+    sa.Column("condition", sa.String(STATUS_LENGTH), primary_key=True),
+    sa.Column("count", sa.Integer(), nullable=False),
+    sa.Column("total", sa.Float(), nullable=False),
+    sa.Column("total_squares", sa.Float(), nullable=False),
+    sa.Column("threshold", sa.Float(), nullable=True),
+    sa.Column("unit", sa.Text(), nullable=False),
+    # the result whose criterion this is (its order, as in `recent`), so days combine
+    sa.Column("criterion_from", sa.Text(), nullable=False),
+)
+
 
 # Test plans (domain.plans). A plan's definition is one JSON document (its test cases,
 # environments, selection, matrix, parameters, priority and triggers); `triggered` says whether
