@@ -12,6 +12,11 @@ Primary keys start with firmware_version and day: a window of one version is a r
 Both tables are filled here from the completed normal runs' results (oldest first, as the code
 adds them run by run); health-check runs stay out, as in the comparison since 0018.
 
+On PostgreSQL test_runs is analysed: 0018 added `purpose` without rewriting a row, so nothing
+made autovacuum gather its statistics, and without them the planner took `purpose = 'normal'
+AND status = 'completed'` for 0.5 % of the runs (it is nearly all) and read a window's results
+by hashing every completed run (1 s at 1M runs; bench/results/*-compare-1m-before-day-sums.md).
+
 Revision ID: 0019
 Revises: 0018
 Create Date: 2026-12-01
@@ -87,6 +92,8 @@ def upgrade() -> None:
         ),
     )
     _fill(summaries, metrics)
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("ANALYZE test_runs")
 
 
 def _utc(value: Any) -> datetime:
