@@ -19,21 +19,10 @@ from adapters.persistence.schema import downgrade_schema, upgrade_schema
 from adapters.persistence.unit_of_work import SqlAlchemyUnitOfWork
 from application.ports import ResultScope
 from tests.integration.conftest import Lab
+from tests.integration.test_migration_0013_regressions import CASE, ENVIRONMENT
 from tests.support.firmware_history import FirmwareHistory
 
 MIDNIGHT = datetime(2026, 12, 1, tzinfo=UTC)
-CASE = {
-    "id": "c1",
-    "version": 1,
-    "name": "voltage",
-    "description": "",
-    "criteria": [{"metric": "voltage", "condition": "<=", "threshold": 240.0, "unit": "V"}],
-    "duration_s": 60,
-    "timeout_s": 300,
-    "parameters": {},
-    "tags": [],
-}
-ENVIRONMENT = {"id": "e1", "name": "bench", "description": "", "variables": {}}
 HOUR = timedelta(hours=1)
 # run n: purpose, verdict, voltage (None: not measured), created, finished
 HISTORY = [

@@ -215,17 +215,8 @@ class SqlResults(SqlRepository):
         rows = [_summary(row) for row in self._execute(sa.select(s).where(*_where(s, scope)))]
         metrics: dict[tuple, dict[str, MetricSample]] = {}
         for row in self._execute(sa.select(m).where(*_where(m, scope))):
-            sample = MetricSample(
-                row.metric,
-                row.count,
-                row.total,
-                row.total_squares,
-                row.condition,
-                row.threshold,
-                row.unit,
-            )
             key = (_case_key(row), row.firmware_version)
-            metrics.setdefault(key, {})[metric_label(row.metric, row.condition)] = sample
+            metrics.setdefault(key, {})[metric_label(row.metric, row.condition)] = _metric(row)
         found = [
             replace(
                 summary,
@@ -268,17 +259,8 @@ class SqlResults(SqlRepository):
 
         metrics: dict[tuple, dict[str, tuple[MetricSample, ResultOrder]]] = {}
         for row in days(m):
-            sample = MetricSample(
-                row.metric,
-                row.count,
-                row.total,
-                row.total_squares,
-                row.condition,
-                row.threshold,
-                row.unit,
-            )
             label = metric_label(row.metric, row.condition)
-            found = (sample, _parse_order(row.criterion_from))
+            found = (_metric(row), _parse_order(row.criterion_from))
             metrics.setdefault((_case_key(row), row.day), {})[label] = found
         parts = []
         for row in days(s):
@@ -384,6 +366,12 @@ def _case_key(row: Any) -> CaseKey:
 def _ref(row: Any, name: str) -> RunRef | None:
     run_id, at = row._mapping[f"{name}_run_id"], row._mapping[f"{name}_at"]
     return None if run_id is None else RunRef(run_id, at)
+
+
+def _metric(row: Any) -> MetricSample:
+    return MetricSample(
+        row.metric, row.count, row.total, row.total_squares, row.condition, row.threshold, row.unit
+    )
 
 
 def _order_text(order: ResultOrder) -> str:
