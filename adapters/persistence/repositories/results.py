@@ -382,7 +382,7 @@ def _order_text(order: ResultOrder) -> str:
 
 
 def _parse_order(text: str) -> ResultOrder:
-    at = datetime.strptime(text[:26], _ORDER_AT).replace(tzinfo=UTC)
+    at = datetime.fromisoformat(text[:26]).replace(tzinfo=UTC)  # _ORDER_AT is ISO 8601
     run_id, device_id = text[26 : 26 + t.ID_LENGTH], text[26 + t.ID_LENGTH :]
     return at, run_id.rstrip(" "), device_id.rstrip(" ")
 
