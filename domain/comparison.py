@@ -197,7 +197,7 @@ def summarise(samples: Iterable[ResultSample], by_firmware: bool = False) -> lis
 
 
 def _summary(key: CaseKey, firmware: str, rows: list[ResultSample]) -> Summary:
-    rows = sorted(rows, key=lambda s: (s.run.at, s.run.run_id, s.device_id), reverse=True)
+    rows = sorted(rows, key=_order, reverse=True)
     recent = [s.verdict for s in rows[:FLAKY_WINDOW]]
     passes = [s.run for s in rows if s.verdict in PASSED]
     fails = [s.run for s in rows if s.verdict == FAIL]
@@ -236,6 +236,107 @@ def _summary(key: CaseKey, firmware: str, rows: list[ResultSample]) -> Summary:
         oldest_pass=passes[-1] if passes else None,
         oldest_fail=fails[-1] if fails else None,
     )
+
+
+# -- parts of a side: summaries that can be combined ----------------------------------------
+
+ResultOrder = tuple[datetime, str, str]  # (finish time, run id, device id): results' order
+
+
+@dataclass(frozen=True)
+class RecentResult:
+    order: ResultOrder
+    verdict: str
+
+
+@dataclass(frozen=True)
+class SummaryPart:
+    """The summary of some of one key's results (a store keeps one per day), with what
+    `combine` needs to make the summary of several disjoint parts exactly as `summarise` makes
+    it of all their results: the part's newest FLAKY_WINDOW results themselves (the newest of
+    the whole are among the parts' newest), and per metric label the result whose criterion
+    the part's MetricSample carries (the newest of those wins)."""
+
+    summary: Summary
+    recent: tuple[RecentResult, ...] = ()  # newest first
+    criteria_from: Mapping[str, ResultOrder] = field(default_factory=dict)
+
+
+def summary_parts(samples: Iterable[ResultSample]) -> list[SummaryPart]:
+    """`summarise` (one side, not by firmware), keeping what `combine` needs."""
+    groups: dict[CaseKey, list[ResultSample]] = {}
+    for sample in samples:
+        groups.setdefault(sample.key, []).append(sample)
+    parts = []
+    for key, rows in sorted(groups.items()):
+        ordered = sorted(rows, key=_order, reverse=True)
+        criteria_from: dict[str, ResultOrder] = {}
+        for sample in ordered:
+            for m in sample.measurements:
+                criteria_from.setdefault(metric_label(m.metric, m.condition), _order(sample))
+        recent = tuple(RecentResult(_order(s), s.verdict) for s in ordered[:FLAKY_WINDOW])
+        parts.append(SummaryPart(_summary(key, "", rows), recent, criteria_from))
+    return parts
+
+
+def combine(parts: Iterable[SummaryPart]) -> list[Summary]:
+    """One summary per key of disjoint parts of a side's results (see `SummaryPart`)."""
+    per_key: dict[CaseKey, list[SummaryPart]] = {}
+    for part in parts:
+        per_key.setdefault(part.summary.key, []).append(part)
+    return [_combined(key, found) for key, found in sorted(per_key.items())]
+
+
+def _combined(key: CaseKey, parts: list[SummaryPart]) -> Summary:
+    summaries = [p.summary for p in parts]
+    newest = sorted((r for p in parts for r in p.recent), key=lambda r: r.order, reverse=True)
+    recent = [r.verdict for r in newest[:FLAKY_WINDOW]]
+    metrics: dict[str, MetricSample] = {}
+    criterion_order: dict[str, ResultOrder] = {}
+    for part in parts:
+        for label, sample in part.summary.metrics.items():
+            known = metrics.get(label)
+            if known is not None and criterion_order[label] > part.criteria_from[label]:
+                sample, known = known, sample  # the criterion kept is the newer one's
+            if known is not None:
+                sample = replace(
+                    sample,
+                    count=known.count + sample.count,
+                    total=known.total + sample.total,
+                    total_squares=known.total_squares + sample.total_squares,
+                )
+            metrics[label] = sample
+            criterion_order[label] = max(
+                part.criteria_from[label], criterion_order.get(label, part.criteria_from[label])
+            )
+
+    def pick(name: str, newest: bool) -> RunRef | None:
+        refs = [r for r in (getattr(s, name) for s in summaries) if r is not None]
+        if not refs:
+            return None
+        choose = max if newest else min
+        return choose(refs, key=lambda r: (r.at, r.run_id))
+
+    return Summary(
+        key=key,
+        passed=sum(s.passed for s in summaries),
+        failed=sum(s.failed for s in summaries),
+        inconclusive=sum(s.inconclusive for s in summaries),
+        recent_passed=recent.count(PASS) + recent.count(MARGINAL),
+        recent_failed=recent.count(FAIL),
+        recent_marginal=recent.count(MARGINAL),
+        metrics=dict(sorted(metrics.items())),
+        firmware=summaries[0].firmware,
+        oldest=pick("oldest", newest=False),
+        newest=pick("newest", newest=True),
+        newest_pass=pick("newest_pass", newest=True),
+        oldest_pass=pick("oldest_pass", newest=False),
+        oldest_fail=pick("oldest_fail", newest=False),
+    )
+
+
+def _order(sample: ResultSample) -> ResultOrder:
+    return (sample.run.at, sample.run.run_id, sample.device_id)
 
 
 # -- comparing two sides ---------------------------------------------------------------------

@@ -484,19 +484,37 @@ def _run_ref(name: str) -> list[sa.Column[Any]]:
     ]
 
 
+_SUMMARY_REFS = ("oldest", "newest", "newest_pass", "oldest_pass", "oldest_fail")
+
+
+def _summed_results(recent: sa.types.TypeEngine[str]) -> list[sa.Column[Any]]:
+    return [
+        sa.Column("passed", sa.Integer(), nullable=False),
+        sa.Column("failed", sa.Integer(), nullable=False),
+        sa.Column("inconclusive", sa.Integer(), nullable=False),
+        sa.Column("recent", recent, nullable=False),
+        *(c for ref in _SUMMARY_REFS for c in _run_ref(ref)),
+    ]
+
+
+def _summed_metric() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("metric", sa.Text(), primary_key=True),
+        sa.Column("condition", sa.String(STATUS_LENGTH), primary_key=True),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("total", sa.Float(), nullable=False),
+        sa.Column("total_squares", sa.Float(), nullable=False),
+        # the criterion of the newest result that has the metric
+        sa.Column("threshold", sa.Float(), nullable=True),
+        sa.Column("unit", sa.Text(), nullable=False),
+    ]
+
+
 result_summaries = sa.Table(
     "result_summaries",
     metadata,
     *_summary_key(),
-    sa.Column("passed", sa.Integer(), nullable=False),
-    sa.Column("failed", sa.Integer(), nullable=False),
-    sa.Column("inconclusive", sa.Integer(), nullable=False),
-    sa.Column("recent", sa.String(16), nullable=False),
-    *_run_ref("oldest"),
-    *_run_ref("newest"),
-    *_run_ref("newest_pass"),
-    *_run_ref("oldest_pass"),
-    *_run_ref("oldest_fail"),
+    *_summed_results(sa.String(16)),
     sa.Index("ix_result_summaries_firmware_version", "firmware_version"),
 )
 
@@ -504,15 +522,38 @@ result_metric_summaries = sa.Table(
     "result_metric_summaries",
     metadata,
     *_summary_key(),
-    sa.Column("metric", sa.Text(), primary_key=True),
-    sa.Column("condition", sa.String(STATUS_LENGTH), primary_key=True),
-    sa.Column("count", sa.Integer(), nullable=False),
-    sa.Column("total", sa.Float(), nullable=False),
-    sa.Column("total_squares", sa.Float(), nullable=False),
-    # the criterion of the newest result that has the metric
-    sa.Column("threshold", sa.Float(), nullable=True),
-    sa.Column("unit", sa.Text(), nullable=False),
+    *_summed_metric(),
     sa.Index("ix_result_metric_summaries_firmware_version", "firmware_version"),
+)
+
+# The same sums per UTC day of the runs' creation (`from`/`to` of a comparison are creation
+# times), so that a window reads whole days of sums and the results of its edge days only.
+# `recent` holds the day's newest FLAKY_WINDOW results themselves, newest first, each as
+# finish time, run id and device id (fixed width: DAY_RECENT_WIDTH characters) and its
+# verdict letter: the newest of a window are among its days' newest.
+DAY_ORDER_WIDTH = 26 + 2 * ID_LENGTH  # "%Y-%m-%dT%H:%M:%S.%f", then the padded ids
+DAY_RECENT_WIDTH = DAY_ORDER_WIDTH + 1
+
+
+def _day_key() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("firmware_version", sa.Text(), primary_key=True),
+        sa.Column("day", sa.Date(), primary_key=True),
+        *(c for c in _summary_key() if c.name != "firmware_version"),
+    ]
+
+
+result_day_summaries = sa.Table(
+    "result_day_summaries", metadata, *_day_key(), *_summed_results(sa.Text())
+)
+
+result_day_metric_summaries = sa.Table(
+    "result_day_metric_summaries",
+    metadata,
+    *_day_key(),
+    *_summed_metric(),
+    # the result whose criterion this is (its order, as in `recent`), so days combine
+    sa.Column("criterion_from", sa.Text(), nullable=False),
 )
 
 

@@ -25,10 +25,12 @@ from domain.comparison import (
     Summary,
     beyond_spread,
     change_between,
+    combine,
     compare,
     direction_of,
     order_firmwares,
     summarise,
+    summary_parts,
     track_regressions,
     version_key,
 )
@@ -357,3 +359,60 @@ def test_a_marginal_firmware_closes_a_regression_and_a_failing_one_after_it_open
     )
     assert regression.last_passing.firmware == "1.0.0"
     assert not regression.open and regression.fixed_by.firmware == "1.2.0"
+
+
+# -- parts of a side (a store's per-day sums) combine into the summary of all ----------------
+
+KEYS = [CaseKey("c1", "EM-340", "e1"), CaseKey("c2", "EM-340", "e1")]
+
+
+@st.composite
+def stored_results(draw):
+    """Results of a few keys, runs and devices, with ties in finish time and run id, values
+    that are whole numbers (so sums in any order are exact) or missing, and criteria that
+    change from result to result."""
+    found = []
+    for n in range(draw(st.integers(0, 30))):
+        key = draw(st.sampled_from(KEYS))
+        measured = [
+            Measured(
+                draw(st.sampled_from(["voltage", "current"])),
+                draw(st.one_of(st.none(), st.integers(200, 260).map(float))),
+                draw(st.sampled_from(["<=", ">="])),
+                draw(st.sampled_from([240.0, 250.0])),
+                draw(st.sampled_from(["V", "mV"])),
+            )
+            for _ in range(draw(st.integers(0, 2)))
+        ]
+        found.append(
+            ResultSample(
+                key,
+                RunRef(
+                    f"run-{draw(st.integers(0, 5))}",
+                    T0 + timedelta(minutes=draw(st.integers(0, 4))),
+                ),
+                draw(st.sampled_from(["pass", "fail", "inconclusive", "marginal"])),
+                measured,
+                device_id=f"dev-{n}",
+            )
+        )
+    return found
+
+
+@given(stored_results(), st.lists(st.integers(0, 3), min_size=30, max_size=30))
+def test_parts_combine_into_the_summary_of_all_their_results(results, part_of):
+    parts = [
+        part
+        for n in range(4)
+        for part in summary_parts(r for i, r in enumerate(results) if part_of[i] == n)
+    ]
+    assert combine(parts) == summarise(results)
+
+
+def test_the_newest_results_of_a_combined_side_may_come_from_any_part():
+    # a run created on one day may finish after the runs created the next day
+    late = sample(9, "fail")
+    early = [sample(n, "pass") for n in range(9)]
+    parts = summary_parts([late]) + summary_parts(early)
+    assert combine(parts)[0].verdict is SideVerdict.FLAKY
+    assert combine(summary_parts(early))[0].verdict is SideVerdict.PASS

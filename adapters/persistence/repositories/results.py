@@ -7,9 +7,13 @@ Two ways to a `domain.comparison.Summary`:
   run as it completes (an upsert per key, in the run's transaction). A scope of firmware,
   model, environment and test case reads those rows: a few per key, however many runs
   there are (measured in bench/comparison.py; docs/comparison.md).
-- Read: a scope of one run or a date window cannot come from sums; its results are read
-  (through ix_test_run_devices_firmware_version_run_created_at or the results' primary key)
-  and summarised by `domain.comparison.summarise`, the rule the in-memory twin uses.
+- Kept per day: `result_day_summaries` and `result_day_metric_summaries` hold the same sums
+  per UTC day of the runs' creation (0019). A firmware version in a date window reads the
+  whole days inside it from there and the results of its partial first and last day, and
+  `domain.comparison.combine` puts the parts together as `summarise` would have made them.
+- Read: a scope of one run (or no firmware version) cannot come from sums; its results are
+  read (through ix_test_run_devices_firmware_version_run_created_at or the results' primary
+  key) and summarised by `domain.comparison.summarise`, the rule the in-memory twin uses.
 
 Results are ordered by their run's finish time. The kept `recent` verdicts and newest runs
 assume runs complete in that order; two completing in the same instant in two transactions
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,11 +40,16 @@ from domain.comparison import (
     CaseKey,
     Measured,
     MetricSample,
+    RecentResult,
+    ResultOrder,
     ResultSample,
     RunRef,
     Summary,
+    SummaryPart,
+    combine,
     metric_label,
     summarise,
+    summary_parts,
 )
 from domain.test_runs import RunPurpose, RunStatus, TestRun
 
@@ -49,13 +58,19 @@ _LETTER = {PASS: "p", FAIL: "f", MARGINAL: "m"}
 _VERDICT = {"p": PASS, "f": FAIL, "i": "inconclusive", "m": MARGINAL}
 _REFS = ("oldest", "newest", "newest_pass", "oldest_pass", "oldest_fail")
 _KEY = ("test_case_id", "model", "environment_id", "firmware_version")
+_ORDER_AT = "%Y-%m-%dT%H:%M:%S.%f"  # 26 characters, then the run and device ids padded
+_TICK = timedelta(microseconds=1)  # the finest step of a stored time: `to` is inclusive
 
 
 class SqlResults(SqlRepository):
     def summaries(self, scope: ResultScope, by_firmware: bool = False) -> list[Summary]:
-        read = scope.run_id is not None or scope.created_from or scope.created_to
-        if read or (scope.firmware is None and not by_firmware):
+        windowed = scope.created_from is not None or scope.created_to is not None
+        if scope.run_id is not None or (scope.firmware is None and not by_firmware):
             return summarise(self._samples(scope), by_firmware)
+        if windowed:
+            if by_firmware:
+                return summarise(self._samples(scope), by_firmware)
+            return self._windowed(scope)
         return self._kept(scope, by_firmware)
 
     # -- kept sums ---------------------------------------------------------------------------
@@ -72,12 +87,27 @@ class SqlResults(SqlRepository):
             device = devices[device_id]
             key = (case_id, device.model, run.environment.id, device.firmware_version)
             keyed.append((key, device_id, result))
-        # in key order, so that two runs completing at once lock the rows in the same order
-        for key_values, _, result in sorted(keyed, key=lambda k: k[:2]):
+        day = run.created_at.astimezone(UTC).date()
+        # in key order, so that two runs completing at once lock the rows in the same order;
+        # a run's results of one key oldest first by device: `recent` gets the newest in front
+        for key_values, device_id, result in sorted(keyed, key=lambda k: k[:2]):
             key = dict(zip(_KEY, key_values, strict=True))
-            self._add_result(key, run.id, run.finished_at, result.verdict.value)
+            verdict = result.verdict.value
+            letter = _LETTER.get(verdict, "i")
+            order = _order_text((run.finished_at, run.id, device_id))
+            kept = t.result_summaries, letter, FLAKY_WINDOW
+            by_day = t.result_day_summaries, order + letter, FLAKY_WINDOW * t.DAY_RECENT_WIDTH
+            for (table, recent, width), at_key in ((kept, key), (by_day, {**key, "day": day})):
+                self._add_result(table, at_key, run.id, run.finished_at, verdict, recent, width)
             for m in result.measurements:
-                self._add_measurement(key, m.metric, m.condition, m.value, m.threshold, m.unit)
+                measured = m.metric, m.condition, m.value, m.threshold, m.unit
+                self._add_measurement(t.result_metric_summaries, key, *measured)
+                self._add_measurement(
+                    t.result_day_metric_summaries,
+                    {**key, "day": day},
+                    *measured,
+                    criterion_from=order,
+                )
 
     def _upsert(self, table: sa.Table, row: dict[str, Any], update: Any) -> None:
         dialect = postgresql if self.dialect == "postgresql" else sqlite
@@ -87,8 +117,18 @@ class SqlResults(SqlRepository):
             statement.on_conflict_do_update(index_elements=index, set_=update(statement.excluded))
         )
 
-    def _add_result(self, key: dict[str, Any], run_id: str, at: datetime, verdict: str) -> None:
-        s = t.result_summaries
+    def _add_result(
+        self,
+        s: sa.Table,
+        key: dict[str, Any],
+        run_id: str,
+        at: datetime,
+        verdict: str,
+        recent: str,
+        recent_width: int,
+    ) -> None:
+        """One result into a summary row: counts, the newest first in `recent` (cut at
+        `recent_width` characters), the runs kept by reference."""
         letter = _LETTER.get(verdict, "i")
         passed = letter in "pm"
         this = {"run_id": run_id, "at": at}
@@ -105,7 +145,7 @@ class SqlResults(SqlRepository):
             "passed": int(passed),
             "failed": int(letter == "f"),
             "inconclusive": int(letter == "i"),
-            "recent": letter,
+            "recent": recent,
             **{f"{ref}_{part}": value for ref, v in refs.items() for part, value in v.items()},
         }
 
@@ -114,7 +154,7 @@ class SqlResults(SqlRepository):
                 "passed": s.c.passed + new.passed,
                 "failed": s.c.failed + new.failed,
                 "inconclusive": s.c.inconclusive + new.inconclusive,
-                "recent": sa.func.substr(new.recent + s.c.recent, 1, FLAKY_WINDOW),
+                "recent": sa.func.substr(new.recent + s.c.recent, 1, recent_width),
             }
             for ref, keep_old in (
                 ("newest", False),
@@ -134,14 +174,17 @@ class SqlResults(SqlRepository):
 
     def _add_measurement(
         self,
+        m: sa.Table,
         key: dict[str, Any],
         metric: str,
         condition: str,
         value: float | None,
         threshold: float,
         unit: str,
+        **criterion_from: str,
     ) -> None:
-        m = t.result_metric_summaries
+        """One measured value into a metric summary row; the criterion is the newest's (and
+        on a day's row, `criterion_from` says whose it is)."""
         measured = value is not None
         row = {
             **key,
@@ -152,6 +195,7 @@ class SqlResults(SqlRepository):
             "total_squares": value * value if measured else 0.0,
             "threshold": threshold,
             "unit": unit,
+            **criterion_from,
         }
         self._upsert(
             m,
@@ -162,6 +206,7 @@ class SqlResults(SqlRepository):
                 "total_squares": m.c.total_squares + new.total_squares,
                 "threshold": new.threshold,
                 "unit": new.unit,
+                **{name: new[name] for name in criterion_from},
             },
         )
 
@@ -170,17 +215,8 @@ class SqlResults(SqlRepository):
         rows = [_summary(row) for row in self._execute(sa.select(s).where(*_where(s, scope)))]
         metrics: dict[tuple, dict[str, MetricSample]] = {}
         for row in self._execute(sa.select(m).where(*_where(m, scope))):
-            sample = MetricSample(
-                row.metric,
-                row.count,
-                row.total,
-                row.total_squares,
-                row.condition,
-                row.threshold,
-                row.unit,
-            )
             key = (_case_key(row), row.firmware_version)
-            metrics.setdefault(key, {})[metric_label(row.metric, row.condition)] = sample
+            metrics.setdefault(key, {})[metric_label(row.metric, row.condition)] = _metric(row)
         found = [
             replace(
                 summary,
@@ -191,6 +227,58 @@ class SqlResults(SqlRepository):
             for summary in rows
         ]
         return sorted(found, key=lambda x: (x.key, x.firmware))
+
+    def _windowed(self, scope: ResultScope) -> list[Summary]:
+        """One firmware version in a window of creation times: the whole UTC days inside it
+        from the day sums, the rest (its partial first and last day) from the results."""
+        start, end = scope.created_from, scope.created_to
+        first_day = None if start is None else _midnight_on_or_after(start)
+        after_days = None if end is None else _midnight_on_or_before(end + _TICK)
+        if first_day is not None and after_days is not None and first_day >= after_days:
+            return summarise(self._samples(scope))  # no whole day inside
+        parts = self._day_parts(scope, first_day, after_days)
+        if start is not None and first_day is not None and start < first_day:
+            edge = replace(scope, created_to=None)
+            parts.extend(summary_parts(self._samples(edge, created_before=first_day)))
+        if end is not None and after_days is not None and after_days <= end:
+            parts.extend(summary_parts(self._samples(replace(scope, created_from=after_days))))
+        return combine(parts)
+
+    def _day_parts(
+        self, scope: ResultScope, first_day: datetime | None, after_days: datetime | None
+    ) -> list[SummaryPart]:
+        s, m = t.result_day_summaries, t.result_day_metric_summaries
+
+        def days(table: sa.Table) -> list[Any]:
+            where = _where(table, scope)
+            if first_day is not None:
+                where.append(table.c.day >= first_day.date())
+            if after_days is not None:
+                where.append(table.c.day < after_days.date())
+            return list(self._execute(sa.select(table).where(*where)))
+
+        metrics: dict[tuple, dict[str, tuple[MetricSample, ResultOrder]]] = {}
+        for row in days(m):
+            label = metric_label(row.metric, row.condition)
+            found = (_metric(row), _parse_order(row.criterion_from))
+            metrics.setdefault((_case_key(row), row.day), {})[label] = found
+        parts = []
+        for row in days(s):
+            measured = metrics.get((_case_key(row), row.day), {})
+            recent = tuple(
+                RecentResult(
+                    _parse_order(entry[: t.DAY_ORDER_WIDTH]), _VERDICT[entry[t.DAY_ORDER_WIDTH]]
+                )
+                for entry in _entries(row.recent)
+            )
+            summary = replace(
+                _summary(row, [r.verdict for r in recent]),
+                firmware="",  # one firmware version: a side's summary, as `summarise` makes it
+                metrics={label: sample for label, (sample, _) in measured.items()},
+            )
+            criteria_from = {label: order for label, (_, order) in measured.items()}
+            parts.append(SummaryPart(summary, recent, criteria_from))
+        return parts
 
     def firmware_versions(self) -> list[FirmwareSeen]:
         s = t.result_summaries.c
@@ -204,7 +292,9 @@ class SqlResults(SqlRepository):
 
     # -- read and summarised -----------------------------------------------------------------
 
-    def _samples(self, scope: ResultScope) -> Iterator[ResultSample]:
+    def _samples(
+        self, scope: ResultScope, created_before: datetime | None = None
+    ) -> Iterator[ResultSample]:
         results, devices, runs = t.test_run_results.c, t.test_run_devices.c, t.test_runs.c
         model = devices.snapshot["model"].as_string()
         conditions = [
@@ -226,6 +316,8 @@ class SqlResults(SqlRepository):
             conditions.append(devices.run_created_at >= scope.created_from)
         if scope.created_to is not None:
             conditions.append(devices.run_created_at <= scope.created_to)
+        if created_before is not None:
+            conditions.append(devices.run_created_at < created_before)
         statement = (
             sa.select(
                 results.test_case_id,
@@ -276,8 +368,42 @@ def _ref(row: Any, name: str) -> RunRef | None:
     return None if run_id is None else RunRef(run_id, at)
 
 
-def _summary(row: Any) -> Summary:
-    recent = [_VERDICT[letter] for letter in row.recent]
+def _metric(row: Any) -> MetricSample:
+    return MetricSample(
+        row.metric, row.count, row.total, row.total_squares, row.condition, row.threshold, row.unit
+    )
+
+
+def _order_text(order: ResultOrder) -> str:
+    """A result's place in the order of results, as a day's `recent` keeps it."""
+    at, run_id, device_id = order
+    text = at.astimezone(UTC).strftime(_ORDER_AT) + run_id.ljust(t.ID_LENGTH)
+    return text + device_id.ljust(t.ID_LENGTH)
+
+
+def _parse_order(text: str) -> ResultOrder:
+    at = datetime.fromisoformat(text[:26]).replace(tzinfo=UTC)  # _ORDER_AT is ISO 8601
+    run_id, device_id = text[26 : 26 + t.ID_LENGTH], text[26 + t.ID_LENGTH :]
+    return at, run_id.rstrip(" "), device_id.rstrip(" ")
+
+
+def _entries(recent: str) -> list[str]:
+    width = t.DAY_RECENT_WIDTH
+    return [recent[i : i + width] for i in range(0, len(recent), width)]
+
+
+def _midnight_on_or_after(at: datetime) -> datetime:
+    midnight = _midnight_on_or_before(at)
+    return midnight if midnight == at.astimezone(UTC) else midnight + timedelta(days=1)
+
+
+def _midnight_on_or_before(at: datetime) -> datetime:
+    return datetime.combine(at.astimezone(UTC).date(), time(), tzinfo=UTC)
+
+
+def _summary(row: Any, recent: list[str] | None = None) -> Summary:
+    """A kept row as a summary; `recent`: its newest verdicts, if not its letters."""
+    recent = [_VERDICT[letter] for letter in row.recent] if recent is None else recent
     return Summary(
         key=_case_key(row),
         passed=row.passed,
