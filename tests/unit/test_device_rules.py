@@ -435,6 +435,7 @@ def test_a_restored_device_is_the_device_that_was_stored():
     from datetime import UTC, datetime
 
     from domain.devices import Device, ServiceNote, ServiceState
+    from domain.health import DeviceHealth, HealthNote
 
     at = datetime(2026, 12, 1, tzinfo=UTC)
     values = {
@@ -449,6 +450,11 @@ def test_a_restored_device_is_the_device_that_was_stored():
         "hold": None,
         "service_state": ServiceState.MAINTENANCE,
         "service_note": ServiceNote("ada", "recalibration", at),
+        "health": DeviceHealth.BAD,
+        "health_note": HealthNote("r1", "health check run r1 ended fail", "health-check", at),
+        "health_checked_at": at,
+        "runs_since_health_check": 2,
+        "health_check_owed": True,
         "last_seen_at": at,
         "created_at": at,
         "updated_at": at,

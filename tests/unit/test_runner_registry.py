@@ -257,14 +257,14 @@ def test_an_undrained_runner_takes_runs_again(lab, bench, registry) -> None:
 
 
 def test_the_event_stream_says_which_runner_changed(lab, bench, registry) -> None:
-    from adapters.http.events import _event
+    from adapters.http.events import event_text
     from application.use_cases.live_updates import ReadChanges
 
     read = ReadChanges(lab.new_uow, lab.clock)
     cursor = read.cursor()
 
     def runner_events() -> list[str]:
-        return [_event(u) for u in read(cursor) if u.change.kind == "runner"]
+        return [event_text(u) for u in read(cursor) if u.change.kind == "runner"]
 
     run = lab.start([bench.d1], [bench.voltage], bench.chamber)
     lab.record_started(run.id, "r1", INFO)
