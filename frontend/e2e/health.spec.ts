@@ -74,9 +74,9 @@ test('the device page shows the failed check and clearing puts the device back',
   await page.goto(`/devices/${deviceId}`);
   const health = page.getByTestId('device-health');
   // the worker starts the check within a second; the runner fails it
-  await expect(health.locator('[data-status="bad"]')).toBeVisible({ timeout: 60_000 });
+  await expect(health.locator('[data-health="bad"]')).toBeVisible({ timeout: 60_000 });
   await expect(health).toContainText('ended fail');
-  await expect(page.locator('h1 [data-status="bad"]')).toHaveText('health bad');
+  await expect(page.locator('h1 [data-health="bad"]')).toHaveText('health bad');
   await shot(page, 'device-health-bad');
   await health.getByRole('link', { name: 'the health check' }).click();
   await expect(page.locator('h1 [data-purpose="health_check"]')).toBeVisible();
@@ -84,7 +84,7 @@ test('the device page shows the failed check and clearing puts the device back',
 
   await page.getByRole('button', { name: 'Clear health' }).click();
   await page.getByRole('dialog').getByRole('button', { name: 'Clear health' }).click();
-  await expect(page.getByTestId('device-health').locator('[data-status="unknown"]')).toBeVisible();
+  await expect(page.getByTestId('device-health').locator('[data-health="unknown"]')).toBeVisible();
   await expect(page.getByRole('button', { name: 'Clear health' })).toHaveCount(0);
   const device = await api.get(`/api/devices/${deviceId}`);
   expect(device.health).toBe('unknown');

@@ -30,8 +30,14 @@ test('several tabs follow one run live, each on its own stream', async ({ browse
   expect(made.status).toBe(201);
   const environment = await api.post<{ id: string }>('/api/environments', { name: `E2E live tabs ${stamp}` });
   expect(environment.status).toBe(201);
-  const [device] = await api.availableDevices();
-  expect(device).toBeTruthy();
+  // a device of its own, in maintenance while the tabs open: the run waits for it, so what
+  // the tabs show next (its start, its end) can only reach them live, however fast the runner
+  const madeDevice = await api.post<{ id: string }>('/api/devices', { name: `e2e-tabs-${stamp}`, model: `TABS-${stamp}` });
+  expect(madeDevice.status).toBe(201);
+  const device = madeDevice.body;
+  const setStatus = (status: string) =>
+    api.post(`/api/devices/${device.id}/status`, { status, reason: 'e2e: the run waits while the tabs open' });
+  expect((await setStatus('maintenance')).status).toBe(200);
 
   // One browser, one session (kept in localStorage), several tabs
   const context = await browser.newContext({ baseURL: baseURL() });
@@ -56,11 +62,13 @@ test('several tabs follow one run live, each on its own stream', async ({ browse
     await tab.goto(`/runs/${run.body.id}`);
     await tab.evaluate(() => ((window as unknown as { e2eMark: string }).e2eMark = 'same page'));
   }
-  // the run was not over when the tabs opened: what they show next came to them live
+  // the run waits for its device while every tab shows it; bringing the device back starts
+  // it, and what the tabs show next came to them live
   const badges = tabs.map((tab) => tab.locator('h1 [data-status]').first());
   for (const badge of badges) {
-    await expect(badge).toHaveAttribute('data-status', /^(waiting|queued|running)$/);
+    await expect(badge).toHaveAttribute('data-status', 'waiting');
   }
+  expect((await setStatus('available')).status).toBe(200);
   for (const badge of badges) {
     await expect(badge).toHaveAttribute('data-status', 'completed', { timeout: 90_000 });
   }

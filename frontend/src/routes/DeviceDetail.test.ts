@@ -79,14 +79,14 @@ describe('a bad device', () => {
     });
     render(DeviceDetail, { id: 'd1' });
     const health = await screen.findByTestId('device-health');
-    expect(health.querySelector('[data-status="bad"]')).toBeTruthy();
+    expect(health.querySelector('[data-health="bad"]')).toBeTruthy();
     expect(health.querySelector('[data-field="reason"]')!.textContent).toBe('health check run r9 ended fail');
     expect(health.querySelector('a')!.getAttribute('href')).toBe('/runs/r9');
 
     await fireEvent.click(await screen.findByRole('button', { name: 'Clear health' }));
     const dialog = await screen.findByRole('dialog');
     await fireEvent.click(Array.from(dialog.querySelectorAll('button')).find((b) => b.textContent?.includes('Clear health'))!);
-    await vi.waitFor(() => expect(screen.getByTestId('device-health').querySelector('[data-status="unknown"]')).toBeTruthy());
+    await vi.waitFor(() => expect(screen.getByTestId('device-health').querySelector('[data-health="unknown"]')).toBeTruthy());
     expect(fetchMock.mock.calls.some(([url, init]) => url === '/api/devices/d1/health/clear' && init?.method === 'POST')).toBe(true);
     expect(screen.queryByRole('button', { name: 'Clear health' })).toBeNull();
   });
@@ -103,5 +103,34 @@ describe('a bad device', () => {
     render(DeviceDetail, { id: 'd1' });
     await screen.findByTestId('device-health');
     expect(screen.queryByRole('button', { name: 'Clear health' })).toBeNull();
+  });
+});
+
+describe('the runs on the device', () => {
+  it("show a marginal result as marginal, not as a pass", async () => {
+    device = free;
+    holdsPresent = false;
+    const run = {
+      id: 'r1',
+      created_at: '2026-12-01T10:00:00+00:00',
+      test_cases: [{ id: 'c1', name: 'Accuracy' }],
+      environment: { id: 'e1', name: 'Bench A' },
+      status: 'completed',
+      verdict: 'marginal',
+      results: [
+        { device_id: 'd1', test_case_id: 'c1', verdict: 'pass', measurements: [] },
+        { device_id: 'd1', test_case_id: 'c2', verdict: 'marginal', measurements: [] },
+      ],
+    };
+    fetchMock = signedInWith(user, (url) => {
+      if (url === '/api/devices/d1') return jsonResponse(device);
+      if (url.startsWith('/api/devices/d1/history')) return jsonResponse([]);
+      if (url.startsWith('/api/test-runs?')) return page([run]);
+      return notFound(url);
+    });
+    render(DeviceDetail, { id: 'd1' });
+    const runs = await screen.findByTestId('device-runs');
+    await vi.waitFor(() => expect(runs.querySelector('[data-status="marginal"]')).toBeTruthy());
+    expect(runs.querySelector('[data-status="pass"]')).toBeNull();
   });
 });
