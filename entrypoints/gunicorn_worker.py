@@ -139,6 +139,30 @@ class TakingTurns:
             self.free += 1
 
 
+def make_psycopg2_cooperative() -> None:
+    """psycopg2 waits for PostgreSQL inside its C code, where gevent cannot switch: one slow
+    query would stop every greenlet of the worker. With a wait callback psycopg2 runs each
+    connection asynchronously and asks the callback to wait for the socket, which gevent's
+    wait_read / wait_write do in the hub (psycopg2's "support for coroutine libraries")."""
+    import psycopg2
+    from gevent.socket import wait_read, wait_write
+    from psycopg2 import extensions
+
+    def wait(connection, timeout=None):
+        while True:
+            state = connection.poll()
+            if state == extensions.POLL_OK:
+                return
+            if state == extensions.POLL_READ:
+                wait_read(connection.fileno(), timeout=timeout)
+            elif state == extensions.POLL_WRITE:
+                wait_write(connection.fileno(), timeout=timeout)
+            else:
+                raise psycopg2.OperationalError(f"bad state from connection.poll(): {state}")
+
+    extensions.set_wait_callback(wait)
+
+
 class JsonErrorsGeventWorker(JsonRefusals, GeventWorker):
     """gunicorn's gevent worker: a greenlet per request (DEVICELAB_WORKER_CONNECTIONS).
 
@@ -152,9 +176,7 @@ class JsonErrorsGeventWorker(JsonRefusals, GeventWorker):
 
     def patch(self):
         super().patch()  # gevent's monkey.patch_all(), before the app is loaded
-        from psycogreen.gevent import patch_psycopg
-
-        patch_psycopg()
+        make_psycopg2_cooperative()
 
     active_requests = ACTIVE_REQUESTS
 
