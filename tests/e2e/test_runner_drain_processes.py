@@ -52,7 +52,12 @@ def _drain_while_another_runner_works(deployment: Deployment, told_at_once: bool
     again = deployment.start_run(lab, lab["devices"][:1])
     done = deployment.wait_for(again["id"], {"completed", "failed"}, within_s=60)
     assert done["status"] == "completed" and done["runner"] == "first", done
-    assert "is no longer drained" in deployment.tail("first", 400)
+    log_text = deployment.tail("first", 400)
+    # a runner that knew it was drained (told at once on RabbitMQ, or refused a claim while
+    # drained) says it is no longer; on the embedded broker the second runner may have taken
+    # every job meanwhile, and then the first never learnt of the drain at all
+    if told_at_once or " is drained (" in log_text:
+        assert "is no longer drained" in log_text
 
 
 def test_embedded_a_drained_runner_gets_no_new_job(tmp_path):

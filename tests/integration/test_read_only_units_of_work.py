@@ -51,7 +51,12 @@ def test_reads_hold_no_transaction_on_postgres_and_no_lock_on_sqlite(
     lab.add_device("meter-1")
     with read_uow() as uow:
         assert uow.devices.list(DeviceFilter(), 10, None)
-        connection = uow.session.connection().connection.dbapi_connection
+        # on PostgreSQL with a pool of its own the unit of work runs on a Connection, not a
+        # Session (adapters/persistence/unit_of_work.py)
+        if isinstance(uow.session, sa.Connection):
+            connection = uow.session.connection.dbapi_connection
+        else:
+            connection = uow.session.connection().connection.dbapi_connection
         if engine.dialect.name == "postgresql":
             assert connection.autocommit is True
         else:
