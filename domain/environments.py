@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from domain.editing import apply_edit
+from domain.editing import apply_edit, refuse_unknown
 from domain.errors import InvalidValue
 from domain.names import check_text, clean_name, name_key
 
@@ -90,9 +90,7 @@ class Environment:
         return name_key(self.name)
 
     def revise(self, at: datetime, **changes: object) -> None:
-        unknown = set(changes) - {"name", "description", "variables"}
-        if unknown:
-            raise InvalidValue(sorted(unknown)[0], "cannot be changed")
+        refuse_unknown(changes, {"name", "description", "variables"})
         apply_edit(self, changes, self.__post_init__)
         self.updated_at = at
 

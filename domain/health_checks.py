@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from domain.devices import Device, DeviceStatus, ServiceState
-from domain.editing import apply_edit
+from domain.editing import apply_edit, refuse_unknown
 from domain.errors import InvalidValue
 from domain.names import check_labels, check_text, clean_name
 
@@ -107,9 +107,7 @@ class HealthCheck:
             "every_runs",
             "after_service",
         }
-        unknown = set(changes) - allowed
-        if unknown:
-            raise InvalidValue(sorted(unknown)[0], "cannot be changed")
+        refuse_unknown(changes, allowed)
         apply_edit(self, changes, self.__post_init__)
         self.updated_at = at
 

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from domain.cron import CronExpression, zone
-from domain.editing import apply_edit
+from domain.editing import apply_versioned_edit
 from domain.errors import InvalidValue
 from domain.names import clean_name, name_key
 from domain.scheduling import DeviceRequest, Priority
@@ -281,16 +281,9 @@ class TestPlan:
             "priority",
             "triggers",
         }
-        unknown = set(changes) - allowed
-        if unknown:
-            raise InvalidValue(sorted(unknown)[0], "cannot be changed")
-        before = self.snapshot()
-        apply_edit(self, changes, self.__post_init__)
-        if self.snapshot() != before:
-            self.version += 1
-            self.updated_at = at
-            if self.triggers != list(before.triggers):
-                self.cron_checked_at = at
+        before = apply_versioned_edit(self, at, changes, allowed)
+        if before is not None and self.triggers != list(before.triggers):
+            self.cron_checked_at = at
 
     def due_cron_slot(self, now: datetime) -> datetime | None:
         """The newest cron slot of any trigger since the last look (or since the plan was

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from domain.editing import apply_edit
+from domain.editing import apply_versioned_edit
 from domain.errors import InvalidValue
 from domain.execution import Execution
 from domain.names import clean_name, name_key
@@ -316,14 +316,7 @@ class TestCase:
             "tags",
             "execution",
         }
-        unknown = set(changes) - allowed
-        if unknown:
-            raise InvalidValue(sorted(unknown)[0], "cannot be changed")
-        before = self.snapshot()
-        apply_edit(self, changes, self.__post_init__)
-        if self.snapshot() != before:
-            self.version += 1
-            self.updated_at = at
+        apply_versioned_edit(self, at, changes, allowed)
 
     def snapshot(self) -> TestCaseSnapshot:
         return TestCaseSnapshot(
