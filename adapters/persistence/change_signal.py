@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from adapters.persistence.engine import postgres_connect_defaults
 from adapters.persistence.repositories.change_feed import CHANGES_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class PostgresChangeSignal:
                 "user": url.username,
                 "password": url.password,
                 "dbname": url.database,
+                **postgres_connect_defaults(url),
                 **url.query,
             }.items()
             if value is not None

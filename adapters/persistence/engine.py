@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,6 +28,10 @@ POSTGRES_EXECUTEMANY = {"executemany_mode": "values_plus_batch"}
 # streams opening after a restart), the processes of one host past PostgreSQL's
 # max_connections. Ten per pool keep up with what two cores can ask; a request waits for one.
 POSTGRES_POOL = {"pool_size": 10, "max_overflow": 0, "pool_recycle": 1800, "pool_timeout": 30}
+# libpq waits for a connection without limit by default: to a host gone dark (no reset, no
+# ICMP) that is the kernel's SYN retries, two minutes, with the request waiting on it. A
+# `connect_timeout` in the database URL's query wins.
+POSTGRES_CONNECT_TIMEOUT_S = 5
 
 
 def make_engine(url: str, **kw: Any) -> Engine:
@@ -40,10 +44,16 @@ def make_engine(url: str, **kw: Any) -> Engine:
     if backend == "postgresql":
         # pool sizing only applies to the default queue pool, not to e.g. NullPool
         pooling = {} if "poolclass" in kw else POSTGRES_POOL
+        kw["connect_args"] = {**postgres_connect_defaults(parsed), **kw.get("connect_args", {})}
         engine = create_engine(url, **{**POSTGRES_EXECUTEMANY, **pooling, **kw})
         _refuse_connections_closed_by_the_server(engine)
         return engine
     return create_engine(url, **kw)
+
+
+def postgres_connect_defaults(url: URL) -> dict[str, Any]:
+    """libpq parameters devicelab sets unless the database URL sets them itself."""
+    return {} if "connect_timeout" in url.query else {"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S}
 
 
 def make_read_engine(engine: Engine) -> Engine:
