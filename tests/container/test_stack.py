@@ -395,8 +395,8 @@ def test_postgres_restarted_the_api_answers_503_and_recovers(stack: Stack) -> No
     summary = [(round(at, 1), status, round(took, 2)) for at, status, took in answers]
     print("[container test] answers while postgres restarted:", summary)
     assert {status for _, status, _ in answers} <= {200, 503}, summary
-    # no answer waited for the database longer than its connect timeout and a little more
-    assert max(took for _, _, took in answers) < 10, summary
+    # no answer waited without end for the database (libpq gives up after 5 s)
+    assert max(took for _, _, took in answers) < 15, summary
     wait_ready_through_proxy(stack)
     # and it works as before: a run starts and completes
     lab = make_lab(stack, devices=1)
