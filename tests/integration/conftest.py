@@ -84,6 +84,20 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return request.getfixturevalue("empty_postgres_url")
 
 
+@pytest.fixture(params=BACKENDS)
+def empty_database(request: pytest.FixtureRequest) -> str:
+    """A database with no schema yet, on SQLite and on PostgreSQL: a migration test takes it
+    to the revision before the one it tests (`at_revision`), fills it, then upgrades."""
+    return request.getfixturevalue(
+        "sqlite_url" if request.param == "sqlite" else "fresh_postgres_url"
+    )
+
+
+def at_revision(url: str, revision: str) -> str:
+    upgrade_schema(url, revision)
+    return url
+
+
 @pytest.fixture
 def engine(database_url: str) -> Iterator[sa.Engine]:
     engine = make_engine(database_url)

@@ -15,6 +15,7 @@ from adapters.persistence.schema import downgrade_schema, upgrade_schema
 from adapters.persistence.unit_of_work import SqlAlchemyUnitOfWork
 from application.runner import parse_job
 from domain.execution import Execution
+from tests.integration.conftest import at_revision
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 CRITERIA = [{"metric": "voltage", "condition": "<=", "threshold": 240.0, "unit": "V"}]
@@ -51,12 +52,9 @@ CASES = {
 }
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url_at_0003(request: pytest.FixtureRequest) -> str:
-    fixture = "sqlite_url" if request.param == "sqlite" else "fresh_postgres_url"
-    url = request.getfixturevalue(fixture)
-    upgrade_schema(url, "0003")
-    return url
+@pytest.fixture
+def url_at_0003(empty_database: str) -> str:
+    return at_revision(empty_database, "0003")
 
 
 def _snapshot(case_id: str, parameters: dict[str, Any]) -> dict[str, Any]:

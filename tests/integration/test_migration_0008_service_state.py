@@ -13,6 +13,7 @@ from adapters.persistence.engine import make_engine, make_session_factory
 from adapters.persistence.schema import downgrade_schema, upgrade_schema
 from adapters.persistence.unit_of_work import SqlAlchemyUnitOfWork
 from domain.devices import DeviceStatus, ServiceNote, ServiceState
+from tests.integration.conftest import at_revision
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 
@@ -36,12 +37,9 @@ DEVICES = {
 }
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url_at_0007(request: pytest.FixtureRequest) -> str:
-    fixture = "sqlite_url" if request.param == "sqlite" else "fresh_postgres_url"
-    url = request.getfixturevalue(fixture)
-    upgrade_schema(url, "0007")
-    return url
+@pytest.fixture
+def url_at_0007(empty_database: str) -> str:
+    return at_revision(empty_database, "0007")
 
 
 def _fill(url: str) -> None:

@@ -14,6 +14,7 @@ from adapters.persistence.schema import upgrade_schema
 from adapters.persistence.unit_of_work import SqlAlchemyUnitOfWork
 from domain.scheduling import Priority
 from domain.test_runs import RunStatus
+from tests.integration.conftest import at_revision
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 DEVICE = {
@@ -26,12 +27,9 @@ DEVICE = {
 }
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url_at_0008(request: pytest.FixtureRequest) -> str:
-    fixture = "sqlite_url" if request.param == "sqlite" else "fresh_postgres_url"
-    url = request.getfixturevalue(fixture)
-    upgrade_schema(url, "0008")
-    return url
+@pytest.fixture
+def url_at_0008(empty_database: str) -> str:
+    return at_revision(empty_database, "0008")
 
 
 def _fill(url: str) -> None:

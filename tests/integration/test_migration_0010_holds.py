@@ -15,16 +15,14 @@ from adapters.persistence.unit_of_work import SqlAlchemyUnitOfWork
 from application.ports import DeviceFilter
 from domain.devices import DeviceStatus
 from domain.holds import HeldDevice, Hold
+from tests.integration.conftest import at_revision
 
 T0 = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url_at_0009(request: pytest.FixtureRequest) -> str:
-    fixture = "sqlite_url" if request.param == "sqlite" else "fresh_postgres_url"
-    url = request.getfixturevalue(fixture)
-    upgrade_schema(url, "0009")
-    return url
+@pytest.fixture
+def url_at_0009(empty_database: str) -> str:
+    return at_revision(empty_database, "0009")
 
 
 def _device(device_id: str, name: str, held_by: str | None, status: str) -> dict:

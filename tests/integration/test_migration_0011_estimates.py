@@ -13,6 +13,7 @@ from adapters.persistence.engine import make_engine, make_session_factory
 from adapters.persistence.schema import upgrade_schema
 from adapters.persistence.unit_of_work import SqlAlchemyUnitOfWork
 from domain.test_runs import RunStatus
+from tests.integration.conftest import at_revision
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 CASE = {
@@ -28,12 +29,9 @@ CASE = {
 }
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url_at_0009(request: pytest.FixtureRequest) -> str:
-    fixture = "sqlite_url" if request.param == "sqlite" else "fresh_postgres_url"
-    url = request.getfixturevalue(fixture)
-    upgrade_schema(url, "0009")
-    return url
+@pytest.fixture
+def url_at_0009(empty_database: str) -> str:
+    return at_revision(empty_database, "0009")
 
 
 def _fill(url: str) -> None:

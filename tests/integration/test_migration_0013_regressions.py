@@ -18,7 +18,7 @@ from adapters.persistence.schema import downgrade_schema, upgrade_schema
 from adapters.persistence.unit_of_work import SqlAlchemyUnitOfWork
 from application.ports import ResultScope
 from application.use_cases.comparison import ListRegressions, RegressionsRequest
-from tests.integration.conftest import Lab
+from tests.integration.conftest import Lab, at_revision
 from tests.support.firmware_history import FirmwareHistory
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -46,12 +46,9 @@ HISTORY = [
 ]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url_at_0011(request: pytest.FixtureRequest) -> str:
-    fixture = "sqlite_url" if request.param == "sqlite" else "fresh_postgres_url"
-    url = request.getfixturevalue(fixture)
-    upgrade_schema(url, "0011")
-    return url
+@pytest.fixture
+def url_at_0011(empty_database: str) -> str:
+    return at_revision(empty_database, "0011")
 
 
 def _fill(url: str) -> None:

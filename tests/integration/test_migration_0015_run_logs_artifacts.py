@@ -16,17 +16,15 @@ from adapters.persistence.unit_of_work import SqlAlchemyUnitOfWork
 from application.run_log_ports import LogFilter
 from domain.artifacts import Artifact
 from domain.run_logs import LogLevel, LogLine, LogTotals
+from tests.integration.conftest import at_revision
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 NEW_TABLES = {"run_log_lines", "run_log_totals", "run_artifacts", "artifact_chunks"}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url_at_0013(request: pytest.FixtureRequest) -> str:
-    fixture = "sqlite_url" if request.param == "sqlite" else "fresh_postgres_url"
-    url = request.getfixturevalue(fixture)
-    upgrade_schema(url, "0013")
-    return url
+@pytest.fixture
+def url_at_0013(empty_database: str) -> str:
+    return at_revision(empty_database, "0013")
 
 
 def _fill(url: str) -> None:

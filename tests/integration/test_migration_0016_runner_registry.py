@@ -17,7 +17,7 @@ from adapters.persistence.engine import make_engine, make_session_factory
 from adapters.persistence.schema import downgrade_schema, upgrade_schema
 from adapters.persistence.unit_of_work import SqlAlchemyUnitOfWork
 from application.use_cases.runners import GetRunner, ListRunners
-from tests.integration.conftest import Lab
+from tests.integration.conftest import Lab, at_revision
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 ENVIRONMENT = {"id": "e1", "name": "bench", "description": "", "variables": {}}
@@ -33,12 +33,9 @@ HISTORY = [
 ]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url_at_0013(request: pytest.FixtureRequest) -> str:
-    fixture = "sqlite_url" if request.param == "sqlite" else "fresh_postgres_url"
-    url = request.getfixturevalue(fixture)
-    upgrade_schema(url, "0013")
-    return url
+@pytest.fixture
+def url_at_0015(empty_database: str) -> str:
+    return at_revision(empty_database, "0015")
 
 
 def _fill(url: str) -> None:
@@ -77,10 +74,10 @@ def _fill(url: str) -> None:
         engine.dispose()
 
 
-def test_runners_named_by_runs_are_registered_with_their_counts(url_at_0013: str) -> None:
-    _fill(url_at_0013)
-    upgrade_schema(url_at_0013)  # to head: read back through the repositories only there
-    engine = make_engine(url_at_0013)
+def test_runners_named_by_runs_are_registered_with_their_counts(url_at_0015: str) -> None:
+    _fill(url_at_0015)
+    upgrade_schema(url_at_0015)  # to head: read back through the repositories only there
+    engine = make_engine(url_at_0015)
     uow = functools.partial(SqlAlchemyUnitOfWork, make_session_factory(engine))
     clock = SettableClock(T0 + timedelta(hours=4, minutes=9, seconds=30))
     try:
@@ -104,11 +101,11 @@ def test_runners_named_by_runs_are_registered_with_their_counts(url_at_0013: str
         engine.dispose()
 
 
-def test_down_again_drops_the_registry(url_at_0013: str) -> None:
-    _fill(url_at_0013)
-    upgrade_schema(url_at_0013, "0016")
-    downgrade_schema(url_at_0013, "0013")
-    engine = make_engine(url_at_0013)
+def test_down_again_drops_the_registry(url_at_0015: str) -> None:
+    _fill(url_at_0015)
+    upgrade_schema(url_at_0015, "0016")
+    downgrade_schema(url_at_0015, "0015")
+    engine = make_engine(url_at_0015)
     try:
         inspector = sa.inspect(engine)
         assert "runners" not in inspector.get_table_names()
@@ -116,4 +113,4 @@ def test_down_again_drops_the_registry(url_at_0013: str) -> None:
         assert "ix_test_runs_runner_created_at" not in indexes
     finally:
         engine.dispose()
-    upgrade_schema(url_at_0013, "0016")  # and up again, over the same rows
+    upgrade_schema(url_at_0015, "0016")  # and up again, over the same rows

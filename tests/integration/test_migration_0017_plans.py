@@ -24,17 +24,15 @@ from application.use_cases.plans import (
     PlanStarter,
 )
 from domain.plans import Trigger, TriggerKind
+from tests.integration.conftest import at_revision
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 TABLES = {"test_plans", "plan_runs", "firmware_sightings"}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url_at_0013(request: pytest.FixtureRequest) -> str:
-    fixture = "sqlite_url" if request.param == "sqlite" else "fresh_postgres_url"
-    url = request.getfixturevalue(fixture)
-    upgrade_schema(url, "0013")
-    return url
+@pytest.fixture
+def url_at_0016(empty_database: str) -> str:
+    return at_revision(empty_database, "0016")
 
 
 def _fill(url: str) -> None:
@@ -102,10 +100,10 @@ def _fill(url: str) -> None:
         engine.dispose()
 
 
-def test_plans_work_on_the_rows_from_before(url_at_0013: str) -> None:
-    _fill(url_at_0013)
-    upgrade_schema(url_at_0013)
-    engine = make_engine(url_at_0013)
+def test_plans_work_on_the_rows_from_before(url_at_0016: str) -> None:
+    _fill(url_at_0016)
+    upgrade_schema(url_at_0016)
+    engine = make_engine(url_at_0016)
     uow = functools.partial(SqlAlchemyUnitOfWork, make_session_factory(engine))
     clock, ids = SettableClock(T0), SequentialIds()
     starter = PlanStarter(ids)
@@ -130,13 +128,13 @@ def test_plans_work_on_the_rows_from_before(url_at_0013: str) -> None:
         engine.dispose()
 
 
-def test_down_again_drops_the_plan_tables(url_at_0013: str) -> None:
-    _fill(url_at_0013)
-    upgrade_schema(url_at_0013)
-    downgrade_schema(url_at_0013, "0013")
-    engine = make_engine(url_at_0013)
+def test_down_again_drops_the_plan_tables(url_at_0016: str) -> None:
+    _fill(url_at_0016)
+    upgrade_schema(url_at_0016)
+    downgrade_schema(url_at_0016, "0016")
+    engine = make_engine(url_at_0016)
     try:
         assert not TABLES & set(sa.inspect(engine).get_table_names())
     finally:
         engine.dispose()
-    upgrade_schema(url_at_0013)  # and up again, over the same rows
+    upgrade_schema(url_at_0016)  # and up again, over the same rows

@@ -18,17 +18,15 @@ from application.ports import RunFilter
 from domain.health import DeviceHealth
 from domain.health_checks import HealthCheck
 from domain.test_runs import RunPurpose
+from tests.integration.conftest import at_revision
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 ENVIRONMENT = {"id": "e1", "name": "bench", "description": "", "variables": {}}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url_at_0013(request: pytest.FixtureRequest) -> str:
-    fixture = "sqlite_url" if request.param == "sqlite" else "fresh_postgres_url"
-    url = request.getfixturevalue(fixture)
-    upgrade_schema(url, "0013")
-    return url
+@pytest.fixture
+def url_at_0017(empty_database: str) -> str:
+    return at_revision(empty_database, "0017")
 
 
 def _fill(url: str) -> None:
@@ -79,10 +77,10 @@ def _fill(url: str) -> None:
         engine.dispose()
 
 
-def test_rows_from_before_are_unknown_health_and_normal_runs(url_at_0013: str) -> None:
-    _fill(url_at_0013)
-    upgrade_schema(url_at_0013)  # head: read back through the repositories only there
-    engine = make_engine(url_at_0013)
+def test_rows_from_before_are_unknown_health_and_normal_runs(url_at_0017: str) -> None:
+    _fill(url_at_0017)
+    upgrade_schema(url_at_0017)  # head: read back through the repositories only there
+    engine = make_engine(url_at_0017)
     uow = functools.partial(SqlAlchemyUnitOfWork, make_session_factory(engine))
     try:
         with uow() as work:
@@ -119,11 +117,11 @@ def test_rows_from_before_are_unknown_health_and_normal_runs(url_at_0013: str) -
         engine.dispose()
 
 
-def test_down_again_and_up_over_the_same_rows(url_at_0013: str) -> None:
-    _fill(url_at_0013)
-    upgrade_schema(url_at_0013, "0018")
-    downgrade_schema(url_at_0013, "0013")
-    engine = make_engine(url_at_0013)
+def test_down_again_and_up_over_the_same_rows(url_at_0017: str) -> None:
+    _fill(url_at_0017)
+    upgrade_schema(url_at_0017, "0018")
+    downgrade_schema(url_at_0017, "0017")
+    engine = make_engine(url_at_0017)
     try:
         inspector = sa.inspect(engine)
         assert "health_checks" not in inspector.get_table_names()
@@ -131,4 +129,4 @@ def test_down_again_and_up_over_the_same_rows(url_at_0013: str) -> None:
         assert "purpose" not in {c["name"] for c in inspector.get_columns("test_runs")}
     finally:
         engine.dispose()
-    upgrade_schema(url_at_0013, "0018")
+    upgrade_schema(url_at_0017, "0018")

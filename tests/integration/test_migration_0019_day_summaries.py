@@ -18,7 +18,7 @@ from adapters.persistence.engine import make_engine, make_session_factory
 from adapters.persistence.schema import downgrade_schema, upgrade_schema
 from adapters.persistence.unit_of_work import SqlAlchemyUnitOfWork
 from application.ports import ResultScope
-from tests.integration.conftest import Lab
+from tests.integration.conftest import Lab, at_revision
 from tests.integration.test_migration_0013_regressions import CASE, ENVIRONMENT
 from tests.support.firmware_history import FirmwareHistory
 
@@ -36,12 +36,9 @@ HISTORY = [
 ]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def url_at_0018(request: pytest.FixtureRequest) -> str:
-    fixture = "sqlite_url" if request.param == "sqlite" else "fresh_postgres_url"
-    url = request.getfixturevalue(fixture)
-    upgrade_schema(url, "0018")
-    return url
+@pytest.fixture
+def url_at_0018(empty_database: str) -> str:
+    return at_revision(empty_database, "0018")
 
 
 def _fill(url: str) -> None:
