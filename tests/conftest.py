@@ -117,7 +117,14 @@ def _empty_all_tables(url: str) -> None:
         with engine.begin() as connection:
             names = [table.name for table in tables.metadata.sorted_tables]
             names += [t.name for t in auth_tables.auth_metadata.sorted_tables if t.name in present]
-            connection.exec_driver_sql(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE")
+            # DELETE, children first, and the sequences set back: a test's few rows go in a
+            # few milliseconds, where TRUNCATE of every table takes ~150 ms (new files for
+            # each), and 600 tests start on an emptied database
+            connection.exec_driver_sql("; ".join(f"DELETE FROM {name}" for name in reversed(names)))
+            connection.exec_driver_sql(
+                "SELECT setval(format('%%I.%%I', schemaname, sequencename)::regclass, 1, false)"
+                " FROM pg_sequences WHERE schemaname = current_schema()"
+            )
     finally:
         engine.dispose()
 
