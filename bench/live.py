@@ -290,8 +290,25 @@ def _load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def run(results: Results, databases: Databases, seconds: int, quick: bool = False) -> None:
+def run(
+    results: Results,
+    databases: Databases,
+    seconds: int,
+    quick: bool = False,
+    only: str | None = None,
+) -> None:
+    """Both backends, or `only` one of them ("postgresql" or "sqlite")."""
     postgres_streams, sqlite_streams = (100, 50) if quick else (1000, 200)
+    if only in (None, "postgresql"):
+        _postgresql(results, databases, seconds, postgres_streams)
+    if only in (None, "sqlite"):
+        with _sqlite_lab(sqlite_streams) as lab:
+            _one_backend(results, lab, "sqlite", sqlite_streams, seconds)
+
+
+def _postgresql(
+    results: Results, databases: Databases, seconds: int, postgres_streams: int
+) -> None:
     with devicelab(
         databases,
         runners=1,
@@ -299,5 +316,3 @@ def run(results: Results, databases: Databases, seconds: int, quick: bool = Fals
         DEVICELAB_MAX_STREAMS_PER_USER=str(postgres_streams + 50),
     ) as lab:
         _one_backend(results, lab, "postgresql", postgres_streams, seconds)
-    with _sqlite_lab(sqlite_streams) as lab:
-        _one_backend(results, lab, "sqlite", sqlite_streams, seconds)
