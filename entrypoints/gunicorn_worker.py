@@ -163,6 +163,19 @@ def make_psycopg2_cooperative() -> None:
     extensions.set_wait_callback(wait)
 
 
+def make_sqlite_cooperative() -> None:
+    """sqlite3 runs in C and never returns to gevent's hub: a request on SQLite computed
+    from its first statement to its response in one turn, and the greenlets woken meanwhile
+    (a live stream's change reader, the streams it hands a change to) waited behind whole
+    requests, seconds under load. Now each statement outside a write transaction first lets
+    the greenlets that are ready run (`pause_before_sqlite_statements`)."""
+    import gevent
+
+    from adapters.persistence.engine import pause_before_sqlite_statements
+
+    pause_before_sqlite_statements(lambda: gevent.sleep(0))
+
+
 class JsonErrorsGeventWorker(JsonRefusals, GeventWorker):
     """gunicorn's gevent worker: a greenlet per request (DEVICELAB_WORKER_CONNECTIONS).
 
@@ -177,6 +190,7 @@ class JsonErrorsGeventWorker(JsonRefusals, GeventWorker):
     def patch(self):
         super().patch()  # gevent's monkey.patch_all(), before the app is loaded
         make_psycopg2_cooperative()
+        make_sqlite_cooperative()
 
     active_requests = ACTIVE_REQUESTS
 
