@@ -10,8 +10,11 @@ streams by sleeping between polls. The worker monkey-patches the standard librar
 starts (sockets, `time.sleep`, `threading`, `queue`, `select`), and `patch_psycopg` makes
 psycopg2's waits cooperative, so PostgreSQL queries, the broker (kombu over its socket), Redis
 and the auth service's HTTP calls yield to the other requests while they wait. What does not
-yield is pure computation and SQLite (its calls run in C without releasing to the hub; they
-are short, and SQLite serialises writers anyway); docs/performance.md has the measurements.
+yield is pure computation and SQLite (its calls run in C without releasing to the hub):
+`make_sqlite_cooperative` has a greenlet yield before each SQLite statement outside a write
+transaction instead, so one request no longer runs from its first statement to its response
+in one turn while the change reader and the streams wait; docs/performance.md has the
+measurements.
 
 gunicorn reads the request line and headers and refuses, among others, a request line over
 `limit_request_line` (414), headers over `limit_request_field_size` or more than
