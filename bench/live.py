@@ -139,16 +139,24 @@ def delivery_latencies(crowd: StreamCrowd, log: list) -> tuple[list[float], int]
     return latencies, missing
 
 
-def _cpu_s(pids: list[int]) -> float:
-    """User + system CPU seconds the processes have used so far (gone ones count 0)."""
-    total = 0
+def _cpu_s(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds each process has used so far (gone ones are left out)."""
+    used = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
-    return total / os.sysconf("SC_CLK_TCK")
+        used[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return used
+
+
+def _cpu_used(before: dict[int, float], pids: list[int]) -> float:
+    """CPU seconds used since `before` by the processes alive at both readings: one that ended
+    meanwhile (another user's PostgreSQL backend on a shared machine) counted as a negative
+    share before."""
+    after = _cpu_s(pids)
+    return sum(after[pid] - before[pid] for pid in after.keys() & before.keys())
 
 
 def _pids_where(test) -> list[int]:
@@ -206,7 +214,7 @@ def _one_backend(results: Results, lab: Deployment, backend: str, streams: int, 
         runs.finish()
         took = time.monotonic() - began
         cpu_note = ", ".join(
-            f"{role} {(_cpu_s(pids) - cpu_before[role]) / took:.2f}"
+            f"{role} {_cpu_used(cpu_before[role], pids) / took:.2f}"
             for role, pids in shares.items()
         )
         time.sleep(5)  # the last runs finish, their last changes reach the streams
@@ -279,7 +287,7 @@ def _one_backend(results: Results, lab: Deployment, backend: str, streams: int, 
         Figure(
             name,
             "CPU cores in use while the streams were open and runs started (of 2)",
-            sum((_cpu_s(p) - cpu_before[r]) / took for r, p in shares.items()),
+            sum(_cpu_used(cpu_before[r], p) / took for r, p in shares.items()),
             "cores",
             notes=f"{cpu_note}; load average before {load_before}, after {_load()}",
         )
