@@ -213,10 +213,8 @@ def _one_backend(results: Results, lab: Deployment, backend: str, streams: int, 
         busy = wrk(url, seconds, headers=auth)
         runs.finish()
         took = time.monotonic() - began
-        cpu_note = ", ".join(
-            f"{role} {_cpu_used(cpu_before[role], pids) / took:.2f}"
-            for role, pids in shares.items()
-        )
+        cores = {role: _cpu_used(cpu_before[role], pids) / took for role, pids in shares.items()}
+        cpu_note = ", ".join(f"{role} {used:.2f}" for role, used in cores.items())
         time.sleep(5)  # the last runs finish, their last changes reach the streams
         still_open = crowd.open_streams
     finally:
@@ -287,7 +285,7 @@ def _one_backend(results: Results, lab: Deployment, backend: str, streams: int, 
         Figure(
             name,
             "CPU cores in use while the streams were open and runs started (of 2)",
-            sum(_cpu_used(cpu_before[r], p) / took for r, p in shares.items()),
+            sum(cores.values()),
             "cores",
             notes=f"{cpu_note}; load average before {load_before}, after {_load()}",
         )
