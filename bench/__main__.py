@@ -1,4 +1,4 @@
-"""`python -m bench [read start e2e live workers scale compare scheduler export artifacts] [--quick]`: run the benchmarks, print each figure
+"""`python -m bench [read start e2e live workers scale compare scheduler export artifacts] [--quick] [--only sqlite]`: run the benchmarks, print each figure
 beside its ceiling, and write the table (and any EXPLAIN plans) to bench/results/."""
 
 from __future__ import annotations
@@ -45,6 +45,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, help="length of each wrk run (default 20, quick 3)")
     parser.add_argument("--runs", type=int, help="runs in the large scale lab (default 1,000,000)")
     parser.add_argument("--runners", type=int, default=4, help="reference runners for e2e")
+    parser.add_argument(
+        "--only",
+        choices=("postgresql", "sqlite"),
+        help="live: measure this backend alone (default: both, PostgreSQL first)",
+    )
     args = parser.parse_args()
     known = {
         "read",
@@ -74,7 +79,7 @@ def main() -> None:
         if "e2e" in chosen:
             service.end_to_end(results, databases, seconds, args.runners)
         if "live" in chosen:
-            live.run(results, databases, seconds, quick=args.quick)
+            live.run(results, databases, seconds, quick=args.quick, only=args.only)
         if "workers" in chosen:
             worker_classes.run(results, databases, seconds, rounds=2 if args.quick else 4)
         if "scale" in chosen:
@@ -94,7 +99,7 @@ def main() -> None:
     print(f"\n{table}\n\nall benchmarks took {took / 60:.1f} min; {machine()}")
     RESULTS.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M")
-    name = f"{stamp}{'-quick' if args.quick else ''}"
+    name = f"{stamp}{'-quick' if args.quick else ''}{f'-{args.only}' if args.only else ''}"
     (RESULTS / f"{name}.md").write_text(
         f"# devicelab benchmarks {stamp}\n\n{machine()}; took {took / 60:.1f} min\n\n{table}\n\n"
         + "\n\n".join(results.explains)

@@ -139,16 +139,24 @@ def delivery_latencies(crowd: StreamCrowd, log: list) -> tuple[list[float], int]
     return latencies, missing
 
 
-def _cpu_s(pids: list[int]) -> float:
-    """User + system CPU seconds the processes have used so far (gone ones count 0)."""
-    total = 0
+def _cpu_s(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds each process has used so far (gone ones are left out)."""
+    used = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
-    return total / os.sysconf("SC_CLK_TCK")
+        used[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return used
+
+
+def _cpu_used(before: dict[int, float], pids: list[int]) -> float:
+    """CPU seconds used since `before` by the processes alive at both readings: one that ended
+    meanwhile (another user's PostgreSQL backend on a shared machine) counted as a negative
+    share before."""
+    after = _cpu_s(pids)
+    return sum(after[pid] - before[pid] for pid in after.keys() & before.keys())
 
 
 def _pids_where(test) -> list[int]:
@@ -205,10 +213,8 @@ def _one_backend(results: Results, lab: Deployment, backend: str, streams: int, 
         busy = wrk(url, seconds, headers=auth)
         runs.finish()
         took = time.monotonic() - began
-        cpu_note = ", ".join(
-            f"{role} {(_cpu_s(pids) - cpu_before[role]) / took:.2f}"
-            for role, pids in shares.items()
-        )
+        cores = {role: _cpu_used(cpu_before[role], pids) / took for role, pids in shares.items()}
+        cpu_note = ", ".join(f"{role} {used:.2f}" for role, used in cores.items())
         time.sleep(5)  # the last runs finish, their last changes reach the streams
         still_open = crowd.open_streams
     finally:
@@ -279,7 +285,7 @@ def _one_backend(results: Results, lab: Deployment, backend: str, streams: int, 
         Figure(
             name,
             "CPU cores in use while the streams were open and runs started (of 2)",
-            sum((_cpu_s(p) - cpu_before[r]) / took for r, p in shares.items()),
+            sum(cores.values()),
             "cores",
             notes=f"{cpu_note}; load average before {load_before}, after {_load()}",
         )
@@ -290,8 +296,25 @@ def _load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def run(results: Results, databases: Databases, seconds: int, quick: bool = False) -> None:
+def run(
+    results: Results,
+    databases: Databases,
+    seconds: int,
+    quick: bool = False,
+    only: str | None = None,
+) -> None:
+    """Both backends, or `only` one of them ("postgresql" or "sqlite")."""
     postgres_streams, sqlite_streams = (100, 50) if quick else (1000, 200)
+    if only in (None, "postgresql"):
+        _postgresql(results, databases, seconds, postgres_streams)
+    if only in (None, "sqlite"):
+        with _sqlite_lab(sqlite_streams) as lab:
+            _one_backend(results, lab, "sqlite", sqlite_streams, seconds)
+
+
+def _postgresql(
+    results: Results, databases: Databases, seconds: int, postgres_streams: int
+) -> None:
     with devicelab(
         databases,
         runners=1,
@@ -299,5 +322,3 @@ def run(results: Results, databases: Databases, seconds: int, quick: bool = Fals
         DEVICELAB_MAX_STREAMS_PER_USER=str(postgres_streams + 50),
     ) as lab:
         _one_backend(results, lab, "postgresql", postgres_streams, seconds)
-    with _sqlite_lab(sqlite_streams) as lab:
-        _one_backend(results, lab, "sqlite", sqlite_streams, seconds)

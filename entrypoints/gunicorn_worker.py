@@ -10,8 +10,11 @@ streams by sleeping between polls. The worker monkey-patches the standard librar
 starts (sockets, `time.sleep`, `threading`, `queue`, `select`), and `patch_psycopg` makes
 psycopg2's waits cooperative, so PostgreSQL queries, the broker (kombu over its socket), Redis
 and the auth service's HTTP calls yield to the other requests while they wait. What does not
-yield is pure computation and SQLite (its calls run in C without releasing to the hub; they
-are short, and SQLite serialises writers anyway); docs/performance.md has the measurements.
+yield is pure computation and SQLite (its calls run in C without releasing to the hub):
+`make_sqlite_cooperative` has a greenlet yield before each SQLite statement outside a write
+transaction instead, so one request no longer runs from its first statement to its response
+in one turn while the change reader and the streams wait; docs/performance.md has the
+measurements.
 
 gunicorn reads the request line and headers and refuses, among others, a request line over
 `limit_request_line` (414), headers over `limit_request_field_size` or more than
@@ -163,6 +166,19 @@ def make_psycopg2_cooperative() -> None:
     extensions.set_wait_callback(wait)
 
 
+def make_sqlite_cooperative() -> None:
+    """sqlite3 runs in C and never returns to gevent's hub: a request on SQLite computed
+    from its first statement to its response in one turn, and the greenlets woken meanwhile
+    (a live stream's change reader, the streams it hands a change to) waited behind whole
+    requests, seconds under load. Now each statement outside a write transaction first lets
+    the greenlets that are ready run (`pause_before_sqlite_statements`)."""
+    import gevent
+
+    from adapters.persistence.engine import pause_before_sqlite_statements
+
+    pause_before_sqlite_statements(lambda: gevent.sleep(0))
+
+
 class JsonErrorsGeventWorker(JsonRefusals, GeventWorker):
     """gunicorn's gevent worker: a greenlet per request (DEVICELAB_WORKER_CONNECTIONS).
 
@@ -177,6 +193,7 @@ class JsonErrorsGeventWorker(JsonRefusals, GeventWorker):
     def patch(self):
         super().patch()  # gevent's monkey.patch_all(), before the app is loaded
         make_psycopg2_cooperative()
+        make_sqlite_cooperative()
 
     active_requests = ACTIVE_REQUESTS
 

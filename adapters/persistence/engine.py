@@ -10,6 +10,8 @@ and then both reserve it. SQLite has no ``SELECT ... FOR UPDATE``; this is its e
 from __future__ import annotations
 
 import select
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,28 @@ POSTGRES_POOL = {"pool_size": 10, "max_overflow": 0, "pool_recycle": 1800, "pool
 # ICMP) that is the kernel's SYN retries, two minutes, with the request waiting on it. A
 # `connect_timeout` in the database URL's query wins.
 POSTGRES_CONNECT_TIMEOUT_S = 5
+
+# What SQLite engines call before a statement outside a write transaction (see below), with
+# the thread-local (greenlet-local under gevent) count of write transactions its caller holds
+_sqlite_pause: tuple[Callable[[], None], threading.local] | None = None
+
+
+def pause_before_sqlite_statements(pause: Callable[[], None] | None) -> None:
+    """Have SQLite engines made from now on call `pause` before each statement that runs
+    outside a write transaction: every statement of a read-only unit of work, and the
+    `BEGIN IMMEDIATE` that opens a write transaction. Never while the caller holds a write
+    transaction, on that connection or another: it holds the database's write lock, and
+    another greenlet of the process that then asked for the lock would wait for it inside
+    SQLite, where the holder cannot run again (the whole process would stand still for the
+    busy timeout). Call it after gevent's patching: its count of write transactions is
+    per greenlet then.
+
+    The gevent worker sets `gevent.sleep(0)` (`make_sqlite_cooperative`): sqlite3 never
+    returns to the hub, so a request on SQLite ran from its first statement to its response
+    without letting any other greenlet run; with the pause it yields at its statements, as
+    a request on PostgreSQL does while it waits for each answer."""
+    global _sqlite_pause
+    _sqlite_pause = None if pause is None else (pause, threading.local())
 
 
 def make_engine(url: str, **kw: Any) -> Engine:
@@ -152,4 +176,33 @@ def _sqlite_engine(url: str, kw: dict[str, Any]) -> Engine:
         read_only = connection.get_execution_options().get(READ_ONLY_OPTION, False)
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
+    if _sqlite_pause is not None:
+        _pause_outside_write_transactions(engine, *_sqlite_pause)
     return engine
+
+
+def _pause_outside_write_transactions(
+    engine: Engine, pause: Callable[[], None], caller: threading.local
+) -> None:
+    def writing() -> int:
+        return getattr(caller, "writing", 0)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if writing():
+            return
+        if statement == "BEGIN IMMEDIATE" or connection.get_execution_options().get(
+            READ_ONLY_OPTION, False
+        ):
+            pause()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(_connection: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement == "BEGIN IMMEDIATE":  # it has the lock now
+            caller.writing = writing() + 1
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _ended(connection: Any) -> None:
+        if not connection.get_execution_options().get(READ_ONLY_OPTION, False):
+            caller.writing = max(0, writing() - 1)

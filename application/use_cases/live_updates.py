@@ -62,7 +62,7 @@ class ReadChanges:
     def cursor(self, after_id: int | None = None) -> ChangeCursor:
         """A cursor at `after_id` (a client resuming), or at the end of the feed. What is in
         the feed up to there counts as seen."""
-        with self.uow() as uow:
+        with self.uow(read_only=True) as uow:
             position = uow.changes.latest_id() if after_id is None else after_id
             cursor = ChangeCursor(position)
             window = uow.changes.since(
@@ -72,7 +72,7 @@ class ReadChanges:
             return cursor
 
     def __call__(self, cursor: ChangeCursor, limit: int = 200) -> list[Update]:
-        with self.uow() as uow:
+        with self.uow(read_only=True) as uow:
             window_start = max(0, cursor.position - ChangeCursor.LOOKBACK)
             changes = cursor.fresh(uow.changes.since(window_start, limit + ChangeCursor.LOOKBACK))
             if not changes:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+import sqlite3
 import threading
 from datetime import timedelta
 
 import pytest
 
 from adapters.auth.run_credentials import SignedRunCredentials
+from adapters.identifiers import SequentialIds
 from adapters.messaging.in_memory import InMemoryPublisher
+from adapters.persistence import engine as engines
 from adapters.persistence.repositories.change_feed import write_logged_changes
+from adapters.persistence.schema import upgrade_schema
+from adapters.persistence.unit_of_work import SqlAlchemyUnitOfWork
 from application.job_contract import JOB_KIND
 from application.use_cases.devices import SetDeviceStatusRequest
 from application.use_cases.lab_version import ReadLabVersion
@@ -112,6 +118,34 @@ def test_the_change_log_follows_devices_and_runs(small_lab):
     assert read(cursor) == []  # nothing twice
     resumed = read.cursor(0)
     assert {u.change.entity_id for u in read(resumed)} >= {run.id, devices[0].id}
+
+
+def test_the_change_log_is_read_while_another_process_holds_the_write_lock_on_sqlite(
+    sqlite_url, clock, lab_factory, monkeypatch
+):
+    """The change reader of the live streams reads without the write lock. It took it
+    (BEGIN IMMEDIATE) four times a second in every API process, and waited inside SQLite,
+    the whole gevent worker with it, whenever the devicelab worker or the other API process
+    was writing."""
+    monkeypatch.setattr(engines, "SQLITE_BUSY_TIMEOUT_S", 0.2)  # a refusal comes quickly
+    upgrade_schema(sqlite_url)
+    engine = engines.make_engine(sqlite_url)
+    lab = lab_factory(
+        functools.partial(SqlAlchemyUnitOfWork, engines.make_session_factory(engine)),
+        clock,
+        SequentialIds(),
+        engine,
+    )
+    read = ReadChanges(lab.new_uow, lab.clock)
+    device = lab.add_device("m0")
+    other_process = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        other_process.execute("BEGIN IMMEDIATE")  # holds the write lock from here on
+        cursor = read.cursor(0)
+        assert [u.change.entity_id for u in read(cursor)] == [device.id]
+    finally:
+        other_process.close()
+        engine.dispose()
 
 
 def test_statistics_count_and_rank(small_lab):
