@@ -238,7 +238,15 @@ def _hold_json(note: HoldNote | None) -> dict[str, Any] | None:
 
 
 def device_json(device: Device) -> dict[str, Any]:
-    """What DeviceSchema dumps (see adapters/http/json_bodies.py)."""
+    """What DeviceSchema dumps (see adapters/http/json_bodies.py). The enums' values are read
+    as `_value_` (the member's own attribute, what `.value` returns through a descriptor) and
+    the three timestamps and the notes without a call each when absent: a page builds 50."""
+    hold, note, health_note = device.hold, device.service_note, device.health_note
+    last_seen_at, created_at, updated_at = (
+        device.last_seen_at,
+        device.created_at,
+        device.updated_at,
+    )
     return {
         "id": device.id,
         "name": device.name,
@@ -247,18 +255,18 @@ def device_json(device: Device) -> dict[str, Any]:
         "firmware_version": device.firmware_version,
         "location": device.location,
         "labels": dict(device.labels),
-        "status": device.status.value,
+        "status": device.status._value_,
         "run_id": device.held_by,
-        "hold": _hold_json(device.hold),
+        "hold": None if hold is None else _hold_json(hold),
         "offline_pending": device.offline_pending,
         "drain_pending": device.drain_pending,
-        "service_state": device.service_state.value,
-        "out_of_service": _note_json(device.service_note),
-        "health": device.health.value,
-        "health_note": _health_json(device.health_note),
-        "last_seen_at": iso(device.last_seen_at),
-        "created_at": iso(device.created_at),
-        "updated_at": iso(device.updated_at),
+        "service_state": device.service_state._value_,
+        "out_of_service": None if note is None else _note_json(note),
+        "health": device.health._value_,
+        "health_note": None if health_note is None else _health_json(health_note),
+        "last_seen_at": None if last_seen_at is None else last_seen_at.isoformat(),
+        "created_at": None if created_at is None else created_at.isoformat(),
+        "updated_at": None if updated_at is None else updated_at.isoformat(),
     }
 
 
@@ -276,9 +284,6 @@ class Devices(MethodView):
         lab_version: ReadLabVersion = Provide["read_lab_version"],
     ):
         """List devices, filtered, one page at a time"""
-        etag = list_etag(lab_version(), args)
-        if (unchanged := not_modified(etag)) is not None:
-            return unchanged
         label = None
         if args.get("label"):
             key, sep, value = args["label"].partition(":")
@@ -289,9 +294,21 @@ class Devices(MethodView):
             label=label,
             include_retired=args["include_retired"],
         )
-        page = list_devices(where, args["limit"], args["cursor"])
+        answer: dict[str, Any] = {}
+
+        def known(version: str) -> bool:  # the client has this version's answer: 304
+            answer["etag"] = etag = list_etag(version, args)
+            answer["unchanged"] = not_modified(etag)
+            return answer["unchanged"] is not None
+
+        _, page = lab_version.then_read(
+            known, lambda uow: list_devices.read(uow, where, args["limit"], args["cursor"])
+        )
+        if page is None:
+            return answer["unchanged"]
         items = [device_json(device) for device in page.items]
-        return with_etag(json_response({"items": items, "next_cursor": page.next_cursor}), etag)
+        body = json_response({"items": items, "next_cursor": page.next_cursor})
+        return with_etag(body, answer["etag"])
 
     @requires(Permission.MANAGE_DEVICES)
     @blp.arguments(DeviceCreateSchema)

@@ -97,13 +97,20 @@ class ListDevices:
         self, where: DeviceFilter, limit: int | None = None, cursor: str | None = None
     ) -> Page[Device]:
         with self.uow(read_only=True) as uow:
-            return paginate(
-                "devices",
-                lambda n, after: uow.devices.list(where, n, after),
-                device_key,
-                limit,
-                cursor,
-            )
+            return self.read(uow, where, limit, cursor)
+
+    @staticmethod
+    def read(
+        uow: UnitOfWork, where: DeviceFilter, limit: int | None = None, cursor: str | None = None
+    ) -> Page[Device]:
+        """The page, read in the caller's (open) unit of work: ReadLabVersion.then_read."""
+        return paginate(
+            "devices",
+            lambda n, after: uow.devices.list(where, n, after),
+            device_key,
+            limit,
+            cursor,
+        )
 
 
 class UpdateDevice:

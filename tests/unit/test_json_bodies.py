@@ -16,6 +16,7 @@ from adapters.http.devices import DeviceSchema, device_json
 from adapters.http.test_runs import TestRunSchema, run_json
 from domain.devices import Device, ServiceNote, ServiceState
 from domain.environments import EnvironmentSnapshot
+from domain.health import DeviceHealth, HealthNote
 from domain.holds import HoldNote
 from domain.names import BIDI_CONTROLS
 from domain.test_cases import Condition, Criterion, Statistic, TestCaseSnapshot
@@ -56,6 +57,11 @@ devices = st.builds(
     last_seen_at=moments,
     created_at=moments,
     updated_at=moments,
+    health=st.sampled_from(list(DeviceHealth)),
+    health_note=st.none()
+    | st.builds(
+        HealthNote, run_id=st.none() | st.uuids().map(str), reason=text, by=text, since=instants
+    ),
 )
 
 
