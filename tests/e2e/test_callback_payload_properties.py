@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 REPORTS = ["started", "progress", "result", "failed", "released"]
 SETTINGS = settings(
-    max_examples=100,
+    max_examples=50,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

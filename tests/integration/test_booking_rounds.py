@@ -1,5 +1,5 @@
-"""Twenty engineers start runs on overlapping devices at the same instant, a hundred rounds in
-a row, on PostgreSQL, refusing what is busy (when_busy=reject; runs that wait instead are in
+"""Twenty engineers start runs on overlapping devices at the same instant, fifty rounds in a
+row, on PostgreSQL, refusing what is busy (when_busy=reject; runs that wait instead are in
 test_queue_concurrency.py): no device is ever booked twice. Checked by SQL after every round (no
 device in two unfinished runs, every held device held by its run) and over the whole history
 at the end (per device, each reservation is released by the same run before the next one);
@@ -18,12 +18,12 @@ from tests.support.booking_checks import history_violations, live_violations
 from tests.support.concurrency import fire_together
 
 STARTERS = 20
-ROUNDS = 100
+ROUNDS = 50
 DEVICES = 12
 
 
 @pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
-def test_twenty_parallel_starts_a_hundred_rounds_never_double_book(lab: Any) -> None:
+def test_twenty_parallel_starts_fifty_rounds_never_double_book(lab: Any) -> None:
     devices = [lab.add_device(f"meter-{n:02d}").id for n in range(DEVICES)]
     case = lab.add_test_case("voltage").id
     environment = lab.add_environment().id

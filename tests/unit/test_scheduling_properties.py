@@ -160,7 +160,7 @@ def in_order(waiting: list[WaitingItem]) -> list[WaitingItem]:
 # -- the one-pass properties ---------------------------------------------------------------
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(labs())
 def test_a_pass_keeps_every_rule(lab):
     views, waiting = lab
@@ -291,7 +291,7 @@ def labs_with_health_checks(draw):
     return lab, normal + checks
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(labs_with_health_checks())
 def test_health_checks_go_first_and_bad_devices_get_nothing_else(lab):
     views, waiting = lab
@@ -322,7 +322,7 @@ def test_health_checks_go_first_and_bad_devices_get_nothing_else(lab):
         assert device_id not in normal_booked
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(labs(), st.randoms(use_true_random=False))
 def test_a_pass_is_deterministic(lab, shuffler):
     views, waiting = lab
@@ -334,7 +334,7 @@ def test_a_pass_is_deterministic(lab, shuffler):
     assert schedule(waiting, views, T0) == first
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(devices(max_size=7), st.data())
 def test_feasible_agrees_with_brute_force(lab, data):
     demand = data.draw(demands([d.id for d in lab]))
@@ -430,7 +430,7 @@ changes = st.lists(
 )
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(labs(), changes, st.data())
 def test_the_incremental_scheduler_equals_a_full_pass(lab, steps, data):
     views, waiting = lab
