@@ -1,5 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { ApiError, configureApi, errorMessage, flattenErrors, listAll, queryString, runs, send } from './api';
+import {
+  ApiError,
+  configureApi,
+  errorMessage,
+  flattenErrors,
+  forgetRevalidations,
+  listAll,
+  queryString,
+  runs,
+  send,
+} from './api';
 
 function reply(status: number, body?: unknown, headers: Record<string, string> = {}): Response {
   const text = body === undefined ? null : typeof body === 'string' ? body : JSON.stringify(body);
@@ -26,9 +36,66 @@ beforeEach(() => {
   token = 'tok-123';
   expired = [];
   configureApi({ token: () => token, role: () => 'viewer', onUnauthorized: (e) => expired.push(e) });
+  forgetRevalidations();
 });
 
 afterEach(() => vi.unstubAllGlobals());
+
+describe('send with ETags', () => {
+  const page = { items: [{ id: 'd1', name: 'meter' }], next_cursor: null };
+
+  it('asks again with If-None-Match and answers a 304 with the kept body, a fresh copy each time', async () => {
+    fetchMock.mockResolvedValueOnce(reply(200, page, { ETag: '"v1"' }));
+    fetchMock.mockResolvedValueOnce(new Response(null, { status: 304, headers: { ETag: '"v1"' } }));
+    fetchMock.mockResolvedValueOnce(new Response(null, { status: 304, headers: { ETag: '"v1"' } }));
+    const first = await send<typeof page>('GET', '/api/devices', { query: { limit: 50 } });
+    expect(fetchMock.mock.calls[0][1].headers['If-None-Match']).toBeUndefined();
+    first.items[0].name = 'changed by the caller';
+    const second = await send<typeof page>('GET', '/api/devices', { query: { limit: 50 } });
+    expect(fetchMock.mock.calls[1][1].headers['If-None-Match']).toBe('"v1"');
+    expect(second).toEqual(page);
+    expect(await send('GET', '/api/devices', { query: { limit: 50 } })).toEqual(page);
+  });
+
+  it('keeps the newer answer when the list changed', async () => {
+    const newer = { items: [], next_cursor: null };
+    fetchMock.mockResolvedValueOnce(reply(200, page, { ETag: '"v1"' }));
+    fetchMock.mockResolvedValueOnce(reply(200, newer, { ETag: '"v2"' }));
+    fetchMock.mockResolvedValueOnce(new Response(null, { status: 304 }));
+    await send('GET', '/api/devices');
+    expect(await send('GET', '/api/devices')).toEqual(newer);
+    expect(await send('GET', '/api/devices')).toEqual(newer);
+    expect(fetchMock.mock.calls[2][1].headers['If-None-Match']).toBe('"v2"');
+  });
+
+  it('never sends a tag kept for another token, another URL, or after a failure', async () => {
+    fetchMock.mockImplementation(async () => reply(200, page, { ETag: '"v1"' }));
+    await send('GET', '/api/devices');
+    await send('GET', '/api/devices', { query: { status: 'available' } });
+    expect(fetchMock.mock.calls[1][1].headers['If-None-Match']).toBeUndefined();
+    token = 'another-users-token';
+    await send('GET', '/api/devices');
+    expect(fetchMock.mock.calls[2][1].headers['If-None-Match']).toBeUndefined();
+    token = 'tok-123';
+    fetchMock.mockResolvedValueOnce(reply(503, { code: 'unavailable', message: 'database down' }));
+    await failure(send('GET', '/api/devices'));
+    expect(fetchMock.mock.calls[3][1].headers['If-None-Match']).toBe('"v1"');
+    await send('GET', '/api/devices');
+    expect(fetchMock.mock.calls[4][1].headers['If-None-Match']).toBeUndefined();
+  });
+
+  it('keeps nothing for writes or answers without a tag', async () => {
+    fetchMock.mockImplementation(async () => reply(200, page));
+    await send('GET', '/api/stats');
+    await send('GET', '/api/stats');
+    expect(fetchMock.mock.calls[1][1].headers['If-None-Match']).toBeUndefined();
+    fetchMock.mockImplementation(async () => reply(201, page, { ETag: '"w"' }));
+    await send('POST', '/api/devices', { body: {} });
+    fetchMock.mockImplementation(async () => reply(200, page));
+    await send('GET', '/api/devices');
+    expect(fetchMock.mock.calls[3][1].headers['If-None-Match']).toBeUndefined();
+  });
+});
 
 describe('send', () => {
   it('sends the bearer token and a JSON body, and returns the JSON answer', async () => {

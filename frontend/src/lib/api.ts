@@ -156,6 +156,25 @@ export function authHeader(): Record<string, string> {
   return token ? { Authorization: `Bearer ${token}` } : {};
 }
 
+// The last answers to GETs that came with an ETag (the lists of devices, runs, test cases and
+// environments), by URL and token: asking again sends If-None-Match, and a 304 (no body, only
+// the token check and one query on the server) is answered from here. The API marks its answers
+// `no-store`, so the browser's own cache never does this. A few dozen lists at most.
+const REVALIDATED_MAX = 40;
+const revalidated = new Map<string, { etag: string; text: string }>();
+
+/** Forget the kept answers (a test's fresh start). */
+export function forgetRevalidations(): void {
+  revalidated.clear();
+}
+
+function keep(key: string, etag: string | null, text: string): void {
+  revalidated.delete(key);
+  if (etag === null) return;
+  revalidated.set(key, { etag, text });
+  if (revalidated.size > REVALIDATED_MAX) revalidated.delete(revalidated.keys().next().value as string);
+}
+
 export async function send<T>(method: string, path: string, options: SendOptions = {}): Promise<T> {
   const headers: Record<string, string> = { Accept: 'application/json', ...authHeader() };
   const init: RequestInit = { method, headers, signal: options.signal };
@@ -163,12 +182,22 @@ export async function send<T>(method: string, path: string, options: SendOptions
     headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(options.body);
   }
-  const response = await reach(path + queryString(options.query), init);
+  const url = path + queryString(options.query);
+  const key = `${headers.Authorization ?? ''} ${url}`;
+  const known = method === 'GET' ? revalidated.get(key) : undefined;
+  if (known) headers['If-None-Match'] = known.etag;
+  const response = await reach(url, init);
+  if (response.status === 304 && known) {
+    keep(key, known.etag, known.text); // the most recently used stays longest
+    return (known.text ? JSON.parse(known.text) : undefined) as T;
+  }
   if (response.ok) {
     if (response.status === 204) return undefined as T;
     const text = await response.text();
+    if (method === 'GET') keep(key, response.headers.get('ETag'), text);
     return (text ? JSON.parse(text) : undefined) as T;
   }
+  revalidated.delete(key);
   const error = await errorFrom(response);
   if (response.status === 401 && !options.expectUnauthorized && headers.Authorization) {
     hooks.onUnauthorized(error);
