@@ -28,7 +28,7 @@ class RunLogRepository(Protocol):
         ...
 
     def append(self, run_id: str, lines: Iterable[LogLine], totals: LogTotals) -> None:
-        """Store numbered lines and the run's new totals."""
+        """Store numbered lines and the run's new totals (`purged_at` included)."""
         ...
 
     def lines(self, run_id: str, where: LogFilter, after_seq: int, limit: int) -> list[LogLine]:
@@ -36,6 +36,15 @@ class RunLogRepository(Protocol):
         ...
 
     def totals(self, run_id: str) -> LogTotals: ...
+
+    def purgeable(self, finished_before: datetime, limit: int) -> list[tuple[str, LogTotals]]:
+        """Runs that finished before `finished_before` and whose log has lines and has not
+        been purged, with their totals, the earliest finished first."""
+        ...
+
+    def delete_lines(self, run_id: str) -> int:
+        """Delete every line of the run (its totals stay as they are); how many there were."""
+        ...
 
 
 class ArtifactRepository(Protocol):

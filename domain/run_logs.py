@@ -4,14 +4,18 @@ A run's log is one sequence, numbered by devicelab as lines arrive (a runner's c
 batches may interleave; the number may not). A run may hold at most so many lines and bytes:
 the first batch that would go beyond either keeps what fits, then one marker line says the
 log was cut, and every later line is dropped. The marker is the last line of the log, so a
-reader sees where it ends and why."""
+reader sees where it ends and why.
+
+A finished run's log may be purged once the run is old enough: its lines go, and one marker
+line, numbered after the last of them, says how many went, when and why; a follower that had
+read up to the last line still reads on from where it was."""
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from domain.errors import InvalidValue
 
@@ -55,6 +59,7 @@ class LogTotals:
     lines: int = 0
     bytes: int = 0
     truncated: bool = False
+    purged_at: datetime | None = None  # when the lines were purged (only the marker is left)
 
 
 @dataclass(frozen=True)
@@ -124,3 +129,41 @@ def append_lines(
         count, size = count + 1, size + line.size
         stored.append(replace(line, seq=count))
     return AppendedLines(tuple(stored), 0, LogTotals(count, size, False))
+
+
+def describe_age(age: timedelta) -> str:
+    """`90 days`, `12 hours`, `1 minute`: the largest unit the age is a whole number of."""
+    seconds = int(age.total_seconds())
+    unit, count = "second", seconds
+    for name, size in (("minute", 60), ("hour", 3600), ("day", 86400)):
+        if seconds % size == 0:
+            unit, count = name, seconds // size
+    return f"{count} {unit}{'' if count == 1 else 's'}"
+
+
+def purge_marker(removed: int, now: datetime, age: timedelta) -> str:
+    return (
+        f"[devicelab] log purged: devicelab removed {removed} lines on {now.date().isoformat()} "
+        f"because the run finished more than {describe_age(age)} ago"
+    )
+
+
+@dataclass(frozen=True)
+class PurgedLog:
+    """The marker line that stands for a purged log and the run's totals afterwards."""
+
+    marker: LogLine
+    totals: LogTotals
+
+
+def purge_log(totals: LogTotals, removed: int, now: datetime, age: timedelta) -> PurgedLog:
+    """The marker of a log whose `removed` lines went: numbered after the last line stored,
+    so that reading on after any line seen before shows it; the totals count what is left."""
+    marker = LogLine(
+        at=now,
+        level=LogLevel.WARNING,
+        message=purge_marker(removed, now, age),
+        seq=totals.lines + 1,
+    )
+    after = LogTotals(marker.seq, marker.size, totals.truncated, purged_at=now)
+    return PurgedLog(marker, after)

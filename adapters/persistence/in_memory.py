@@ -642,7 +642,7 @@ class InMemoryUnitOfWork:
         self.runners = InMemoryRunners(
             self.store.runners, lambda: list(self.test_runs.table.all()), self.changes.record
         )
-        self.run_logs = InMemoryRunLogs(self.store.run_logs)
+        self.run_logs = InMemoryRunLogs(self.store.run_logs, lambda: self.store.test_runs)
         self.artifacts = InMemoryArtifacts(self.store.run_logs)
         return self
 

@@ -4,7 +4,7 @@ writes are staged and applied on commit, as a database would."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -12,6 +12,7 @@ from application.errors import AlreadyExists
 from application.run_log_ports import LogFilter
 from domain.artifacts import Artifact
 from domain.run_logs import LogLine, LogTotals
+from domain.test_runs import TestRun
 
 
 @dataclass
@@ -22,10 +23,13 @@ class InMemoryRunLogTables:
 
 
 class InMemoryRunLogs:
-    def __init__(self, tables: InMemoryRunLogTables) -> None:
-        self.tables = tables
+    def __init__(
+        self, tables: InMemoryRunLogTables, runs: Callable[[], dict[str, TestRun]] = dict
+    ) -> None:
+        self.tables, self.runs = tables, runs  # runs: the committed runs, by id
         self.staged_lines: dict[str, list[LogLine]] = {}
         self.staged_totals: dict[str, LogTotals] = {}
+        self.staged_deletes: set[str] = set()  # runs whose stored lines go on commit
 
     def totals_for_update(self, run_id: str) -> LogTotals:
         return self.totals(run_id)  # the unit of work's lock serialises batches already
@@ -35,7 +39,8 @@ class InMemoryRunLogs:
         self.staged_totals[run_id] = totals
 
     def lines(self, run_id: str, where: LogFilter, after_seq: int, limit: int) -> list[LogLine]:
-        every = self.tables.lines.get(run_id, []) + self.staged_lines.get(run_id, [])
+        stored = [] if run_id in self.staged_deletes else self.tables.lines.get(run_id, [])
+        every = stored + self.staged_lines.get(run_id, [])
         found = [
             line
             for line in every
@@ -51,14 +56,36 @@ class InMemoryRunLogs:
             return self.staged_totals[run_id]
         return self.tables.totals.get(run_id, LogTotals())
 
+    def purgeable(self, finished_before: datetime, limit: int) -> list[tuple[str, LogTotals]]:
+        runs = self.runs()
+        found = [
+            (run, self.totals(run_id))
+            for run_id in set(self.tables.totals) | set(self.staged_totals)
+            if (run := runs.get(run_id)) is not None
+            and run.status.finished
+            and run.finished_at is not None
+            and run.finished_at < finished_before
+        ]
+        found.sort(key=lambda pair: (pair[0].finished_at, pair[0].id))
+        chosen = [(r.id, totals) for r, totals in found if totals.lines and not totals.purged_at]
+        return chosen[:limit]
+
+    def delete_lines(self, run_id: str) -> int:
+        stored = [] if run_id in self.staged_deletes else self.tables.lines.get(run_id, [])
+        count = len(stored) + len(self.staged_lines.pop(run_id, []))
+        self.staged_deletes.add(run_id)
+        return count
+
     def apply(self) -> None:
+        for run_id in self.staged_deletes:
+            self.tables.lines.pop(run_id, None)
         for run_id, lines in self.staged_lines.items():
             self.tables.lines.setdefault(run_id, []).extend(lines)
         self.tables.totals.update(self.staged_totals)
         self.clear()
 
     def clear(self) -> None:
-        self.staged_lines, self.staged_totals = {}, {}
+        self.staged_lines, self.staged_totals, self.staged_deletes = {}, {}, set()
 
 
 class InMemoryArtifacts:

@@ -690,8 +690,9 @@ run_log_lines = sa.Table(
     sa.Column("message", sa.Text(), nullable=False),
 )
 
-# per run: the last sequence number, the bytes stored, whether the log was cut; its row is
-# locked while a batch is numbered
+# per run: the last sequence number, the bytes stored, whether the log was cut, when its
+# lines were purged (migration 0020); its row is locked while a batch is numbered. The
+# partial index holds the logs not purged: after the first purge, the recent runs only
 run_log_totals = sa.Table(
     "run_log_totals",
     metadata,
@@ -704,6 +705,13 @@ run_log_totals = sa.Table(
     sa.Column("lines", sa.Integer(), nullable=False),
     sa.Column("bytes", sa.BigInteger(), nullable=False),
     sa.Column("truncated", sa.Boolean(), nullable=False),
+    sa.Column("purged_at", UtcDateTime(), nullable=True),
+    sa.Index(
+        "ix_run_log_totals_not_purged",
+        "run_id",
+        postgresql_where=sa.text("purged_at IS NULL"),
+        sqlite_where=sa.text("purged_at IS NULL"),
+    ),
 )
 
 run_artifacts = sa.Table(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from application.errors import NotFound
 from application.pagination import Page, check_limit, decode_cursor, encode_cursor
@@ -12,11 +13,13 @@ from application.ports import Clock, UnitOfWork
 from application.ports import UnitOfWorkFactory as UowFactory
 from application.run_log_ports import LogFilter
 from domain.errors import InvalidValue, RunAlreadyFinished
-from domain.run_logs import LogLimits, LogLine, append_lines, check_batch
+from domain.run_logs import LogLimits, LogLine, append_lines, check_batch, purge_log
 from domain.test_runs import TestRun
 
 LOG_CURSOR = "run_log"
 EXPORT_PAGE_LINES = 1000
+PURGE_BATCH_RUNS = 100
+PURGE_BATCH_LINES = 100_000  # a batch takes runs up to this many lines (one run at least)
 
 
 def _run(uow: UnitOfWork, run_id: str, for_update: bool = False) -> TestRun:
@@ -145,3 +148,59 @@ class ReadLogTail:
             finished = _run(uow, run_id).status.finished
             lines = uow.run_logs.lines(run_id, where or LogFilter(), after_seq, self.limit)
         return LogTail(lines, finished)
+
+
+@dataclass(frozen=True)
+class PurgedRunLog:
+    """What a purge removed of one run's log."""
+
+    run_id: str
+    lines: int  # the lines deleted
+    bytes: int  # what they counted against the run's byte limit
+
+
+class PurgeRunLogs:
+    """Delete the log lines of the runs that finished longer ago than `older_than` and leave
+    one marker line in their place (domain.run_logs.purge_log). Runs go in batches, each
+    committed on its own and of at most so many lines (a run beyond that is a batch alone),
+    so that no transaction holds a million deletions; a purged log is not purged again, and
+    a run that has not finished is never touched. Returns what was removed, per run."""
+
+    def __init__(
+        self,
+        uow: UowFactory,
+        clock: Clock,
+        batch_runs: int = PURGE_BATCH_RUNS,
+        batch_lines: int = PURGE_BATCH_LINES,
+    ) -> None:
+        self.uow, self.clock = uow, clock
+        self.batch_runs, self.batch_lines = batch_runs, batch_lines
+
+    def __call__(self, older_than: timedelta) -> list[PurgedRunLog]:
+        if older_than <= timedelta(0):
+            raise InvalidValue("older_than", "must be a positive age")
+        now = self.clock.now()
+        removed: list[PurgedRunLog] = []
+        while True:
+            batch = self._batch(now, older_than)
+            removed.extend(batch)
+            if not batch:
+                return removed
+
+    def _batch(self, now: datetime, older_than: timedelta) -> list[PurgedRunLog]:
+        purged: list[PurgedRunLog] = []
+        with self.uow() as uow:
+            lines = 0
+            for run_id, seen in uow.run_logs.purgeable(now - older_than, self.batch_runs):
+                if purged and lines + seen.lines > self.batch_lines:
+                    break
+                totals = uow.run_logs.totals_for_update(run_id)
+                if totals.purged_at is not None:  # another purge was first
+                    continue
+                deleted = uow.run_logs.delete_lines(run_id)
+                after = purge_log(totals, deleted, now, older_than)
+                uow.run_logs.append(run_id, [after.marker], after.totals)
+                purged.append(PurgedRunLog(run_id, deleted, totals.bytes))
+                lines += deleted
+            uow.commit()
+        return purged

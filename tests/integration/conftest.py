@@ -77,7 +77,13 @@ def sqlite_url(tmp_path: Any) -> str:
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest) -> str:
     """An empty database with the schema at head, on SQLite and on PostgreSQL."""
-    if request.param == "sqlite":
+    return database_at_head(request, request.param)
+
+
+def database_at_head(request: pytest.FixtureRequest, backend: str) -> str:
+    """For a fixture with more parameters than BACKENDS: an empty database at head on
+    `backend` ("sqlite" or "postgres")."""
+    if backend == "sqlite":
         url = request.getfixturevalue("sqlite_url")
         upgrade_schema(url)
         return url

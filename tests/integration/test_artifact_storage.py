@@ -13,7 +13,7 @@ from adapters.artifact_storage.filesystem import FilesystemArtifactStorage
 from adapters.persistence import tables as t
 from adapters.persistence.artifact_chunks import DatabaseArtifactStorage
 from adapters.persistence.engine import make_engine
-from adapters.persistence.schema import upgrade_schema
+from tests.integration.conftest import database_at_head
 
 KEY = "0f5c2b7e-aaaa-bbbb-cccc-000000000001"
 
@@ -25,12 +25,7 @@ def storage(request, tmp_path):
     if request.param == "filesystem":
         yield FilesystemArtifactStorage(tmp_path / "artifacts")
         return
-    if request.param == "sqlite":
-        url = request.getfixturevalue("sqlite_url")
-        upgrade_schema(url)
-    else:
-        url = request.getfixturevalue("empty_postgres_url")
-    engine = make_engine(url)
+    engine = make_engine(database_at_head(request, request.param))
     yield DatabaseArtifactStorage(engine, chunk_bytes=1000)
     engine.dispose()
 

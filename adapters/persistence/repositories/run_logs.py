@@ -13,6 +13,13 @@ from adapters.persistence.repositories.base import SqlRepository
 from application.run_log_ports import LogFilter
 from domain.artifacts import Artifact
 from domain.run_logs import LogLevel, LogLine, LogTotals
+from domain.test_runs import RunStatus
+
+_FINISHED = [status.value for status in RunStatus if status.finished]
+
+
+def _totals(row: sa.Row) -> LogTotals:
+    return LogTotals(row.lines, row.bytes, row.truncated, row.purged_at)
 
 
 class SqlRunLogs(SqlRepository):
@@ -27,7 +34,7 @@ class SqlRunLogs(SqlRepository):
         )
         query = sa.select(t.run_log_totals).where(t.run_log_totals.c.run_id == run_id)
         row = self._execute(query.with_for_update()).one()
-        return LogTotals(row.lines, row.bytes, row.truncated)
+        return _totals(row)
 
     def append(self, run_id: str, lines: Iterable[LogLine], totals: LogTotals) -> None:
         rows = [
@@ -47,7 +54,12 @@ class SqlRunLogs(SqlRepository):
         self._execute(
             t.run_log_totals.update()
             .where(t.run_log_totals.c.run_id == run_id)
-            .values(lines=totals.lines, bytes=totals.bytes, truncated=totals.truncated)
+            .values(
+                lines=totals.lines,
+                bytes=totals.bytes,
+                truncated=totals.truncated,
+                purged_at=totals.purged_at,
+            )
         )
 
     def lines(self, run_id: str, where: LogFilter, after_seq: int, limit: int) -> list[LogLine]:
@@ -76,7 +88,27 @@ class SqlRunLogs(SqlRepository):
     def totals(self, run_id: str) -> LogTotals:
         query = sa.select(t.run_log_totals).where(t.run_log_totals.c.run_id == run_id)
         row = self._execute(query).one_or_none()
-        return LogTotals() if row is None else LogTotals(row.lines, row.bytes, row.truncated)
+        return LogTotals() if row is None else _totals(row)
+
+    def purgeable(self, finished_before: datetime, limit: int) -> list[tuple[str, LogTotals]]:
+        totals, runs = t.run_log_totals.c, t.test_runs.c
+        query = (
+            sa.select(t.run_log_totals)
+            .join(t.test_runs, runs.id == totals.run_id)
+            .where(
+                totals.purged_at.is_(None),
+                totals.lines > 0,
+                runs.status.in_(_FINISHED),
+                runs.finished_at < finished_before,
+            )
+            .order_by(runs.finished_at, runs.id)
+            .limit(limit)
+        )
+        return [(row.run_id, _totals(row)) for row in self._execute(query).all()]
+
+    def delete_lines(self, run_id: str) -> int:
+        c = t.run_log_lines.c
+        return self._execute(sa.delete(t.run_log_lines).where(c.run_id == run_id)).rowcount
 
 
 def _artifact(row: sa.Row) -> Artifact:
