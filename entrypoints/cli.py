@@ -615,3 +615,25 @@ def artifacts_purge(older_than) -> None:
         )
     total = sum(a.size for a in removed)
     click.echo(f"removed {len(removed)} artifact(s), {total} bytes")
+
+
+# -- logs: what runners told about their runs -------------------------------------------------
+
+
+@main.group()
+def logs() -> None:
+    """The log lines runners sent for their runs (DEVICELAB_DATABASE_URL)."""
+
+
+@logs.command("purge")
+@click.option("--older-than", "older_than", type=Age(), required=True, help="e.g. 90d")
+def logs_purge(older_than) -> None:
+    """Delete the log lines of the runs that finished longer ago than --older-than (a run
+    not finished is never touched), leave one line in each log that says so, and print each
+    run purged (run, lines, bytes). A log purged before is not purged again."""
+    with _server_container(_settings()) as container:
+        purged = container.purge_run_logs()(older_than)
+    for log in purged:
+        click.echo(f"{log.run_id}\t{log.lines}\t{log.bytes}")
+    lines, size = sum(p.lines for p in purged), sum(p.bytes for p in purged)
+    click.echo(f"purged the logs of {len(purged)} run(s), {lines} lines, {size} bytes")

@@ -413,6 +413,7 @@ class Container(containers.DeclarativeContainer):
     list_run_logs = providers.Factory(run_logs.ListRunLogs, uow.provider)
     export_run_log = providers.Factory(run_logs.ExportRunLog, uow.provider)
     read_log_tail = providers.Factory(run_logs.ReadLogTail, uow.provider)
+    purge_run_logs = providers.Factory(run_logs.PurgeRunLogs, uow.provider, clock)
     artifact_storage = providers.Selector(
         config.artifact_store,
         filesystem=providers.Singleton(FilesystemArtifactStorage, config.artifact_dir),
