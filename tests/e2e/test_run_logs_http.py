@@ -274,3 +274,37 @@ def test_the_log_stream_ends_with_session_ended_after_logout(client, lab, signed
     assert viewer.post("/auth/logout").status_code == 204
     name, data = stream.events()[-1]
     assert (name, data["reason"]) == ("session_ended", "session_ended")
+
+
+def test_a_purged_log_says_why_everywhere_it_is_read(client, lab, report, container):
+    from dependency_injector import providers
+
+    from adapters.clocks import SettableClock
+
+    run = start(client, lab)
+    report(run["id"], "logs", {"lines": [line("one"), line("two"), line("three")]})
+    client.post(f"/api/test-runs/{run['id']}/cancel", json={})
+    later = datetime.now(UTC) + timedelta(days=31)
+    container.clock.override(providers.Object(SettableClock(later)))
+    try:
+        purged = container.purge_run_logs()(timedelta(days=30))
+    finally:
+        container.clock.reset_override()
+    assert [(p.run_id, p.lines) for p in purged] == [(run["id"], 3)]
+    why = (
+        f"[devicelab] log purged: devicelab removed 3 lines on {later.date().isoformat()} "
+        "because the run finished more than 30 days ago"
+    )
+
+    assert [(x["seq"], x["level"], x["message"]) for x in logs(client, run["id"])["items"]] == [
+        (4, "warning", why)
+    ]
+    text = client.get(f"/api/test-runs/{run['id']}/logs.txt").get_data(as_text=True)
+    assert text.endswith(f" WARNING - {why}\n") and text.count("\n") == 1
+    # a follower that had read the three lines gets the marker as the next one
+    stream = client.get(f"/api/test-runs/{run['id']}/logs/stream", headers={"Last-Event-ID": "3"})
+    events = events_of(stream.get_data(as_text=True))
+    assert [(i, e, d.get("message")) for i, e, d in events] == [
+        ("4", "log", why),
+        ("", "end", None),
+    ]

@@ -14,7 +14,15 @@ from application.errors import TooLarge
 from application.use_cases.artifacts import ArtifactUpload, PurgeArtifacts, StoreArtifact
 from domain.artifacts import artifact_name, content_type
 from domain.errors import InvalidValue
-from domain.run_logs import LogLevel, LogLimits, LogLine, LogTotals, append_lines
+from domain.run_logs import (
+    LogLevel,
+    LogLimits,
+    LogLine,
+    LogTotals,
+    append_lines,
+    describe_age,
+    purge_log,
+)
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 
@@ -116,3 +124,31 @@ def test_purge_removes_old_records_and_their_bytes_and_says_which(lab):
     assert list(storage.blobs) == [new.id]
     with pytest.raises(InvalidValue):
         PurgeArtifacts(lab.new_uow, storage, lab.clock)(timedelta(0))
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [
+        (90 * 86400, "90 days"),
+        (86400, "1 day"),
+        (14 * 86400, "14 days"),
+        (12 * 3600, "12 hours"),
+        (90 * 60, "90 minutes"),
+        (45, "45 seconds"),
+        (1, "1 second"),
+    ],
+)
+def test_an_age_is_said_in_the_largest_whole_unit(seconds, said):
+    assert describe_age(timedelta(seconds=seconds)) == said
+
+
+def test_a_purged_log_is_one_warning_after_the_last_line_and_stays_cut_if_it_was():
+    now = datetime(2026, 12, 1, 21, 0, tzinfo=UTC)
+    purged = purge_log(LogTotals(100_001, 5_000_000, True), 100_001, now, timedelta(days=90))
+    marker = purged.marker
+    assert (marker.seq, marker.level, marker.at) == (100_002, LogLevel.WARNING, now)
+    assert marker.message == (
+        "[devicelab] log purged: devicelab removed 100001 lines on 2026-12-01 because the run "
+        "finished more than 90 days ago"
+    )
+    assert purged.totals == LogTotals(100_002, marker.size, True, purged_at=now)
