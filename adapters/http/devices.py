@@ -294,21 +294,21 @@ class Devices(MethodView):
             label=label,
             include_retired=args["include_retired"],
         )
-        answer: dict[str, Any] = {}
+        unchanged = None
 
         def known(version: str) -> bool:  # the client has this version's answer: 304
-            answer["etag"] = etag = list_etag(version, args)
-            answer["unchanged"] = not_modified(etag)
-            return answer["unchanged"] is not None
+            nonlocal unchanged
+            unchanged = not_modified(list_etag(version, args))
+            return unchanged is not None
 
-        _, page = lab_version.then_read(
+        version, page = lab_version.then_read(
             known, lambda uow: list_devices.read(uow, where, args["limit"], args["cursor"])
         )
         if page is None:
-            return answer["unchanged"]
+            return unchanged
         items = [device_json(device) for device in page.items]
         body = json_response({"items": items, "next_cursor": page.next_cursor})
-        return with_etag(body, answer["etag"])
+        return with_etag(body, list_etag(version, args))
 
     @requires(Permission.MANAGE_DEVICES)
     @blp.arguments(DeviceCreateSchema)

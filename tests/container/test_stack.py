@@ -363,7 +363,7 @@ def test_a_runner_killed_mid_job(stack: Stack) -> None:
 
 def test_postgres_restarted_the_api_answers_503_and_recovers(stack: Stack) -> None:
     (database,) = stack.containers("postgres")
-    # (seconds since the poll began, status, seconds the answer took, Retry-After present)
+    # (seconds since the poll began, status, seconds the answer took)
     answers: list[tuple[float, int, float]] = []
     stop = threading.Event()
     began = time.monotonic()
@@ -371,7 +371,7 @@ def test_postgres_restarted_the_api_answers_503_and_recovers(stack: Stack) -> No
     def poll() -> None:
         while not stop.is_set():
             started = time.monotonic()
-            status, _ = stack.request("GET", "/api/devices", timeout=15)
+            status, _ = stack.request("GET", "/api/devices", timeout=30)
             answers.append((started - began, status, time.monotonic() - started))
             time.sleep(0.2)
 
@@ -395,7 +395,7 @@ def test_postgres_restarted_the_api_answers_503_and_recovers(stack: Stack) -> No
     summary = [(round(at, 1), status, round(took, 2)) for at, status, took in answers]
     print("[container test] answers while postgres restarted:", summary)
     assert {status for _, status, _ in answers} <= {200, 503}, summary
-    # no answer waited without end for the database (libpq gives up after 5 s)
+    # no answer waited long for the database (libpq gives up after 5 s; the client after 30)
     assert max(took for _, _, took in answers) < 15, summary
     wait_ready_through_proxy(stack)
     # and it works as before: a run starts and completes
