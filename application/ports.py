@@ -12,6 +12,7 @@ from domain.devices import Device, DeviceStatus, StatusChange
 from domain.environments import Environment
 from domain.holds import Hold, HoldStatus
 from domain.runners import Runner
+from domain.scheduling import Signature
 from domain.test_cases import TestCase
 from domain.test_runs import RunPurpose, RunStatus, TestRun, Verdict
 from domain.trends import TrendResult
@@ -94,6 +95,14 @@ class DeviceRepository(Protocol):
         ...
 
     def list(self, where: DeviceFilter, limit: int, after: tuple | None) -> list[Device]: ...
+    def list_relevant(
+        self, device_ids: Sequence[str], signatures: Sequence[Signature]
+    ) -> list[Device]:
+        """Every device, retired ones too, that is named in `device_ids` or matches one of
+        `signatures` (its model, if the signature has one, and each of its labels), in name
+        order: the devices a scheduling pass over those demands can see at all."""
+        ...
+
     def list_silent(self, seen_before: datetime, limit: int) -> list[Device]:
         """Devices not marked offline whose last heartbeat is older than `seen_before`."""
         ...

@@ -47,7 +47,9 @@ from domain.environments import Environment
 from domain.health_checks import HealthCheck
 from domain.holds import Hold, HoldStatus
 from domain.names import name_key
+from domain.queueing import device_view
 from domain.runners import Runner
+from domain.scheduling import Signature
 from domain.test_cases import TestCase
 from domain.test_runs import RunStatus, TestRun, Verdict
 
@@ -189,6 +191,17 @@ class InMemoryDeviceRepository:
             return True
 
         return _page((d for d in self.table.all() if matches(d)), _name_key, limit, after)
+
+    def list_relevant(
+        self, device_ids: Sequence[str], signatures: Sequence[Signature]
+    ) -> list[Device]:
+        named = set(device_ids)
+        found = [
+            d
+            for d in self.table.all()
+            if d.id in named or any(s.matches(device_view(d)) for s in signatures)
+        ]
+        return sorted(found, key=_name_key)
 
     def list_silent(self, seen_before: datetime, limit: int) -> list[Device]:
         silent = [

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from application.ports import UnitOfWork
-from application.use_cases.scheduling import queue_of
+from application.use_cases.scheduling import devices_for, queue_of
 from domain.devices import Device
 from domain.errors import DeviceUnavailable, InvalidValue
 from domain.queueing import device_view
@@ -41,10 +41,10 @@ def lock_named_devices(uow: UnitOfWork, device_ids: Sequence[str]) -> list[Devic
     return named
 
 
-def refuse_unsatisfiable(demand: Demand, devices: list[Device]) -> None:
+def refuse_unsatisfiable(uow: UnitOfWork, demand: Demand) -> None:
     """422 at once for a demand no device of the lab could ever satisfy (retired devices
     do not count; busy, offline and maintenance ones may come back)."""
-    verdict = feasible(demand, [device_view(d) for d in devices])
+    verdict = feasible(demand, [device_view(d) for d in devices_for(uow, [demand])])
     if not verdict.ok:
         field_name = "device_ids" if verdict.problems[0].device_id else "device_requests"
         raise InvalidValue(
@@ -54,15 +54,15 @@ def refuse_unsatisfiable(demand: Demand, devices: list[Device]) -> None:
         )
 
 
-def why_not_now(
-    item_id: str, uow: UnitOfWork, devices: list[Device], now: datetime
-) -> DeviceUnavailable:
+def why_not_now(item_id: str, uow: UnitOfWork, now: datetime) -> DeviceUnavailable:
     """The 409 of `when_busy="reject"`: the devices the run or hold could not have now, each
     with its status, or with "kept for an earlier item" when an item waiting before it has
     the first claim."""
+    runs, holds = uow.test_runs.list_waiting(), uow.holds.list_waiting()
+    devices = devices_for(uow, [item.demand for item in (*runs, *holds)])
     by_id = {d.id: d for d in devices}
     unavailable: dict[str, str] = {}
-    queue = queue_of(uow.test_runs.list_waiting(), devices, now, uow.holds.list_waiting())
+    queue = queue_of(runs, devices, now, holds)
     entry = next((e for e in queue if e.id == item_id), None)
     if entry is not None and entry.waiting_for is not None:
         for device_id, reason in entry.waiting_for.devices.items():

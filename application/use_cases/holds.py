@@ -24,7 +24,6 @@ from application.use_cases.admission import (
 from application.use_cases.scheduling import (
     ScheduleWaitingRuns,
     after_devices_freed,
-    all_devices,
     schedule_in,
 )
 from domain.booking import release_held_devices
@@ -110,12 +109,11 @@ class PlaceHold:
             # the queue lock before any device row (see application/use_cases/scheduling.py)
             uow.test_runs.lock_queue()
             lock_named_devices(uow, request.device_ids)
-            devices = all_devices(uow)
-            refuse_unsatisfiable(hold.demand, devices)
+            refuse_unsatisfiable(uow, hold.demand)
             uow.holds.add(hold)
             outcome = schedule_in(uow, self.ids, now)
             if hold.id not in outcome.holds_started and request.when_busy == "reject":
-                raise why_not_now(hold.id, uow, devices, now)  # no commit: nothing is kept
+                raise why_not_now(hold.id, uow, now)  # no commit: nothing is kept
             hold = _load(uow, hold.id)
             uow.commit()
         return hold

@@ -204,7 +204,7 @@ class PlanStarter:
             )
         entries = []
         for cell in cells:
-            run, _ = submit_run(
+            run = submit_run(
                 uow,
                 self.ids,
                 now,

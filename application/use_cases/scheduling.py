@@ -19,7 +19,7 @@ the freed devices a few seconds later."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -31,7 +31,15 @@ from domain.devices import Device
 from domain.errors import DeviceUnavailable
 from domain.holds import Hold
 from domain.queueing import book, book_hold, device_view, hold_item, waiting_item
-from domain.scheduling import ItemKind, Plan, WaitingFor, plan, queue_positions
+from domain.scheduling import (
+    Demand,
+    ItemKind,
+    Plan,
+    Signature,
+    WaitingFor,
+    plan,
+    queue_positions,
+)
 from domain.test_runs import TestRun
 
 SCHEDULER = "scheduler"
@@ -47,6 +55,7 @@ __all__ = [
     "SchedulingOutcome",
     "after_devices_freed",
     "all_devices",
+    "devices_for",
     "schedule_in",
 ]
 
@@ -62,6 +71,31 @@ def all_devices(uow: UnitOfWork) -> list[Device]:
         if len(page) < _DEVICE_PAGE:
             return devices
         after = (page[-1].name, page[-1].id)
+
+
+# More distinct kinds asked for than this and one read of the whole lab is the cheaper query.
+_MAX_SIGNATURES = 40
+
+
+def devices_for(uow: UnitOfWork, demands: Iterable[Demand]) -> list[Device]:
+    """The devices a scheduling pass over `demands` can see: the named ones and those of a
+    kind some request part asks for, retired ones too, in the order of all_devices. A device
+    no demand names or matches never changes a pass, so a start or a pass costs what its
+    queue asks for, not the size of the lab. A part that asks for any device needs them all."""
+    named: set[str] = set()
+    signatures: set[Signature] = set()
+    for demand in demands:
+        named.update(demand.device_ids)
+        signatures.update(r.signature for r in demand.requests)
+    if any(s.model is None and not s.labels for s in signatures) or (
+        len(signatures) > _MAX_SIGNATURES
+    ):
+        return all_devices(uow)
+    return uow.devices.list_relevant(sorted(named), sorted(signatures, key=_signature_key))
+
+
+def _signature_key(signature: Signature) -> tuple:
+    return (signature.model or "", signature.labels)
 
 
 @dataclass(frozen=True)
@@ -83,9 +117,8 @@ def schedule_in(uow: UnitOfWork, ids: IdGenerator, now: datetime) -> SchedulingO
         return SchedulingOutcome()
     runs = {r.id: r for r in waiting_runs}
     holds = {h.id: h for h in waiting_holds}
-    devices = all_devices(uow)
-    views = [device_view(d) for d in devices]
     items = [*map(waiting_item, waiting_runs), *map(hold_item, waiting_holds)]
+    views = [device_view(d) for d in devices_for(uow, (i.demand for i in items))]
     # plan(), not schedule(): only plan reports the items that can never start
     decided = plan(items, views, now)
     outcome = SchedulingOutcome()
@@ -205,7 +238,7 @@ class GetQueue:
             holds = uow.holds.list_waiting()
             if not waiting and not holds:
                 return []
-            devices = all_devices(uow)
+            devices = devices_for(uow, [item.demand for item in (*waiting, *holds)])
         return queue_of(waiting, devices, self.clock.now(), holds)
 
 

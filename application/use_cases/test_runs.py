@@ -30,11 +30,9 @@ from application.use_cases.runners import note_report, note_run_ended
 from application.use_cases.scheduling import (
     ScheduleWaitingRuns,
     after_devices_freed,
-    all_devices,
     schedule_in,
 )
 from domain.booking import release_devices_of
-from domain.devices import Device
 from domain.errors import InvalidValue, RunClaimed
 from domain.runners import RunnerInfo
 from domain.scheduling import DeviceRequest, Priority
@@ -102,13 +100,13 @@ class StartTestRun:
     def __call__(self, request: StartTestRunRequest) -> TestRun:
         with self.uow() as uow:
             now = self.clock.now()
-            run, devices = submit_run(
+            run = submit_run(
                 uow, self.ids, now, request, self.queue_allowance_s, self.queue_timeout_s
             )
             outcome = schedule_in(uow, self.ids, now)
             if run.id not in outcome.started and request.when_busy == "reject":
                 # leaving the block without a commit rolls the run back
-                raise why_not_now(run.id, uow, devices, now)
+                raise why_not_now(run.id, uow, now)
             run = _load_run(uow, run.id)  # as the pass left it: booked, or still waiting
             uow.commit()
         return run
@@ -121,10 +119,10 @@ def submit_run(
     request: StartTestRunRequest,
     queue_allowance_s: float,
     queue_timeout_s: float,
-) -> tuple[TestRun, list[Device]]:
+) -> TestRun:
     """Check a start and put its run in the queue of the open transaction, without a
     scheduling pass (the caller makes one, once for all the runs it adds: a plan run adds
-    several) and without committing. Also returns the lab's devices as they were seen."""
+    several) and without committing."""
     check_request(request.device_ids, request.device_requests, request.when_busy, "a run")
     if len(set(request.test_case_ids)) != len(request.test_case_ids):
         raise InvalidValue("test_case_ids", "each test case may appear only once")
@@ -153,10 +151,9 @@ def submit_run(
         priority=request.priority,
         parameters=request.parameters,
     )
-    devices = all_devices(uow)
-    refuse_unsatisfiable(run.demand, devices)
+    refuse_unsatisfiable(uow, run.demand)
     uow.test_runs.add(run)
-    return run, devices
+    return run
 
 
 class GetTestRun:

@@ -13,6 +13,7 @@ from application.errors import AlreadyExists, ConcurrentUpdate
 from application.ports import DeviceFilter, OutboxMessage
 from domain.devices import Device, DeviceStatus, ServiceNote, ServiceState
 from domain.environments import Environment, EnvironmentSnapshot
+from domain.scheduling import Signature
 from domain.test_cases import Condition, Criterion, TestCase
 from domain.test_runs import (
     DeviceSnapshot,
@@ -215,6 +216,32 @@ def test_get_many_for_update_returns_existing_devices_in_id_order(new_uow: Any) 
         found = uow.devices.get_many_for_update(["d3", "nope", "d1", "d3"])
         assert [d.id for d in found] == ["d1", "d3"]
         assert uow.devices.get_many_for_update([]) == []
+
+
+def test_list_relevant_finds_the_named_devices_and_those_of_a_kind_asked_for(
+    new_uow: Any,
+) -> None:
+    _add(
+        new_uow,
+        _device("m-2", id="d1", model="EM-340", labels={"phase": "L3", "site": "a"}),
+        _device("m-1", id="d2", model="EM-340"),
+        _device("gone", id="d3", model="EM-340", service_state=ServiceState.RETIRED),
+        _device("dongle", id="d4", model="DG-1", labels={"phase": "L3"}),
+        _device("other", id="d5", model="X", labels={"site": "a"}),
+    )
+    l3 = Signature(None, (("phase", "L3"),))
+    em340_site_a = Signature("EM-340", (("phase", "L3"), ("site", "a")))
+    with new_uow() as uow:
+        relevant = uow.devices.list_relevant
+        # by model: retired ones too (a pass must tell them from unknown), in name order
+        assert [d.name for d in relevant([], [Signature("EM-340", ())])] == ["gone", "m-1", "m-2"]
+        assert [d.id for d in relevant([], [l3])] == ["d4", "d1"]
+        assert [d.id for d in relevant([], [em340_site_a])] == ["d1"]
+        assert [d.id for d in relevant(["d5", "nope"], [em340_site_a])] == ["d1", "d5"]
+        found = relevant(["d4"], [])
+        assert [(d.id, d.labels) for d in found] == [("d4", {"phase": "L3"})]
+        assert relevant([], [Signature("EM-999", ())]) == []
+        assert relevant([], []) == []
 
 
 OFFLINE, SILENT, MAINT = ServiceState.OFFLINE, ServiceState.SILENT, ServiceState.MAINTENANCE

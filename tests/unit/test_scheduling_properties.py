@@ -334,6 +334,23 @@ def test_a_pass_is_deterministic(lab, shuffler):
     assert schedule(waiting, views, T0) == first
 
 
+@settings(max_examples=300, deadline=None)
+@given(labs(), devices(max_size=6))
+def test_devices_no_item_could_use_change_nothing_in_a_pass(lab, others):
+    """The start and the pass read only the devices the queue names or asks for by kind
+    (application.use_cases.scheduling.devices_for): the rest of the lab, whatever its state,
+    must not change what a pass decides or explains."""
+    views, waiting = lab
+    unused = [
+        replace(d, id=f"other-{d.id}")
+        for d in others
+        if not any(could_use(i, d) for i in waiting)  # renamed, so no item names them
+    ]
+    used = [d for d in views if any(could_use(i, d) for i in waiting)]
+    event(f"devices left out: {len(views) - len(used) + len(unused)}")
+    assert plan(waiting, used, T0) == plan(waiting, views + unused, T0)
+
+
 @settings(max_examples=600, deadline=None)
 @given(devices(max_size=7), st.data())
 def test_feasible_agrees_with_brute_force(lab, data):

@@ -19,6 +19,7 @@ from domain.devices import Device, DeviceStatus, ServiceNote, ServiceState, Stat
 from domain.health import DeviceHealth, HealthNote
 from domain.holds import HoldNote
 from domain.names import name_key
+from domain.scheduling import Signature
 
 
 def _device_values(device: Device) -> dict[str, Any]:
@@ -244,6 +245,25 @@ class SqlDeviceRepository(SqlRepository):
             params["after_name"], params["after_id"] = after
         statement = _page_statement(status, label, after is not None)
         return self._collect(self._execute(statement, params))
+
+    def list_relevant(
+        self, device_ids: Sequence[str], signatures: Sequence[Signature]
+    ) -> list[Device]:
+        devices, labels = t.devices.c, t.device_labels.c
+        wanted: list[Any] = [devices.id.in_(sorted(set(device_ids)))] if device_ids else []
+        for signature in signatures:
+            each: list[Any] = [devices.model == signature.model] if signature.model else []
+            each += [
+                sa.select(labels.device_id)
+                .where(labels.device_id == devices.id, labels.key == key, labels.value == value)
+                .exists()
+                for key, value in signature.labels
+            ]
+            wanted.append(sa.and_(sa.true(), *each))
+        if not wanted:
+            return []
+        statement = sa.select(t.devices).where(sa.or_(*wanted))
+        return self._select(statement.order_by(devices.name, devices.id))
 
     def _filtered(self, where: DeviceFilter, after: tuple | None) -> sa.Select[Any]:
         statement = sa.select(t.devices)
