@@ -87,8 +87,9 @@ def _wait_until_up(url: str) -> None:
 
 
 def read_path(results: Results, lab, seconds: int) -> None:
-    """The device list as a client asks for it the first time (200 with the page), and
-    again with the ETag of its last answer (304 while nothing changes), beside the ceiling."""
+    """The device list as a client asks for it the first time (200 with the page, from the
+    worker's kept answer after the first), and again with the ETag of its last answer (304
+    while nothing changes), beside the ceiling."""
     import urllib.request
 
     url = f"{lab.base}/api/devices?limit=50"
@@ -397,6 +398,28 @@ def _wait_until_all_finished(url: str, within_s: float = 600) -> None:
         time.sleep(1)
 
 
+def uncached_read(results: Results, databases: Databases, seconds: int, workers: int) -> None:
+    """The same device list with the kept answers turned off: every request reads and encodes
+    its page, as the first request after each change does."""
+    off = {"DEVICELAB_LIST_CACHE_ENTRIES": "0"}
+    with devicelab(databases, runners=0, workers=workers, **off) as lab:
+        bulk.load_catalog(lab.database_url, START_DEVICES)
+        url = f"{lab.base}/api/devices?limit=50"
+        auth = {"Authorization": f"Bearer {lab.token}"}
+        wrk(url, 3, headers=auth)
+        report = wrk(url, seconds, headers=auth)
+        assert report.non_2xx == 0 and not report.errors, report
+    results.add(
+        Figure(
+            "read",
+            "GET /api/devices with no kept answers (DEVICELAB_LIST_CACHE_ENTRIES=0), 16 connections",
+            report.requests_per_s,
+            "req/s",
+            notes=f"p50 {report.p50_ms:.1f} ms, p99 {report.p99_ms:.1f} ms",
+        )
+    )
+
+
 def read_start_memory(
     results: Results, databases: Databases, seconds: int, rounds: int, workers: int = 2
 ) -> None:
@@ -405,6 +428,7 @@ def read_start_memory(
         read_path(results, lab, seconds)
         start_path(results, lab, databases, seconds, rounds)
         rss = worker_rss_mb(lab.processes["api"].pid)
+    uncached_read(results, databases, seconds, workers)
     results.add(
         Figure(
             "memory",

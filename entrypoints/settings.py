@@ -140,6 +140,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     # the longest measured series a runner may report per metric (more is a 422)
     max_samples_per_metric: int = 1000
+    # encoded device list answers a worker keeps, keyed by the change log's position (0: off)
+    list_cache_entries: int = 64
     queue_allowance_s: float = 600
     # how long a run may wait for its devices in the queue (a start may ask for less or more)
     queue_timeout_s: float = 24 * 3600
@@ -239,6 +241,7 @@ class Settings:
             active_requests=int(_number(env, "DEVICELAB_ACTIVE_REQUESTS", 4, 1)),
             max_body_bytes=int(_number(env, "DEVICELAB_MAX_BODY_BYTES", 1024 * 1024, 1024)),
             max_samples_per_metric=int(_number(env, "DEVICELAB_MAX_SAMPLES_PER_METRIC", 1000, 1)),
+            list_cache_entries=int(_number(env, "DEVICELAB_LIST_CACHE_ENTRIES", 64, 0)),
             queue_allowance_s=_number(env, "DEVICELAB_QUEUE_ALLOWANCE_S", 600),
             queue_timeout_s=_number(env, "DEVICELAB_QUEUE_TIMEOUT_S", 24 * 3600, 1),
             max_hold_s=_number(env, "DEVICELAB_MAX_HOLD_S", 8 * 3600, 60),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from flask import Flask
 
+from adapters.http.answer_cache import install_answer_cache
 from adapters.http.api import install_api
 from adapters.http.auth_api import install_auth_api
 from adapters.http.security import install_authentication, trust_reverse_proxies
@@ -37,6 +38,7 @@ def create_app(container: Container | None = None) -> Flask:
     app.config["DEVICELAB_MAX_SAMPLES_PER_METRIC"] = container.config.max_samples_per_metric()
     app.json.sort_keys = False
     app.extensions["devicelab.container"] = container
+    install_answer_cache(app, container.config.list_cache_entries())
     api = install_api(app)
     if container.config.auth_mode() == "local":  # else the auth service runs elsewhere
         install_auth_api(

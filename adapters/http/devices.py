@@ -9,6 +9,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
+from adapters.http.answer_cache import keep_answer, kept_answer
 from adapters.http.json_bodies import iso, json_response
 from adapters.http.list_etags import LIST_ETAG_DOC, list_etag, not_modified, with_etag
 from adapters.http.pagination import PageQuerySchema, page_schema
@@ -294,20 +295,21 @@ class Devices(MethodView):
             label=label,
             include_retired=args["include_retired"],
         )
-        unchanged = None
+        ready = None
 
-        def known(version: str) -> bool:  # the client has this version's answer: 304
-            nonlocal unchanged
-            unchanged = not_modified(list_etag(version, args))
-            return unchanged is not None
+        def known(version: str) -> bool:  # 304 if the client has it, or the answer as kept
+            nonlocal ready
+            ready = not_modified(list_etag(version, args)) or kept_answer(version, args)
+            return ready is not None
 
         version, page = lab_version.then_read(
             known, lambda uow: list_devices.read(uow, where, args["limit"], args["cursor"])
         )
         if page is None:
-            return unchanged
+            return ready if ready.status_code == 304 else with_etag(ready, list_etag(version, args))
         items = [device_json(device) for device in page.items]
         body = json_response({"items": items, "next_cursor": page.next_cursor})
+        keep_answer(version, args, body)
         return with_etag(body, list_etag(version, args))
 
     @requires(Permission.MANAGE_DEVICES)
