@@ -91,6 +91,26 @@ class SteadyRuns:
         self.thread.join(timeout=60)
 
 
+def _wait_until_quiet(database_url: str, quiet_s: float = 5.0, at_most_s: float = 60.0) -> None:
+    """Until the change log has had no new change for `quiet_s` (the worker's passes and the
+    last runs' ends go on after the starts stop): a change committed just before the streams
+    close would otherwise count as missing with no time to arrive."""
+    engine = sa.create_engine(database_url)
+    try:
+        last, since = None, time.monotonic()
+        deadline = since + at_most_s
+        while time.monotonic() < deadline:
+            with engine.connect() as connection:
+                newest = connection.execute(sa.text("SELECT max(id) FROM change_log")).scalar()
+            if newest != last:
+                last, since = newest, time.monotonic()
+            elif time.monotonic() - since >= quiet_s:
+                return
+            time.sleep(0.5)
+    finally:
+        engine.dispose()
+
+
 def _change_log(database_url: str, after: int) -> list[tuple[int, str, str, float]]:
     engine = sa.create_engine(database_url)
     try:
@@ -215,7 +235,7 @@ def _one_backend(results: Results, lab: Deployment, backend: str, streams: int, 
         took = time.monotonic() - began
         cores = {role: _cpu_used(cpu_before[role], pids) / took for role, pids in shares.items()}
         cpu_note = ", ".join(f"{role} {used:.2f}" for role, used in cores.items())
-        time.sleep(5)  # the last runs finish, their last changes reach the streams
+        _wait_until_quiet(lab.database_url)  # the last runs end, their changes reach the streams
         still_open = crowd.open_streams
     finally:
         crowd.close()
