@@ -227,9 +227,15 @@ def _one_backend(results: Results, lab: Deployment, backend: str, streams: int, 
         time.sleep(2)
         rss_after = sum(worker_rss_mb(api_pid))
         shares = _cpu_shares(lab)
+        runs = SteadyRuns(lab, setup)
+        # the fan-out's own cost: the runs' changes reach every stream, no REST load
+        fanout_before, fanout_began = _cpu_s(shares["API workers"]), time.monotonic()
+        time.sleep(seconds / 2)
+        fanout_cores = _cpu_used(fanout_before, shares["API workers"]) / (
+            time.monotonic() - fanout_began
+        )
         cpu_before = {role: _cpu_s(pids) for role, pids in shares.items()}
         began, load_before = time.monotonic(), _load()
-        runs = SteadyRuns(lab, setup)
         busy = wrk(url, seconds, headers=auth)
         runs.finish()
         took = time.monotonic() - began
@@ -261,6 +267,18 @@ def _one_backend(results: Results, lab: Deployment, backend: str, streams: int, 
             target="≥ 50 %",
             met=busy.requests_per_s >= 0.5 * quiet.requests_per_s and busy.non_2xx == 0,
             notes=f"{ratio_note}; non-2xx {busy.non_2xx}; {busy.errors or 'no socket errors'}",
+        )
+    )
+    results.add(
+        Figure(
+            name,
+            "API workers' CPU with the streams open and runs starting, no REST load",
+            fanout_cores,
+            "cores",
+            notes=(
+                f"{streams} streams, runs started at {RUN_RATE:g}/s; DEVICELAB_STREAM_BATCH_S "
+                f"{lab.env.get('DEVICELAB_STREAM_BATCH_S', 'default')}"
+            ),
         )
     )
     results.add(

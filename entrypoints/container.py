@@ -137,7 +137,11 @@ class Container(containers.DeclarativeContainer):
     # on PostgreSQL, polling on SQLite; each update rendered once for every stream
     change_signal = providers.ThreadSafeSingleton(change_signal_for, config.database_url)
     change_fanout = providers.ThreadSafeSingleton(
-        live_updates.ChangeFanout, read_changes, change_signal, event_text
+        live_updates.ChangeFanout,
+        read_changes,
+        change_signal,
+        event_text,
+        batch_s=config.stream_batch_s,
     )
     # the lists' ETags (adapters/http/list_etags.py)
     read_lab_version = providers.Singleton(lab_version.ReadLabVersion, uow.provider)

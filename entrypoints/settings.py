@@ -82,6 +82,14 @@ def _auth_settings(env: Mapping[str, str], database_url: str) -> dict:
     }
 
 
+def _stream_batch_s(env: Mapping[str, str]) -> float:
+    name = "DEVICELAB_STREAM_BATCH_S"
+    value = _number(env, name, 0.25)
+    if value > 1:
+        raise SettingsError(f"{name} must be at most 1 (changes must reach streams within 1 s)")
+    return value
+
+
 def _stream_recheck_s(env: Mapping[str, str]) -> float:
     name = "DEVICELAB_STREAM_RECHECK_S"
     value = _number(env, name, 5, 0.05)
@@ -196,6 +204,9 @@ class Settings:
     # live streams (/api/events): how often an open stream re-checks its session and renews
     # its lease, and how many one user may hold open at once (across all API processes)
     stream_recheck_s: float = 5
+    # the process's change reader reads the feed at most once per this many seconds: changes
+    # close behind each other reach the streams in one write each
+    stream_batch_s: float = 0.25
     max_streams_per_user: int = 8
     # webhooks: the hosts deliveries may go to (names, *.domain patterns, addresses, networks;
     # none by default), how long a delivery is retried, its first retry delay (doubling up to
@@ -271,6 +282,7 @@ class Settings:
             estimate_limit=int(_number(env, "DEVICELAB_ESTIMATE_LIMIT", 100, 0)),
             grafana_url_template=env.get("DEVICELAB_GRAFANA_URL_TEMPLATE") or "",
             stream_recheck_s=_stream_recheck_s(env),
+            stream_batch_s=_stream_batch_s(env),
             max_streams_per_user=int(_number(env, "DEVICELAB_MAX_STREAMS_PER_USER", 8, 1)),
             webhook_allowed_hosts=tuple(
                 h.strip()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+import math
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -160,9 +162,10 @@ class ChangeFanout:
         render: Callable[[Update], str],
         safety_s: float = 5.0,
         capacity: int = 1000,
+        batch_s: float = 0.0,
     ) -> None:
         self.read_changes, self.signal, self.render = read_changes, signal, render
-        self.safety_s, self.capacity = safety_s, capacity
+        self.safety_s, self.capacity, self.batch_s = safety_s, capacity, batch_s
         self._lock = threading.Lock()
         self._subscribers: set[Subscription] = set()
         self._reader: threading.Thread | None = None
@@ -194,14 +197,22 @@ class ChangeFanout:
         return len(self._subscribers)
 
     def _read(self, cursor: ChangeCursor) -> None:
+        sent_at = -math.inf
         while True:
             with self._lock:
                 if not self._subscribers:
                     self._reader = None  # the next subscriber starts a fresh reader
                     return
             self.signal.wait(self.safety_s)
+            # at most one batch per `batch_s`: the first change after a quiet spell goes out
+            # at once, the ones close behind it wait for the rest of the window and go out
+            # together, one wake-up and one write per stream for all of them
+            if (rest := sent_at + self.batch_s - time.monotonic()) > 0:
+                time.sleep(rest)
             try:
                 updates = self.read_changes(cursor)
+                if updates:
+                    sent_at = time.monotonic()
                 while updates:
                     batch = [RenderedUpdate(u.change, self.render(u)) for u in updates]
                     with self._lock:

@@ -114,3 +114,27 @@ def ids_in(texts: list[str]) -> list[int]:
         for line in text.splitlines()
         if line.startswith("id: ")
     ]
+
+
+def test_changes_close_behind_each_other_reach_a_stream_in_one_batch(lab) -> None:
+    """DEVICELAB_STREAM_BATCH_S: the first change after a quiet spell goes out at once; those
+    that follow within the window wait for it and go out together, one wake-up and one write
+    per stream instead of one per change (make bench live: a fifth less CPU for the fan-out
+    of 1,000 streams)."""
+    read = ReadChanges(lab.new_uow, lab.clock)
+    fanout = ChangeFanout(read, PollingChangeSignal(0.01), CountingRender(), batch_s=1.0)
+    subscription = fanout.subscribe()
+    time.sleep(0.05)  # the reader has read the empty feed: its window began then
+    time.sleep(1.0)  # a quiet spell longer than the window
+    first = lab.add_device("meter-first")
+    began = time.monotonic()
+    batch = subscription.next_batch(BOUND_S)
+    assert [r.change.entity_id for r in batch] == [first.id]
+    assert time.monotonic() - began < 0.9  # not held back for a window
+    close_behind = []
+    for n in range(3):  # further apart than the polls, well within the window
+        time.sleep(0.1)
+        close_behind.append(lab.add_device(f"meter-{n}"))
+    batch = subscription.next_batch(BOUND_S)
+    assert [r.change.entity_id for r in batch] == [d.id for d in close_behind]
+    subscription.close()

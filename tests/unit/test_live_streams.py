@@ -293,6 +293,17 @@ def test_the_stream_settings() -> None:
     assert {"DEVICELAB_STREAM_RECHECK_S", "DEVICELAB_MAX_STREAMS_PER_USER"} <= variable_names()
 
 
+def test_the_stream_batch_window_is_read_from_the_environment_and_bounded() -> None:
+    from entrypoints.settings import Settings, SettingsError, variable_names
+
+    assert Settings.from_env({}).stream_batch_s == 0.25
+    assert Settings.from_env({"DEVICELAB_STREAM_BATCH_S": "0"}).stream_batch_s == 0
+    for bad in ("-0.1", "1.5", "often"):
+        with pytest.raises(SettingsError, match="DEVICELAB_STREAM_BATCH_S"):
+            Settings.from_env({"DEVICELAB_STREAM_BATCH_S": bad})
+    assert "DEVICELAB_STREAM_BATCH_S" in variable_names()
+
+
 def test_after_a_lost_race_another_free_slot_is_tried_not_the_lowest_again() -> None:
     held = [StreamLease("a", "ada", 0, T0)]
     assert slot_to_try(held, 10, attempt=0) == 1
