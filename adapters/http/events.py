@@ -33,11 +33,11 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from adapters.http.devices import DeviceSchema
+from adapters.http.devices import device_json
 from adapters.http.holds import hold_json
 from adapters.http.json_bodies import iso
 from adapters.http.security import bearer_token, current_principal, requires
-from adapters.http.test_runs import TestRunSchema
+from adapters.http.test_runs import run_json
 from application.use_cases.live_streams import (
     CloseStream,
     KeepStreamsOpen,
@@ -112,7 +112,7 @@ def event_text(update: Update) -> str:
         if update.device is None:
             name, data = "device_deleted", {"id": change.entity_id}
         else:
-            name, data = "device", DeviceSchema().dump(update.device)
+            name, data = "device", device_json(update.device)  # what DeviceSchema dumps
     elif change.kind == "hold":
         if update.hold is None:
             return ""
@@ -122,7 +122,7 @@ def event_text(update: Update) -> str:
     else:
         if update.run is None:
             return ""
-        name, data = "run", TestRunSchema().dump(update.run)
+        name, data = "run", run_json(update.run, with_samples=True)  # TestRunSchema's
     return f"id: {change.id}\nevent: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 

@@ -104,3 +104,22 @@ def test_statistics(client, lab, report):
     assert stats["most_failing_test_cases"] == [
         {"test_case_id": case_id, "name": "voltage", "failures": 1, "runs": 2}
     ]
+
+
+def test_stream_events_carry_devices_and_runs_as_the_rest_api_shows_them(client, lab):
+    device = lab["devices"][2]
+    client.patch(f"/api/devices/{device['id']}", json={"labels": {"bench": "C"}})
+    run = client.post(
+        "/api/test-runs",
+        json={
+            "test_case_ids": [lab["cases"][0]["id"]],
+            "environment_id": lab["environment"]["id"],
+            "device_ids": [device["id"]],
+        },
+    ).get_json()
+    events = parse_events(client.get("/api/events?after=0&max_seconds=1").get_data(as_text=True))
+    last_device = [d for _, name, d in events if name == "device" and d["id"] == device["id"]][-1]
+    last_run = [d for _, name, d in events if name == "run" and d["id"] == run["id"]][-1]
+    assert last_device == client.get(f"/api/devices/{device['id']}").get_json()
+    shown = client.get(f"/api/test-runs/{run['id']}").get_json()
+    assert last_run == shown
