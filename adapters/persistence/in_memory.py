@@ -521,12 +521,13 @@ class InMemoryChangeFeed:
         return f"{latest}.{window}"
 
     def purge(self, before: datetime) -> int:
-        self.purge_before = before
-        return sum(1 for c in self.store.changes if c.at < before)
+        self.purge_before = before  # never the newest change, as in SQL
+        return sum(1 for c in self.store.changes[:-1] if c.at < before)
 
     def apply(self, at: datetime) -> None:
         if self.purge_before is not None:
-            self.store.changes[:] = [c for c in self.store.changes if c.at >= self.purge_before]
+            changes = self.store.changes
+            changes[:-1] = [c for c in changes[:-1] if c.at >= self.purge_before]
         if any(before != now for before, now in self.queue_moves.values()):
             self.record(QUEUE_CHANGE, QUEUE_CHANGE)
         self.queue_moves.clear()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -238,6 +238,21 @@ def test_the_log_position_moves_for_a_change_committed_late_below_the_latest_id(
     assert read_position() != before
     after = read_position()
     assert read_position() == after  # and it stays put while nothing changes
+
+
+def test_a_purge_keeps_the_newest_change_so_no_id_comes_back(small_lab):
+    """SQLite gives a new row the id after the largest one left: a purge of the whole log
+    made the next change id 1 again, and a position (an ETag, a kept device list answer)
+    of long ago could pass for the lab as it is now."""
+    lab, devices, _case, _environment = small_lab
+    newest = lab.scalar("SELECT max(id) FROM change_log")
+    with lab.new_uow() as uow:
+        assert uow.changes.purge(datetime.now(UTC) + timedelta(days=1)) >= 1
+        uow.commit()
+    assert lab.scalar("SELECT count(*) FROM change_log") == 1
+    assert lab.scalar("SELECT max(id) FROM change_log") == newest
+    lab.update_device(devices[0].id, {"location": "after the purge"})
+    assert lab.scalar("SELECT max(id) FROM change_log") > newest
 
 
 def test_the_log_position_moves_with_catalog_changes(small_lab):

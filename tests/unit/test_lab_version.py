@@ -3,6 +3,7 @@ answer) what the caller reads, in one read-only unit of work (the device list's 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adapters.clocks import SettableClock
@@ -71,3 +72,16 @@ def test_the_version_is_read_before_the_page() -> None:
 
     assert lab_version.then_read(known, read)[1] == "page"
     assert order == ["version", "page"]
+
+
+def test_a_purge_in_memory_keeps_the_newest_change_so_no_id_comes_back(lab) -> None:
+    """As in SQL: a purge of the whole log made the next change id 1 again."""
+    lab.add_device("meter-1")
+    lab.add_device("meter-2")
+    newest = lab.store.changes[-1].id
+    with lab.new_uow() as uow:
+        assert uow.changes.purge(datetime.now(UTC) + timedelta(days=1)) >= 1
+        uow.commit()
+    assert [c.id for c in lab.store.changes] == [newest]
+    lab.add_device("meter-3")
+    assert lab.store.changes[-1].id > newest
