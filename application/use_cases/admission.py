@@ -41,10 +41,12 @@ def lock_named_devices(uow: UnitOfWork, device_ids: Sequence[str]) -> list[Devic
     return named
 
 
-def refuse_unsatisfiable(uow: UnitOfWork, demand: Demand) -> None:
+def refuse_unsatisfiable(uow: UnitOfWork, demand: Demand, named: list[Device]) -> None:
     """422 at once for a demand no device of the lab could ever satisfy (retired devices
-    do not count; busy, offline and maintenance ones may come back)."""
-    verdict = feasible(demand, [device_view(d) for d in devices_for(uow, [demand])])
+    do not count; busy, offline and maintenance ones may come back). `named`: the demand's
+    named devices as lock_named_devices found them, all a demand without parts can use."""
+    devices = devices_for(uow, [demand]) if demand.requests else named
+    verdict = feasible(demand, [device_view(d) for d in devices])
     if not verdict.ok:
         field_name = "device_ids" if verdict.problems[0].device_id else "device_requests"
         raise InvalidValue(

@@ -108,8 +108,8 @@ class PlaceHold:
         with self.uow() as uow:
             # the queue lock before any device row (see application/use_cases/scheduling.py)
             uow.test_runs.lock_queue()
-            lock_named_devices(uow, request.device_ids)
-            refuse_unsatisfiable(uow, hold.demand)
+            named = lock_named_devices(uow, request.device_ids)
+            refuse_unsatisfiable(uow, hold.demand, named)
             uow.holds.add(hold)
             outcome = schedule_in(uow, self.ids, now)
             if hold.id not in outcome.holds_started and request.when_busy == "reject":

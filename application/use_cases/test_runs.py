@@ -135,7 +135,7 @@ def submit_run(
         raise InvalidValue("environment_id", f"unknown environment: {request.environment_id}")
     # the queue lock before any device row (see application/use_cases/scheduling.py)
     uow.test_runs.lock_queue()
-    lock_named_devices(uow, request.device_ids)
+    named = lock_named_devices(uow, request.device_ids)
     run = TestRun.submit(
         id=ids.new_id(),
         test_cases=[with_parameters(c.snapshot(), request.parameters) for c in cases if c],
@@ -151,7 +151,7 @@ def submit_run(
         priority=request.priority,
         parameters=request.parameters,
     )
-    refuse_unsatisfiable(uow, run.demand)
+    refuse_unsatisfiable(uow, run.demand, named)
     uow.test_runs.add(run)
     return run
 
