@@ -35,12 +35,9 @@ def container(request, backend, tmp_path):
         "DEVICELAB_SECRET_KEY": "e2e-tests-secret-key-0123456789-abcdefghij",
     }
     if backend:
-        from adapters.persistence.schema import upgrade_auth_schema, upgrade_schema
-
         env["DEVICELAB_DATABASE_URL"] = backend
         if backend.startswith("sqlite"):
-            upgrade_schema(backend)
-            upgrade_auth_schema(backend)
+            request.getfixturevalue("migrated_sqlite")(backend, auth=True)
         else:
             env["DEVICELAB_AUTH_DATABASE_URL"] = request.getfixturevalue("empty_auth_postgres_url")
     container = create_container(Settings.from_env(env))

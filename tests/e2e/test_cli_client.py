@@ -29,7 +29,8 @@ def backend(request, tmp_path):
 @pytest.fixture
 def server(app):
     served = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=served.serve_forever, daemon=True)
+    # shutdown() waits up to one poll interval (0.5 s by default) at every teardown
+    thread = threading.Thread(target=served.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{served.server_port}"
     served.shutdown()

@@ -73,7 +73,7 @@ def test_a_failing_health_check_keeps_the_device_from_normal_runs_until_cleared(
     deadline, checks = time.monotonic() + 30, []
     while not checks and time.monotonic() < deadline:
         checks = embedded.request("GET", "/api/test-runs?purpose=health_check")[1]["items"]
-        time.sleep(0.2)
+        time.sleep(0.05)
     assert checks, embedded.tail("worker")
     (check,) = checks
     done = embedded.wait_for(check["id"], {"completed", "failed"})

@@ -80,7 +80,7 @@ def _check_logs_and_artifact(deployment: Deployment, tmp_path) -> None:
         if "calibrating" in messages:
             seen_while_running = messages
             break
-        time.sleep(0.2)
+        time.sleep(0.05)
     assert "calibrating" in seen_while_running, deployment.tail("runner-0")
     assert "finished" not in seen_while_running  # not at the end: while it ran
 

@@ -19,12 +19,15 @@ def _wait_for_log(deployment: Deployment, name: str, text: str, within_s: float 
     while time.monotonic() < deadline:
         if text in deployment.tail(name, 400):
             return
-        time.sleep(0.2)
+        time.sleep(0.05)
     raise AssertionError(f"{name} never logged {text!r}:\n{deployment.tail(name, 60)}")
 
 
 def _drain_while_another_runner_works(deployment: Deployment, told_at_once: bool) -> None:
     lab = deployment.make_lab(devices=3, duration_s=3, timeout_s=60)
+    # the first run lasts, so the runner is drained while it has it; for the later runs only
+    # which runner takes them matters, not how long they take
+    quick_case = deployment.make_lab(devices=0, duration_s=0, timeout_s=60)["case"]
     deployment.spawn("first", "runner", "--runner-id", "first")
     slow = deployment.start_run(lab, lab["devices"][:1])
     assert deployment.wait_for(slow["id"], {"running"})["runner"] == "first"
@@ -38,7 +41,7 @@ def _drain_while_another_runner_works(deployment: Deployment, told_at_once: bool
     assert done["status"] == "completed" and done["runner"] == "first", done
     # a job started while the drained runner is the only one waits: on the embedded broker
     # the runner takes it, is refused the claim, gives it back and says why
-    waiting = deployment.start_run(lab, lab["devices"][1:2])
+    waiting = deployment.start_run(lab, lab["devices"][1:2], case=quick_case)
     if not told_at_once:
         _wait_for_log(deployment, "first", "runner first is drained (")
     time.sleep(1)
@@ -49,7 +52,7 @@ def _drain_while_another_runner_works(deployment: Deployment, told_at_once: bool
     done = deployment.wait_for(waiting["id"], {"completed", "failed"})
     assert done["status"] == "completed" and done["runner"] == "second", done
     for device in lab["devices"][2:]:
-        run = deployment.start_run(lab, [device])
+        run = deployment.start_run(lab, [device], case=quick_case)
         done = deployment.wait_for(run["id"], {"completed", "failed"})
         assert done["status"] == "completed" and done["runner"] == "second", done
     status, first = deployment.request("GET", "/api/runners/first")
@@ -58,7 +61,7 @@ def _drain_while_another_runner_works(deployment: Deployment, told_at_once: bool
     status, _ = deployment.request("DELETE", "/api/runners/first/drain")
     assert status == 200
     deployment.kill("second", signal.SIGTERM)
-    again = deployment.start_run(lab, lab["devices"][:1])
+    again = deployment.start_run(lab, lab["devices"][:1], case=quick_case)
     done = deployment.wait_for(again["id"], {"completed", "failed"}, within_s=60)
     assert done["status"] == "completed" and done["runner"] == "first", done
     assert "runner first is no longer drained" in deployment.tail("first", 400)

@@ -84,9 +84,7 @@ def database_at_head(request: pytest.FixtureRequest, backend: str) -> str:
     """For a fixture with more parameters than BACKENDS: an empty database at head on
     `backend` ("sqlite" or "postgres")."""
     if backend == "sqlite":
-        url = request.getfixturevalue("sqlite_url")
-        upgrade_schema(url)
-        return url
+        return request.getfixturevalue("migrated_sqlite")(request.getfixturevalue("sqlite_url"))
     return request.getfixturevalue("empty_postgres_url")
 
 

@@ -49,6 +49,7 @@ class Deployment:
             **env,
         }
         self.processes: dict[str, subprocess.Popen] = {}
+        self.servers: set[str] = set()  # the processes that are gunicorn (`devicelab serve`)
         self.token = ""
 
     def command(self, *args: str) -> None:
@@ -58,6 +59,8 @@ class Deployment:
 
     def spawn(self, name: str, *args: str, **env: str) -> None:
         log = (self.logs / f"{name}.log").open("w")
+        if args[:1] == ("serve",):
+            self.servers.add(name)
         self.processes[name] = subprocess.Popen(
             [str(BIN), *args], env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT
         )
@@ -76,11 +79,13 @@ class Deployment:
 
     def start(self, runners: int = 1, api_env: dict[str, str] | None = None) -> None:
         self.command("db", "upgrade")
-        self.command("users", "create", "--email", EMAIL, "--role", "admin")
         self.spawn("api", "serve", **(api_env or {}))
         self.spawn("worker", "worker")
         for n in range(runners):
             self.spawn(f"runner-{n}", "runner", "--runner-id", f"runner-{n}")
+        # the admin is made while the processes start (none of them needs it; the login
+        # below does): a second or so less per deployment than one after the other
+        self.command("users", "create", "--email", EMAIL, "--role", "admin")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -88,7 +93,7 @@ class Deployment:
                     break
             except OSError:
                 pass
-            time.sleep(0.3)
+            time.sleep(0.05)
         else:
             raise AssertionError(f"the API did not become ready:\n{self.tail('api')}")
         status, body = self.request(
@@ -98,10 +103,14 @@ class Deployment:
         self.token = body["token"]
 
     def stop(self) -> None:
-        for process in self.processes.values():
+        """Every process ended, the API's quickly: gunicorn's graceful stop would wait its
+        10 s for event streams still open on the server side (their clients gone); nothing
+        about the stop is tested here, and what the tests wrote is committed."""
+        for name, process in self.processes.items():
             if process.poll() is None:
                 process.send_signal(signal.SIGCONT)  # a paused process could not stop
-                process.terminate()
+                # SIGQUIT is gunicorn's quick shutdown; SIGTERM for the worker and runners
+                process.send_signal(signal.SIGQUIT if name in self.servers else signal.SIGTERM)
         for process in self.processes.values():
             try:
                 process.wait(timeout=20)
@@ -175,7 +184,7 @@ class Deployment:
             run = self.request("GET", f"/api/test-runs/{run_id}")[1]
             if run["status"] in statuses:
                 return run
-            time.sleep(0.2)
+            time.sleep(0.05)
         logs = "\n".join(f"--- {n}\n{self.tail(n)}" for n in self.processes)
         raise AssertionError(f"run {run_id} stayed {run.get('status')}:\n{logs}")
 
