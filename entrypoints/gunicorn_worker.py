@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import collections
 import json
+import threading
 from http import HTTPStatus
 
+import gevent
 from gunicorn.http.errors import (
     InvalidResponseHeader,
     InvalidResponseHeaderName,
@@ -41,6 +43,7 @@ from gunicorn.workers.ggevent import GeventWorker
 from gunicorn.workers.gthread import ThreadWorker
 
 from adapters.http.errors import error_body
+from application.use_cases.live_streams import StreamEnd
 
 WORKER_CLASSES = {
     "gevent": f"{__name__}.JsonErrorsGeventWorker",
@@ -96,7 +99,33 @@ class JsonRefusals:
         return None
 
 
-class JsonErrorsWorker(JsonRefusals, ThreadWorker):
+class EndsStreamsOnExit:
+    """On SIGTERM (a graceful stop: a deploy, a scale-down) gunicorn stops accepting and waits
+    up to its graceful timeout for the requests in flight. A live stream never ends by
+    itself, so the stop took the whole timeout and then cut every stream without a word.
+    Now each open stream is told at once (`: stream closed (server_stopping)`), ends, and
+    its client reconnects with Last-Event-ID (to another replica, or to this one restarted);
+    the worker stops as soon as the REST requests in flight are done. Mixed into a worker."""
+
+    def handle_exit(self, sig, frame):
+        super().handle_exit(sig, frame)
+        # not in the signal handler itself: the streams' wake-ups take locks
+        self.in_background(end_open_streams, self.wsgi)
+
+    def in_background(self, function, *args) -> None:
+        threading.Thread(target=function, args=args, daemon=True).start()
+
+
+def end_open_streams(app) -> int:
+    """Tell every open stream of this process's devicelab app to end (see EndsStreamsOnExit);
+    an app without them (the auth service's) has none."""
+    container = getattr(app, "extensions", {}).get("devicelab.container")
+    if container is None:
+        return 0
+    return container.keep_streams_open().end_all(StreamEnd.SERVER_STOPPING)
+
+
+class JsonErrorsWorker(EndsStreamsOnExit, JsonRefusals, ThreadWorker):
     """gunicorn's threaded worker: a thread per request (DEVICELAB_THREADS of them)."""
 
 
@@ -179,7 +208,7 @@ def make_sqlite_cooperative() -> None:
     pause_before_sqlite_statements(lambda: gevent.sleep(0))
 
 
-class JsonErrorsGeventWorker(JsonRefusals, GeventWorker):
+class JsonErrorsGeventWorker(EndsStreamsOnExit, JsonRefusals, GeventWorker):
     """gunicorn's gevent worker: a greenlet per request (DEVICELAB_WORKER_CONNECTIONS).
 
     At most `active_requests` REST requests run at once; the others wait on a semaphore. gevent
@@ -197,12 +226,22 @@ class JsonErrorsGeventWorker(JsonRefusals, GeventWorker):
 
     active_requests = ACTIVE_REQUESTS
 
+    def in_background(self, function, *args) -> None:
+        # the signal arrives in gevent's hub, where nothing may block (a thread's start waits)
+        gevent.spawn(function, *args)
+
     def init_process(self):
         self.running = TakingTurns(self.active_requests)
         super().init_process()
 
     def handle_request(self, listener_name, req, sock, addr):
         if req.path.startswith(STREAM_PATHS) or req.path.endswith(STREAM_SUFFIXES):
-            return super().handle_request(listener_name, req, sock, addr)
-        with self.running:
-            return super().handle_request(listener_name, req, sock, addr)
+            handled = super().handle_request(listener_name, req, sock, addr)
+        else:
+            with self.running:
+                handled = super().handle_request(listener_name, req, sock, addr)
+        if not self.alive:
+            # stopping: a connection kept alive would hold the stop for its keep-alive time
+            # (gunicorn closes only those whose request began after the stop)
+            raise StopIteration("the worker is stopping")
+        return handled

@@ -41,6 +41,7 @@ class StreamEnd(enum.StrEnum):
     FORBIDDEN = "forbidden"  # the user's role may no longer read
     AUTH_UNAVAILABLE = "auth_unavailable"  # the auth service could not be asked: fail closed
     LEASE_LOST = "lease_lost"  # missed its renewals and the slot went to another stream
+    SERVER_STOPPING = "server_stopping"  # its process is shutting down: reconnect elsewhere
 
 
 def lease_for(recheck_s: float) -> float:
@@ -174,6 +175,16 @@ class KeepStreamsOpen:
     def release(self, kept: KeptStream) -> None:
         with self._lock:
             self._kept.discard(kept)
+
+    def end_all(self, end: StreamEnd) -> int:
+        """Tell every open stream of the process to end now (its process is stopping: a
+        graceful shutdown would otherwise wait its whole timeout for streams that never end,
+        and then cut them without a word). Returns how many were told."""
+        with self._lock:
+            kept = [k for k in self._kept if k.end is None]
+        for stream in kept:
+            stream.ended(end)
+        return len(kept)
 
     @property
     def to_renew(self) -> int:

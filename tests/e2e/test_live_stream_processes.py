@@ -147,3 +147,26 @@ def test_a_logout_through_one_process_ends_a_stream_on_the_other(two_apis):
     rest = stream.rest()
     assert "event: session_ended" in rest
     assert '"reason":"session_ended"' in rest
+
+
+@pytest.mark.parametrize("worker_class", ["gevent", "gthread"])
+def test_a_gracefully_stopping_server_ends_its_streams_at_once(tmp_path, worker_class):
+    """SIGTERM (a deploy, a scale-down): gunicorn waits for the requests in flight, and a
+    stream never ends by itself, so the stop took the whole graceful timeout and then cut
+    the stream without a word. Now the stream is told and ends (its client reconnects with
+    Last-Event-ID elsewhere), and the server stops without running into the timeout."""
+    deployment = Deployment(
+        tmp_path, DEVICELAB_STREAM_RECHECK_S=str(RECHECK_S), DEVICELAB_WORKER_CLASS=worker_class
+    )
+    deployment.start(runners=0)
+    try:
+        streams = [Stream(deployment.port, deployment.token) for _ in range(2)]
+        assert [s.status for s in streams] == [200, 200]
+        api = deployment.processes["api"]
+        api.send_signal(signal.SIGTERM)
+        for stream in streams:
+            assert ": stream closed (server_stopping)" in stream.rest()
+        assert api.wait(timeout=30) == 0, deployment.tail("api")
+        assert "graceful timeout" not in deployment.tail("api", 200)
+    finally:
+        deployment.stop()

@@ -103,9 +103,9 @@ class Deployment:
         self.token = body["token"]
 
     def stop(self) -> None:
-        """Every process ended, the API's quickly: gunicorn's graceful stop would wait its
-        10 s for event streams still open on the server side (their clients gone); nothing
-        about the stop is tested here, and what the tests wrote is committed."""
+        """Every process ended, the API's with gunicorn's quick shutdown (the graceful one
+        has its own test in tests/e2e/test_live_stream_processes.py); nothing about the stop
+        is tested here, and what the tests wrote is committed."""
         for name, process in self.processes.items():
             if process.poll() is None:
                 process.send_signal(signal.SIGCONT)  # a paused process could not stop
