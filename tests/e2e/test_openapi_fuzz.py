@@ -5,7 +5,7 @@ deliberately invalid ones — signed in as an admin, on a real database.
 Every answer must be below 500, carry a documented status and content type, and match the
 documented schema of that status. On PostgreSQL by default (DEVICELAB_FUZZ_BACKENDS=postgres,sqlite
 for both). The number of examples per operation is bounded:
-DEVICELAB_FUZZ_EXAMPLES (default 25 for `make test`; `make bench` runs many more).
+DEVICELAB_FUZZ_EXAMPLES (default 15 for `make test`; `make bench` runs many more).
 
 Left out: POST /auth/logout (it would end the session every later example needs) and
 GET /api/events (a stream that stays open; tests/e2e/test_live_and_stats.py covers it)."""
