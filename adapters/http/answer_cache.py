@@ -11,8 +11,8 @@ parsed, not the caller: the device list answers every reader the same. Whoever a
 passes the token check first (security.py), so a logged-out session or a revoked token gets
 401 from a kept answer as from a fresh one; each answer still gets its caller's own ETag.
 
-`DEVICELAB_LIST_CACHE_ENTRIES` answers at most (the least recently used goes first), and
-answers larger than a page of the largest limit are not kept; 0 turns it off."""
+`DEVICELAB_LIST_CACHE_ENTRIES` answers at most (the least recently used goes first), none
+larger than LARGEST_ANSWER_BYTES; 0 turns it off."""
 
 from __future__ import annotations
 
