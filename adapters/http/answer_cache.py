@@ -73,9 +73,7 @@ def _key(lab_version: str, args: Mapping[str, Any]) -> Hashable:
 def kept_answer(lab_version: str, args: Mapping[str, Any]) -> Response | None:
     """This request's answer as kept at `lab_version`, a fresh Response of its bytes; or None."""
     cache: AnswerCache | None = current_app.extensions.get(ANSWER_CACHE)
-    if cache is None or cache.entries <= 0:
-        return None
-    body = cache.get(_key(lab_version, args))
+    body = None if cache is None else cache.get(_key(lab_version, args))
     if body is None:
         return None
     return current_app.response_class(body, mimetype="application/json")
@@ -83,5 +81,5 @@ def kept_answer(lab_version: str, args: Mapping[str, Any]) -> Response | None:
 
 def keep_answer(lab_version: str, args: Mapping[str, Any], answer: Response) -> None:
     cache: AnswerCache | None = current_app.extensions.get(ANSWER_CACHE)
-    if cache is not None and cache.entries > 0:
+    if cache is not None:  # it keeps nothing when it may keep no entries
         cache.put(_key(lab_version, args), answer.get_data())

@@ -295,22 +295,23 @@ class Devices(MethodView):
             label=label,
             include_retired=args["include_retired"],
         )
-        ready = None
+        ready, tag = None, ""
 
         def known(version: str) -> bool:  # 304 if the client has it, or the answer as kept
-            nonlocal ready
-            ready = not_modified(list_etag(version, args)) or kept_answer(version, args)
+            nonlocal ready, tag
+            tag = list_etag(version, args)
+            ready = not_modified(tag) or kept_answer(version, args)
             return ready is not None
 
         version, page = lab_version.then_read(
             known, lambda uow: list_devices.read(uow, where, args["limit"], args["cursor"])
         )
         if page is None:
-            return ready if ready.status_code == 304 else with_etag(ready, list_etag(version, args))
+            return ready if ready.status_code == 304 else with_etag(ready, tag)
         items = [device_json(device) for device in page.items]
         body = json_response({"items": items, "next_cursor": page.next_cursor})
         keep_answer(version, args, body)
-        return with_etag(body, list_etag(version, args))
+        return with_etag(body, tag)
 
     @requires(Permission.MANAGE_DEVICES)
     @blp.arguments(DeviceCreateSchema)
