@@ -118,7 +118,9 @@ class EndsStreamsOnExit:
 
 def end_open_streams(app) -> int:
     """Tell every open stream of this process's devicelab app to end (see EndsStreamsOnExit);
-    an app without them (the auth service's) has none."""
+    an app without them (the auth service's) has none. The key is the one entrypoints/wsgi.py
+    keeps the container under; importing it from there would load the drivers before gevent
+    patches them."""
     container = getattr(app, "extensions", {}).get("devicelab.container")
     if container is None:
         return 0
