@@ -551,10 +551,13 @@ def _run_gunicorn(settings: Settings) -> None:
     # the workers are forked from this process: they find it set
     JsonErrorsGeventWorker.active_requests = settings.active_requests
 
+    split = settings.worker_class == "split"
+    stream_workers = settings.stream_workers if split else 0
+
     class _Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{settings.host}:{settings.port}")
-            self.cfg.set("workers", settings.workers)
+            self.cfg.set("workers", settings.workers + stream_workers)
             # gunicorn's gevent (or gthread) worker, answering what gunicorn refuses in JSON
             self.cfg.set("worker_class", WORKER_CLASSES[settings.worker_class])
             self.cfg.set("threads", settings.threads)
@@ -566,6 +569,17 @@ def _run_gunicorn(settings: Settings) -> None:
 
         def load(self):
             return create_app()
+
+        def run(self) -> None:
+            if not split:
+                return super().run()
+            from entrypoints.split_workers import SplitArbiter
+
+            try:
+                SplitArbiter(self, stream_workers).run()
+            except RuntimeError as error:  # as gunicorn's own run() reports a failed start
+                click.echo(f"\nError: {error}\n", err=True)
+                sys.exit(1)
 
     _Server().run()
     sys.exit(0)

@@ -48,6 +48,8 @@ from application.use_cases.live_streams import StreamEnd
 WORKER_CLASSES = {
     "gevent": f"{__name__}.JsonErrorsGeventWorker",
     "gthread": f"{__name__}.JsonErrorsWorker",
+    # threaded REST workers and gevent stream workers under one master (split_workers.py)
+    "split": "entrypoints.split_workers.RestWorker",
 }
 # How long an idle client connection stays open. A reverse proxy that keeps connections to
 # the servers (deploy/nginx.conf: `keepalive_timeout 60s` in its upstreams) must give up an
@@ -70,15 +72,18 @@ def refusal(error: BaseException) -> tuple[int, str, str] | None:
     return None
 
 
-def json_error_response(status: int, code: str, message: str) -> bytes:
+def json_error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> bytes:
     body = json.dumps(error_body(code, message)).encode()
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
     head = (
         f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
         "Connection: close\r\n"
         "Content-Type: application/json\r\n"
         "X-Content-Type-Options: nosniff\r\n"
         "Cache-Control: no-store\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"{extra}Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode("latin-1") + body
 

@@ -125,9 +125,9 @@ def _artifact_settings(env: Mapping[str, str], data_dir: str, database_url: str)
 
 def _worker_class(env: Mapping[str, str]) -> str:
     worker_class = env.get("DEVICELAB_WORKER_CLASS") or "gevent"
-    if worker_class not in ("gevent", "gthread"):
+    if worker_class not in ("split", "gevent", "gthread"):
         raise SettingsError(
-            f"DEVICELAB_WORKER_CLASS must be gevent or gthread, got {worker_class!r}"
+            f"DEVICELAB_WORKER_CLASS must be split, gevent or gthread, got {worker_class!r}"
         )
     return worker_class
 
@@ -140,8 +140,11 @@ class Settings:
     port: int = 8000
     workers: int = 2
     threads: int = 16
-    # gevent: each request (and each open live stream) a greenlet; gthread: an OS thread each
+    # gevent: each request (and each open live stream) a greenlet; gthread: an OS thread each;
+    # split (being measured): REST on threaded workers, streams on gevent ones (split_workers)
     worker_class: str = "gevent"
+    # split: the gevent workers that hold the live streams (besides `workers` threaded ones)
+    stream_workers: int = 1
     worker_connections: int = 1000
     # gevent: REST requests a worker runs at once (streams not counted); more wait in line
     active_requests: int = 4
@@ -248,6 +251,7 @@ class Settings:
             workers=int(_number(env, "DEVICELAB_WORKERS", 2, 1)),
             threads=int(_number(env, "DEVICELAB_THREADS", 16, 1)),
             worker_class=_worker_class(env),
+            stream_workers=int(_number(env, "DEVICELAB_STREAM_WORKERS", 1, 1)),
             worker_connections=int(_number(env, "DEVICELAB_WORKER_CONNECTIONS", 1000, 1)),
             active_requests=int(_number(env, "DEVICELAB_ACTIVE_REQUESTS", 4, 1)),
             max_body_bytes=int(_number(env, "DEVICELAB_MAX_BODY_BYTES", 1024 * 1024, 1024)),

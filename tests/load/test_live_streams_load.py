@@ -33,7 +33,9 @@ DEVICES = 4
 FINAL = {"completed", "failed", "aborted"}
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=["sqlite", "sqlite-split", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
 def lab(request, tmp_path):
     env = {
         "DEVICELAB_WORKERS": "2",
@@ -42,6 +44,8 @@ def lab(request, tmp_path):
         # closer together (most runs still queue for a device of the run before them)
         "DEVICELAB_RUNNER_TIME_FACTOR": "1" if LONG else "0.5",
     }
+    if request.param.endswith("-split"):  # REST on threaded workers, streams handed on
+        env["DEVICELAB_WORKER_CLASS"] = "split"
     if request.param == "postgres":
         env["DEVICELAB_DATABASE_URL"] = request.getfixturevalue("empty_postgres_url")
     deployment = Deployment(tmp_path, **env)
