@@ -140,6 +140,12 @@ class JsonErrorsWorker(EndsStreamsOnExit, JsonRefusals, ThreadWorker):
 # /api/events, and a run's log as it grows (/api/test-runs/{id}/logs/stream).
 STREAM_PATHS = ("/api/events",)
 STREAM_SUFFIXES = ("/logs/stream",)
+
+
+def is_stream_path(path: str) -> bool:
+    return path.startswith(STREAM_PATHS) or path.endswith(STREAM_SUFFIXES)
+
+
 # REST requests one gevent worker runs at once by default (DEVICELAB_ACTIVE_REQUESTS); more
 # wait their turn (see below).
 ACTIVE_REQUESTS = 4
@@ -242,7 +248,7 @@ class JsonErrorsGeventWorker(EndsStreamsOnExit, JsonRefusals, GeventWorker):
         super().init_process()
 
     def handle_request(self, listener_name, req, sock, addr):
-        if req.path.startswith(STREAM_PATHS) or req.path.endswith(STREAM_SUFFIXES):
+        if is_stream_path(req.path):
             handled = super().handle_request(listener_name, req, sock, addr)
         else:
             with self.running:

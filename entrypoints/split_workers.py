@@ -1,4 +1,4 @@
-"""`DEVICELAB_WORKER_CLASS=split` (the default): threaded workers for the REST API, gevent
+"""`DEVICELAB_WORKER_CLASS=split` (opt-in while it is measured; docs/performance.md): threaded workers for the REST API, gevent
 workers for the live streams, behind one port.
 
 Why: a live stream lasts minutes and must not hold an OS thread, so streams need the gevent
@@ -34,10 +34,9 @@ from gunicorn import util
 from gunicorn.arbiter import Arbiter
 
 from entrypoints.gunicorn_worker import (
-    STREAM_PATHS,
-    STREAM_SUFFIXES,
     JsonErrorsGeventWorker,
     JsonErrorsWorker,
+    is_stream_path,
     json_error_response,
 )
 
@@ -49,16 +48,11 @@ HANDOFF_TIMEOUT_S = 5.0
 RETRY_AFTER_S = 2
 
 
-def is_stream_path(path: str) -> bool:
-    return path.startswith(STREAM_PATHS) or path.endswith(STREAM_SUFFIXES)
-
-
 def handoff_pair() -> tuple[socket.socket, socket.socket]:
     """(the end the threaded workers send on, the end the stream workers receive on).
     SOCK_SEQPACKET: each hand-off is one message, whole or not at all, whichever worker
     process sends it and whichever takes it."""
-    outbox, inbox = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    return outbox, inbox
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
 
 
 def request_head(req) -> bytes:

@@ -10,13 +10,13 @@ import pytest
 from gunicorn import http
 from gunicorn.config import Config
 
+from entrypoints.gunicorn_worker import is_stream_path
 from entrypoints.split_workers import (
     MAX_HANDOFF_BYTES,
     HandOffRefused,
     ReplayedSocket,
     hand_off,
     handoff_pair,
-    is_stream_path,
     request_head,
 )
 
