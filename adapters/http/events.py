@@ -45,7 +45,13 @@ from application.use_cases.live_streams import (
     OpenStream,
     StreamEnd,
 )
-from application.use_cases.live_updates import ChangeCursor, ChangeFanout, ReadChanges, Update
+from application.use_cases.live_updates import (
+    CaughtUp,
+    ChangeCursor,
+    ChangeFanout,
+    ReadChanges,
+    Update,
+)
 from application.use_cases.queue_estimates import QueueSummary
 from domain.users import Permission
 
@@ -154,7 +160,7 @@ def stream_changes(
     kept: KeptStream | None = None,
     recheck_s: float = 5,
     keepalive_s: float = 15,
-) -> Iterator[str]:
+) -> Iterator[str | bytes]:
     """The stream's events: first its catch-up from `after`, then what the process's one
     change reader (`fanout`) finds, without the ids already sent. The process's re-check
     (`KeepStreamsOpen`) decides for all its streams every `recheck_s` whether each may go on;
@@ -170,6 +176,7 @@ def stream_changes(
         yield f"retry: 2000\n: stream open at change {cursor.position}\n\n"
         started = last_sent = time.monotonic()
         yield from _catch_up(read_changes, cursor)
+        caught_up = CaughtUp(cursor)
         while time.monotonic() - started < max_seconds:
             if kept is not None:
                 kept.served = True  # it runs: the next re-check renews its lease
@@ -180,11 +187,9 @@ def stream_changes(
                 yield ": stream closed (fell behind; reconnect with Last-Event-ID)\n\n"
                 return
             wake_at = min(started + max_seconds, last_sent + keepalive_s)
-            batch = subscription.next_batch(wake_at - time.monotonic())
-            fresh = {change.id for change in cursor.fresh([r.change for r in batch])}
-            chunk = "".join(r.text for r in batch if r.change.id in fresh)
-            if chunk:
-                yield chunk
+            batch = caught_up.unsent(subscription.next_batch(wake_at - time.monotonic()))
+            if batch:  # the bytes every stream shares, joined only when there are several
+                yield batch[0].data if len(batch) == 1 else b"".join(r.data for r in batch)
                 last_sent = time.monotonic()
             elif time.monotonic() - last_sent >= keepalive_s:
                 yield ": keepalive\n\n"
@@ -215,7 +220,7 @@ class _SlotRelease:
             log.warning("could not free live stream slot %s", self.kept.lease.id, exc_info=True)
 
 
-def _releasing(stream: Iterator[str], release: _SlotRelease) -> Iterator[str]:
+def _releasing(stream: Iterator[str | bytes], release: _SlotRelease) -> Iterator[str | bytes]:
     try:
         yield from stream
     finally:
@@ -270,7 +275,7 @@ def guarded_stream_response(
     open_stream: OpenStream,
     keep_streams_open: KeepStreamsOpen,
     close_stream: CloseStream,
-    make_stream: Callable[[KeptStream], Iterator[str]],
+    make_stream: Callable[[KeptStream], Iterator[str | bytes]],
 ) -> Response:
     """An event-stream answer for the signed-in caller: it takes one of the caller's stream
     slots (429 when none is free), hands the stream to the process's re-check

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
+import collections
 import contextvars
 import logging
 import math
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -103,40 +102,80 @@ class ReadChanges:
 
 @dataclass(frozen=True)
 class RenderedUpdate:
-    """An update as every stream sends it: rendered once per process, shared by all."""
+    """An update as every stream sends it: rendered and encoded once per process, shared by
+    all its streams."""
 
     change: Change
     text: str
+    data: bytes  # `text` as the bytes a stream writes
+
+    @classmethod
+    def of(cls, change: Change, text: str) -> RenderedUpdate:
+        return cls(change, text, text.encode())
+
+
+class CaughtUp:
+    """What a stream must still drop from the fan-out's batches after its own catch-up: the
+    ids the catch-up sent. The fan-out's reader sends each id once, but it may be behind the
+    stream's cursor and find ids the catch-up found first. Those are the ids the cursor has
+    seen, and every id at or below its look-back floor (the cursor forgot them; a change
+    committed later than the look-back allows is beyond what any reader catches anyway).
+    Once a batch reaches `LOOKBACK` past the last id the catch-up saw, the reader's own
+    window lies above it, no later batch can repeat one, and batches pass untouched."""
+
+    def __init__(self, cursor: ChangeCursor) -> None:
+        self.seen: set[int] | None = set(cursor.seen)
+        self.floor = cursor.position - ChangeCursor.LOOKBACK
+        self.clear_at = max(self.seen or {cursor.position}) + ChangeCursor.LOOKBACK
+
+    def unsent(self, batch: list[RenderedUpdate]) -> list[RenderedUpdate]:
+        seen = self.seen
+        if seen is None or not batch:
+            return batch
+        unsent = [r for r in batch if r.change.id > self.floor and r.change.id not in seen]
+        if max(r.change.id for r in batch) >= self.clear_at:
+            self.seen = None
+        return unsent
 
 
 class Subscription:
-    """One stream's share of the fan-out: the batches the reader found since it subscribed.
-    A stream that falls `capacity` batches behind (a client that does not read) is dropped
-    rather than buffered without end; it reconnects with Last-Event-ID and misses nothing."""
+    """One stream's share of the fan-out: the batches the reader found since the stream last
+    looked. A stream that falls `capacity` batches behind (a client that does not read) is
+    dropped rather than buffered without end; it reconnects with Last-Event-ID and misses
+    nothing. A deque and an event rather than a queue.Queue: the reader hands every batch to
+    every stream, and a stream takes all that waits in one look."""
 
     def __init__(self, fanout: ChangeFanout, capacity: int) -> None:
-        self._fanout = fanout
-        self._batches: queue.Queue[list[RenderedUpdate]] = queue.Queue(capacity)
+        self._fanout, self._capacity = fanout, capacity
+        self._batches: collections.deque[list[RenderedUpdate]] = collections.deque()
+        self._ready = threading.Event()
         self.lagging = False
 
     def offer(self, batch: list[RenderedUpdate]) -> None:
-        try:
-            self._batches.put_nowait(batch)
-        except queue.Full:
+        if len(self._batches) >= self._capacity:
             self.lagging = True
             self._fanout.unsubscribe(self)
+        else:
+            self._batches.append(batch)
+        self._ready.set()
 
     def wake(self) -> None:
-        """Have the stream look at once (an empty batch): its re-check decided it ends."""
-        with contextlib.suppress(queue.Full):  # a full queue wakes it anyway
-            self._batches.put_nowait([])
+        """Have the stream look at once: its re-check decided it ends."""
+        self._ready.set()
 
     def next_batch(self, timeout_s: float) -> list[RenderedUpdate]:
-        """The next batch, or [] after `timeout_s` without one."""
-        try:
-            return self._batches.get(timeout=max(0.0, timeout_s))
-        except queue.Empty:
-            return []
+        """Every batch found since the last look, in order, as one (one write for all of
+        them); [] after `timeout_s` without one, or when woken."""
+        if not self._batches:
+            self._ready.clear()
+            if not self._batches:  # a batch offered before the clear set the event in vain
+                self._ready.wait(max(0.0, timeout_s))
+        if len(self._batches) == 1:
+            return self._batches.popleft()
+        merged: list[RenderedUpdate] = []
+        while self._batches:
+            merged.extend(self._batches.popleft())
+        return merged
 
     def close(self) -> None:
         self._fanout.unsubscribe(self)
@@ -214,7 +253,7 @@ class ChangeFanout:
                 if updates:
                     sent_at = time.monotonic()
                 while updates:
-                    batch = [RenderedUpdate(u.change, self.render(u)) for u in updates]
+                    batch = [RenderedUpdate.of(u.change, self.render(u)) for u in updates]
                     with self._lock:
                         subscribers = list(self._subscribers)
                     for subscription in subscribers:

@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 
 from adapters.http.events import stream_changes
 from adapters.persistence.change_signal import PollingChangeSignal
-from application.use_cases.live_updates import ChangeFanout, ReadChanges
+from application.ports import Change
+from application.use_cases.live_updates import (
+    CaughtUp,
+    ChangeCursor,
+    ChangeFanout,
+    ReadChanges,
+    RenderedUpdate,
+)
 
 BOUND_S = 10
+AT = datetime(2026, 12, 3, tzinfo=UTC)
 
 
 def eventually(condition, within_s: float = BOUND_S) -> None:
@@ -107,11 +116,11 @@ def test_a_stream_resumes_from_its_position_then_follows_live_without_repeats(la
     assert fanout.subscribers == 0  # the stream's end gave its subscription back
 
 
-def ids_in(texts: list[str]) -> list[int]:
+def ids_in(texts: list[str | bytes]) -> list[int]:
     return [
         int(line.removeprefix("id: "))
         for text in list(texts)
-        for line in text.splitlines()
+        for line in (text.decode() if isinstance(text, bytes) else text).splitlines()
         if line.startswith("id: ")
     ]
 
@@ -138,3 +147,112 @@ def test_changes_close_behind_each_other_reach_a_stream_in_one_batch(lab) -> Non
     batch = subscription.next_batch(BOUND_S)
     assert [r.change.entity_id for r in batch] == [d.id for d in close_behind]
     subscription.close()
+
+
+def test_one_look_takes_every_batch_that_waited_in_order(lab) -> None:
+    """A stream that was busy writing takes all the batches found meanwhile in one look, so
+    it writes once for all of them."""
+    fanout = fanout_of(lab)
+    subscription = fanout.subscribe()
+    reading = fanout.subscribe()
+    devices = []
+    for n in range(3):  # three wake-ups of the reader, three batches
+        devices.append(lab.add_device(f"meter-{n}"))
+        assert reading.next_batch(BOUND_S), "the reader never found the change"
+    batch = subscription.next_batch(BOUND_S)
+    assert [r.change.entity_id for r in batch] == [d.id for d in devices]
+    assert [r.data for r in batch] == [r.text.encode() for r in batch]
+    subscription.close()
+    reading.close()
+
+
+def test_a_wake_ends_the_wait_at_once_with_nothing(lab) -> None:
+    fanout = fanout_of(lab)
+    subscription = fanout.subscribe()
+    threading.Timer(0.05, subscription.wake).start()
+    began = time.monotonic()
+    assert subscription.next_batch(BOUND_S) == []
+    assert time.monotonic() - began < BOUND_S / 2
+    subscription.close()
+
+
+def change(change_id: int) -> Change:
+    return Change(id=change_id, kind="device", entity_id=f"d{change_id}", at=AT)
+
+
+def rendered(*ids: int) -> list[RenderedUpdate]:
+    return [RenderedUpdate.of(change(i), f"id: {i}\n\n") for i in ids]
+
+
+def caught_up_at(position: int, seen: set[int]) -> CaughtUp:
+    cursor = ChangeCursor(position)
+    cursor.seen.update(seen)
+    return CaughtUp(cursor)
+
+
+def test_what_the_catch_up_sent_is_not_sent_again() -> None:
+    caught_up = caught_up_at(500, {498, 499, 500})
+    assert [r.change.id for r in caught_up.unsent(rendered(499, 500, 501))] == [501]
+
+
+def test_a_change_committed_late_below_the_position_is_still_sent() -> None:
+    caught_up = caught_up_at(500, {498, 500})  # 499 committed after the catch-up read
+    assert [r.change.id for r in caught_up.unsent(rendered(499, 501))] == [499, 501]
+
+
+def test_a_reader_far_behind_a_long_catch_up_repeats_nothing_it_sent() -> None:
+    """A stream that caught up over more than the look-back, with the process's reader
+    behind it: the ids below the cursor's floor were sent, though the cursor forgot them
+    (it used to send them a second time)."""
+    lookback = ChangeCursor.LOOKBACK
+    position = 1000 + 2 * lookback
+    cursor = ChangeCursor(1000)
+    cursor.fresh([change(i) for i in range(1001, position + 1)])  # the catch-up's reads
+    caught_up = CaughtUp(cursor)
+    behind = rendered(*range(1001, position + 6))  # the reader finds them all after it
+    assert [r.change.id for r in caught_up.unsent(behind)] == list(
+        range(position + 1, position + 6)
+    )
+
+
+def test_past_the_look_back_batches_pass_untouched() -> None:
+    caught_up = caught_up_at(500, {500})
+    first = rendered(501, 500 + ChangeCursor.LOOKBACK)
+    assert [r.change.id for r in caught_up.unsent(first)] == [501, 500 + ChangeCursor.LOOKBACK]
+    later = rendered(700 + ChangeCursor.LOOKBACK)
+    assert caught_up.unsent(later) is later
+
+
+class GatedSignal:
+    """A change signal that stays silent until opened: the process's reader falls behind."""
+
+    def __init__(self) -> None:
+        self.open = threading.Event()
+
+    def wait(self, timeout_s: float) -> None:
+        if not self.open.wait(timeout_s):
+            return
+        time.sleep(0.01)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_long_catch_up_ahead_of_the_reader_sends_each_change_once(lab) -> None:
+    """Found in session 10: a stream that resumed from further back than the look-back while
+    the process's reader was still behind got the oldest changes twice, once from its own
+    catch-up and again from the reader (its cursor had forgotten them)."""
+    read = ReadChanges(lab.new_uow, lab.clock)
+    signal = GatedSignal()
+    fanout = ChangeFanout(read, signal, CountingRender(), safety_s=BOUND_S)
+    early = fanout.subscribe()  # the reader starts at the end of the empty feed, and waits
+    devices = [lab.add_device(f"meter-{n}") for n in range(2 * ChangeCursor.LOOKBACK + 50)]
+    stream = stream_changes(read, fanout, 0, max_seconds=3, keepalive_s=0.05)
+    texts: list[str | bytes] = [next(stream), next(stream)]  # the greeting, then the catch-up
+    while len(ids_in(texts)) < len(devices):
+        texts.append(next(stream))
+    signal.open.set()  # the reader now finds every change the catch-up sent
+    texts.extend(stream)  # until max_seconds
+    ids = ids_in(texts)
+    assert len(ids) == len(devices), f"{len(ids) - len(set(ids))} events were sent twice"
+    early.close()
