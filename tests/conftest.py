@@ -251,3 +251,24 @@ def broker_names(rabbitmq_url: str) -> Iterator[Any]:
             channel.queue_delete(queue)
         for exchange in (names.exchange, names.control_exchange):
             channel.exchange_delete(exchange)
+
+
+# -- which tests run alone ---------------------------------------------------------------
+
+# Tests that start servers and wait on them against deadlines, drive load, or break processes
+# on purpose: `make test` runs them after the rest, on their own (`-m serial`), so that a
+# neighbour on the other core cannot stretch their timing. Everything else runs two at once.
+SERIAL_DIRECTORIES = ("load", "fault", "container")
+SERIAL_FILES = ("test_gunicorn_refusals.py",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests_root = Path(__file__).parent
+    for item in items:
+        relative = item.path.relative_to(tests_root)
+        if (
+            relative.parts[0] in SERIAL_DIRECTORIES
+            or relative.name in SERIAL_FILES
+            or relative.name.endswith("_processes.py")
+        ):
+            item.add_marker(pytest.mark.serial)
