@@ -19,6 +19,7 @@ Printed for each backend:
 from __future__ import annotations
 
 import bisect
+import os
 import shutil
 import tempfile
 import threading
