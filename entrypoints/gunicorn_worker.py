@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import threading
 from http import HTTPStatus
 
@@ -42,6 +43,7 @@ from gunicorn.http.errors import (
 from gunicorn.workers.ggevent import GeventWorker
 from gunicorn.workers.gthread import ThreadWorker
 
+from adapters.http.direct_writes import DIRECT_WRITER, ChunkWriter
 from adapters.http.errors import error_body
 from application.use_cases.live_streams import StreamEnd
 
@@ -221,6 +223,41 @@ def make_sqlite_cooperative() -> None:
     pause_before_sqlite_statements(lambda: gevent.sleep(0))
 
 
+def direct_writer(response) -> ChunkWriter | None:
+    """A writer straight to the client's socket for a stream response whose head gunicorn
+    has sent, framing the body as gunicorn does (chunks for HTTP/1.1, the bytes as they are
+    for HTTP/1.0, whose response ends when the connection closes), if the socket does not
+    block (gevent's); otherwise None, and the stream's bytes go through gunicorn as before.
+    (adapters/http/direct_writes.py says why.)"""
+    if response is None or not response.headers_sent:
+        return None
+    if not response.chunked and (
+        response.response_length is not None or response.req.method == "HEAD"
+    ):
+        return None  # a body gunicorn counts or drops
+    if os.get_blocking(response.sock.fileno()):
+        return None
+    return ChunkWriter(response.sock, chunked=response.chunked)
+
+
+class OfferingDirectWrites:
+    """The WSGI app, with a `DIRECT_WRITER` in the environ of each stream request (gunicorn
+    passes its response's `start_response`, whose response object the writer needs); the
+    app's own attributes read through (`end_open_streams` finds the container there)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        if is_stream_path(environ.get("PATH_INFO", "")):
+            response = getattr(start_response, "__self__", None)
+            environ[DIRECT_WRITER] = lambda: direct_writer(response)
+        return self.app(environ, start_response)
+
+    def __getattr__(self, name):
+        return getattr(self.app, name)
+
+
 class JsonErrorsGeventWorker(EndsStreamsOnExit, JsonRefusals, GeventWorker):
     """gunicorn's gevent worker: a greenlet per request (DEVICELAB_WORKER_CONNECTIONS).
 
@@ -246,6 +283,10 @@ class JsonErrorsGeventWorker(EndsStreamsOnExit, JsonRefusals, GeventWorker):
     def init_process(self):
         self.running = TakingTurns(self.active_requests)
         super().init_process()
+
+    def load_wsgi(self):
+        super().load_wsgi()
+        self.wsgi = OfferingDirectWrites(self.wsgi)
 
     def handle_request(self, listener_name, req, sock, addr):
         if is_stream_path(req.path):

@@ -34,6 +34,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from adapters.http.devices import device_json
+from adapters.http.direct_writes import DIRECT_WRITER, ChunkWriter
 from adapters.http.holds import hold_json
 from adapters.http.json_bodies import iso
 from adapters.http.security import bearer_token, current_principal, requires
@@ -160,42 +161,81 @@ def stream_changes(
     kept: KeptStream | None = None,
     recheck_s: float = 5,
     keepalive_s: float = 15,
+    direct: Callable[[], ChunkWriter | None] | None = None,
 ) -> Iterator[str | bytes]:
     """The stream's events: first its catch-up from `after`, then what the process's one
     change reader (`fanout`) finds, without the ids already sent. The process's re-check
     (`KeepStreamsOpen`) decides for all its streams every `recheck_s` whether each may go on;
     `kept` is where this stream learns it, and the re-check wakes the stream to end it. A
     keepalive goes out at least once per re-check, so a client that is gone is noticed (the
-    write fails) and its slot freed within a few re-checks."""
+    write fails) and its slot freed within a few re-checks.
+
+    `direct` is the server's offer to write to the client's socket itself
+    (adapters/http/direct_writes): once the stream has nothing left to drop from the
+    reader's batches, it asks for a writer and, given one, has the reader deliver the
+    batches straight to it; from then on everything the stream sends goes through the
+    writer, and the stream wakes only to flush what the socket could not take at once, to
+    send a keepalive or to end."""
     keepalive_s = min(keepalive_s, recheck_s)
     subscription = fanout.subscribe()  # before the catch-up: nothing falls between the two
     if kept is not None:
         kept.wake = subscription.wake
+    writer: ChunkWriter | None = None
     try:
-        cursor = read_changes.cursor(after)
+        if after is None:  # from where the reader stands: it brings all that follows
+            cursor, caught_up = subscription.start, CaughtUp.nothing()
+        else:
+            cursor = read_changes.cursor(after)
         yield f"retry: 2000\n: stream open at change {cursor.position}\n\n"
         started = last_sent = time.monotonic()
-        yield from _catch_up(read_changes, cursor)
-        caught_up = CaughtUp(cursor)
+        if after is not None:
+            yield from _catch_up(read_changes, cursor)
+            caught_up = CaughtUp(cursor)
         while time.monotonic() - started < max_seconds:
             if kept is not None:
                 kept.served = True  # it runs: the next re-check renews its lease
                 if (end := kept.end) is not None:
-                    yield closing_event(end)
+                    if writer is None:
+                        yield closing_event(end)
+                    else:
+                        writer.write(closing_event(end).encode())
                     return
             if subscription.lagging:
-                yield ": stream closed (fell behind; reconnect with Last-Event-ID)\n\n"
+                if writer is None:
+                    yield ": stream closed (fell behind; reconnect with Last-Event-ID)\n\n"
+                else:  # its bytes piled up unread: what is waiting cannot be sent whole
+                    writer.abort()
                 return
+            if writer is None and direct is not None and caught_up.done:
+                # everything yielded so far is written: the server wrote each yield before
+                # asking for the next
+                writer, direct = direct(), None
+                if writer is not None:
+                    writer.wake = subscription.wake
+                    subscription.deliver_directly(writer.deliver)
+            if writer is not None:
+                writer.flush()
+                if writer.broken:
+                    return
+                last_sent = max(last_sent, writer.written_at)
             wake_at = min(started + max_seconds, last_sent + keepalive_s)
-            batch = caught_up.unsent(subscription.next_batch(wake_at - time.monotonic()))
+            batch = caught_up.unsent(
+                subscription.next_batch(wake_at - time.monotonic()), subscription.floor
+            )
             if batch:  # the bytes every stream shares, joined only when there are several
                 yield batch[0].data if len(batch) == 1 else b"".join(r.data for r in batch)
                 last_sent = time.monotonic()
+            elif writer is not None:
+                if time.monotonic() - max(last_sent, writer.written_at) >= keepalive_s:
+                    writer.write(b": keepalive\n\n")
+                    last_sent = time.monotonic()
             elif time.monotonic() - last_sent >= keepalive_s:
                 yield ": keepalive\n\n"
                 last_sent = time.monotonic()
     finally:
         subscription.close()
+        if writer is not None:
+            writer.flush()  # the server's last chunk goes after what is waiting
 
 
 class _SlotRelease:
@@ -267,6 +307,7 @@ class Events(MethodView):
                 args["max_seconds"],
                 kept=kept,
                 recheck_s=recheck_s,
+                direct=request.environ.get(DIRECT_WRITER),
             ),
         )
 

@@ -128,14 +128,33 @@ class CaughtUp:
         self.floor = cursor.position - ChangeCursor.LOOKBACK
         self.clear_at = max(self.seen or {cursor.position}) + ChangeCursor.LOOKBACK
 
-    def unsent(self, batch: list[RenderedUpdate]) -> list[RenderedUpdate]:
+    def unsent(
+        self, batch: list[RenderedUpdate], reader_floor: float = -math.inf
+    ) -> list[RenderedUpdate]:
+        """`batch` without what the catch-up sent. `reader_floor` is a bound below every id
+        of the batches the stream has yet to take (`Subscription.floor`: the floor of the
+        reader's read that found the last batch taken). Once it reaches the catch-up's last
+        id, no later batch can repeat one, and filtering stops before the look-back."""
         seen = self.seen
-        if seen is None or not batch:
+        if seen is None:
             return batch
         unsent = [r for r in batch if r.change.id > self.floor and r.change.id not in seen]
-        if max(r.change.id for r in batch) >= self.clear_at:
+        past_look_back = bool(batch) and max(r.change.id for r in batch) >= self.clear_at
+        if past_look_back or reader_floor >= self.clear_at - ChangeCursor.LOOKBACK:
             self.seen = None
         return unsent
+
+    @classmethod
+    def nothing(cls) -> CaughtUp:
+        """For a stream that did not catch up (it starts where the reader stands)."""
+        caught_up = cls(ChangeCursor(0))
+        caught_up.seen = None
+        return caught_up
+
+    @property
+    def done(self) -> bool:
+        """True once batches pass untouched: the stream may have them delivered directly."""
+        return self.seen is None
 
 
 class Subscription:
@@ -143,38 +162,75 @@ class Subscription:
     looked. A stream that falls `capacity` batches behind (a client that does not read) is
     dropped rather than buffered without end; it reconnects with Last-Event-ID and misses
     nothing. A deque and an event rather than a queue.Queue: the reader hands every batch to
-    every stream, and a stream takes all that waits in one look."""
+    every stream, and a stream takes all that waits in one look.
+
+    A stream whose batches need no filtering any more may ask for them to be delivered
+    directly (`deliver_directly`): the reader then hands each batch to the stream's writer
+    itself, without waking the stream. At 1,000 streams, waking each stream to write a
+    change cost the API workers a tenth of a core per batch window (docs/performance.md)."""
 
     def __init__(self, fanout: ChangeFanout, capacity: int) -> None:
         self._fanout, self._capacity = fanout, capacity
-        self._batches: collections.deque[list[RenderedUpdate]] = collections.deque()
+        # each batch with the floor of the read that found it: every id in it is above
+        self._batches: collections.deque[tuple[list[RenderedUpdate], float]] = collections.deque()
         self._ready = threading.Event()
+        self._lock = threading.Lock()
+        self._deliver: Callable[[list[RenderedUpdate]], bool] | None = None
         self.lagging = False
+        # the floor of the last batch taken; the reader reads no lower after it
+        self.floor = -math.inf
+        self.start = ChangeCursor(0)  # where the reader stood when the stream subscribed
 
-    def offer(self, batch: list[RenderedUpdate]) -> None:
-        if len(self._batches) >= self._capacity:
-            self.lagging = True
-            self._fanout.unsubscribe(self)
-        else:
-            self._batches.append(batch)
+    def offer(self, batch: list[RenderedUpdate], floor: float = -math.inf) -> None:
+        with self._lock:
+            if self._deliver is not None:
+                if not self._deliver(batch):
+                    self._fall_behind()
+                return
+            if len(self._batches) >= self._capacity:
+                self._fall_behind()
+            else:
+                self._batches.append((batch, floor))
         self._ready.set()
 
+    def _fall_behind(self) -> None:
+        self.lagging = True
+        self._fanout.unsubscribe(self)
+        self._ready.set()
+
+    def deliver_directly(self, deliver: Callable[[list[RenderedUpdate]], bool]) -> None:
+        """From now on the reader calls `deliver` with each batch instead of queueing it for
+        the stream: `deliver` must not wait (it buffers what it cannot write at once) and
+        returns False when the stream is too far behind to go on (the stream is dropped as
+        with a full queue). The batches waiting now are delivered first, in order."""
+        with self._lock:
+            while self._batches:
+                if not deliver(self._batches.popleft()[0]):
+                    self._batches.clear()
+                    self._fall_behind()
+                    return
+            self._deliver = deliver
+
     def wake(self) -> None:
-        """Have the stream look at once: its re-check decided it ends."""
+        """Have the stream look at once: its re-check decided it ends, or (delivering
+        directly) its writer has bytes it could not write without waiting."""
         self._ready.set()
 
     def next_batch(self, timeout_s: float) -> list[RenderedUpdate]:
         """Every batch found since the last look, in order, as one (one write for all of
-        them); [] after `timeout_s` without one, or when woken."""
+        them); [] after `timeout_s` without one, or when woken (always [] once the batches
+        are delivered directly: the wait then only ends at a wake or the timeout)."""
         if not self._batches:
             self._ready.clear()
             if not self._batches:  # a batch offered before the clear set the event in vain
                 self._ready.wait(max(0.0, timeout_s))
         if len(self._batches) == 1:
-            return self._batches.popleft()
+            batch, self.floor = self._batches.popleft()
+            return batch
         merged: list[RenderedUpdate] = []
         while self._batches:
-            merged.extend(self._batches.popleft())
+            batch, self.floor = self._batches.popleft()
+            merged.extend(batch)
         return merged
 
     def close(self) -> None:
@@ -208,14 +264,21 @@ class ChangeFanout:
         self._lock = threading.Lock()
         self._subscribers: set[Subscription] = set()
         self._reader: threading.Thread | None = None
+        # the reader's position and seen ids as of the last batch handed out
+        self._offered: tuple[int, frozenset[int]] = (0, frozenset())
 
     def subscribe(self) -> Subscription:
+        """A new stream's share of the fan-out. Its `start` is where the reader stood after
+        the last batch it handed out: a new stream that begins there (it has no position of
+        its own to resume from) gets, from the reader, exactly the changes its own cursor
+        would find, and needs neither a catch-up nor any filtering."""
         subscription = Subscription(self, self.capacity)
         with self._lock:
             self._subscribers.add(subscription)
             if self._reader is None:
                 # the reader's cursor starts at the end of the feed before anyone is served
                 cursor = self.read_changes.cursor()
+                self._offered = (cursor.position, frozenset(cursor.seen))
                 # in a copy of the subscriber's context: what `render` needs of its caller's
                 # (the web framework's application context) is there for the reader too
                 self._reader = threading.Thread(
@@ -225,6 +288,9 @@ class ChangeFanout:
                     daemon=True,
                 )
                 self._reader.start()
+            position, seen = self._offered
+        subscription.start = ChangeCursor(position)
+        subscription.start.seen.update(seen)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -249,15 +315,20 @@ class ChangeFanout:
             if (rest := sent_at + self.batch_s - time.monotonic()) > 0:
                 time.sleep(rest)
             try:
+                # every id a read finds lies above the floor of its look-back window, and
+                # the cursor's position (hence the floor) never goes down
+                floor = cursor.position - ChangeCursor.LOOKBACK
                 updates = self.read_changes(cursor)
                 if updates:
                     sent_at = time.monotonic()
                 while updates:
                     batch = [RenderedUpdate.of(u.change, self.render(u)) for u in updates]
-                    with self._lock:
+                    with self._lock:  # who gets this batch, and where a newcomer starts
                         subscribers = list(self._subscribers)
+                        self._offered = (cursor.position, frozenset(cursor.seen))
                     for subscription in subscribers:
-                        subscription.offer(batch)
+                        subscription.offer(batch, floor)
+                    floor = cursor.position - ChangeCursor.LOOKBACK
                     updates = self.read_changes(cursor)
             except Exception:  # the database is away: streams keep their keepalives
                 log.warning("the change feed could not be read; trying again", exc_info=True)

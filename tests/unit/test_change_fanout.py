@@ -20,6 +20,7 @@ from application.use_cases.live_updates import (
     ChangeFanout,
     ReadChanges,
     RenderedUpdate,
+    Subscription,
 )
 
 BOUND_S = 10
@@ -255,4 +256,126 @@ def test_a_long_catch_up_ahead_of_the_reader_sends_each_change_once(lab) -> None
     texts.extend(stream)  # until max_seconds
     ids = ids_in(texts)
     assert len(ids) == len(devices), f"{len(ids) - len(set(ids))} events were sent twice"
+    early.close()
+
+
+# -- delivery straight to a stream's writer (adapters/http/direct_writes) --------------------
+
+
+def test_a_direct_delivery_gets_what_waited_first_then_each_batch_without_a_wake() -> None:
+    fanout = ChangeFanout(None, None, CountingRender())  # not started: batches offered by hand
+    subscription = Subscription(fanout, capacity=10)
+    subscription.offer(rendered(1), floor=-200)
+    subscription.offer(rendered(2, 3), floor=-199)
+    delivered: list[list[int]] = []
+    subscription.deliver_directly(lambda b: delivered.append([r.change.id for r in b]) or True)
+    subscription.offer(rendered(4))
+    assert delivered == [[1], [2, 3], [4]]
+    assert subscription.next_batch(0) == []  # nothing queued for the stream itself
+
+
+def test_a_direct_delivery_that_cannot_keep_up_drops_the_stream() -> None:
+    fanout = ChangeFanout(None, None, CountingRender())
+    subscription = Subscription(fanout, capacity=10)
+    fanout._subscribers.add(subscription)
+    subscription.deliver_directly(lambda b: False)
+    subscription.offer(rendered(1))
+    assert subscription.lagging and fanout.subscribers == 0
+
+
+def test_a_new_stream_starts_where_the_reader_stands_and_gets_only_what_follows(lab) -> None:
+    fanout = fanout_of(lab)
+    first = fanout.subscribe()
+    old = [lab.add_device(f"old-{n}") for n in range(3)]
+    got = []
+    while len(got) < 3:
+        got += first.next_batch(BOUND_S)
+    second = fanout.subscribe()
+    assert second.start.position == max(r.change.id for r in got)
+    assert set(second.start.seen) >= {r.change.id for r in got}
+    new = lab.add_device("new")
+    batch = second.next_batch(BOUND_S)
+    assert [r.change.entity_id for r in batch] == [new.id]
+    assert {d.id for d in old}.isdisjoint(r.change.entity_id for r in batch)
+    first.close()
+    second.close()
+
+
+def test_filtering_stops_once_the_readers_floor_passes_what_the_catch_up_saw() -> None:
+    caught_up = caught_up_at(500, {499, 500})
+    assert not caught_up.done
+    assert [r.change.id for r in caught_up.unsent(rendered(500, 501), reader_floor=499)] == [501]
+    assert not caught_up.done  # the reader could still come back with 500
+    assert [r.change.id for r in caught_up.unsent(rendered(502), reader_floor=500)] == [502]
+    assert caught_up.done
+
+
+class RecordingWriter:
+    """What a stream hands a direct writer, in order."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.broken, self.flushes = False, 0
+        self.written_at = time.monotonic()
+        self.wake = lambda: None
+
+    def deliver(self, batch: list[RenderedUpdate]) -> bool:
+        self.sent.append(b"".join(r.data for r in batch))
+        self.written_at = time.monotonic()
+        return True
+
+    def write(self, data: bytes) -> None:
+        self.sent.append(data)
+        self.written_at = time.monotonic()
+
+    def flush(self) -> None:
+        self.flushes += 1
+
+    def abort(self) -> None:
+        self.broken = True
+
+
+def test_a_new_stream_hands_its_changes_to_the_direct_writer_after_its_greeting(lab) -> None:
+    read = ReadChanges(lab.new_uow, lab.clock)
+    fanout = fanout_of(lab)
+    writer, asked = RecordingWriter(), []
+    stream = stream_changes(
+        read, fanout, None, max_seconds=2, keepalive_s=0.3, direct=lambda: asked.append(1) or writer
+    )
+    yielded: list[str | bytes] = [next(stream)]  # the greeting, through the server
+    assert asked == []
+    collector = threading.Thread(target=lambda: yielded.extend(stream), daemon=True)
+    collector.start()
+    eventually(lambda: asked == [1])
+    devices = [lab.add_device(f"meter-{n}") for n in range(5)]
+    collector.join(BOUND_S)
+    assert not collector.is_alive()
+    assert ids_in(yielded) == [] and len(yielded) == 1  # nothing more went through the server
+    ids = ids_in(writer.sent)
+    assert len(ids) == len(devices) and ids == sorted(set(ids))
+    assert b": keepalive\n\n" in writer.sent  # a quiet stream's keepalive goes the same way
+    assert writer.flushes >= 1  # what waited went out before the server's last chunk
+    assert fanout.subscribers == 0
+
+
+def test_a_resuming_stream_goes_direct_once_its_catch_up_cannot_repeat(lab) -> None:
+    read = ReadChanges(lab.new_uow, lab.clock)
+    fanout = fanout_of(lab)
+    early = fanout.subscribe()  # the reader runs from the start
+    before = [lab.add_device(f"old-{n}") for n in range(5)]
+    writer, asked = RecordingWriter(), []
+    stream = stream_changes(
+        read, fanout, 0, max_seconds=3, keepalive_s=0.05, direct=lambda: asked.append(1) or writer
+    )
+    yielded: list[str | bytes] = []
+    collector = threading.Thread(target=lambda: yielded.extend(stream), daemon=True)
+    collector.start()
+    eventually(lambda: fanout.subscribers == 2 and len(ids_in(yielded)) == len(before))
+    assert asked == []  # the reader's next batches might still repeat the catch-up
+    live = [lab.add_device(f"new-{n}") for n in range(ChangeCursor.LOOKBACK + 20)]
+    collector.join(BOUND_S)
+    assert asked == [1], "the stream never went direct"
+    ids = ids_in(yielded) + ids_in(writer.sent)
+    assert len(ids) == len(before) + len(live), f"{len(ids) - len(set(ids))} sent twice"
+    assert ids == sorted(ids)
     early.close()
