@@ -40,6 +40,8 @@ class ChangeCursor:
     def __init__(self, position: int) -> None:
         self.position = position
         self.seen: set[int] = set()
+        # False when the last read stopped at its limit: more may be waiting right now
+        self.drained = True
 
     def fresh(self, changes: list[Change]) -> list[Change]:
         new = [c for c in changes if c.id not in self.seen]
@@ -75,7 +77,9 @@ class ReadChanges:
     def __call__(self, cursor: ChangeCursor, limit: int = 200) -> list[Update]:
         with self.uow(read_only=True) as uow:
             window_start = max(0, cursor.position - ChangeCursor.LOOKBACK)
-            changes = cursor.fresh(uow.changes.since(window_start, limit + ChangeCursor.LOOKBACK))
+            window = uow.changes.since(window_start, limit + ChangeCursor.LOOKBACK)
+            cursor.drained = len(window) < limit + ChangeCursor.LOOKBACK
+            changes = cursor.fresh(window)
             if not changes:
                 return []
             last_of: dict[tuple[str, str], Change] = {}
@@ -329,7 +333,9 @@ class ChangeFanout:
                     for subscription in subscribers:
                         subscription.offer(batch, floor)
                     floor = cursor.position - ChangeCursor.LOOKBACK
-                    updates = self.read_changes(cursor)
+                    # read again at once only when the read stopped at its limit: what was
+                    # committed meanwhile has signalled, and the next wait returns at once
+                    updates = [] if cursor.drained else self.read_changes(cursor)
             except Exception:  # the database is away: streams keep their keepalives
                 log.warning("the change feed could not be read; trying again", exc_info=True)
                 self.signal.wait(min(1.0, self.safety_s))
