@@ -4,8 +4,8 @@ Served the usual way, a change reaches an open stream like this: the process's c
 wakes the stream's greenlet, which takes the batch, yields its bytes, and the bytes go down
 through Flask's and werkzeug's iterators and gunicorn's response as one HTTP chunk. At 1,000
 open streams that was the API workers' largest cost beside the REST requests themselves, and
-it came in bursts that the REST requests waited behind (docs/performance.md, "Writing to the
-sockets directly").
+it came in bursts that the REST requests waited behind (docs/performance.md, "The fan-out's
+per-stream cost, and the sockets written directly").
 
 A `ChunkWriter` lets the reader write each batch to every such stream's socket itself: one
 non-blocking `write` of a chunk framed once for all the streams. What the socket cannot take
@@ -18,9 +18,9 @@ The server decides whether a response may be written this way: gunicorn's gevent
 (entrypoints/gunicorn_worker) puts a `DIRECT_WRITER` factory into a stream request's WSGI
 environ, which gives a writer once the response's head is out, framed as gunicorn frames the
 body (chunks for HTTP/1.1, the bytes as they are for HTTP/1.0), on a non-blocking socket;
-else None. One process's greenlets share a writer;
-gevent switches only where a greenlet waits, so the writer needs no lock (it is never offered
-to threads)."""
+else None. Each stream has its own writer, used by the process's change reader and by the
+stream's own greenlet; gevent switches only where a greenlet waits, so the writer needs no
+lock (it is never offered to threads)."""
 
 from __future__ import annotations
 
@@ -56,8 +56,7 @@ class _LastFramed:
     @classmethod
     def of(cls, batch: list[RenderedUpdate], chunked: bool) -> bytes:
         if batch is not cls.batch:
-            data = batch[0].data if len(batch) == 1 else b"".join(r.data for r in batch)
-            cls.batch, cls.data, cls.framed = batch, data, None
+            cls.batch, cls.data, cls.framed = batch, RenderedUpdate.joined(batch), None
         if not chunked:
             return cls.data
         if cls.framed is None:

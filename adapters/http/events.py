@@ -51,6 +51,7 @@ from application.use_cases.live_updates import (
     ChangeCursor,
     ChangeFanout,
     ReadChanges,
+    RenderedUpdate,
     Update,
 )
 from application.use_cases.queue_estimates import QueueSummary
@@ -222,8 +223,8 @@ def stream_changes(
             batch = caught_up.unsent(
                 subscription.next_batch(wake_at - time.monotonic()), subscription.floor
             )
-            if batch:  # the bytes every stream shares, joined only when there are several
-                yield batch[0].data if len(batch) == 1 else b"".join(r.data for r in batch)
+            if batch:  # the bytes every stream shares
+                yield RenderedUpdate.joined(batch)
                 last_sent = time.monotonic()
             elif writer is not None:
                 if time.monotonic() - max(last_sent, writer.written_at) >= keepalive_s:

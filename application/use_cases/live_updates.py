@@ -117,6 +117,11 @@ class RenderedUpdate:
     def of(cls, change: Change, text: str) -> RenderedUpdate:
         return cls(change, text, text.encode())
 
+    @staticmethod
+    def joined(batch: list[RenderedUpdate]) -> bytes:
+        """A batch's bytes as one write (joined only when there are several)."""
+        return batch[0].data if len(batch) == 1 else b"".join(r.data for r in batch)
+
 
 class CaughtUp:
     """What a stream must still drop from the fan-out's batches after its own catch-up: the
@@ -171,7 +176,7 @@ class Subscription:
     A stream whose batches need no filtering any more may ask for them to be delivered
     directly (`deliver_directly`): the reader then hands each batch to the stream's writer
     itself, without waking the stream. At 1,000 streams, waking each stream to write a
-    change cost the API workers a tenth of a core per batch window (docs/performance.md)."""
+    change was about a third of the API workers' samples (docs/performance.md)."""
 
     def __init__(self, fanout: ChangeFanout, capacity: int) -> None:
         self._fanout, self._capacity = fanout, capacity

@@ -379,3 +379,30 @@ def test_a_resuming_stream_goes_direct_once_its_catch_up_cannot_repeat(lab) -> N
     assert len(ids) == len(before) + len(live), f"{len(ids) - len(set(ids))} sent twice"
     assert ids == sorted(ids)
     early.close()
+
+
+class FullWriter(RecordingWriter):
+    """A writer whose client has let too much pile up: every delivery is refused."""
+
+    def deliver(self, batch: list[RenderedUpdate]) -> bool:
+        return False
+
+
+def test_a_direct_stream_whose_client_cannot_keep_up_is_cut_off_not_written_to(lab) -> None:
+    read = ReadChanges(lab.new_uow, lab.clock)
+    fanout = fanout_of(lab)
+    writer = FullWriter()
+    stream = stream_changes(
+        read, fanout, None, max_seconds=10, keepalive_s=5, direct=lambda: writer
+    )
+    yielded: list[str | bytes] = [next(stream)]  # the greeting
+    collector = threading.Thread(target=lambda: yielded.extend(stream), daemon=True)
+    collector.start()
+    eventually(lambda: fanout.subscribers == 1)
+    time.sleep(0.05)  # the stream has asked for its writer and waits
+    lab.add_device("meter")
+    collector.join(BOUND_S)
+    assert not collector.is_alive(), "the stream went on with a client that reads nothing"
+    assert writer.broken  # aborted: a chunk cut in two cannot be finished
+    assert len(yielded) == 1 and writer.sent == []
+    assert fanout.subscribers == 0
