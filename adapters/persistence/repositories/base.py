@@ -57,10 +57,21 @@ def is_transient(error: OperationalError) -> bool:
     return "database is locked" in str(error.orig)
 
 
-def _violates(error: IntegrityError, constraint: str) -> bool:
+def constraint_name(error: IntegrityError) -> str | None:
+    """The constraint PostgreSQL names in the driver's error (SQLite names none).
+
+    Read here, in a frame of its own that is gone before the caller raises: psycopg2's
+    diagnostics object refers to its error and takes no part in the garbage collector, so
+    one held in a local of a frame the error passed through made a cycle never freed, and
+    every frame of the traceback with its locals stayed in memory for good."""
     diag = getattr(error.orig, "diag", None)
-    if diag is not None and getattr(diag, "constraint_name", None):
-        return diag.constraint_name in (constraint, f"{constraint}_key")  # name or its key
+    return getattr(diag, "constraint_name", None) if diag is not None else None
+
+
+def _violates(error: IntegrityError, constraint: str) -> bool:
+    name = constraint_name(error)
+    if name:
+        return name in (constraint, f"{constraint}_key")  # name or its key
     # SQLite names the columns, not the constraint: "UNIQUE constraint failed: devices.name"
     # (or devices.name_key)
     table = constraint.removeprefix("uq_").removesuffix("_name")

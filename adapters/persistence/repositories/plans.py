@@ -18,6 +18,7 @@ from adapters.persistence import tables as t
 from adapters.persistence.repositories.base import (
     SqlRepository,
     after_by_name,
+    constraint_name,
     contains_text,
     cursor_time,
 )
@@ -105,9 +106,9 @@ def _cause(data: dict[str, Any]) -> Cause:
 
 
 def _violates_cause_key(error: IntegrityError) -> bool:
-    diag = getattr(error.orig, "diag", None)
-    if diag is not None and getattr(diag, "constraint_name", None):
-        return diag.constraint_name == "uq_plan_runs_plan_id_cause_key"
+    name = constraint_name(error)
+    if name:
+        return name == "uq_plan_runs_plan_id_cause_key"
     return "plan_runs.plan_id, plan_runs.cause_key" in str(error.orig)
 
 

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from adapters.persistence import tables as t
-from adapters.persistence.repositories.base import SqlRepository
+from adapters.persistence.repositories.base import SqlRepository, constraint_name
 from application.errors import ConcurrentUpdate
 from application.ports import StreamLease
 
@@ -33,8 +33,7 @@ class SqlStreamLeases(SqlRepository):
         try:
             self._execute(t.stream_leases.insert().values(**values))
         except IntegrityError as error:
-            diag = getattr(error.orig, "diag", None)
-            constraint = getattr(diag, "constraint_name", None) if diag is not None else None
+            constraint = constraint_name(error)
             taken = (
                 constraint == _SLOT_KEY
                 if constraint
