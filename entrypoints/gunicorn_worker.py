@@ -139,8 +139,8 @@ class FreezesTheLoadedApp:
     """Once the app is loaded, everything it made so far (modules, classes, the container,
     SQLAlchemy's tables and compiled caches: ~150,000 objects) goes to the collector's
     permanent generation (`gc.freeze`), which its full collections no longer walk. Each of
-    those took 120-270 ms of a worker under load, all requests of the worker waiting (a
-    gevent worker's stream greenlets too); frozen, 4-24 ms. Mixed into a worker."""
+    those took 102-271 ms of a worker under load (bench read), all requests of the worker
+    waiting (a gevent worker's stream greenlets too); frozen, 1-24 ms. Mixed into a worker."""
 
     def load_wsgi(self):
         super().load_wsgi()

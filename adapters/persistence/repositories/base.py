@@ -57,10 +57,15 @@ def is_transient(error: OperationalError) -> bool:
     return "database is locked" in str(error.orig)
 
 
-def constraint_name(error: IntegrityError) -> str | None:
-    """The constraint PostgreSQL names in the driver's error (SQLite names none).
+def violates(error: IntegrityError, constraints: tuple[str, ...], sqlite_says: str) -> bool:
+    """Whether the driver's error is a violation of one of `constraints`: PostgreSQL names
+    the constraint; SQLite names none, its message (`sqlite_says`) names the columns."""
+    name = _constraint_name(error)
+    return name in constraints if name else sqlite_says in str(error.orig)
 
-    Read here, in a frame of its own that is gone before the caller raises: psycopg2's
+
+def _constraint_name(error: IntegrityError) -> str | None:
+    """Read in a frame of its own that is gone before the caller raises on: psycopg2's
     diagnostics object refers to its error and takes no part in the garbage collector, so
     one held in a local of a frame the error passed through made a cycle never freed, and
     every frame of the traceback with its locals stayed in memory for good."""
@@ -69,13 +74,11 @@ def constraint_name(error: IntegrityError) -> str | None:
 
 
 def _violates(error: IntegrityError, constraint: str) -> bool:
-    name = constraint_name(error)
-    if name:
-        return name in (constraint, f"{constraint}_key")  # name or its key
-    # SQLite names the columns, not the constraint: "UNIQUE constraint failed: devices.name"
-    # (or devices.name_key)
+    # the name or its key; SQLite: "UNIQUE constraint failed: devices.name" (or .name_key)
     table = constraint.removeprefix("uq_").removesuffix("_name")
-    return f"UNIQUE constraint failed: {table}.name" in str(error.orig)
+    return violates(
+        error, (constraint, f"{constraint}_key"), f"UNIQUE constraint failed: {table}.name"
+    )
 
 
 def after_by_name(table: sa.Table, after: tuple | None) -> sa.ColumnElement[bool] | None:

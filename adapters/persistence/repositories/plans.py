@@ -18,9 +18,9 @@ from adapters.persistence import tables as t
 from adapters.persistence.repositories.base import (
     SqlRepository,
     after_by_name,
-    constraint_name,
     contains_text,
     cursor_time,
+    violates,
 )
 from adapters.persistence.repositories.test_runs import device_request_from, device_request_json
 from application.errors import AlreadyExists, ConcurrentUpdate
@@ -106,10 +106,9 @@ def _cause(data: dict[str, Any]) -> Cause:
 
 
 def _violates_cause_key(error: IntegrityError) -> bool:
-    name = constraint_name(error)
-    if name:
-        return name == "uq_plan_runs_plan_id_cause_key"
-    return "plan_runs.plan_id, plan_runs.cause_key" in str(error.orig)
+    return violates(
+        error, ("uq_plan_runs_plan_id_cause_key",), "plan_runs.plan_id, plan_runs.cause_key"
+    )
 
 
 class SqlPlanRepository(SqlRepository):

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from adapters.persistence import tables as t
-from adapters.persistence.repositories.base import SqlRepository, constraint_name
+from adapters.persistence.repositories.base import SqlRepository, violates
 from application.errors import ConcurrentUpdate
 from application.ports import StreamLease
 
@@ -33,13 +33,7 @@ class SqlStreamLeases(SqlRepository):
         try:
             self._execute(t.stream_leases.insert().values(**values))
         except IntegrityError as error:
-            constraint = constraint_name(error)
-            taken = (
-                constraint == _SLOT_KEY
-                if constraint
-                else "stream_leases.user_id, stream_leases.slot" in str(error.orig)
-            )
-            if taken:
+            if violates(error, (_SLOT_KEY,), "stream_leases.user_id, stream_leases.slot"):
                 raise ConcurrentUpdate(
                     f"stream slot {lease.slot} of the user was taken meanwhile"
                 ) from error
